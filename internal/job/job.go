@@ -1,0 +1,247 @@
+// Package job is the model of a copy job: one source image copied to one
+// destination region. It holds the record that the state store persists, the
+// scheduler moves through its states and the gRPC edge converts to
+// replicator.v1.Job. It imports nothing of the project, so every layer can
+// use it.
+package job
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// State is where a job is in its life. The numbers equal replicator.v1.JobState.
+type State int32
+
+const (
+	StateUnspecified State = 0
+	StateQueued      State = 1 // waiting in replicatord for a slot
+	StateSubmitting  State = 2 // intent durable, CopyImage being sent
+	StateWaiting     State = 3 // accepted, queued at ECS
+	StateCopying     State = 4 // ECS is copying
+	StateSucceeded   State = 5
+	StateFailed      State = 6
+	StateCancelling  State = 7 // CancelCopyImage sent or to be sent
+	StateCancelled   State = 8
+)
+
+var stateNames = map[State]string{
+	StateUnspecified: "UNSPECIFIED", StateQueued: "QUEUED", StateSubmitting: "SUBMITTING",
+	StateWaiting: "WAITING", StateCopying: "COPYING", StateSucceeded: "SUCCEEDED",
+	StateFailed: "FAILED", StateCancelling: "CANCELLING", StateCancelled: "CANCELLED",
+}
+
+func (s State) String() string {
+	if n, ok := stateNames[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("State(%d)", int32(s))
+}
+
+// ParseState parses a state name as String prints it (case-insensitive).
+func ParseState(name string) (State, bool) {
+	for s, n := range stateNames {
+		if s != StateUnspecified && strings.EqualFold(n, name) {
+			return s, true
+		}
+	}
+	return StateUnspecified, false
+}
+
+// Terminal reports whether a job in state s will not change by itself again.
+func (s State) Terminal() bool {
+	return s == StateSucceeded || s == StateFailed || s == StateCancelled
+}
+
+// InCloud reports whether a job in state s may have a copy in ECS that
+// replicatord is responsible for.
+func (s State) InCloud() bool {
+	return s == StateSubmitting || s == StateWaiting || s == StateCopying || s == StateCancelling
+}
+
+// rank orders states along a job's life, so that a watcher can check that a
+// job never moves backwards within one attempt. Retry starts a new attempt
+// and may go back to QUEUED.
+var rank = map[State]int{
+	StateQueued: 1, StateSubmitting: 2, StateWaiting: 3, StateCopying: 4,
+	StateCancelling: 5, StateSucceeded: 6, StateFailed: 6, StateCancelled: 6,
+}
+
+// Rank returns the position of s in a job's life.
+func (s State) Rank() int { return rank[s] }
+
+// allowed lists the legal transitions. A transition not listed is a bug in
+// the engine and is refused by CheckTransition.
+var allowed = map[State][]State{
+	StateQueued:     {StateSubmitting, StateCancelled, StateFailed},
+	StateSubmitting: {StateQueued, StateWaiting, StateCopying, StateSucceeded, StateFailed, StateCancelling},
+	StateWaiting:    {StateCopying, StateSucceeded, StateFailed, StateCancelling, StateQueued},
+	StateCopying:    {StateWaiting, StateSucceeded, StateFailed, StateCancelling, StateQueued},
+	StateCancelling: {StateCancelled, StateSucceeded, StateFailed},
+	StateSucceeded:  {},
+	StateFailed:     {StateQueued},
+	StateCancelled:  {StateQueued},
+}
+
+// CheckTransition returns an error when a job may not go from one state to
+// another. Staying in the same state is always allowed.
+func CheckTransition(from, to State) error {
+	if from == to {
+		return nil
+	}
+	for _, s := range allowed[from] {
+		if s == to {
+			return nil
+		}
+	}
+	return fmt.Errorf("job state %s cannot become %s", from, to)
+}
+
+// Error explains why a job failed, in the cloud's own words when it came
+// from the cloud.
+type Error struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id,omitempty"`
+	Retryable bool   `json:"retryable,omitempty"`
+}
+
+// Action is a post-copy action (image family, sharing, tags).
+type Action struct {
+	Name  string `json:"name"`
+	Done  bool   `json:"done,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// Job is one copy of one source image to one destination region.
+type Job struct {
+	ID       string `json:"id"`
+	Policy   string `json:"policy,omitempty"`
+	Priority int32  `json:"priority,omitempty"`
+
+	SourceRegion    string `json:"source_region"`
+	SourceImageID   string `json:"source_image_id"`
+	SourceImageName string `json:"source_image_name,omitempty"`
+	SizeGiB         int64  `json:"size_gib,omitempty"`
+
+	DestinationRegion      string            `json:"destination_region"`
+	DestinationImageID     string            `json:"destination_image_id,omitempty"`
+	DestinationImageName   string            `json:"destination_image_name,omitempty"`
+	DestinationDescription string            `json:"destination_description,omitempty"`
+	Encrypted              bool              `json:"encrypted,omitempty"`
+	KMSKeyID               string            `json:"kms_key_id,omitempty"`
+	Tags                   map[string]string `json:"tags,omitempty"`
+	// Post-copy settings (from a policy).
+	ImageFamily   string   `json:"image_family,omitempty"`
+	ShareAccounts []string `json:"share_accounts,omitempty"`
+
+	State           State         `json:"state"`
+	ProgressPercent int32         `json:"progress_percent,omitempty"`
+	CloudStatus     string        `json:"cloud_status,omitempty"`
+	Remaining       time.Duration `json:"remaining,omitempty"`
+	Error           *Error        `json:"error,omitempty"`
+	Attempts        int32         `json:"attempts,omitempty"`
+	// Retries counts retryable failures within the current attempt, for backoff.
+	Retries int32 `json:"retries,omitempty"`
+	// ClientToken is the CopyImage idempotency token of the current attempt.
+	// It is stored before CopyImage is sent.
+	ClientToken string `json:"client_token,omitempty"`
+	// CancelRequested is set by Cancel; the scheduler acts on it.
+	CancelRequested bool     `json:"cancel_requested,omitempty"`
+	PostCopy        []Action `json:"post_copy,omitempty"`
+
+	CreateTime      time.Time `json:"create_time"`
+	UpdateTime      time.Time `json:"update_time"`
+	FinishTime      time.Time `json:"finish_time,omitzero"`
+	SubmitTime      time.Time `json:"submit_time,omitzero"`
+	NextAttemptTime time.Time `json:"next_attempt_time,omitzero"`
+
+	// Revision is the store revision of the job's last change; set by the store.
+	Revision int64 `json:"revision"`
+}
+
+// Clone returns a deep copy of j.
+func (j *Job) Clone() *Job {
+	if j == nil {
+		return nil
+	}
+	c := *j
+	if j.Tags != nil {
+		c.Tags = make(map[string]string, len(j.Tags))
+		for k, v := range j.Tags {
+			c.Tags[k] = v
+		}
+	}
+	if j.Error != nil {
+		e := *j.Error
+		c.Error = &e
+	}
+	c.ShareAccounts = append([]string(nil), j.ShareAccounts...)
+	c.PostCopy = append([]Action(nil), j.PostCopy...)
+	return &c
+}
+
+// Route is the source → destination pair, used for rate estimates.
+func (j *Job) Route() string { return j.SourceRegion + ">" + j.DestinationRegion }
+
+// Token returns the CopyImage ClientToken for attempt n of job id. It is a
+// pure function of both, so a submit retried after a crash sends the same
+// token and ECS returns the same copy instead of making a second one.
+func Token(id string, attempt int32) string {
+	return fmt.Sprintf("rd-%s-a%d", id, attempt)
+}
+
+// NewID returns a new job id: "j-" and 26 lowercase base32 characters,
+// time-ordered (48 bits of milliseconds, then 80 random bits) so that ids
+// sort by creation time.
+func NewID(now time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
+	if _, err := rand.Read(b[6:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	const alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+	var out [26]byte
+	var acc uint64
+	bits := 0
+	i := 0
+	for _, c := range b {
+		acc = acc<<8 | uint64(c)
+		bits += 8
+		for bits >= 5 {
+			bits -= 5
+			out[i] = alphabet[(acc>>uint(bits))&31]
+			i++
+		}
+	}
+	if bits > 0 {
+		out[i] = alphabet[(acc<<uint(5-bits))&31]
+	}
+	return "j-" + string(out[:])
+}
+
+// ValidID reports whether s has the shape of a job id.
+func ValidID(s string) bool {
+	if len(s) != 28 || !strings.HasPrefix(s, "j-") {
+		return false
+	}
+	for _, c := range s[2:] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// Lineage tags put on every copy, so that replicatord can find and adopt the
+// copies it made even without its state file.
+const (
+	TagJobID        = "replicatord:job-id"
+	TagSourceImage  = "replicatord:source-image"
+	TagSourceRegion = "replicatord:source-region"
+	TagPolicy       = "replicatord:policy"
+	TagAttempt      = "replicatord:attempt"
+)

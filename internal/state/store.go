@@ -1,0 +1,105 @@
+package state
+
+import (
+	"context"
+
+	"github.com/replicatord/replicatord/internal/job"
+)
+
+// Store is the durable home of jobs. It is deliberately narrow (jobs by id,
+// a few indexed queries, a revisioned change feed) so that an etcd-backed
+// store could replace bbolt for a highly available deployment.
+//
+// Every method that changes a job returns only after the change is durable
+// (fsynced), so callers may act on it: "durable before acting".
+type Store interface {
+	// Create inserts new jobs atomically, each with a new revision. It fails
+	// with errdefs.ErrAlreadyExists, changing nothing, if any id exists.
+	Create(ctx context.Context, jobs ...*job.Job) error
+	// Update reads job id, calls fn on a copy and, unless fn returns an
+	// error, stores the result with a new revision and returns it. fn may run
+	// more than once (concurrent updates are grouped into one transaction)
+	// and must not have side effects. ErrNotFound for an unknown id.
+	Update(ctx context.Context, id string, fn func(*job.Job) error) (*job.Job, error)
+	// Get returns one job, or ErrNotFound.
+	Get(ctx context.Context, id string) (*job.Job, error)
+	// List returns jobs matching f, newest first, at most limit (1..1000),
+	// from pageToken; it also returns the token of the next page ("" at the
+	// end) and the revision the list was read at.
+	List(ctx context.Context, f Filter, limit int, pageToken string) (jobs []*job.Job, next string, rev int64, err error)
+	// Active returns every non-terminal job, read through an index.
+	Active(ctx context.Context) ([]*job.Job, error)
+	// Revision is the revision of the last committed change.
+	Revision() int64
+	// Watch streams every change with a revision above fromRevision: first
+	// the retained history, then live changes. It fails with
+	// errdefs.ErrOutOfRange when fromRevision is older than the oldest
+	// retained change (compacted).
+	Watch(ctx context.Context, fromRevision int64) (Watcher, error)
+	Close() error
+}
+
+// Filter selects jobs; zero fields match everything.
+type Filter struct {
+	IDs               []string
+	States            []job.State
+	Policy            string
+	SourceImageID     string
+	DestinationRegion string
+}
+
+// Match reports whether j passes the filter.
+func (f Filter) Match(j *job.Job) bool {
+	if len(f.IDs) > 0 && !contains(f.IDs, j.ID) {
+		return false
+	}
+	if len(f.States) > 0 {
+		ok := false
+		for _, s := range f.States {
+			if s == j.State {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if f.Policy != "" && f.Policy != j.Policy {
+		return false
+	}
+	if f.SourceImageID != "" && f.SourceImageID != j.SourceImageID {
+		return false
+	}
+	if f.DestinationRegion != "" && f.DestinationRegion != j.DestinationRegion {
+		return false
+	}
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Event is one committed change.
+type Event struct {
+	Revision int64
+	// Job is the job after the change.
+	Job *job.Job
+}
+
+// Watcher delivers events in revision order.
+type Watcher interface {
+	// Events is closed when the watch ends: its context is done, Close is
+	// called, the store closes, or the watcher fell too far behind (Err
+	// then says so, and the client resumes from its last revision).
+	Events() <-chan Event
+	// Err says why Events was closed; nil after Close or a done context.
+	Err() error
+	Close()
+}
