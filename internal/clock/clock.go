@@ -43,6 +43,7 @@ type Fake struct {
 	mu      sync.Mutex
 	now     time.Time
 	waiters []*fakeTimer
+	changed chan struct{} // closed when waiters changes; see BlockUntil
 }
 
 // NewFake returns a fake clock set to t.
@@ -66,6 +67,7 @@ func (f *Fake) NewTimer(d time.Duration) Timer {
 	}
 	t.active = true
 	f.waiters = append(f.waiters, t)
+	f.notifyLocked()
 	return t
 }
 
@@ -85,6 +87,9 @@ func (f *Fake) Set(t time.Time) {
 		}
 	}
 	f.waiters = keep
+	if len(due) > 0 {
+		f.notifyLocked()
+	}
 	sort.Slice(due, func(i, j int) bool { return due[i].at.Before(due[j].at) })
 	for _, w := range due {
 		w.active = false
@@ -127,6 +132,7 @@ func (t *fakeTimer) stopLocked() bool {
 	for i, w := range t.f.waiters {
 		if w == t {
 			t.f.waiters = append(t.f.waiters[:i], t.f.waiters[i+1:]...)
+			t.f.notifyLocked()
 			break
 		}
 	}
@@ -147,5 +153,6 @@ func (t *fakeTimer) Reset(d time.Duration) bool {
 	}
 	t.active = true
 	t.f.waiters = append(t.f.waiters, t)
+	t.f.notifyLocked()
 	return was
 }

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	replicatorv1 "github.com/replicatord/replicatord/gen/replicator/v1"
+)
+
+func newCopyCommand(a *app) *cobra.Command {
+	var (
+		from, name, description, kmsKey, groupBy string
+		to, tags                                 []string
+		encrypted, detach                        bool
+	)
+	cmd := &cobra.Command{
+		Use:   "copy IMAGE --from REGION --to REGION[,REGION...]",
+		Short: "Copy a custom image to other regions and follow the copies",
+		Long: `copy creates one job per destination region and follows them until they are
+all finished: a live view in a terminal, one plain line per change otherwise,
+protojson lines with -o json.
+
+The copies run in the daemon: interrupting replctl (Ctrl-C, exit 130) does not
+stop them; follow them again with 'replctl watch --job ID'.
+
+Exit code: 0 when every job SUCCEEDED, 1 when any FAILED, 3 when none failed
+but some were CANCELLED. With --detach, replctl returns once ECS accepted every
+copy, with 0 unless a job already failed.`,
+		Example: `  # Copy to two regions and watch the live view
+  replctl copy m-bp1abc --from cn-hangzhou --to cn-shanghai,cn-beijing
+
+  # Encrypted copy with a name and tags, returning once ECS accepted it
+  replctl copy m-bp1abc --from cn-hangzhou --to eu-central-1 --name web-v42 \
+      --encrypted --kms-key key-123 --tag team=web --tag env=prod --detach
+
+  # In a script: one JSON line per change, and the exit code tells the result
+  replctl copy m-bp1abc --from cn-hangzhou --to cn-shanghai -o json > copy.log`,
+		Args: argsUsage(cobra.ExactArgs(1)),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			req := &replicatorv1.CopyRequest{
+				SourceRegion:           from,
+				SourceImageId:          args[0],
+				DestinationRegions:     splitList(to),
+				DestinationImageName:   name,
+				DestinationDescription: description,
+				Encrypted:              encrypted,
+				KmsKeyId:               kmsKey,
+				Detach:                 detach,
+			}
+			if len(req.DestinationRegions) == 0 {
+				return usagef("--to: give at least one destination region")
+			}
+			if kmsKey != "" && !encrypted {
+				return usagef("--kms-key needs --encrypted")
+			}
+			if err := checkGroupBy(groupBy); err != nil {
+				return err
+			}
+			t, err := parseTags(tags)
+			if err != nil {
+				return err
+			}
+			req.Tags = t
+			return a.copy(cmd.Context(), req, groupBy)
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&from, "from", "", "source region of the image (required)")
+	f.StringSliceVar(&to, "to", nil, "destination regions, comma-separated or repeated (required)")
+	f.StringVar(&name, "name", "", "name of the copies (ECS picks one when empty)")
+	f.StringVar(&description, "description", "", "description of the copies")
+	f.BoolVar(&encrypted, "encrypted", false, "encrypt the copies")
+	f.StringVar(&kmsKey, "kms-key", "", "KMS key id for --encrypted (the default key when empty)")
+	f.StringArrayVar(&tags, "tag", nil, "tag KEY=VALUE on the copies (repeatable)")
+	f.BoolVar(&detach, "detach", false, "return once ECS accepted every copy instead of following them")
+	f.StringVar(&groupBy, "group-by", groupByImage, "live view grouping: policy or image")
+	_ = cmd.MarkFlagRequired("from")
+	_ = cmd.MarkFlagRequired("to")
+	return cmd
+}
+
+// parseTags parses repeated KEY=VALUE flags.
+func parseTags(tags []string) (map[string]string, error) {
+	if len(tags) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(tags))
+	for _, t := range tags {
+		k, v, ok := strings.Cut(t, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, usagef("bad --tag %q: want KEY=VALUE", t)
+		}
+		if _, dup := out[k]; dup {
+			return nil, usagef("bad --tag %q: key %q given twice", t, k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func checkGroupBy(v string) error {
+	if v != groupByPolicy && v != groupByImage {
+		return usagef("bad --group-by %q: want policy or image", v)
+	}
+	return nil
+}
+
+// copy runs Copy and follows its jobs. If the stream breaks after jobs were
+// created, it follows them with Watch instead: Copy is not idempotent, so it
+// is never sent twice.
+func (a *app) copy(ctx context.Context, req *replicatorv1.CopyRequest, groupBy string) error {
+	client, err := a.client(ctx)
+	if err != nil {
+		return err
+	}
+	tr := newTracker()
+	f := &follower{a: a, tr: tr, out: a.newSink(tr, groupBy, "submitting copy…")}
+	defer f.out.close()
+
+	sctx, cancel := context.WithCancel(ctx)
+	stream, err := client.Copy(sctx, req)
+	if err == nil {
+		err = f.pump(sctx, func() (proto.Message, error) { return stream.Recv() }, func(m proto.Message) (bool, error) {
+			r := m.(*replicatorv1.CopyResponse)
+			f.rev = max(f.rev, r.GetRevision())
+			return false, f.show(r, r.GetJob())
+		})
+	}
+	cancel()
+	switch {
+	case errors.Is(err, io.EOF) && (req.GetDetach() || tr.allTerminal()):
+		err = nil
+	case ctx.Err() != nil:
+	case len(tr.jobs) > 0 && !req.GetDetach() &&
+		(errors.Is(err, io.EOF) || status.Code(err) == codes.Unavailable || status.Code(err) == codes.Internal):
+		f.out.note("connection lost; following the jobs with watch")
+		err = f.watch(ctx, client, &replicatorv1.WatchRequest{JobIds: tr.ids(), FromRevision: f.rev}, tr.allTerminal, true)
+	}
+	if ctx.Err() != nil && len(tr.jobs) > 0 {
+		return &exitError{code: exitInterrupted, msg: "interrupted; the copies go on in replicatord, follow them with: replctl watch --job " +
+			strings.Join(tr.ids(), " --job ")}
+	}
+	if err != nil {
+		return err
+	}
+	if err := f.out.close(); err != nil {
+		return err
+	}
+	if req.GetDetach() && a.g.output == "table" {
+		fmt.Fprintf(a.stderr, "detached; follow the copies with: replctl watch --job %s\n", strings.Join(tr.ids(), " --job "))
+	}
+	return copyResult(tr)
+}
+
+// copyResult turns the final job states into the exit code.
+func copyResult(tr *tracker) error {
+	n := len(tr.jobs)
+	if failed := tr.count(replicatorv1.JobState_JOB_STATE_FAILED); failed > 0 {
+		return &exitError{code: exitFailure, msg: fmt.Sprintf("%d of %d copies failed", failed, n)}
+	}
+	if c := tr.count(replicatorv1.JobState_JOB_STATE_CANCELLED); c > 0 {
+		return &exitError{code: exitCancelled, msg: fmt.Sprintf("%d of %d copies were cancelled", c, n)}
+	}
+	return nil
+}

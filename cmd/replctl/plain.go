@@ -1,0 +1,36 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	replicatorv1 "github.com/replicatord/replicatord/gen/replicator/v1"
+)
+
+// plainLine is the one line printed per job change when stdout is not a
+// terminal. Its first seven fields are fixed and space-separated, so it can
+// be grepped and cut:
+//
+//	TIME JOB IMAGE SRC>DST STATE PERCENT% CLOUD [image=DEST-ID] [error=CODE: MESSAGE]
+//
+// TIME is the job's update_time in UTC (RFC 3339), CLOUD is the ECS status
+// word or "-". The error, when present, is always last and runs to the end
+// of the line.
+func plainLine(j *replicatorv1.Job) string {
+	t := "-"
+	if ut := j.GetUpdateTime(); ut != nil {
+		t = ut.AsTime().UTC().Format(time.RFC3339)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s %s>%s %s %d%% %s", t, j.GetId(), dash(j.GetSourceImageId()),
+		dash(j.GetSourceRegion()), dash(j.GetDestinationRegion()), stateName(j.GetState()),
+		j.GetProgressPercent(), dash(strings.ReplaceAll(j.GetCloudStatus(), " ", "_")))
+	if id := j.GetDestinationImageId(); id != "" {
+		b.WriteString(" image=" + id)
+	}
+	if e := jobError(j); e != "" {
+		b.WriteString(" error=" + oneLine(e))
+	}
+	return b.String()
+}

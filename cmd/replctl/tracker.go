@@ -1,0 +1,84 @@
+package main
+
+import (
+	"sort"
+	"time"
+
+	replicatorv1 "github.com/replicatord/replicatord/gen/replicator/v1"
+)
+
+// trackedJob is the latest version of a job plus its progress estimator.
+type trackedJob struct {
+	job *replicatorv1.Job
+	est estimator
+}
+
+// tracker keeps the latest version of every job a stream has shown.
+type tracker struct {
+	jobs map[string]*trackedJob
+}
+
+func newTracker() *tracker { return &tracker{jobs: map[string]*trackedJob{}} }
+
+// update records a new version of a job, received at now. Older revisions
+// (possible when a resumed watch replays) are ignored.
+func (t *tracker) update(j *replicatorv1.Job, now time.Time) {
+	tj := t.jobs[j.GetId()]
+	if tj == nil {
+		tj = &trackedJob{}
+		t.jobs[j.GetId()] = tj
+	} else if j.GetRevision() != 0 && j.GetRevision() < tj.job.GetRevision() {
+		return
+	}
+	if tj.job != nil && j.GetAttempts() != tj.job.GetAttempts() {
+		tj.est = estimator{} // a new attempt starts from 0%
+	}
+	if j.GetState() == replicatorv1.JobState_JOB_STATE_COPYING {
+		at := now
+		if ut := j.GetUpdateTime(); ut != nil {
+			at = ut.AsTime()
+		}
+		tj.est.observe(j.GetProgressPercent(), at)
+	}
+	tj.job = j
+}
+
+// list returns the tracked jobs ordered by id (ids are time-ordered).
+func (t *tracker) list() []*trackedJob {
+	out := make([]*trackedJob, 0, len(t.jobs))
+	for _, tj := range t.jobs {
+		out = append(out, tj)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].job.GetId() < out[b].job.GetId() })
+	return out
+}
+
+// ids returns the tracked job ids in order.
+func (t *tracker) ids() []string {
+	var ids []string
+	for _, tj := range t.list() {
+		ids = append(ids, tj.job.GetId())
+	}
+	return ids
+}
+
+// allTerminal reports whether there is at least one job and all are final.
+func (t *tracker) allTerminal() bool {
+	for _, tj := range t.jobs {
+		if !terminal(tj.job.GetState()) {
+			return false
+		}
+	}
+	return len(t.jobs) > 0
+}
+
+// count returns how many tracked jobs are in state s.
+func (t *tracker) count(s replicatorv1.JobState) int {
+	n := 0
+	for _, tj := range t.jobs {
+		if tj.job.GetState() == s {
+			n++
+		}
+	}
+	return n
+}

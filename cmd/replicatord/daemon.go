@@ -1,0 +1,342 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/replicatord/replicatord/internal/cloud"
+	"github.com/replicatord/replicatord/internal/cloud/aliyun"
+	"github.com/replicatord/replicatord/internal/ecsemu"
+	"github.com/replicatord/replicatord/internal/policy"
+	"github.com/replicatord/replicatord/internal/scheduler"
+	"github.com/replicatord/replicatord/internal/server"
+	"github.com/replicatord/replicatord/internal/state"
+	"github.com/replicatord/replicatord/internal/transport"
+)
+
+// daemon holds the running parts, torn down in reverse order of start.
+type daemon struct {
+	log      *slog.Logger
+	fl       *flags
+	file     *policy.File
+	store    *state.DB
+	provider *aliyun.Provider
+	emu      *ecsemu.Emulator
+	emuHTTP  *http.Server
+	sched    *scheduler.Scheduler
+	grpc     *grpc.Server
+	health   *health.Server
+	failed   chan error
+
+	mu      sync.Mutex
+	regions map[string]bool
+
+	closers []func()
+}
+
+func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon, err error) {
+	file, err := policy.Load(fl.config)
+	if err != nil {
+		return nil, &usageError{fmt.Errorf("config %s:\n%w", fl.config, err)}
+	}
+	d := &daemon{fl: fl, file: file, failed: make(chan error, 4)}
+	defer func() {
+		if err != nil {
+			d.shutdown()
+		}
+	}()
+	if d.log, err = newLogger(stderr, pick(fl.logFormat, file.Daemon.LogFormat), pick(fl.logLevel, file.Daemon.LogLevel)); err != nil {
+		return nil, &usageError{err}
+	}
+
+	dataDir := pick(fl.dataDir, file.Daemon.DataDir)
+	if dataDir == "" {
+		dataDir = policy.DefaultDataDir
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	d.store, err = state.Open(filepath.Join(dataDir, "state.db"), state.Options{})
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, func() { d.store.Close() })
+
+	if err := d.startCloud(stdout); err != nil {
+		return nil, err
+	}
+	d.loadRegions(ctx)
+	if err := file.ValidateEnv(d.env()); err != nil {
+		return nil, &usageError{fmt.Errorf("config %s:\n%w", fl.config, err)}
+	}
+
+	sc := file.Scheduler
+	d.sched = scheduler.New(d.store, d.provider, scheduler.Options{
+		Logger:         d.log.With("component", "scheduler"),
+		SlotsPerRegion: sc.CopySlotsPerRegion,
+		RegionSlots:    sc.RegionSlots,
+		Lookahead:      sc.Lookahead,
+		MaxAttempts:    sc.MaxAttempts,
+		APIRate:        sc.APIRatePerSecond,
+		PollMin:        sc.PollMin,
+		PollMax:        sc.PollMax,
+		CopyConflict:   sc.CopyConflict,
+	})
+	if err := d.sched.Start(ctx); err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), fl.shutdownGrace)
+		defer cancel()
+		d.sched.Stop(sctx)
+	})
+
+	if err := d.serve(dataDir, stdout); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// startCloud connects the SDK adapter to the real cloud, or to the ECS
+// emulator started here for the simulated cloud.
+func (d *daemon) startCloud(stdout io.Writer) error {
+	c := d.file.Cloud
+	cfg := aliyun.Config{Endpoint: c.Endpoint, UserAgent: "replicatord"}
+	switch c.Provider {
+	case policy.ProviderSimulated:
+		// Fresh random keys: the emulator verifies every signature, as ECS does.
+		id, secret := randomHex(8), randomHex(16)
+		sim := c.Simulated
+		emu, err := ecsemu.New(ecsemu.Config{
+			Credentials:      map[string]string{"LTAIsim" + id: secret},
+			Seed:             sim.Seed,
+			TimeScale:        sim.TimeScale,
+			DefaultRateMiBps: sim.CopyRateMiBps,
+			StartupDelay:     sim.StartupDelay,
+			MaxImageSizeGiB:  sim.MaxImageSizeGiB,
+			ComplianceRule:   sim.ComplianceRule,
+			DeniedRoutes:     sim.DeniedRoutes,
+			CopyConflict:     d.file.Scheduler.CopyConflict,
+		})
+		if err != nil {
+			return &usageError{fmt.Errorf("simulated cloud: %w", err)}
+		}
+		d.emu = emu
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("simulated cloud: %w", err)
+		}
+		d.emuHTTP = &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := d.emuHTTP.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.failed <- fmt.Errorf("simulated cloud: %w", err)
+			}
+		}()
+		d.closers = append(d.closers, func() { d.emuHTTP.Close(); emu.Close() })
+		cfg.Endpoint = "http://" + ln.Addr().String()
+		cfg.Insecure = true
+		cfg.Credentials = aliyun.Credentials{AccessKeyID: "LTAIsim" + id, AccessKeySecret: secret}
+		fmt.Fprintf(stdout, "SIMULATED CLOUD: no real cloud is used; ECS emulator at %s (time scale %gx)\n", cfg.Endpoint, sim.TimeScale)
+		d.log.Warn("simulated cloud: no real cloud is used", "emulator", cfg.Endpoint)
+	case policy.ProviderAliyun:
+		if creds, ok := aliyun.CredentialsFromEnv(); ok {
+			cfg.Credentials = creds
+		}
+		if c.Endpoint != "" && !hasHTTPS(c.Endpoint) {
+			cfg.Insecure = true
+		}
+	default:
+		return &usageError{fmt.Errorf("cloud.provider %q is not supported", c.Provider)}
+	}
+	p, err := aliyun.New(cfg)
+	if err != nil {
+		return &usageError{fmt.Errorf("cloud: %w", err)}
+	}
+	d.provider = p
+	d.closers = append(d.closers, p.Close)
+	return nil
+}
+
+func hasHTTPS(endpoint string) bool {
+	return len(endpoint) > 8 && endpoint[:8] == "https://"
+}
+
+// loadRegions asks the cloud which regions exist, for validating requests
+// and policies. Without an answer, region checks are skipped (and logged).
+func (d *daemon) loadRegions(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	regions, err := d.provider.DescribeRegions(cctx)
+	if err != nil {
+		d.log.Warn("cannot list regions; region names are not checked", "err", err.Error())
+		return
+	}
+	m := make(map[string]bool, len(regions))
+	for _, r := range regions {
+		m[r.ID] = true
+	}
+	d.mu.Lock()
+	d.regions = m
+	d.mu.Unlock()
+}
+
+func (d *daemon) knownRegions() map[string]bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.regions
+}
+
+func (d *daemon) env() policy.Env {
+	env := policy.Env{Regions: d.knownRegions()}
+	if d.file.Cloud.Provider == policy.ProviderSimulated {
+		env.Denied = policy.DeniedByRule(d.file.Cloud.Simulated.ComplianceRule, d.file.Cloud.Simulated.DeniedRoutes)
+	}
+	return env
+}
+
+// serve starts the gRPC server; health turns SERVING once it listens.
+func (d *daemon) serve(dataDir string, stdout io.Writer) error {
+	addr := pick(d.fl.listen, d.file.Daemon.Listen)
+	if addr == "" {
+		addr = "unix://" + absPath(filepath.Join(dataDir, "replicatord.sock"))
+	}
+	tc := transport.ServerConfig{
+		Address:   addr,
+		TLSCert:   d.fl.tlsCert,
+		TLSKey:    d.fl.tlsKey,
+		ClientCA:  d.fl.tlsClientCA,
+		Insecure:  d.fl.insecure,
+		TokenFile: d.fl.tokenFile,
+	}
+	if d.fl.reflection != "" {
+		v := d.fl.reflection == "true"
+		tc.Reflection = &v
+	}
+	if err := tc.Validate(); err != nil {
+		return &usageError{err}
+	}
+	g, err := transport.NewServer(tc, d.log.With("component", "grpc"))
+	if err != nil {
+		return &usageError{err}
+	}
+	ln, err := transport.Listen(tc)
+	if err != nil {
+		return err
+	}
+	d.grpc = g
+	d.health = health.NewServer()
+	d.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(g, d.health)
+	server.New(d.store, d.sched, d.provider, server.Options{
+		Regions: d.knownRegions,
+		Logger:  d.log.With("component", "api"),
+	}).Register(g)
+	if tc.ReflectionEnabled() {
+		reflection.Register(g)
+	}
+	go func() {
+		if err := g.Serve(ln); err != nil {
+			d.failed <- fmt.Errorf("grpc: %w", err)
+		}
+	}()
+	d.closers = append(d.closers, func() {
+		d.health.Shutdown()
+		stopped := make(chan struct{})
+		go func() { g.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(d.fl.shutdownGrace):
+			g.Stop()
+		}
+	})
+	d.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	d.health.SetServingStatus("replicator.v1.ReplicatorService", healthpb.HealthCheckResponse_SERVING)
+	fmt.Fprintf(stdout, "replicatord ready: serving gRPC on %s\n", addr)
+	d.log.Info("ready", "listen", addr, "state", d.store.Path())
+	return nil
+}
+
+// reload re-reads the config file; a file with errors changes nothing.
+func (d *daemon) reload(ctx context.Context) {
+	d.log.Info("reload requested (SIGHUP)")
+}
+
+// shutdown stops everything in reverse order of start.
+func (d *daemon) shutdown() {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
+	}
+	d.closers = nil
+}
+
+func pick(flag, file string) string {
+	if flag != "" {
+		return flag
+	}
+	return file
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	switch level {
+	case "", "info":
+		lv = slog.LevelInfo
+	case "debug":
+		lv = slog.LevelDebug
+	case "warn":
+		lv = slog.LevelWarn
+	case "error":
+		lv = slog.LevelError
+	default:
+		return nil, fmt.Errorf("log level %q is not one of debug, info, warn, error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q is not text or json", format)
+}
+
+// checkState runs bbolt's consistency check on a state file.
+func checkState(path string, stdout, stderr io.Writer) int {
+	if err := state.Check(path); err != nil {
+		fmt.Fprintf(stderr, "replicatord: %s: %v\n", path, err)
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", path)
+	return exitOK
+}
+
+var _ cloud.Provider = (*aliyun.Provider)(nil)

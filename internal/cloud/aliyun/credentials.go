@@ -1,0 +1,207 @@
+package aliyun
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
+)
+
+// Credentials are a static access key pair, with the STS token when the
+// pair is temporary. The zero value means "find them the usual way": the
+// SDK's default chain (environment variables, the Alibaba Cloud CLI profile
+// in ~/.aliyun/config.json in any of its modes, ~/.alibabacloud/credentials,
+// the ECS RAM role of the instance, ALIBABA_CLOUD_CREDENTIALS_URI).
+//
+// Every way of printing or encoding Credentials redacts the secret and the
+// token, so a Config can be logged whole.
+type Credentials struct {
+	AccessKeyID     string
+	AccessKeySecret string
+	SecurityToken   string
+}
+
+// CredentialsFromEnv reads ALIBABA_CLOUD_ACCESS_KEY_ID,
+// ALIBABA_CLOUD_ACCESS_KEY_SECRET and, if set, ALIBABA_CLOUD_SECURITY_TOKEN
+// through the SDK's environment provider. ok is false unless both key
+// variables are set.
+func CredentialsFromEnv() (Credentials, bool) {
+	cc, err := credentials.NewEnvironmentVariableCredentialsProvider().GetCredentials()
+	if err != nil || cc == nil {
+		return Credentials{}, false
+	}
+	return Credentials{AccessKeyID: cc.AccessKeyId, AccessKeySecret: cc.AccessKeySecret, SecurityToken: cc.SecurityToken}, true
+}
+
+// IsZero reports whether c is the zero value, which selects the default chain.
+func (c Credentials) IsZero() bool { return c == Credentials{} }
+
+func (c Credentials) validate() error {
+	switch {
+	case c.IsZero():
+		return nil
+	case c.AccessKeyID == "":
+		return errors.New("credentials: AccessKeyID is empty but a secret or token is set")
+	case c.AccessKeySecret == "":
+		return errors.New("credentials: AccessKeySecret is empty")
+	}
+	return nil
+}
+
+// String shows the key id (shortened) and whether a secret and a token are
+// set, never their values.
+func (c Credentials) String() string {
+	if c.IsZero() {
+		return "Credentials{default chain}"
+	}
+	return fmt.Sprintf("Credentials{AccessKeyID: %s, AccessKeySecret: %s, SecurityToken: %s}",
+		maskID(c.AccessKeyID), redacted(c.AccessKeySecret), redacted(c.SecurityToken))
+}
+
+// GoString is String, so %#v redacts too.
+func (c Credentials) GoString() string { return c.String() }
+
+// Format makes every fmt verb (%v, %+v, %#v, %s, %q, ...) print String.
+func (c Credentials) Format(f fmt.State, verb rune) { fmt.Fprint(f, c.String()) }
+
+// MarshalJSON redacts, for structured loggers that encode values as JSON.
+func (c Credentials) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]string{
+		"AccessKeyID":     maskID(c.AccessKeyID),
+		"AccessKeySecret": redacted(c.AccessKeySecret),
+		"SecurityToken":   redacted(c.SecurityToken),
+	})
+}
+
+// LogValue redacts for log/slog.
+func (c Credentials) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+func redacted(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return "[REDACTED]"
+}
+
+// maskID keeps the last four characters of an access key id: enough to tell
+// keys apart in a log, not enough to use one. (The id is not a secret, ECS
+// puts it in every URL, but there is no reason to spread it whole.)
+func maskID(id string) string {
+	if len(id) <= 4 {
+		return strings.Repeat("*", len(id))
+	}
+	return "****" + id[len(id)-4:]
+}
+
+// credentialSource is the SDK provider the pool signs with. The SDK's
+// providers are not safe for concurrent use (the default chain remembers the
+// last provider it used; the RAM-role providers refresh session keys in
+// place), so every pooled client shares one source behind a mutex. It also
+// remembers the secrets it handed out, so that errors can be scrubbed of them
+// whatever the source.
+type credentialSource struct {
+	mu      sync.Mutex
+	inner   credentials.CredentialsProvider
+	secrets []string
+}
+
+func newCredentialSource(c Credentials) *credentialSource {
+	var inner credentials.CredentialsProvider
+	switch {
+	case c.IsZero():
+		inner = credentials.NewDefaultCredentialsProvider()
+	case c.SecurityToken != "":
+		inner = credentials.NewStaticSTSCredentialsProvider(c.AccessKeyID, c.AccessKeySecret, c.SecurityToken)
+	default:
+		inner = credentials.NewStaticAKCredentialsProvider(c.AccessKeyID, c.AccessKeySecret)
+	}
+	s := &credentialSource{inner: inner}
+	s.remember(c.AccessKeySecret, c.SecurityToken)
+	return s
+}
+
+// GetCredentials implements credentials.CredentialsProvider.
+func (s *credentialSource) GetCredentials() (*credentials.Credentials, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cc, err := s.inner.GetCredentials()
+	if err != nil {
+		return nil, &credentialError{msg: s.scrubLocked(err.Error())}
+	}
+	if cc == nil || cc.AccessKeyId == "" || (cc.AccessKeySecret == "" && cc.BearerToken == "") {
+		return nil, &credentialError{msg: "the credential source returned an empty access key"}
+	}
+	s.rememberLocked(cc.AccessKeySecret, cc.SecurityToken, cc.BearerToken)
+	return cc, nil
+}
+
+// GetProviderName implements credentials.CredentialsProvider.
+func (s *credentialSource) GetProviderName() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inner.GetProviderName()
+}
+
+func (s *credentialSource) remember(values ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rememberLocked(values...)
+}
+
+func (s *credentialSource) rememberLocked(values ...string) {
+next:
+	for _, v := range values {
+		// Very short values would scrub innocent text and are not secrets
+		// anyone issues.
+		if len(v) < 6 {
+			continue
+		}
+		for _, known := range s.secrets {
+			if known == v {
+				continue next
+			}
+		}
+		s.secrets = append(s.secrets, v)
+	}
+}
+
+// scrub removes every secret this source has seen from s.
+func (s *credentialSource) scrub(text string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.scrubLocked(text)
+}
+
+func (s *credentialSource) scrubLocked(text string) string {
+	for _, v := range s.secrets {
+		text = strings.ReplaceAll(text, v, "[REDACTED]")
+	}
+	return scrubCredentialFileDump(text)
+}
+
+// scrubCredentialFileDump cuts the SDK's "unmarshal aliyun cli config from
+// '<path>' failed: <the whole file>" down to its first part: a malformed
+// ~/.aliyun/config.json would otherwise put the secrets it holds into our
+// error.
+func scrubCredentialFileDump(text string) string {
+	const marker = "unmarshal aliyun cli config from '"
+	i := strings.Index(text, marker)
+	if i < 0 {
+		return text
+	}
+	rest := text[i+len(marker):]
+	j := strings.Index(rest, "' failed")
+	if j < 0 {
+		return text[:i] + "malformed aliyun cli config"
+	}
+	return text[:i] + "malformed aliyun cli config '" + rest[:j] + "' (content not shown)"
+}
+
+// credentialError is a failure of the credential source, already scrubbed.
+type credentialError struct{ msg string }
+
+func (e *credentialError) Error() string { return "credentials: " + e.msg }

@@ -1,0 +1,37 @@
+// Package aliyun implements cloud.Provider on the Alibaba Cloud ECS API
+// through the official Go SDK (github.com/aliyun/alibaba-cloud-sdk-go). It
+// is the only package of replicatord that imports the SDK.
+//
+// The SDK (v1.63) has four traits this package is built around:
+//
+//   - An SDK client is not safe for concurrent use (its timeout and
+//     transport set-up race). The Provider keeps a pool of
+//     Config.MaxConcurrency clients and runs one call per client at a time;
+//     they share one http.Transport, wrapped so the SDK never rewrites it.
+//   - Timeouts are "sticky": a client's next call inherits the previous
+//     call's per-API timeout. Every client and every request gets explicit
+//     connect and read timeouts; a request's read timeout is also cut to the
+//     time left before the caller's context deadline.
+//   - The SDK has no context. Each call runs in its own goroutine; the
+//     caller's context cancels the HTTP exchange (the transport wrapper puts
+//     it on the request) and the caller returns ctx.Err() at once.
+//   - AutoRetry stays off: retrying, backing off and throttling are the
+//     scheduler's job, driven by the Class of each error.
+//
+// Every failure of an API call is a *cloud.Error carrying ECS's code,
+// message and RequestId with a Class from Classify, which knows every code
+// in the ECS reference. Failures that never reached ECS get the adapter's own
+// codes (CodeTimeout, CodeTransport, CodeInvalidResponse, CodeCredentials).
+// Invalid arguments are rejected before any call with errdefs.Invalid.
+// Messages never carry the access key secret or the STS token: URLs are
+// dropped from transport errors, signature dumps are cut, and every secret the
+// credential source produced is scrubbed from what remains.
+//
+// Credentials come from the SDK's own providers: static keys from Config,
+// or, when they are zero, the SDK's default chain (environment, CLI profile,
+// credentials file, ECS RAM role). New resolves them once so that a daemon
+// without credentials fails at start.
+//
+// CopyImage sends ClientToken and DryRun, which this SDK's request struct
+// predates, as extra query parameters; they are signed like every other.
+package aliyun

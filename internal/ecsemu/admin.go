@@ -1,0 +1,266 @@
+package ecsemu
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// adminPrefix is the reserved path of the admin API. It needs no signature:
+// the emulator is a test tool bound to loopback by default.
+const adminPrefix = "/_ecsemu/"
+
+const maxAdminBody = 64 << 10
+
+// serveAdmin routes the admin API:
+//
+//	GET    /_ecsemu/stats           counters and state summary (Stats)
+//	GET    /_ecsemu/faults          faults in force, by action
+//	PUT    /_ecsemu/faults          {"action":"CopyImage","fault":{"internalErrorRate":0.2,"latency":"50ms"}}
+//	DELETE /_ecsemu/faults          remove every fault
+//	GET    /_ecsemu/config          run-time knobs
+//	PUT    /_ecsemu/config          change some run-time knobs (fields left out stay)
+//	POST   /_ecsemu/reset           zero the counters; ?state=true also restores the fixture images
+//	GET    /_ecsemu/images          every image with its status (?region= to filter)
+func (e *Emulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
+	route := r.Method + " " + r.URL.Path
+	switch route {
+	case "GET /_ecsemu/stats":
+		writeJSON(w, http.StatusOK, e.Stats())
+	case "GET /_ecsemu/faults":
+		writeJSON(w, http.StatusOK, e.Faults())
+	case "PUT /_ecsemu/faults", "POST /_ecsemu/faults":
+		var req struct {
+			Action string `json:"action"`
+			Fault  *Fault `json:"fault"`
+		}
+		if err := readJSON(r, &req); err != nil {
+			adminError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if req.Action == "" {
+			adminError(w, http.StatusBadRequest, `"action" is required: an action name or "*"`)
+			return
+		}
+		if req.Action != "*" && actions[req.Action] == nil {
+			adminError(w, http.StatusBadRequest, fmt.Sprintf("action %q is not emulated; one of %v or \"*\"", truncate(req.Action, 64), Actions()))
+			return
+		}
+		if req.Fault == nil {
+			adminError(w, http.StatusBadRequest, `"fault" is required; {} removes the fault`)
+			return
+		}
+		if err := req.Fault.Validate(); err != nil {
+			adminError(w, http.StatusBadRequest, "fault: "+err.Error())
+			return
+		}
+		e.SetFaults(req.Action, *req.Fault)
+		writeJSON(w, http.StatusOK, e.Faults())
+	case "DELETE /_ecsemu/faults":
+		e.mu.Lock()
+		e.faults = map[string]Fault{}
+		e.mu.Unlock()
+		writeJSON(w, http.StatusOK, map[string]Fault{})
+	case "GET /_ecsemu/config":
+		e.mu.Lock()
+		view := runtimeView(e.cfg)
+		e.mu.Unlock()
+		writeJSON(w, http.StatusOK, view)
+	case "PUT /_ecsemu/config", "PATCH /_ecsemu/config":
+		var patch runtimePatch
+		if err := readJSON(r, &patch); err != nil {
+			adminError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		view, err := e.applyPatch(patch)
+		if err != nil {
+			adminError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, view)
+	case "POST /_ecsemu/reset":
+		state := r.URL.Query().Get("state")
+		if state != "" && state != "true" && state != "false" {
+			adminError(w, http.StatusBadRequest, fmt.Sprintf("state=%q is not true or false", truncate(state, 16)))
+			return
+		}
+		e.mu.Lock()
+		e.counters.reset()
+		if state == "true" {
+			e.resetState()
+		}
+		e.mu.Unlock()
+		writeJSON(w, http.StatusOK, map[string]bool{"reset": true, "state": state == "true"})
+	case "GET /_ecsemu/images":
+		writeJSON(w, http.StatusOK, e.adminImages(r.URL.Query().Get("region")))
+	default:
+		adminError(w, http.StatusNotFound, fmt.Sprintf("no admin endpoint %s; see GET /_ecsemu/stats, GET|PUT|DELETE /_ecsemu/faults, GET|PUT /_ecsemu/config, POST /_ecsemu/reset, GET /_ecsemu/images", truncate(route, 80)))
+	}
+}
+
+func adminError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// readJSON decodes one JSON value from the body, refusing unknown fields,
+// trailing data and bodies over 64 KiB.
+func readJSON(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxAdminBody+1))
+	if err != nil {
+		return fmt.Errorf("reading body: %v", err)
+	}
+	if len(body) > maxAdminBody {
+		return fmt.Errorf("body is larger than %d bytes", maxAdminBody)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return errors.New("body is empty; want a JSON object")
+	}
+	return strictJSON(body, v)
+}
+
+func strictJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("bad JSON: %v", err)
+	}
+	if dec.More() {
+		return errors.New("bad JSON: data after the object")
+	}
+	return nil
+}
+
+// runtimeConfig is the run-time view of the knobs that PUT /_ecsemu/config
+// may change. Changes apply to copies submitted afterwards.
+type runtimeConfig struct {
+	TimeScale              float64            `json:"timeScale"`
+	DefaultRateMiBps       float64            `json:"defaultRateMiBps"`
+	RouteRates             map[string]float64 `json:"routeRates"`
+	StartupDelay           string             `json:"startupDelay"`
+	MaxImageSizeGiB        int64              `json:"maxImageSizeGiB"`
+	ImageQuotaPerRegion    int                `json:"imageQuotaPerRegion"`
+	ComplianceRule         string             `json:"complianceRule"`
+	DeniedRoutes           []string           `json:"deniedRoutes"`
+	CopyConflict           bool               `json:"copyConflict"`
+	CreateFailedRate       float64            `json:"createFailedRate"`
+	CancelNotSupportedRate float64            `json:"cancelNotSupportedRate"`
+	ThrottleRate           float64            `json:"throttleRate"`
+	ThrottleCode           string             `json:"throttleCode"`
+	CopySlotsPerRegion     int                `json:"copySlotsPerRegion"` // read-only
+}
+
+// runtimePatch is runtimeConfig with every field optional.
+type runtimePatch struct {
+	TimeScale              *float64            `json:"timeScale"`
+	DefaultRateMiBps       *float64            `json:"defaultRateMiBps"`
+	RouteRates             *map[string]float64 `json:"routeRates"`
+	StartupDelay           *string             `json:"startupDelay"`
+	MaxImageSizeGiB        *int64              `json:"maxImageSizeGiB"`
+	ImageQuotaPerRegion    *int                `json:"imageQuotaPerRegion"`
+	ComplianceRule         *string             `json:"complianceRule"`
+	DeniedRoutes           *[]string           `json:"deniedRoutes"`
+	CopyConflict           *bool               `json:"copyConflict"`
+	CreateFailedRate       *float64            `json:"createFailedRate"`
+	CancelNotSupportedRate *float64            `json:"cancelNotSupportedRate"`
+	ThrottleRate           *float64            `json:"throttleRate"`
+	ThrottleCode           *string             `json:"throttleCode"`
+}
+
+func runtimeView(c Config) runtimeConfig {
+	return runtimeConfig{
+		TimeScale: c.TimeScale, DefaultRateMiBps: c.DefaultRateMiBps, RouteRates: copyMap(c.RouteRates),
+		StartupDelay: c.StartupDelay.String(), MaxImageSizeGiB: c.MaxImageSizeGiB, ImageQuotaPerRegion: c.ImageQuotaPerRegion,
+		ComplianceRule: c.ComplianceRule, DeniedRoutes: append([]string{}, c.DeniedRoutes...), CopyConflict: c.CopyConflict,
+		CreateFailedRate: c.CreateFailedRate, CancelNotSupportedRate: c.CancelNotSupportedRate,
+		ThrottleRate: c.ThrottleRate, ThrottleCode: c.ThrottleCode, CopySlotsPerRegion: c.CopySlotsPerRegion,
+	}
+}
+
+// applyPatch validates the patched config as New would and installs it.
+func (e *Emulator) applyPatch(p runtimePatch) (runtimeConfig, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.cfg
+	set := func(dst *float64, src *float64) {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	set(&c.TimeScale, p.TimeScale)
+	set(&c.DefaultRateMiBps, p.DefaultRateMiBps)
+	set(&c.CreateFailedRate, p.CreateFailedRate)
+	set(&c.CancelNotSupportedRate, p.CancelNotSupportedRate)
+	set(&c.ThrottleRate, p.ThrottleRate)
+	if p.RouteRates != nil {
+		c.RouteRates = *p.RouteRates
+	}
+	if p.StartupDelay != nil {
+		d, err := time.ParseDuration(*p.StartupDelay)
+		if err != nil {
+			return runtimeConfig{}, fmt.Errorf("startupDelay: %q is not a duration such as \"30s\"", truncate(*p.StartupDelay, 32))
+		}
+		c.StartupDelay = d
+	}
+	if p.MaxImageSizeGiB != nil {
+		c.MaxImageSizeGiB = *p.MaxImageSizeGiB
+	}
+	if p.ImageQuotaPerRegion != nil {
+		c.ImageQuotaPerRegion = *p.ImageQuotaPerRegion
+	}
+	if p.ComplianceRule != nil {
+		c.ComplianceRule = *p.ComplianceRule
+	}
+	if p.DeniedRoutes != nil {
+		c.DeniedRoutes = *p.DeniedRoutes
+	}
+	if p.CopyConflict != nil {
+		c.CopyConflict = *p.CopyConflict
+	}
+	if p.ThrottleCode != nil {
+		c.ThrottleCode = *p.ThrottleCode
+	}
+	c.Faults = e.faults
+	c.Images = []FixtureImage{} // already validated; skip
+	checked, err := c.withDefaults()
+	if err != nil {
+		return runtimeConfig{}, err
+	}
+	checked.Images = e.cfg.Images
+	if checked.ThrottleRate != e.cfg.ThrottleRate {
+		e.limiters = map[string]*rate.Limiter{}
+	}
+	e.cfg = checked
+	return runtimeView(checked), nil
+}
+
+// adminImage is the admin view of an image.
+type adminImage struct {
+	Region string `json:"region"`
+	imageJSON
+}
+
+func (e *Emulator) adminImages(regionID string) []adminImage {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clk.Now()
+	out := []adminImage{}
+	for _, im := range e.images {
+		if regionID == "" || im.Region == regionID {
+			out = append(out, adminImage{Region: im.Region, imageJSON: im.render(now)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Region != out[j].Region {
+			return out[i].Region < out[j].Region
+		}
+		return out[i].ImageId < out[j].ImageId
+	})
+	return out
+}

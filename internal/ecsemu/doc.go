@@ -1,0 +1,51 @@
+// Package ecsemu emulates the part of the Alibaba Cloud ECS RPC API
+// (version 2014-05-26) that replicates custom images across regions:
+// CopyImage, DescribeImages, CancelCopyImage, DeleteImage, DescribeRegions,
+// image tagging, attributes and sharing. It is built from the wire-level
+// reference (shared/reference/ecs-api.md) and never imports the Alibaba SDK,
+// so that the SDK-based adapter is checked against an independent reading of
+// the protocol rather than against itself.
+//
+// # Design
+//
+// An Emulator is an http.Handler. Every request passes the same pipeline:
+// parse (query and form body merged, "+" is a space, repeated keys refused),
+// authenticate (signature v1.0, HMAC-SHA1 over every parameter except
+// Signature; key secret+"&"; nonce replay and ±15 minute timestamp checks),
+// route by Action, throttle (token bucket per action and access key), inject
+// faults (seeded), then run the action under one mutex. Errors are always a
+// JSON body with string RequestId, HostId, Code, Message and Recommend and a
+// non-2xx status taken from the reference.
+//
+// Copies are not driven by a ticker. Each destination region keeps a FIFO
+// queue of copy tasks; when the queue changes (a copy is submitted or
+// cancelled) the start and end time of every task is recomputed from the
+// arrival times, the durations fixed at submit, and the CopySlotsPerRegion
+// slots. A read then only compares the clock with those times, so status,
+// Progress and RemainTime are exact with the fake clock and need no
+// background goroutine. The projection never rewrites the past: a task's
+// start depends only on the tasks ahead of it, and a cancellation at time t
+// only frees a slot from t on.
+//
+// Randomness (copy failures, CancelNotSupported, faults, generated ids) comes
+// from separate generators seeded from Config.Seed, so one kind of draw does
+// not shift another and a sequential run replays exactly.
+//
+// Choices the reference leaves open, made here:
+//   - ClientToken: the same token with the same parameters returns the same
+//     ImageId for as long as that image exists (including after it became
+//     Available or CreateFailed). Once the copy was cancelled or deleted the
+//     token is forgotten and a new copy is made. The same token with other
+//     parameters answers IdempotentParameterMismatch.
+//   - A copy without DestinationImageName takes the source's name when that
+//     name is free in the destination, otherwise "<source name>-copy-<id>".
+//   - DescribeImages ImageName is a case-sensitive substring match (ECS calls
+//     it fuzzy); an exact name therefore always finds its image.
+//   - Same-region CopyImage is refused (IncorrectDestinationRegion) unless
+//     Encrypted=true, which ECS uses for re-encrypting copies.
+//   - Snapshot storage: every image that exists holds snapshots the size of
+//     its disks, except CreateFailed copies, whose snapshots never completed.
+//   - ModifyImageSharePermission ignores AddAccount.N/RemoveAccount.N above
+//     N=10, as the reference documents.
+//   - Responses are always JSON, whatever Format says.
+package ecsemu

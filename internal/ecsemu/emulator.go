@@ -1,0 +1,341 @@
+package ecsemu
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/replicatord/replicatord/internal/clock"
+)
+
+// apiVersion is the only ECS API version emulated.
+const apiVersion = "2014-05-26"
+
+// Emulator is an in-memory ECS image API. It is safe for concurrent use.
+type Emulator struct {
+	clk       clock.Clock
+	authClk   clock.Clock
+	creds     map[string]string
+	slots     int
+	fixtures  []FixtureImage
+	reqSeq    atomic.Uint64
+	reqPrefix string
+
+	closeOnce sync.Once
+	closed    chan struct{}
+
+	mu       sync.Mutex // guards everything below
+	cfg      Config     // run-time knobs (rates, shares, rules)
+	faults   map[string]Fault
+	images   map[string]*image
+	queues   map[string]*regionQueue
+	tokens   map[string]tokenEntry
+	nonces   map[string]time.Time
+	limiters map[string]*rate.Limiter
+	rngCopy  *rand.Rand
+	rngCanc  *rand.Rand
+	rngFault *rand.Rand
+	rngID    *rand.Rand
+	counters counters
+}
+
+// tokenEntry remembers a CopyImage ClientToken.
+type tokenEntry struct {
+	fingerprint string
+	imageID     string
+}
+
+// New validates cfg and returns an emulator holding cfg.Images. Errors name
+// the bad knob.
+func New(cfg Config) (*Emulator, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	e := &Emulator{
+		clk:      cfg.Clock,
+		authClk:  cfg.AuthClock,
+		creds:    cfg.Credentials,
+		slots:    cfg.CopySlotsPerRegion,
+		fixtures: cfg.Images,
+		closed:   make(chan struct{}),
+		cfg:      cfg,
+		faults:   cfg.Faults,
+		rngCopy:  rand.New(rand.NewSource(cfg.Seed)),
+		rngCanc:  rand.New(rand.NewSource(cfg.Seed + 1)),
+		rngFault: rand.New(rand.NewSource(cfg.Seed + 2)),
+		rngID:    rand.New(rand.NewSource(cfg.Seed + 3)),
+	}
+	e.reqPrefix = fmt.Sprintf("%08X", uint32(rand.New(rand.NewSource(time.Now().UnixNano())).Int63()))
+	e.resetState()
+	e.counters.reset()
+	return e, nil
+}
+
+// resetState drops every image, copy, token and nonce and loads the
+// fixtures again. Called with mu held (or before e is shared).
+func (e *Emulator) resetState() {
+	e.images = map[string]*image{}
+	e.queues = map[string]*regionQueue{}
+	e.tokens = map[string]tokenEntry{}
+	e.nonces = map[string]time.Time{}
+	e.limiters = map[string]*rate.Limiter{}
+	for _, f := range e.fixtures {
+		im := &image{
+			ID:           f.ID,
+			Region:       f.Region,
+			Name:         f.Name,
+			Description:  f.Description,
+			Family:       f.Family,
+			SizeGiB:      f.SizeGiB,
+			CreationTime: f.CreationTime.UTC(),
+			Tags:         map[string]string{},
+			fixedStatus:  f.Status,
+			os:           guessOS(f.Name),
+		}
+		for k, v := range f.Tags {
+			im.Tags[k] = v
+		}
+		im.Disks = []disk{{SnapshotID: e.newID("s", f.Region), SizeGiB: f.SizeGiB, Device: "/dev/xvda", Type: "system"}}
+		e.images[im.ID] = im
+	}
+}
+
+// Close releases hung requests. The emulator keeps no goroutine of its own,
+// so there is nothing else to stop; later calls still work.
+func (e *Emulator) Close() {
+	e.closeOnce.Do(func() { close(e.closed) })
+}
+
+// newID returns a fresh ECS-looking id: kind ("m" or "s"), "-", the region's
+// three-character prefix and 17 random lowercase letters or digits.
+func (e *Emulator) newID(kind, regionID string) string {
+	const alnum = "0123456789abcdefghijklmnopqrstuvwxyz"
+	prefix := "bp1"
+	if r := findRegion(regionID); r != nil {
+		prefix = r.idPrefix
+	}
+	for {
+		var b strings.Builder
+		b.WriteString(kind + "-" + prefix)
+		for i := 0; i < 17; i++ {
+			b.WriteByte(alnum[e.rngID.Intn(len(alnum))])
+		}
+		id := b.String()
+		if _, taken := e.images[id]; !taken && !e.snapshotTaken(id) {
+			return id
+		}
+	}
+}
+
+func (e *Emulator) snapshotTaken(id string) bool {
+	if !strings.HasPrefix(id, "s-") {
+		return false
+	}
+	for _, im := range e.images {
+		for _, d := range im.Disks {
+			if d.SnapshotID == id {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// newRequestID returns a unique, UUID-shaped request id.
+func (e *Emulator) newRequestID() string {
+	n := e.reqSeq.Add(1)
+	return fmt.Sprintf("%s-%04X-4%03X-A%03X-%012X", e.reqPrefix, uint16(n>>48), uint16(n>>36)&0xFFF, uint16(n>>24)&0xFFF, n&0xFFFFFFFFFFFF)
+}
+
+// call is one authenticated API request.
+type call struct {
+	p         params
+	now       time.Time
+	rid       string
+	accessKey string
+}
+
+// outcome is what a request ended as, for the counters.
+type outcome struct {
+	action string
+	code   string // "200" on success, else the error code or a fault name
+}
+
+// ServeHTTP serves the ECS API on "/" and the admin API under /_ecsemu/.
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, adminPrefix) {
+		e.serveAdmin(w, r)
+		return
+	}
+	rid := e.newRequestID()
+	out := e.serveAPI(w, r, rid)
+	e.mu.Lock()
+	e.counters.call(out.action, out.code)
+	e.mu.Unlock()
+}
+
+func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rid string) outcome {
+	out := outcome{action: actionNone}
+	fail := func(err *apiError, regionID string) outcome {
+		writeError(w, rid, regionID, err)
+		out.code = err.Code
+		return out
+	}
+	if r.URL.Path != "/" {
+		return fail(newErr(http.StatusNotFound, "InvalidAction.NotFound", "The path %q is not served; ECS API requests go to /.", truncate(r.URL.Path, 64)), "")
+	}
+	p, aerr := parseRequest(r)
+	if aerr != nil {
+		return fail(aerr, "")
+	}
+	regionID := p.get("RegionId")
+	name := p.get("Action")
+	if name == "" {
+		return fail(errMissing("Action"), regionID)
+	}
+	handler := actions[name]
+	if handler != nil {
+		out.action = name
+	} else {
+		out.action = actionUnknown
+	}
+	c, aerr := e.authenticate(r.Method, p, rid)
+	if aerr != nil {
+		return fail(aerr, regionID)
+	}
+	if handler == nil {
+		return fail(newErr(http.StatusForbidden, "InvalidAction", "Specified api %q is not found, please check your url and method.", truncate(name, 64)), regionID)
+	}
+	if aerr := e.throttle(name, c.accessKey, c.now); aerr != nil {
+		return fail(aerr, regionID)
+	}
+	f := e.drawFault(name)
+	if f.latency > 0 && !e.wait(r, f.latency) {
+		out.code = "ClientClosed"
+		return out
+	}
+	switch f.kind {
+	case faultInternal:
+		return fail(errInternal, regionID)
+	case faultUnavailable:
+		return fail(errUnavailable, regionID)
+	case faultHang:
+		e.hang(r)
+		out.code = "Hung"
+		return out
+	case faultDrop:
+		dropConnection(w)
+		out.code = "Dropped"
+		return out
+	}
+	e.mu.Lock()
+	c.now = e.clk.Now()
+	resp, aerr := handler(e, c)
+	e.mu.Unlock()
+	if aerr != nil {
+		return fail(aerr, regionID)
+	}
+	writeJSON(w, http.StatusOK, resp)
+	out.code = "200"
+	return out
+}
+
+// authenticate checks signature, timestamp, nonce and version.
+func (e *Emulator) authenticate(method string, p params, rid string) (*call, *apiError) {
+	if aerr := verifySignature(method, p, e.creds); aerr != nil {
+		return nil, aerr
+	}
+	now := e.clk.Now()
+	if e.authClk != nil {
+		now = e.authClk.Now()
+	}
+	ts, aerr := checkTimestamp(p.get("Timestamp"), now)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if v := p.get("Version"); v == "" {
+		return nil, errMissing("Version")
+	} else if v != apiVersion {
+		return nil, newErr(http.StatusBadRequest, "InvalidParameter", "Specified parameter Version %q is not valid; this API is %s.", truncate(v, 32), apiVersion)
+	}
+	key := p.get("AccessKeyId") + "\x00" + p.get("SignatureNonce")
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if exp, used := e.nonces[key]; used && now.Before(exp) {
+		return nil, newErr(http.StatusBadRequest, "SignatureNonceUsed", "Specified signature nonce was used already.")
+	}
+	// A nonce can only be replayed while its timestamp is accepted.
+	e.nonces[key] = ts.Add(timestampSkew)
+	if len(e.nonces)%4096 == 0 {
+		for k, exp := range e.nonces {
+			if !now.Before(exp) {
+				delete(e.nonces, k)
+			}
+		}
+	}
+	return &call{p: p, now: now, rid: rid, accessKey: p.get("AccessKeyId")}, nil
+}
+
+// throttle takes a token from the bucket of this action and access key.
+func (e *Emulator) throttle(action, accessKey string, now time.Time) *apiError {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cfg.ThrottleRate < 0 {
+		return nil
+	}
+	key := action + "\x00" + accessKey
+	lim := e.limiters[key]
+	if lim == nil {
+		burst := max(int(e.cfg.ThrottleRate), 1)
+		lim = rate.NewLimiter(rate.Limit(e.cfg.ThrottleRate/60), burst)
+		// A new bucket starts full at the clock's time, not the wall clock's.
+		lim.SetLimitAt(now, rate.Limit(e.cfg.ThrottleRate/60))
+		e.limiters[key] = lim
+	}
+	if lim.AllowN(now, 1) {
+		return nil
+	}
+	e.counters.Throttled++
+	msg := "Request was denied due to user flow control."
+	if e.cfg.ThrottleCode == "Throttling" {
+		msg = "Request was denied due to request throttling."
+	}
+	return newErr(http.StatusBadRequest, e.cfg.ThrottleCode, "%s", msg)
+}
+
+// hostID is the HostId of an answer in a region.
+func hostID(regionID string) string {
+	if r := findRegion(regionID); r != nil {
+		return "ecs." + r.ID + ".aliyuncs.com"
+	}
+	return "ecs.aliyuncs.com"
+}
+
+func writeError(w http.ResponseWriter, rid, regionID string, err *apiError) {
+	writeJSON(w, err.Status, errorBody{
+		RequestId: rid,
+		HostId:    hostID(regionID),
+		Code:      err.Code,
+		Message:   err.Message,
+		Recommend: "https://api.aliyun.com/troubleshoot?q=" + err.Code + "&product=Ecs&requestId=" + rid,
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body = []byte(`{"RequestId":"","HostId":"ecs.aliyuncs.com","Code":"InternalError","Message":"response encoding failed","Recommend":""}`)
+	}
+	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}

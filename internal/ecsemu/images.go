@@ -1,0 +1,211 @@
+package ecsemu
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ownerID is the account every emulated image belongs to.
+const ownerID int64 = 1234567890123456
+
+// disk is one snapshot of an image.
+type disk struct {
+	SnapshotID string
+	SizeGiB    int64
+	Device     string
+	Type       string
+}
+
+// image is a custom image in one region. A copy's status comes from its
+// task; any other image has a fixed status.
+type image struct {
+	ID              string
+	Region          string
+	Name            string
+	Description     string
+	Family          string
+	ResourceGroupID string
+	SizeGiB         int64
+	CreationTime    time.Time
+	Tags            map[string]string
+	Disks           []disk
+	Encrypted       bool
+	KMSKeyID        string
+	os              osInfo
+	fixedStatus     string
+	copy            *copyTask
+	shared          map[string]time.Time // account id -> when shared
+}
+
+// status is the ECS status of the image at now.
+func (im *image) status(now time.Time) string {
+	if im.copy != nil {
+		return im.copy.status(now)
+	}
+	return im.fixedStatus
+}
+
+// inFlight reports a copy still Waiting or Creating.
+func (im *image) inFlight(now time.Time) bool {
+	s := im.status(now)
+	return s == "Waiting" || s == "Creating"
+}
+
+// osInfo are the OS fields of DescribeImages, guessed from the name.
+type osInfo struct {
+	Name, NameEn, Type, Platform, Arch string
+}
+
+func guessOS(name string) osInfo {
+	n := strings.ToLower(name)
+	switch {
+	case strings.Contains(n, "windows"):
+		return osInfo{"Windows Server 2022 数据中心版 64位中文版", "Windows Server 2022 Datacenter 64-bit", "windows", "Windows Server 2022", "x86_64"}
+	case strings.Contains(n, "ubuntu-24"):
+		return osInfo{"Ubuntu 24.04 64位", "Ubuntu 24.04 64 bit", "linux", "Ubuntu", "x86_64"}
+	case strings.Contains(n, "ubuntu"):
+		return osInfo{"Ubuntu 22.04 64位", "Ubuntu 22.04 64 bit", "linux", "Ubuntu", "x86_64"}
+	case strings.Contains(n, "rocky"):
+		return osInfo{"Rocky Linux 9.4 64位", "Rocky Linux 9.4 64 bit", "linux", "Rocky Linux", "x86_64"}
+	case strings.Contains(n, "centos"):
+		return osInfo{"CentOS 7.9 64位", "CentOS 7.9 64 bit", "linux", "CentOS", "x86_64"}
+	default:
+		return osInfo{"Alibaba Cloud Linux 3.2104 LTS 64位", "Alibaba Cloud Linux 3.2104 LTS 64 bit", "linux", "Aliyun", "x86_64"}
+	}
+}
+
+// JSON shapes, spelled as the SDK structs expect (case-sensitive).
+type (
+	imageJSON struct {
+		ImageId                 string
+		ImageName               string
+		ImageFamily             string
+		ImageVersion            string
+		Description             string
+		Status                  string
+		Progress                string
+		Size                    int64
+		CreationTime            string
+		ImageOwnerAlias         string
+		ImageOwnerId            int64
+		IsCopied                bool
+		IsSelfShared            string
+		IsPublic                bool
+		IsSubscribed            bool
+		IsSupportIoOptimized    bool
+		IsSupportCloudinit      bool
+		LoginAsNonRootSupported bool
+		OSName                  string
+		OSNameEn                string
+		OSType                  string
+		Platform                string
+		Architecture            string
+		BootMode                string
+		Usage                   string
+		ProductCode             string
+		ResourceGroupId         string
+		Tags                    tagsJSON
+		DiskDeviceMappings      diskMappingsJSON
+	}
+	tagsJSON struct {
+		Tag []tagJSON
+	}
+	tagJSON struct {
+		TagKey   string
+		TagValue string
+	}
+	diskMappingsJSON struct {
+		DiskDeviceMapping []diskJSON
+	}
+	diskJSON struct {
+		SnapshotId      string
+		Size            string
+		Device          string
+		Type            string
+		Format          string
+		ImportOSSBucket string
+		ImportOSSObject string
+		Progress        string
+		RemainTime      int64
+		DiskImageSize   int64
+		Encrypted       bool
+	}
+)
+
+// render is the DescribeImages view of the image at now.
+func (im *image) render(now time.Time) imageJSON {
+	status := im.status(now)
+	pct, remain := 100, time.Duration(0)
+	switch {
+	case im.copy != nil:
+		pct, remain = im.copy.progress(now)
+	case status == "Creating" || status == "Waiting" || status == "CreateFailed":
+		pct = 0
+	}
+	progress := strconv.Itoa(pct) + "%"
+	remainSec := int64((remain + time.Second - 1) / time.Second)
+	j := imageJSON{
+		ImageId:              im.ID,
+		ImageName:            im.Name,
+		ImageFamily:          im.Family,
+		Description:          im.Description,
+		Status:               status,
+		Progress:             progress,
+		Size:                 im.SizeGiB,
+		CreationTime:         im.CreationTime.UTC().Format(timestampForm),
+		ImageOwnerAlias:      "self",
+		ImageOwnerId:         ownerID,
+		IsCopied:             im.copy != nil,
+		IsSelfShared:         strconv.FormatBool(len(im.shared) > 0),
+		IsSupportIoOptimized: true,
+		IsSupportCloudinit:   true,
+		OSName:               im.os.Name,
+		OSNameEn:             im.os.NameEn,
+		OSType:               im.os.Type,
+		Platform:             im.os.Platform,
+		Architecture:         im.os.Arch,
+		BootMode:             "BIOS",
+		Usage:                "none",
+		ResourceGroupId:      im.ResourceGroupID,
+		Tags:                 tagsJSON{Tag: sortedTags(im.Tags)},
+		DiskDeviceMappings:   diskMappingsJSON{DiskDeviceMapping: []diskJSON{}},
+	}
+	for _, d := range im.Disks {
+		j.DiskDeviceMappings.DiskDeviceMapping = append(j.DiskDeviceMappings.DiskDeviceMapping, diskJSON{
+			SnapshotId:    d.SnapshotID,
+			Size:          strconv.FormatInt(d.SizeGiB, 10),
+			Device:        d.Device,
+			Type:          d.Type,
+			Format:        "",
+			Progress:      progress,
+			RemainTime:    remainSec,
+			DiskImageSize: d.SizeGiB,
+			Encrypted:     im.Encrypted,
+		})
+	}
+	return j
+}
+
+func sortedTags(tags map[string]string) []tagJSON {
+	out := make([]tagJSON, 0, len(tags))
+	for k, v := range tags {
+		out = append(out, tagJSON{TagKey: k, TagValue: v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].TagKey < out[j].TagKey })
+	return out
+}
+
+// snapshotGiB is the snapshot storage the image holds: nothing for a copy
+// that failed (its snapshots never completed), else the size of its disks.
+func (im *image) snapshotGiB(now time.Time) int64 {
+	if im.copy != nil && im.status(now) == "CreateFailed" {
+		return 0
+	}
+	var n int64
+	for _, d := range im.Disks {
+		n += d.SizeGiB
+	}
+	return n
+}

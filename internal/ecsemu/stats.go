@@ -1,0 +1,136 @@
+package ecsemu
+
+import (
+	"sort"
+	"time"
+)
+
+// Pseudo action names for the counters.
+const (
+	actionNone    = "(none)"    // the request named no action or could not be parsed
+	actionUnknown = "(unknown)" // an action the emulator does not know
+)
+
+// Stats are the emulator's counters and a summary of its state, as the
+// admin endpoint GET /_ecsemu/stats shows them.
+type Stats struct {
+	// Calls counts API calls by action and result: "200" for success, else
+	// the error code, or Hung, Dropped, ClientClosed.
+	Calls map[string]map[string]int64 `json:"calls"`
+	// Throttled counts calls refused by the token bucket.
+	Throttled int64 `json:"throttled"`
+	// Faults counts injected faults by action and kind
+	// (InternalError, ServiceUnavailable, Hang, Drop).
+	Faults map[string]map[string]int64 `json:"faults"`
+	// CopiesSubmitted and CopiesCancelled count by destination region.
+	CopiesSubmitted map[string]int64 `json:"copiesSubmitted"`
+	CopiesCancelled map[string]int64 `json:"copiesCancelled"`
+	// Images counts the images present now by region and status.
+	Images map[string]map[string]int `json:"images"`
+	// Copies counts the copies present now by destination region and status.
+	Copies map[string]map[string]int `json:"copies"`
+	// SnapshotGiB is the snapshot storage held per region (every image);
+	// CopiedSnapshotGiB the part held by copies, which ECS bills.
+	SnapshotGiB       map[string]int64 `json:"snapshotGiB"`
+	CopiedSnapshotGiB map[string]int64 `json:"copiedSnapshotGiB"`
+	// Time is the emulator clock when the stats were taken.
+	Time time.Time `json:"time"`
+}
+
+// counters are the resettable part of Stats. Guarded by Emulator.mu.
+type counters struct {
+	Calls           map[string]map[string]int64
+	Throttled       int64
+	Faults          map[string]map[string]int64
+	CopiesSubmitted map[string]int64
+	CopiesCancelled map[string]int64
+}
+
+func (c *counters) reset() {
+	*c = counters{
+		Calls:           map[string]map[string]int64{},
+		Faults:          map[string]map[string]int64{},
+		CopiesSubmitted: map[string]int64{},
+		CopiesCancelled: map[string]int64{},
+	}
+}
+
+func (c *counters) call(action, code string) {
+	inc2(c.Calls, action, code)
+}
+
+func (c *counters) fault(action, kind string) {
+	inc2(c.Faults, action, kind)
+}
+
+func inc2(m map[string]map[string]int64, a, b string) {
+	inner := m[a]
+	if inner == nil {
+		inner = map[string]int64{}
+		m[a] = inner
+	}
+	inner[b]++
+}
+
+// Stats returns the counters and a summary of the state at the clock's now.
+func (e *Emulator) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clk.Now()
+	s := Stats{
+		Calls:             map[string]map[string]int64{},
+		Throttled:         e.counters.Throttled,
+		Faults:            map[string]map[string]int64{},
+		CopiesSubmitted:   copyMap(e.counters.CopiesSubmitted),
+		CopiesCancelled:   copyMap(e.counters.CopiesCancelled),
+		Images:            map[string]map[string]int{},
+		Copies:            map[string]map[string]int{},
+		SnapshotGiB:       map[string]int64{},
+		CopiedSnapshotGiB: map[string]int64{},
+		Time:              now.UTC(),
+	}
+	for a, m := range e.counters.Calls {
+		s.Calls[a] = copyMap(m)
+	}
+	for a, m := range e.counters.Faults {
+		s.Faults[a] = copyMap(m)
+	}
+	for _, im := range e.images {
+		st := im.status(now)
+		incInt(s.Images, im.Region, st)
+		gib := im.snapshotGiB(now)
+		s.SnapshotGiB[im.Region] += gib
+		if im.copy != nil {
+			incInt(s.Copies, im.Region, st)
+			s.CopiedSnapshotGiB[im.Region] += gib
+		}
+	}
+	return s
+}
+
+func incInt(m map[string]map[string]int, a, b string) {
+	inner := m[a]
+	if inner == nil {
+		inner = map[string]int{}
+		m[a] = inner
+	}
+	inner[b]++
+}
+
+func copyMap[V any](m map[string]V) map[string]V {
+	out := make(map[string]V, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

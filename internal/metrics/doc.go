@@ -1,0 +1,3 @@
+package metrics
+
+import _ "github.com/prometheus/client_golang/prometheus"

@@ -1,0 +1,336 @@
+package policy
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/replicatord/replicatord/internal/cloud"
+	"github.com/replicatord/replicatord/internal/job"
+)
+
+// Action is what a policy would do for one source image in one region. The
+// numbers equal replicator.v1.PlanAction.
+type Action int
+
+const (
+	ActionUnspecified Action = iota
+	ActionCopy               // a copy would be started
+	ActionExists             // the copy exists and a finished job made or adopted it
+	ActionAdopt              // a copy with this policy's lineage exists but no job tracks it
+	ActionPrune              // retention would delete the copy
+	ActionBlocked            // the copy cannot be made; Reason says why
+	ActionInProgress         // a job is working on it
+)
+
+var actionNames = map[Action]string{
+	ActionUnspecified: "unspecified", ActionCopy: "copy", ActionExists: "exists", ActionAdopt: "adopt",
+	ActionPrune: "prune", ActionBlocked: "blocked", ActionInProgress: "in-progress",
+}
+
+func (a Action) String() string {
+	if s, ok := actionNames[a]; ok {
+		return s
+	}
+	return fmt.Sprintf("Action(%d)", int(a))
+}
+
+// Observed is what a reconciler saw of one policy.
+type Observed struct {
+	// Sources are the candidate images in the source region (all pages);
+	// Plan applies the selectors itself, so a superset is fine.
+	Sources []cloud.Image
+	// Copies maps a destination region to the images there carrying the
+	// lineage tag replicatord:policy=<name>, in every status.
+	Copies map[string][]cloud.Image
+	// Jobs are the policy's jobs: every non-terminal one and the latest
+	// terminal one per source × region.
+	Jobs []*job.Job
+}
+
+// Item is one line of a plan.
+type Item struct {
+	Policy               string
+	SourceImageID        string
+	SourceImageName      string
+	DestinationRegion    string
+	Action               Action
+	Reason               string
+	SizeGiB              int64
+	DestinationImageID   string // the copy's id, when it exists
+	DestinationImageName string // the copy's name, or the name it would get
+}
+
+// Plan compares what is with what the policy wants and returns one item per
+// selected source × destination, newest source first and destinations in
+// policy order, followed by the Prune items of retention. The rules, per
+// source × destination:
+//
+//   - a non-terminal job exists: InProgress (never a second copy);
+//   - a copy exists (any status but CreateFailed) and a succeeded job made
+//     or adopted it: Exists;
+//   - a copy exists but no job tracks it (state lost, or made elsewhere by
+//     this policy): Adopt, so the scheduler follows it and runs the
+//     post-copy actions;
+//   - otherwise a copy is missing (never made, deleted by hand, or
+//     CreateFailed): Copy, unless it is Blocked — the source is not
+//     Available or is larger than max_size_gib, the name renders badly, the
+//     tags do not fit, the user cancelled the last job, or ECS refused the
+//     same request permanently last time (change the policy or retry the job
+//     to try again).
+//
+// With retention keep_last N, only the N newest selected sources are
+// copied, and copies beyond them are pruned (see prune).
+func (p *Policy) Plan(obs Observed) []Item {
+	sources := p.Select(obs.Sources)
+	if k := p.Retention.KeepLast; k > 0 && len(sources) > k {
+		sources = sources[:k]
+	}
+	active := map[string]*job.Job{} // key(src, dst) -> non-terminal job
+	latest := map[string]*job.Job{} // key(src, dst) -> latest terminal job
+	tracked := map[string]*job.Job{}
+	for _, j := range obs.Jobs {
+		if j == nil || (j.Policy != "" && j.Policy != p.Name) {
+			continue
+		}
+		k := key(j.SourceImageID, j.DestinationRegion)
+		if !j.State.Terminal() {
+			if a := active[k]; a == nil || j.CreateTime.Before(a.CreateTime) {
+				active[k] = j
+			}
+		} else if l := latest[k]; l == nil || j.CreateTime.After(l.CreateTime) {
+			latest[k] = j
+		}
+		if j.DestinationImageID != "" && (j.State == job.StateSucceeded || !j.State.Terminal()) {
+			tracked[j.DestinationImageID] = j
+		}
+	}
+	copies := map[string][]cloud.Image{} // key(src, dst) -> copies
+	for region, ims := range obs.Copies {
+		for _, im := range ims {
+			if im.Tags[job.TagPolicy] != p.Name {
+				continue
+			}
+			src := im.Tags[job.TagSourceImage]
+			copies[key(src, region)] = append(copies[key(src, region)], im)
+		}
+	}
+
+	var items []Item
+	for _, src := range sources {
+		for _, dst := range p.Destinations {
+			k := key(src.ID, dst.Region)
+			it := Item{Policy: p.Name, SourceImageID: src.ID, SourceImageName: src.Name,
+				DestinationRegion: dst.Region, SizeGiB: src.SizeGiB}
+			if j := active[k]; j != nil {
+				it.Action = ActionInProgress
+				it.Reason = fmt.Sprintf("job %s is %s", j.ID, j.State)
+				it.DestinationImageID, it.DestinationImageName = j.DestinationImageID, j.DestinationImageName
+				items = append(items, it)
+				continue
+			}
+			if c, ok := bestCopy(copies[k]); ok {
+				it.DestinationImageID, it.DestinationImageName = c.ID, c.Name
+				if j := tracked[c.ID]; j != nil {
+					it.Action = ActionExists
+					if c.Status != cloud.StatusAvailable {
+						it.Reason = "copy is " + c.Status
+					}
+				} else {
+					it.Action = ActionAdopt
+					it.Reason = fmt.Sprintf("copy %s is %s and no job tracks it", c.ID, c.Status)
+				}
+				items = append(items, it)
+				continue
+			}
+			name, _, err := p.Render(src, dst)
+			it.DestinationImageName = name
+			if reason := p.blocked(src, err, latest[k], name, dst); reason != "" {
+				it.Action, it.Reason = ActionBlocked, reason
+			} else {
+				it.Action = ActionCopy
+				if l := latest[k]; l != nil && l.State == job.StateSucceeded {
+					it.Reason = "the copy made by job " + l.ID + " is gone"
+				} else if hasStatus(copies[k], cloud.StatusCreateFailed) {
+					it.Reason = "the last copy ended CreateFailed"
+				}
+			}
+			items = append(items, it)
+		}
+	}
+	return append(items, p.prune(sources, obs, active)...)
+}
+
+func key(src, dst string) string { return src + "\x00" + dst }
+
+// bestCopy picks the copy that stands for a source in a region, ignoring
+// CreateFailed ones: Available first, then in flight, then the rest; the
+// newest among equals.
+func bestCopy(ims []cloud.Image) (cloud.Image, bool) {
+	rank := func(s string) int {
+		switch s {
+		case cloud.StatusAvailable:
+			return 0
+		case cloud.StatusCreating:
+			return 1
+		case cloud.StatusWaiting:
+			return 2
+		}
+		return 3
+	}
+	var best cloud.Image
+	found := false
+	for _, im := range ims {
+		if im.Status == cloud.StatusCreateFailed {
+			continue
+		}
+		if !found || rank(im.Status) < rank(best.Status) ||
+			rank(im.Status) == rank(best.Status) && (im.CreationTime.After(best.CreationTime) ||
+				im.CreationTime.Equal(best.CreationTime) && im.ID < best.ID) {
+			best, found = im, true
+		}
+	}
+	return best, found
+}
+
+func hasStatus(ims []cloud.Image, status string) bool {
+	for _, im := range ims {
+		if im.Status == status {
+			return true
+		}
+	}
+	return false
+}
+
+// blocked returns why a missing copy cannot be made now, or "".
+func (p *Policy) blocked(src cloud.Image, renderErr error, last *job.Job, name string, dst Destination) string {
+	switch {
+	case src.Status != "" && src.Status != cloud.StatusAvailable:
+		return fmt.Sprintf("source is %s, not Available", src.Status)
+	case p.MaxSizeGiB > 0 && src.SizeGiB > p.MaxSizeGiB:
+		return fmt.Sprintf("source is %d GiB, above max_size_gib %d (ECS wants a ticket / SizeExceed.Image)", src.SizeGiB, p.MaxSizeGiB)
+	case renderErr != nil:
+		return renderErr.Error()
+	}
+	if err := checkCopyTags(p.CopyTags(src)); err != nil {
+		return err.Error()
+	}
+	if last == nil || !sameRequest(last, name, dst) {
+		return ""
+	}
+	switch {
+	case last.State == job.StateCancelled:
+		return fmt.Sprintf("job %s was cancelled; retry it to copy again", last.ID)
+	case last.State == job.StateFailed && last.Error != nil && !last.Error.Retryable && last.CloudStatus != cloud.StatusCreateFailed:
+		return fmt.Sprintf("job %s failed: %s: %s; change the policy or retry the job", last.ID, last.Error.Code, last.Error.Message)
+	}
+	return ""
+}
+
+// sameRequest reports whether j asked ECS for the copy the policy would ask
+// for now, so that a permanent refusal is not repeated every interval.
+func sameRequest(j *job.Job, name string, dst Destination) bool {
+	return j.DestinationImageName == name && j.Encrypted == dst.Encrypted && j.KMSKeyID == dst.KMSKeyID
+}
+
+// prune returns the Prune items of retention keep_last N, per destination.
+// Copies this policy made are grouped by source image and the groups ranked
+// newest source first (by the source's creation time; a source no longer
+// listed ranks below every listed one, by its copy's creation time). The
+// kept groups are the sources the plan copies, then the next-newest groups
+// up to N. Copies of the other groups are pruned when Available and no job
+// is working on them, and never the newest Available copy of the region.
+func (p *Policy) prune(kept []cloud.Image, obs Observed, active map[string]*job.Job) []Item {
+	n := p.Retention.KeepLast
+	if n <= 0 {
+		return nil
+	}
+	srcTime := map[string]time.Time{}
+	srcName := map[string]string{}
+	for _, s := range obs.Sources {
+		srcTime[s.ID] = s.CreationTime
+		srcName[s.ID] = s.Name
+	}
+	keep := map[string]bool{}
+	for _, s := range kept {
+		keep[s.ID] = true
+	}
+	busy := map[string]bool{}
+	for _, j := range active {
+		busy[j.DestinationImageID] = true
+	}
+	var items []Item
+	for _, dst := range p.Destinations {
+		type group struct {
+			src    string
+			known  bool
+			t      time.Time
+			copies []cloud.Image
+		}
+		groups := map[string]*group{}
+		for _, im := range obs.Copies[dst.Region] {
+			if im.Tags[job.TagPolicy] != p.Name || im.Tags[job.TagSourceImage] == "" {
+				continue
+			}
+			src := im.Tags[job.TagSourceImage]
+			g := groups[src]
+			if g == nil {
+				t, known := srcTime[src]
+				g = &group{src: src, known: known, t: t}
+				groups[src] = g
+			}
+			if !g.known && im.CreationTime.After(g.t) {
+				g.t = im.CreationTime
+			}
+			g.copies = append(g.copies, im)
+		}
+		ranked := make([]*group, 0, len(groups))
+		for _, g := range groups {
+			ranked = append(ranked, g)
+		}
+		sort.Slice(ranked, func(i, j int) bool {
+			a, b := ranked[i], ranked[j]
+			if a.known != b.known {
+				return a.known
+			}
+			if !a.t.Equal(b.t) {
+				return a.t.After(b.t)
+			}
+			return a.src < b.src
+		})
+		// The newest Available copy of the region is never pruned.
+		newestAvailable := ""
+		for _, g := range ranked {
+			if c, ok := bestCopy(g.copies); ok && c.Status == cloud.StatusAvailable {
+				newestAvailable = c.ID
+				break
+			}
+		}
+		slots := n - len(kept)
+		for _, g := range ranked {
+			if keep[g.src] {
+				continue
+			}
+			if slots > 0 {
+				slots--
+				continue
+			}
+			sortImagesByID(g.copies)
+			for _, c := range g.copies {
+				if c.Status != cloud.StatusAvailable || c.ID == newestAvailable || busy[c.ID] {
+					continue
+				}
+				items = append(items, Item{
+					Policy: p.Name, SourceImageID: g.src, SourceImageName: srcName[g.src], DestinationRegion: dst.Region,
+					Action: ActionPrune, SizeGiB: c.SizeGiB, DestinationImageID: c.ID, DestinationImageName: c.Name,
+					Reason: fmt.Sprintf("retention keeps the copies of the %d newest sources", n),
+				})
+			}
+		}
+	}
+	return items
+}
+
+func sortImagesByID(ims []cloud.Image) {
+	sort.Slice(ims, func(i, j int) bool { return ims[i].ID < ims[j].ID })
+}

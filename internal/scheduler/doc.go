@@ -1,0 +1,39 @@
+// Package scheduler runs copy jobs: it admits queued jobs into each
+// destination region's copy slots, submits them with CopyImage, follows them
+// with batched DescribeImages polls until they are terminal, applies
+// post-copy actions, and carries out cancels.
+//
+// # Design
+//
+// Everything the scheduler does is a step on one key of a work queue with
+// client-go semantics (internal/workqueue): "job/<id>" submits or cancels one
+// job, "poll/<region>" refreshes every in-flight copy of a region with one
+// DescribeImages call per 100 ids, "dispatch/<region>" admits queued jobs
+// into free slots. A key is never processed twice at once, so each region's
+// admission and polling are serial while regions and jobs proceed in
+// parallel on a bounded pool of workers.
+//
+// Durable before acting: every step first writes the job's next state to the
+// store (which returns only after fsync), then calls the cloud. A job in
+// SUBMITTING has its ClientToken on disk before CopyImage is sent; after a
+// crash the job is found SUBMITTING, looked up in the destination by its
+// lineage tag (replicatord:job-id) and, if ECS has no copy, submitted again
+// with the same token. Either way no second copy is made.
+//
+// Admission: per destination region at most slots+lookahead copies are in
+// ECS (SUBMITTING, WAITING, COPYING, CANCELLING). ECS runs `slots` of them and
+// holds the look-ahead as Waiting, so the next copy starts the moment one
+// ends, while everything else stays QUEUED here where it is cheap to reorder
+// or cancel. The queue order is: ad-hoc copies before policy backfill, then
+// policy priority, then fairness between policies (the policy with the
+// fewest copies in the region goes first), then the longest estimated copy
+// first (LPT, which keeps the makespan close to the lower bound), then age.
+//
+// Rate limits: every ECS call waits on a token bucket per action shared by
+// all workers (internal/ratelimit); a Throttling answer lowers that action's
+// rate multiplicatively and successes raise it additively (AIMD).
+//
+// Polling adapts: the next poll of a region is when its earliest in-flight
+// copy is expected to finish (from ECS's RemainTime and the observed
+// progress rate), bounded by PollMin and PollMax.
+package scheduler

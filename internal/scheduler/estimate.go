@@ -1,0 +1,70 @@
+package scheduler
+
+import (
+	"sync"
+	"time"
+
+	"github.com/replicatord/replicatord/internal/job"
+)
+
+// estimator learns each route's copy rate from finished copies, to order the
+// queue (longest first) and to estimate plan durations.
+type estimator struct {
+	mu sync.Mutex
+	// secPerGiB per route, exponentially weighted.
+	secPerGiB map[string]float64
+	overall   float64
+}
+
+// defaultSecPerGiB is the prior before any copy finished: about 50 MiB/s.
+const defaultSecPerGiB = 20.0
+
+func newEstimator() *estimator { return &estimator{secPerGiB: map[string]float64{}} }
+
+func (e *estimator) observe(route string, sizeGiB int64, d time.Duration) {
+	if sizeGiB <= 0 || d <= 0 {
+		return
+	}
+	v := d.Seconds() / float64(sizeGiB)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if old, ok := e.secPerGiB[route]; ok {
+		e.secPerGiB[route] = 0.7*old + 0.3*v
+	} else {
+		e.secPerGiB[route] = v
+	}
+	if e.overall == 0 {
+		e.overall = v
+	} else {
+		e.overall = 0.9*e.overall + 0.1*v
+	}
+}
+
+func (e *estimator) rate(route string) float64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if v, ok := e.secPerGiB[route]; ok {
+		return v
+	}
+	if e.overall > 0 {
+		return e.overall
+	}
+	return defaultSecPerGiB
+}
+
+// duration estimates how long j's copy takes once ECS starts it.
+func (e *estimator) duration(j *job.Job) time.Duration {
+	size := j.SizeGiB
+	if size <= 0 {
+		size = 1
+	}
+	return time.Duration(float64(size) * e.rate(j.Route()) * float64(time.Second))
+}
+
+// Estimate returns the expected copy time of a job of size sizeGiB on a route.
+func (s *Scheduler) Estimate(sourceRegion, destRegion string, sizeGiB int64) time.Duration {
+	return s.est.duration(&job.Job{SourceRegion: sourceRegion, DestinationRegion: destRegion, SizeGiB: sizeGiB})
+}
+
+// Slots returns the copy slots of a region.
+func (s *Scheduler) Slots(region string) int { return s.opts.slots(region) }

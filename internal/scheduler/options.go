@@ -1,0 +1,96 @@
+package scheduler
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/replicatord/replicatord/internal/clock"
+)
+
+// Options configure a Scheduler; zero values take the defaults below.
+type Options struct {
+	Clock  clock.Clock
+	Logger *slog.Logger
+	// SlotsPerRegion is the ECS copy quota per destination region (5).
+	SlotsPerRegion int
+	// RegionSlots overrides SlotsPerRegion for some regions.
+	RegionSlots map[string]int
+	// Lookahead is how many copies beyond the slots are submitted per
+	// region, held by ECS as Waiting (1).
+	Lookahead int
+	// Workers bounds concurrent steps (16).
+	Workers int
+	// MaxAttempts bounds how many copies are made for one job when ECS
+	// reports CreateFailed (3).
+	MaxAttempts int
+	// MaxRetries bounds transient failures (5xx, timeouts, throttling) of one
+	// step before the job fails (10).
+	MaxRetries int
+	// RetryBase and RetryMax shape the per-job exponential backoff (1s, 2m).
+	RetryBase, RetryMax time.Duration
+	// QuotaWait is how long a job waits after QuotaExceed.Image (1m).
+	QuotaWait time.Duration
+	// PollMin and PollMax bound the adaptive poll interval (1s, 60s).
+	PollMin, PollMax time.Duration
+	// APIRate is the ceiling of calls per second per ECS action (13, below
+	// the documented 1000 per 60 s).
+	APIRate float64
+	// CopyConflict: the account refuses concurrent copies of one source
+	// image (OperationDenied.ImageCopyConflict). Also switched on by itself
+	// the first time ECS answers that code.
+	CopyConflict bool
+	// CallTimeout bounds one ECS call (30s).
+	CallTimeout time.Duration
+	// Observer receives events for metrics; nil for none.
+	Observer Observer
+}
+
+// Observer is told what happens, for metrics. Methods must not block.
+type Observer interface {
+	CopyFinished(route string, d time.Duration)
+	Throttled(action string)
+	RegionLoad(region string, queued, inFlight int)
+	Transition(from, to string)
+}
+
+func (o *Options) setDefaults() {
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defd := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.SlotsPerRegion, 5)
+	if o.Lookahead < 0 {
+		o.Lookahead = 0
+	}
+	def(&o.Workers, 16)
+	def(&o.MaxAttempts, 3)
+	def(&o.MaxRetries, 10)
+	defd(&o.RetryBase, time.Second)
+	defd(&o.RetryMax, 2*time.Minute)
+	defd(&o.QuotaWait, time.Minute)
+	defd(&o.PollMin, time.Second)
+	defd(&o.PollMax, time.Minute)
+	defd(&o.CallTimeout, 30*time.Second)
+	if o.APIRate <= 0 {
+		o.APIRate = 13
+	}
+}
+
+func (o *Options) slots(region string) int {
+	if n, ok := o.RegionSlots[region]; ok && n > 0 {
+		return n
+	}
+	return o.SlotsPerRegion
+}

@@ -1,0 +1,426 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/replicatord/replicatord/internal/cloud"
+	"github.com/replicatord/replicatord/internal/errdefs"
+	"github.com/replicatord/replicatord/internal/job"
+	"github.com/replicatord/replicatord/internal/ratelimit"
+	"github.com/replicatord/replicatord/internal/state"
+	"github.com/replicatord/replicatord/internal/workqueue"
+)
+
+// Scheduler runs copy jobs; see the package doc.
+type Scheduler struct {
+	opts  Options
+	store state.Store
+	cloud cloud.Provider
+	log   *slog.Logger
+	queue *workqueue.Queue[string]
+	rl    *ratelimit.Limiter
+	est   *estimator
+
+	mu sync.Mutex
+	// live holds the latest copy of every non-terminal job, so admission and
+	// polling never scan the store.
+	live map[string]*job.Job
+	// started is when each copy was first seen Creating, for rate estimates.
+	started map[string]time.Time
+	// recovering holds jobs found SUBMITTING at start: ECS may hold their
+	// copy already, so they are looked up before CopyImage is sent again.
+	recovering map[string]bool
+	conflict   bool
+
+	wg     sync.WaitGroup
+	cancel context.CancelFunc
+}
+
+// New returns a scheduler over store and provider. Call Start to run it.
+func New(store state.Store, provider cloud.Provider, opts Options) *Scheduler {
+	opts.setDefaults()
+	s := &Scheduler{
+		opts:       opts,
+		store:      store,
+		cloud:      provider,
+		log:        opts.Logger,
+		live:       make(map[string]*job.Job),
+		started:    make(map[string]time.Time),
+		recovering: make(map[string]bool),
+		est:        newEstimator(),
+		conflict:   opts.CopyConflict,
+	}
+	s.queue = workqueue.New[string](workqueue.Options[string]{
+		Clock:   opts.Clock,
+		Name:    "scheduler",
+		Backoff: workqueue.Backoff{Base: opts.RetryBase, Max: opts.RetryMax, Jitter: 0.2},
+	})
+	s.rl = ratelimit.New(ratelimit.Options{Rate: opts.APIRate, Clock: opts.Clock})
+	return s
+}
+
+const (
+	keyJob      = "job/"
+	keyPoll     = "poll/"
+	keyDispatch = "dispatch/"
+)
+
+// Start loads every non-terminal job from the store and starts the workers.
+// It returns once every job is tracked again.
+func (s *Scheduler) Start(ctx context.Context) error {
+	active, err := s.store.Active(ctx)
+	if err != nil {
+		return fmt.Errorf("load active jobs: %w", err)
+	}
+	regions := map[string]bool{}
+	s.mu.Lock()
+	for _, j := range active {
+		s.live[j.ID] = j
+		regions[j.DestinationRegion] = true
+		if j.State == job.StateSubmitting {
+			s.recovering[j.ID] = true
+		}
+	}
+	s.mu.Unlock()
+	for _, j := range active {
+		s.kick(j)
+	}
+	for r := range regions {
+		s.queue.Add(keyDispatch + r)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		workqueue.Run(runCtx, s.queue, s.opts.Workers, s.process, func(key string, p any) {
+			s.log.Error("panic in scheduler step", "key", key, "panic", fmt.Sprint(p))
+		})
+	}()
+	s.log.Info("scheduler started", "active_jobs", len(active))
+	return nil
+}
+
+// Stop stops taking new steps and waits for running ones (bounded by ctx).
+// Jobs stay in the store as they are; the next Start resumes them.
+func (s *Scheduler) Stop(ctx context.Context) {
+	s.queue.ShutDownWithDrain(ctx)
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+}
+
+// kick schedules the next step of j according to its state.
+func (s *Scheduler) kick(j *job.Job) {
+	switch j.State {
+	case job.StateQueued:
+		if d := j.NextAttemptTime.Sub(s.opts.Clock.Now()); d > 0 {
+			s.queue.AddAfter(keyDispatch+j.DestinationRegion, d)
+		} else {
+			s.queue.Add(keyDispatch + j.DestinationRegion)
+		}
+	case job.StateSubmitting:
+		if d := j.NextAttemptTime.Sub(s.opts.Clock.Now()); d > 0 {
+			s.queue.AddAfter(keyJob+j.ID, d)
+		} else {
+			s.queue.Add(keyJob + j.ID)
+		}
+	case job.StateWaiting, job.StateCopying:
+		if j.CancelRequested || j.CloudStatus == cloud.StatusAvailable {
+			s.queue.Add(keyJob + j.ID)
+		} else {
+			s.queue.Add(keyPoll + j.DestinationRegion)
+		}
+	case job.StateCancelling:
+		s.queue.Add(keyJob + j.ID)
+	}
+}
+
+func (s *Scheduler) process(ctx context.Context, key string) error {
+	switch {
+	case strings.HasPrefix(key, keyJob):
+		return s.step(ctx, strings.TrimPrefix(key, keyJob))
+	case strings.HasPrefix(key, keyPoll):
+		return s.poll(ctx, strings.TrimPrefix(key, keyPoll))
+	case strings.HasPrefix(key, keyDispatch):
+		return s.dispatch(ctx, strings.TrimPrefix(key, keyDispatch))
+	}
+	return nil
+}
+
+// update changes a job durably and keeps the live view in step.
+func (s *Scheduler) update(ctx context.Context, id string, fn func(*job.Job) error) (*job.Job, error) {
+	var from job.State
+	j, err := s.store.Update(ctx, id, func(j *job.Job) error {
+		from = j.State
+		return fn(j)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.track(j)
+	if from.InCloud() && !j.State.InCloud() {
+		s.freed(j)
+	}
+	if from != j.State {
+		s.log.Info("job transition", "job", j.ID, "from", from.String(), "to", j.State.String(),
+			"image", j.SourceImageID, "region", j.DestinationRegion, "copy", j.DestinationImageID, "cloud_status", j.CloudStatus)
+		if s.opts.Observer != nil {
+			s.opts.Observer.Transition(from.String(), j.State.String())
+		}
+	}
+	return j, nil
+}
+
+// freed wakes admission after j left its copy slot. With the copy-conflict
+// rule, a freed source image may unblock every region.
+func (s *Scheduler) freed(j *job.Job) {
+	s.mu.Lock()
+	conflict := s.conflict
+	regions := map[string]bool{j.DestinationRegion: true}
+	if conflict {
+		for _, o := range s.live {
+			if o.State == job.StateQueued {
+				regions[o.DestinationRegion] = true
+			}
+		}
+	}
+	s.mu.Unlock()
+	for r := range regions {
+		s.queue.Add(keyDispatch + r)
+	}
+}
+
+func (s *Scheduler) track(j *job.Job) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if j.State.Terminal() {
+		delete(s.live, j.ID)
+		delete(s.started, j.ID)
+		delete(s.recovering, j.ID)
+		return
+	}
+	if j.State == job.StateQueued {
+		delete(s.started, j.ID)
+	}
+	s.live[j.ID] = j
+}
+
+func (s *Scheduler) get(id string) *job.Job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live[id]
+}
+
+// Submit stores new jobs durably and schedules them. A job with a
+// DestinationImageID and state WAITING or COPYING adopts an existing copy.
+func (s *Scheduler) Submit(ctx context.Context, jobs ...*job.Job) error {
+	now := s.opts.Clock.Now()
+	for _, j := range jobs {
+		if j.ID == "" {
+			j.ID = job.NewID(now)
+		}
+		if j.State == job.StateUnspecified {
+			j.State = job.StateQueued
+		}
+		if j.CreateTime.IsZero() {
+			j.CreateTime = now
+		}
+		j.UpdateTime = now
+	}
+	if err := s.store.Create(ctx, jobs...); err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		s.track(j.Clone())
+		s.kick(j)
+	}
+	return nil
+}
+
+// Cancel asks for jobs to be cancelled. Queued jobs are cancelled at once;
+// jobs with a copy in ECS become CANCELLING and CancelCopyImage is sent.
+// Finished jobs give ErrFailedPrecondition; nothing is changed then.
+func (s *Scheduler) Cancel(ctx context.Context, ids []string) ([]*job.Job, error) {
+	for _, id := range ids {
+		j, err := s.store.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if j.State.Terminal() {
+			return nil, fmt.Errorf("job %s is already %s: %w", id, j.State, errdefs.ErrFailedPrecondition)
+		}
+	}
+	out := make([]*job.Job, 0, len(ids))
+	now := s.opts.Clock.Now()
+	for _, id := range ids {
+		j, err := s.update(ctx, id, func(j *job.Job) error {
+			switch {
+			case j.State.Terminal():
+				return fmt.Errorf("job %s is already %s: %w", j.ID, j.State, errdefs.ErrFailedPrecondition)
+			case j.State == job.StateQueued:
+				j.State = job.StateCancelled
+				j.FinishTime = now
+			case j.State == job.StateWaiting || j.State == job.StateCopying:
+				j.State = job.StateCancelling
+				j.CancelRequested = true
+			default: // SUBMITTING or CANCELLING: the step in progress sees the flag.
+				j.CancelRequested = true
+			}
+			return nil
+		})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, j)
+		if !j.State.Terminal() {
+			s.queue.Add(keyJob + j.ID)
+		}
+		s.queue.Add(keyDispatch + j.DestinationRegion)
+	}
+	return out, nil
+}
+
+// Retry starts a new attempt of failed or cancelled jobs.
+func (s *Scheduler) Retry(ctx context.Context, ids []string) ([]*job.Job, error) {
+	for _, id := range ids {
+		j, err := s.store.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if j.State != job.StateFailed && j.State != job.StateCancelled {
+			return nil, fmt.Errorf("job %s is %s; only FAILED or CANCELLED jobs can be retried: %w", id, j.State, errdefs.ErrFailedPrecondition)
+		}
+	}
+	var out []*job.Job
+	for _, id := range ids {
+		j, err := s.update(ctx, id, func(j *job.Job) error {
+			if j.State != job.StateFailed && j.State != job.StateCancelled {
+				return fmt.Errorf("job %s is %s: %w", j.ID, j.State, errdefs.ErrFailedPrecondition)
+			}
+			resetForNewAttempt(j)
+			j.Attempts = 0
+			return nil
+		})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, j)
+		s.kick(j)
+	}
+	return out, nil
+}
+
+// resetForNewAttempt puts j back in the queue for a fresh copy.
+func resetForNewAttempt(j *job.Job) {
+	j.State = job.StateQueued
+	j.DestinationImageID = ""
+	j.CloudStatus = ""
+	j.ProgressPercent = 0
+	j.Remaining = 0
+	j.ClientToken = ""
+	j.CancelRequested = false
+	j.Retries = 0
+	j.FinishTime = time.Time{}
+	j.SubmitTime = time.Time{}
+	for i := range j.PostCopy {
+		j.PostCopy[i].Done = false
+		j.PostCopy[i].Error = ""
+	}
+}
+
+// PolicyJobs returns the jobs of a policy: all non-terminal ones and the
+// latest terminal one per source image and region.
+func (s *Scheduler) PolicyJobs(ctx context.Context, policy string) ([]*job.Job, error) {
+	var out []*job.Job
+	seen := map[string]bool{}
+	token := ""
+	for {
+		jobs, next, _, err := s.store.List(ctx, state.Filter{Policy: policy}, 1000, token)
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range jobs { // newest first
+			k := j.SourceImageID + "\x00" + j.DestinationRegion
+			if !j.State.Terminal() {
+				out = append(out, j)
+				seen[k] = true
+				continue
+			}
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, j)
+			}
+		}
+		if next == "" {
+			return out, nil
+		}
+		token = next
+	}
+}
+
+// RegionLoad reports queued and in-flight jobs per region.
+func (s *Scheduler) RegionLoad() map[string][2]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string][2]int{}
+	for _, j := range s.live {
+		v := out[j.DestinationRegion]
+		if j.State == job.StateQueued {
+			v[0]++
+		} else {
+			v[1]++
+		}
+		out[j.DestinationRegion] = v
+	}
+	return out
+}
+
+// OldestQueued returns the creation time of the oldest queued job.
+func (s *Scheduler) OldestQueued() (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var t time.Time
+	for _, j := range s.live {
+		if j.State == job.StateQueued && (t.IsZero() || j.CreateTime.Before(t)) {
+			t = j.CreateTime
+		}
+	}
+	return t, !t.IsZero()
+}
+
+// call runs one ECS call under the action's rate limit and timeout and
+// feeds the outcome back into the limiter.
+func (s *Scheduler) call(ctx context.Context, action string, fn func(context.Context) error) error {
+	if err := s.rl.Wait(ctx, action); err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+	defer cancel()
+	err := fn(cctx)
+	switch {
+	case err == nil:
+		s.rl.OnSuccess(action)
+	case cloud.ClassOf(err) == cloud.ClassThrottled:
+		s.rl.OnThrottle(action)
+		if s.opts.Observer != nil {
+			s.opts.Observer.Throttled(action)
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		var ce *cloud.Error
+		if errors.As(err, &ce) {
+			s.log.Warn("ECS call failed", "action", action, "code", ce.Code, "request_id", ce.RequestID, "region", ce.Region, "class", ce.Class.String())
+		} else {
+			s.log.Warn("ECS call failed", "action", action, "err", err.Error())
+		}
+	}
+	return err
+}

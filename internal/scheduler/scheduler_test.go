@@ -1,0 +1,220 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/replicatord/replicatord/internal/cloud"
+	"github.com/replicatord/replicatord/internal/ecsemu"
+	"github.com/replicatord/replicatord/internal/errdefs"
+	"github.com/replicatord/replicatord/internal/job"
+)
+
+// At most slots+lookahead copies are in ECS per region; ECS runs `slots`
+// and holds the look-ahead as Waiting; the rest stay queued here.
+func TestRegionLimitAndLookahead(t *testing.T) {
+	h := newHarness(t, ecsemu.Config{Images: images(40, 40, 40, 40, 40, 40, 40, 40, 40, 40)}, Options{SlotsPerRegion: 5, Lookahead: 1})
+	var jobs []*job.Job
+	for i := 0; i < 10; i++ {
+		jobs = append(jobs, newJob(i, 40, "cn-shanghai"))
+	}
+	h.submit(jobs...)
+	// Submitted copies are polled once ECS holds them.
+	h.runUntil("copies observed", time.Second, 5, func() bool { return h.states(ids(jobs))[job.StateCopying] == 5 })
+	st := h.states(ids(jobs))
+	if st[job.StateCopying] != 5 || st[job.StateWaiting] != 1 || st[job.StateQueued] != 4 {
+		t.Fatalf("states = %v, want 5 COPYING, 1 WAITING, 4 QUEUED", st)
+	}
+	if n := len(h.copiesIn("cn-shanghai")); n != 6 {
+		t.Fatalf("ECS holds %d copies, want 6", n)
+	}
+	h.runUntil("all copies done", 30*time.Second, 400, h.allTerminal(ids(jobs)))
+	if st := h.states(ids(jobs)); st[job.StateSucceeded] != 10 {
+		t.Fatalf("states = %v, want 10 SUCCEEDED", st)
+	}
+	copies := h.copiesIn("cn-shanghai")
+	if len(copies) != 10 {
+		t.Fatalf("ECS holds %d copies, want exactly 10", len(copies))
+	}
+	for _, im := range copies {
+		if im.Status != cloud.StatusAvailable {
+			t.Errorf("copy %s is %s", im.ID, im.Status)
+		}
+	}
+}
+
+// Ad-hoc copies go before policy backfill; within a class the longest copy
+// goes first.
+func TestOrdering(t *testing.T) {
+	h := newHarness(t, ecsemu.Config{Images: images(10, 80, 40, 20)}, Options{SlotsPerRegion: 1, Lookahead: 0})
+	// Fill the one slot so that everything after it queues.
+	first := newJob(0, 10, "cn-beijing")
+	h.submit(first)
+	h.settle()
+	small := newJob(3, 20, "cn-beijing")
+	big := newJob(1, 80, "cn-beijing")
+	mid := newJob(2, 40, "cn-beijing")
+	policyBig := newJob(1, 80, "cn-beijing")
+	policyBig.Policy = "backfill"
+	policyBig.SourceImageID = imageID(1)
+	h.submit(policyBig, small, mid, big)
+	var order []string
+	seen := map[string]bool{}
+	all := []*job.Job{first, small, big, mid, policyBig}
+	h.runUntil("all done", 30*time.Second, 2000, func() bool {
+		for _, j := range all {
+			if !seen[j.ID] && h.job(j.ID).SubmitTime != (time.Time{}) {
+				seen[j.ID] = true
+				order = append(order, j.ID)
+			}
+		}
+		return h.allTerminal(ids(all))()
+	})
+	want := []string{first.ID, big.ID, mid.ID, small.ID, policyBig.ID}
+	for i := range want {
+		if order[i] != want[i] {
+			t.Fatalf("submit order = %v, want %v (first, ad-hoc longest first, then policy)", order, want)
+		}
+	}
+}
+
+func TestCancelQueuedAndCopying(t *testing.T) {
+	h := newHarness(t, ecsemu.Config{Images: images(100, 100)}, Options{SlotsPerRegion: 1, Lookahead: 0})
+	running := newJob(0, 100, "cn-shanghai")
+	queued := newJob(1, 100, "cn-shanghai")
+	h.submit(running, queued)
+	h.runUntil("copying", time.Second, 10, func() bool { return h.job(running.ID).State == job.StateCopying })
+
+	ctx := context.Background()
+	calls := h.emu.Stats().Calls["CancelCopyImage"]
+	out, err := h.s.Cancel(ctx, []string{queued.ID})
+	if err != nil || out[0].State != job.StateCancelled {
+		t.Fatalf("cancel queued: %v %v", out, err)
+	}
+	h.settle()
+	if got := h.emu.Stats().Calls["CancelCopyImage"]; sum(got) != sum(calls) {
+		t.Fatalf("a queued job's cancel called ECS: %v", got)
+	}
+
+	out, err = h.s.Cancel(ctx, []string{running.ID})
+	if err != nil || out[0].State != job.StateCancelling {
+		t.Fatalf("cancel copying: %v %v", out, err)
+	}
+	h.runUntil("cancelled", time.Second, 20, func() bool { return h.job(running.ID).State == job.StateCancelled })
+	if n := len(h.copiesIn("cn-shanghai")); n != 0 {
+		t.Fatalf("%d copies left after cancel, want 0", n)
+	}
+	if _, err := h.s.Cancel(ctx, []string{running.ID}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("cancel of a finished job: %v, want FailedPrecondition", err)
+	}
+}
+
+func sum(m map[string]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// A copy that ECS reports CreateFailed is deleted and made again, up to
+// MaxAttempts; then the job fails with the reason and nothing is left.
+func TestCreateFailedRetriedThenFails(t *testing.T) {
+	h := newHarness(t, ecsemu.Config{Images: images(10), CreateFailedRate: 1}, Options{MaxAttempts: 2})
+	j := newJob(0, 10, "cn-shanghai")
+	h.submit(j)
+	h.runUntil("failed", 30*time.Second, 200, h.allTerminal([]string{j.ID}))
+	got := h.job(j.ID)
+	if got.State != job.StateFailed || got.Attempts != 2 || got.Error == nil || got.Error.Code != "CreateFailed" {
+		t.Fatalf("job = %s attempts %d error %+v; want FAILED after 2 attempts with CreateFailed", got.State, got.Attempts, got.Error)
+	}
+	if n := len(h.copiesIn("cn-shanghai")); n != 0 {
+		t.Fatalf("%d failed copies left behind, want 0", n)
+	}
+}
+
+// A permanent ECS error fails the job at once with ECS's code and message.
+func TestPermanentErrorFailsAtOnce(t *testing.T) {
+	h := newHarness(t, ecsemu.Config{Images: images(300)}, Options{})
+	j := newJob(0, 300, "cn-shanghai")
+	h.submit(j)
+	h.runUntil("failed", time.Second, 5, h.allTerminal([]string{j.ID}))
+	got := h.job(j.ID)
+	if got.State != job.StateFailed || got.Error == nil || got.Error.Code != "SizeExceed.Image" || got.Error.RequestID == "" {
+		t.Fatalf("job = %s %+v; want FAILED with SizeExceed.Image and a RequestId", got.State, got.Error)
+	}
+	if c := h.emu.Stats().Calls["CopyImage"]; sum(c) != 1 {
+		t.Fatalf("CopyImage called %v, want once", c)
+	}
+}
+
+// With the copy-conflict rule one source image is copied to one region at a
+// time, and the scheduler learns the rule from ECS's answer by itself.
+func TestCopyConflictLearned(t *testing.T) {
+	h := newHarness(t, ecsemu.Config{Images: images(20), CopyConflict: true}, Options{})
+	var jobs []*job.Job
+	for _, r := range []string{"cn-shanghai", "cn-beijing", "cn-shenzhen"} {
+		jobs = append(jobs, newJob(0, 20, r))
+	}
+	h.submit(jobs...)
+	maxInFlight := 0
+	h.runUntil("all done", 10*time.Second, 1000, func() bool {
+		n := 0
+		for _, im := range append(append(h.copiesIn("cn-shanghai"), h.copiesIn("cn-beijing")...), h.copiesIn("cn-shenzhen")...) {
+			if im.Status == cloud.StatusCreating || im.Status == cloud.StatusWaiting {
+				n++
+			}
+		}
+		if n > maxInFlight {
+			maxInFlight = n
+		}
+		return h.allTerminal(ids(jobs))()
+	})
+	if st := h.states(ids(jobs)); st[job.StateSucceeded] != 3 {
+		t.Fatalf("states = %v, want 3 SUCCEEDED", st)
+	}
+	if maxInFlight != 1 {
+		t.Fatalf("%d copies of one source in flight at once, want 1", maxInFlight)
+	}
+}
+
+// A job found SUBMITTING at start whose copy ECS already holds (the daemon
+// died after ECS accepted the copy, before the answer was stored) adopts
+// that copy instead of making a second one.
+func TestRestartAdoptsAcceptedCopy(t *testing.T) {
+	h := newHarness(t, ecsemu.Config{Images: images(10)}, Options{})
+	h.close() // the daemon is gone; the emulator (ECS) stays
+	var err error
+
+	// Write the intent as the dead daemon would have, then make the copy in
+	// ECS with the intent's token and lineage, as its CopyImage did.
+	j := newJob(0, 10, "cn-shanghai")
+	j.State = job.StateSubmitting
+	j.Attempts = 1
+	j.ClientToken = job.Token(j.ID, 1)
+	j.CreateTime = epoch
+	store := reopen(t, h)
+	if err = store.Create(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	id, err := h.cloud.CopyImage(context.Background(), cloud.CopyRequest{
+		SourceRegion: srcRegion, SourceImageID: j.SourceImageID, DestinationRegion: j.DestinationRegion,
+		Tags: lineageTags(j), ClientToken: j.ClientToken,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	h.open(Options{})
+	h.runUntil("done", 30*time.Second, 100, h.allTerminal([]string{j.ID}))
+	got := h.job(j.ID)
+	if got.State != job.StateSucceeded || got.DestinationImageID != id {
+		t.Fatalf("job = %s copy %s, want SUCCEEDED with the existing copy %s", got.State, got.DestinationImageID, id)
+	}
+	if n := len(h.copiesIn("cn-shanghai")); n != 1 {
+		t.Fatalf("%d copies, want exactly 1", n)
+	}
+}

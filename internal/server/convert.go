@@ -1,0 +1,67 @@
+package server
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/replicatord/replicatord/gen/replicator/v1"
+	"github.com/replicatord/replicatord/internal/job"
+)
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+// toPB converts a job for the API.
+func toPB(j *job.Job) *pb.Job {
+	if j == nil {
+		return nil
+	}
+	out := &pb.Job{
+		Id:                     j.ID,
+		Policy:                 j.Policy,
+		SourceRegion:           j.SourceRegion,
+		SourceImageId:          j.SourceImageID,
+		SourceImageName:        j.SourceImageName,
+		DestinationRegion:      j.DestinationRegion,
+		DestinationImageId:     j.DestinationImageID,
+		DestinationImageName:   j.DestinationImageName,
+		DestinationDescription: j.DestinationDescription,
+		State:                  pb.JobState(j.State),
+		ProgressPercent:        j.ProgressPercent,
+		CloudStatus:            j.CloudStatus,
+		Attempts:               j.Attempts,
+		SizeGib:                j.SizeGiB,
+		CreateTime:             ts(j.CreateTime),
+		UpdateTime:             ts(j.UpdateTime),
+		FinishTime:             ts(j.FinishTime),
+		NextAttemptTime:        ts(j.NextAttemptTime),
+		Revision:               j.Revision,
+		Encrypted:              j.Encrypted,
+		KmsKeyId:               j.KMSKeyID,
+		Tags:                   j.Tags,
+	}
+	if j.Remaining > 0 {
+		out.Remaining = durationpb.New(j.Remaining)
+	}
+	if j.Error != nil {
+		out.Error = &pb.JobError{Code: j.Error.Code, Message: j.Error.Message, RequestId: j.Error.RequestID, Retryable: j.Error.Retryable}
+	}
+	for _, a := range j.PostCopy {
+		out.PostCopyActions = append(out.PostCopyActions, &pb.PostCopyAction{Name: a.Name, Done: a.Done, Error: a.Error})
+	}
+	return out
+}
+
+func toPBs(jobs []*job.Job) []*pb.Job {
+	out := make([]*pb.Job, len(jobs))
+	for i, j := range jobs {
+		out[i] = toPB(j)
+	}
+	return out
+}

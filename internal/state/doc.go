@@ -1,0 +1,82 @@
+// Package state is replicatord's durable job store: a single bbolt file
+// behind the narrow Store interface (see store.go), so that an etcd-backed
+// store could replace it later. Nothing outside this package sees bbolt.
+//
+// # Bucket layout
+//
+// Update this tree each time the layout changes, in addition to adding a
+// migration to the migrations slice (schema.go) and a test for it.
+//
+//	meta/
+//	    schema_version      -> uint64 big endian (currently 1)
+//	    revision            -> uint64 big endian, revision of the last change
+//	    compacted_revision  -> uint64 big endian, newest revision whose event was deleted
+//	jobs/
+//	    <job id>            -> encoded job (codec.go)
+//	events/
+//	    <revision, 8 bytes big endian> -> encoded job after the change
+//	index/
+//	    active/<job id>                    -> ""  (non-terminal jobs; restart reads only these)
+//	    state/<state number>\x00<job id>   -> ""
+//	    policy/<policy>\x00<job id>        -> ""  (jobs with a policy)
+//	    image/<source image id>\x00<job id> -> ""
+//	    region/<destination region>\x00<job id> -> ""
+//
+// Every value is written and read only by this package. A record is a
+// version byte followed by JSON of job.Job; the byte lets the encoding change
+// without a full migration. A record that does not decode is reported as
+// errdefs.ErrDataLoss naming its key, never a panic.
+//
+// # Writes: group commit
+//
+// One writer goroutine owns every write transaction. Create and Update hand
+// it a request over an unbuffered channel and wait. The writer takes the
+// first request, drains whatever other requests are already waiting (up to
+// Options.MaxBatchSize, optionally waiting Options.MaxBatchDelay for more),
+// applies them in order in ONE bbolt transaction and commits (fsync) once,
+// then answers every caller. Requests that arrive during a commit form the
+// next batch, so under load one fsync serves many updates while a lone
+// update pays no added delay. Compared with bbolt's db.Batch, each update
+// function runs exactly once per commit and one that fails or panics is
+// answered alone without re-running the others; only a storage error in the
+// middle of a request (which bbolt cannot roll back partially) makes the
+// writer retry the batch one request per transaction.
+//
+// Every change gets its own revision; the revision counter lives in
+// meta/revision and is written in the same transaction as the change, and
+// the event for each change is written to events/ in that transaction too.
+// Events older than the newest Options.HistoryLimit are deleted by the same
+// transactions that add new ones, at most the number added plus 1024 per
+// transaction, so compaction work stays bounded.
+//
+// Durability: the file is opened without NoSync, so a Create or Update that
+// returned is on disk. NoFreelistSync is deliberately OFF, unlike
+// containerd: without a synced freelist, bbolt 1.4 rebuilds it at Open by
+// walking every page, and reports damage found on that walk by panicking in
+// a goroutine of its own, where no recover can catch it — a corrupt file
+// would crash the daemon instead of failing Open with a clear error. With
+// the freelist synced, Open reads one page (in our goroutine, recovered)
+// and restart stays cheap at 100k jobs; the cost is a few more bytes
+// written per commit, which group commit amortises.
+//
+// # Watch
+//
+// Events are published only after their commit. A watcher first reads the
+// retained history from events/ in short read transactions, then switches,
+// under the same lock the writer publishes under, to live events queued by
+// the writer; the switch happens only once it has read every published
+// revision, and live events below the next revision it needs are skipped,
+// so there is neither a gap nor a duplicate. The writer never blocks on a
+// watcher: a watcher whose queue holds Options.WatchBuffer undelivered
+// events is dropped (errdefs.ErrAborted, "resume from N").
+//
+// # Corruption
+//
+// bbolt can panic, or fault on a truncated mmap, when it meets a corrupt
+// page. Open, every read and every write transaction run with
+// debug.SetPanicOnFault and recover(), and report errdefs.ErrDataLoss with
+// the file path. Check runs this package's own consistency checks (records
+// decode, indexes agree with jobs, revisions are consistent) after reading
+// every page in its own goroutine, and only then bbolt's tx.Check, which
+// would otherwise crash the process on a corrupt page.
+package state

@@ -1,0 +1,33 @@
+// Package transport is how replicatord's gRPC API is exposed and reached:
+// listeners, TLS, bearer tokens, limits and the interceptors every call goes
+// through. cmd/replicatord builds its servers from ServerConfig and replctl
+// its connections from ClientConfig, so both ends agree on one set of rules:
+//
+//   - A unix socket is the local admin door. It is created 0600 from the
+//     first instant (bound inside a private 0700 directory, chmodded, then
+//     renamed into place, so there is no window in which another user can
+//     connect and no process-wide umask juggling). A stale socket left by a
+//     killed daemon is removed only after a dial proves nothing listens on
+//     it; a live one is "in use by a running daemon".
+//   - TCP needs TLS 1.2 or later unless Insecure is set explicitly, and then
+//     the config reports a loud warning for the caller to log. A ClientCA
+//     turns on mutual TLS (tls.RequireAndVerifyClientCert).
+//   - Bearer tokens, when a token file is configured, are required on every
+//     unary and streaming call except the grpc.health.v1 service (probes such
+//     as kubelet's or grpc-health-probe must work without a secret; health
+//     reveals nothing but SERVING/NOT_SERVING). Tokens are compared through
+//     SHA-256 digests with crypto/subtle, so neither content nor length
+//     leaks through timing. Tokens are only ever exchanged over TLS or the
+//     unix socket: the server refuses a token file on plaintext TCP, and the
+//     client refuses to send one there (its PerRPCCredentials require
+//     transport security, which grpc enforces per connection; the unix
+//     socket counts as secure through grpc's local credentials).
+//   - Every call is logged when it fails or is slow (method, code, duration,
+//     peer), never with its metadata, so a token cannot reach the logs. A
+//     panicking handler becomes codes.Internal for the caller and an error
+//     log with the stack for the operator.
+//
+// One ServerConfig describes one endpoint. A daemon that serves both the
+// socket and TCP runs two grpc.Server values over the same services, because
+// transport credentials belong to a grpc.Server, not to a listener.
+package transport
