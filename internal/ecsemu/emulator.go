@@ -44,6 +44,11 @@ type Emulator struct {
 	rngFault *rand.Rand
 	rngID    *rand.Rand
 	counters counters
+	hanging  int64 // requests blocked in a hang fault now
+
+	// testHookBlocked, if set, is called when a request starts to block
+	// in a hang or latency fault; tests use it instead of sleeping.
+	testHookBlocked func(kind string)
 }
 
 // tokenEntry remembers a CopyImage ClientToken.
@@ -175,18 +180,24 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.serveAdmin(w, r)
 		return
 	}
-	rid := e.newRequestID()
-	out := e.serveAPI(w, r, rid)
+	e.serveAPI(w, r, e.newRequestID())
+}
+
+// record counts a call. It runs before the answer is written (or the
+// connection dropped), so a client that saw the answer sees the count.
+func (e *Emulator) record(out outcome) outcome {
 	e.mu.Lock()
 	e.counters.call(out.action, out.code)
 	e.mu.Unlock()
+	return out
 }
 
 func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rid string) outcome {
 	out := outcome{action: actionNone}
 	fail := func(err *apiError, regionID string) outcome {
-		writeError(w, rid, regionID, err)
 		out.code = err.Code
+		e.record(out)
+		writeError(w, rid, regionID, err)
 		return out
 	}
 	if r.URL.Path != "/" {
@@ -219,8 +230,7 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rid string) 
 	}
 	f := e.drawFault(name)
 	if f.latency > 0 && !e.wait(r, f.latency) {
-		out.code = "ClientClosed"
-		return out
+		return e.abandon(w, r, out)
 	}
 	switch f.kind {
 	case faultInternal:
@@ -230,10 +240,16 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rid string) 
 	case faultHang:
 		e.hang(r)
 		out.code = "Hung"
+		e.record(out)
+		if r.Context().Err() == nil {
+			// Released by Close: an empty 200 would read as success.
+			dropConnection(w)
+		}
 		return out
 	case faultDrop:
-		dropConnection(w)
 		out.code = "Dropped"
+		e.record(out)
+		dropConnection(w)
 		return out
 	}
 	e.mu.Lock()
@@ -243,9 +259,23 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rid string) 
 	if aerr != nil {
 		return fail(aerr, regionID)
 	}
-	writeJSON(w, http.StatusOK, resp)
 	out.code = "200"
+	e.record(out)
+	writeJSON(w, http.StatusOK, resp)
 	return out
+}
+
+// abandon ends a request whose wait was cut short: by the client (nothing
+// to answer) or by Close (drop the connection rather than answer 200).
+func (e *Emulator) abandon(w http.ResponseWriter, r *http.Request, out outcome) outcome {
+	out.code = "ClientClosed"
+	if r.Context().Err() == nil {
+		out.code = "Dropped"
+		e.record(out)
+		dropConnection(w)
+		return out
+	}
+	return e.record(out)
 }
 
 // authenticate checks signature, timestamp, nonce and version.

@@ -114,6 +114,7 @@ func clampFault(f Fault) Fault {
 func (e *Emulator) wait(r *http.Request, d time.Duration) bool {
 	t := e.clk.NewTimer(d)
 	defer t.Stop()
+	e.blocked("latency")
 	select {
 	case <-t.C():
 		return true
@@ -127,6 +128,15 @@ func (e *Emulator) wait(r *http.Request, d time.Duration) bool {
 // hang blocks until the client gives up or the emulator closes; the
 // client sees no answer at all.
 func (e *Emulator) hang(r *http.Request) {
+	e.mu.Lock()
+	e.hanging++
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.hanging--
+		e.mu.Unlock()
+	}()
+	e.blocked("hang")
 	select {
 	case <-r.Context().Done():
 	case <-e.closed:
@@ -177,4 +187,13 @@ func (f *Fault) UnmarshalJSON(b []byte) error {
 	}
 	*f = Fault{j.InternalErrorRate, j.UnavailableRate, j.HangRate, j.DropRate, lat}
 	return nil
+}
+
+func (e *Emulator) blocked(kind string) {
+	e.mu.Lock()
+	hook := e.testHookBlocked
+	e.mu.Unlock()
+	if hook != nil {
+		hook(kind)
+	}
 }

@@ -19,6 +19,8 @@ type Stats struct {
 	Calls map[string]map[string]int64 `json:"calls"`
 	// Throttled counts calls refused by the token bucket.
 	Throttled int64 `json:"throttled"`
+	// Hanging is how many requests are blocked in a hang fault now.
+	Hanging int64 `json:"hanging"`
 	// Faults counts injected faults by action and kind
 	// (InternalError, ServiceUnavailable, Hang, Drop).
 	Faults map[string]map[string]int64 `json:"faults"`
@@ -80,6 +82,7 @@ func (e *Emulator) Stats() Stats {
 	s := Stats{
 		Calls:             map[string]map[string]int64{},
 		Throttled:         e.counters.Throttled,
+		Hanging:           e.hanging,
 		Faults:            map[string]map[string]int64{},
 		CopiesSubmitted:   copyMap(e.counters.CopiesSubmitted),
 		CopiesCancelled:   copyMap(e.counters.CopiesCancelled),

@@ -362,6 +362,10 @@ func (d *decoder) scheduler(n *yaml.Node, sc scope, o *Scheduler) {
 	}
 }
 
+// MaxPolicies caps the policies of one file: each runs its own reconcile
+// loop with DescribeImages calls in all its regions.
+const MaxPolicies = 1000
+
 // policies decodes the list of policies and checks that names are unique.
 func (d *decoder) policies(n *yaml.Node, sc scope) []Policy {
 	n = d.resolve(n)
@@ -375,9 +379,16 @@ func (d *decoder) policies(n *yaml.Node, sc scope) []Policy {
 		d.fieldErrorf(n, sc, "expected a list of policies, got %s", kindName(n))
 		return nil
 	}
+	if len(n.Content) > MaxPolicies {
+		d.fieldErrorf(n, sc, "%d policies is more than the %d one file may hold", len(n.Content), MaxPolicies)
+		return nil
+	}
 	var out []Policy
 	names := map[string]int{}
 	for i, c := range n.Content {
+		if d.broke {
+			break
+		}
 		p, nameNode := d.policy(c, sc.index(i))
 		if p.Name != "" {
 			if line, dup := names[p.Name]; dup {
@@ -390,4 +401,3 @@ func (d *decoder) policies(n *yaml.Node, sc scope) []Policy {
 	}
 	return out
 }
-

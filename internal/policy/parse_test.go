@@ -340,4 +340,3 @@ func TestExampleFileIsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-

@@ -27,8 +27,8 @@ type Options struct {
 	// Regions returns the regions the account can use, for validation;
 	// nil skips the check.
 	Regions func() map[string]bool
-	Clock    clock.Clock
-	Logger   *slog.Logger
+	Clock   clock.Clock
+	Logger  *slog.Logger
 }
 
 // Server implements replicator.v1.ReplicatorService.

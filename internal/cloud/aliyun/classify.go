@@ -149,6 +149,11 @@ var classes = map[string]cloud.Class{
 	"ImageIsExporting":                               cloud.ClassQuota,
 	"ImageIsPublic":                                  cloud.ClassPermanent,
 
+	// Other image APIs (TagResources, ModifyImageSharePermission).
+	"InvalidResourceId.NotFound": cloud.ClassNotFound,
+	// At most 50 accounts per image: waiting will not free a share.
+	"QuotaExceed.ShareImageUser": cloud.ClassPermanent,
+
 	// The adapter's own codes.
 	CodeTimeout:         cloud.ClassRetryable,
 	CodeTransport:       cloud.ClassRetryable,

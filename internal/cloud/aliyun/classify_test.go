@@ -148,6 +148,10 @@ func TestClassifyReferenceCodes(t *testing.T) {
 		{"DeleteImage", 403, "ImageIsPublic", perm},
 		{"DeleteImage", 404, "InvalidImageId.NotFound", nf},
 
+		// Other image APIs, as the emulator answers them.
+		{"TagResources", 404, "InvalidResourceId.NotFound", nf},
+		{"ModifyImageSharePermission", 403, "QuotaExceed.ShareImageUser", perm},
+
 		// The adapter's own codes and the SDK's.
 		{"adapter", 0, CodeTimeout, retry},
 		{"adapter", 0, CodeTransport, retry},

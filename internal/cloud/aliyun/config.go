@@ -1,6 +1,7 @@
 package aliyun
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -73,6 +74,19 @@ func (c Config) Format(f fmt.State, verb rune) { fmt.Fprint(f, c.String()) }
 
 // LogValue redacts for log/slog.
 func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// MarshalJSON redacts, for structured loggers that encode values as JSON.
+func (c Config) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Endpoint                    string
+		Insecure                    bool
+		Credentials                 Credentials
+		ConnectTimeout, ReadTimeout string
+		MaxConcurrency              int
+		UserAgent                   string
+		Observer                    bool
+	}{c.Endpoint, c.Insecure, c.Credentials, c.ConnectTimeout.String(), c.ReadTimeout.String(), c.MaxConcurrency, c.UserAgent, c.Observer != nil})
+}
 
 // settings is a validated Config with the defaults applied.
 type settings struct {

@@ -249,8 +249,13 @@ func TestNoSecretInAnyError(t *testing.T) {
 			w.WriteHeader(502)
 			io.WriteString(w, "<html>"+testSecret+" "+testToken+"</html>")
 		},
-		func(w http.ResponseWriter, q url.Values) { replyJSON(w, 400, map[string]any{"Code": 1, "Message": testSecret}) },
-		func(w http.ResponseWriter, q url.Values) { w.WriteHeader(200); io.WriteString(w, "not json "+testSecret) },
+		func(w http.ResponseWriter, q url.Values) {
+			replyJSON(w, 400, map[string]any{"Code": 1, "Message": testSecret})
+		},
+		func(w http.ResponseWriter, q url.Values) {
+			w.WriteHeader(200)
+			io.WriteString(w, "not json "+testSecret)
+		},
 	}
 	for i, reply := range replies {
 		f := newFakeECS(t, func(w http.ResponseWriter, r *http.Request, q url.Values) { reply(w, q) })

@@ -187,9 +187,10 @@ func (p *Provider) do(ctx context.Context, action, region string, req requests.A
 		p.observe(Call{Action: action, Region: region, RequestID: out.requestID, HTTPStatus: http.StatusOK, Duration: time.Since(start)})
 		return nil
 	}
-	if ctx.Err() != nil {
-		// The HTTP exchange failed because ctx ended: report that, not the
-		// transport's view of it.
+	if ctxEnded(ctx) {
+		// The HTTP exchange failed because ctx ended (or its deadline, to
+		// which the read timeout was cut, passed a hair before ctx's own
+		// timer fired): report that, not the transport's view of it.
 		err := ctxError(ctx, action, region)
 		p.observe(Call{Action: action, Region: region, Duration: time.Since(start), Err: err})
 		return err
@@ -247,7 +248,20 @@ func (p *Provider) observe(c Call) {
 // ctx.Err(), so errors.Is(err, context.DeadlineExceeded) and cloud.ClassOf
 // (retryable for a deadline) work.
 func ctxError(ctx context.Context, action, region string) error {
-	return fmt.Errorf("%s in %s: %w", action, region, ctx.Err())
+	err := ctx.Err()
+	if err == nil {
+		err = context.DeadlineExceeded // see ctxEnded
+	}
+	return fmt.Errorf("%s in %s: %w", action, region, err)
+}
+
+// ctxEnded reports whether ctx is done or its deadline has passed.
+func ctxEnded(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // callTransport hands each request the context of the call running on its

@@ -279,7 +279,10 @@ func TestInvalidArgumentsAreRejectedBeforeAnyCall(t *testing.T) {
 		field string
 		call  func() error
 	}{
-		{"101 ids", "IDs", func() error { _, err := p.DescribeImages(ctx, cloud.ImageQuery{Region: "cn-beijing", IDs: ids}); return err }},
+		{"101 ids", "IDs", func() error {
+			_, err := p.DescribeImages(ctx, cloud.ImageQuery{Region: "cn-beijing", IDs: ids})
+			return err
+		}},
 		{"id with comma", "IDs", func() error {
 			_, err := p.DescribeImages(ctx, cloud.ImageQuery{Region: "cn-beijing", IDs: []string{"m-1,m-2"}})
 			return err

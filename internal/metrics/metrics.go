@@ -1,0 +1,257 @@
+package metrics
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/replicatord/replicatord/internal/job"
+)
+
+const namespace = "replicatord"
+
+// CopyBuckets are the copy-duration histogram bounds in seconds: ECS
+// copies take from about a minute to a day.
+var CopyBuckets = []float64{
+	60, 120, 300, 600, 900, 1800, 2700, 3600, 5400, 7200,
+	3 * 3600, 4 * 3600, 6 * 3600, 8 * 3600, 12 * 3600, 24 * 3600,
+}
+
+// CallBuckets are the ECS API call duration bounds in seconds.
+var CallBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+
+// CodeOK is the result code of a successful ECS call.
+const CodeOK = "OK"
+
+// Metrics holds replicatord's collectors and their registry.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	copyDuration  *prometheus.HistogramVec
+	queueDepth    *prometheus.GaugeVec
+	slotsInUse    *prometheus.GaugeVec
+	slotLimit     *prometheus.GaugeVec
+	apiCalls      *prometheus.CounterVec
+	apiDuration   *prometheus.HistogramVec
+	throttles     *prometheus.CounterVec
+	reconcileRuns *prometheus.CounterVec
+	reconcileErrs *prometheus.CounterVec
+	transitions   *prometheus.CounterVec
+	watchers      prometheus.Gauge
+
+	jobs *jobCollector
+}
+
+// New creates the metrics and registers them, with the Go runtime and
+// process collectors, on a fresh registry.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		copyDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "copy_duration_seconds",
+			Help:    "Time from submitting CopyImage to the copy becoming Available, by route.",
+			Buckets: CopyBuckets,
+		}, []string{"source_region", "destination_region"}),
+		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "queue_depth",
+			Help: "Jobs queued in replicatord for a copy slot, by destination region.",
+		}, []string{"region"}),
+		slotsInUse: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "copy_slots_in_use",
+			Help: "Copies in flight at ECS, by destination region.",
+		}, []string{"region"}),
+		slotLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "copy_slots_limit",
+			Help: "Concurrent copies allowed, by destination region.",
+		}, []string{"region"}),
+		apiCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "ecs_api_calls_total",
+			Help: "ECS API calls by action and result code (OK for success, else the ECS error code).",
+		}, []string{"action", "code"}),
+		apiDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "ecs_api_call_duration_seconds",
+			Help:    "ECS API call latency by action, failed calls included.",
+			Buckets: CallBuckets,
+		}, []string{"action"}),
+		throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "ecs_throttles_total",
+			Help: "ECS API calls refused by flow control, by action.",
+		}, []string{"action"}),
+		reconcileRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "reconcile_runs_total",
+			Help: "Policy reconcile passes, by policy.",
+		}, []string{"policy"}),
+		reconcileErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "reconcile_errors_total",
+			Help: "Policy reconcile passes that failed, by policy.",
+		}, []string{"policy"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "job_transitions_total",
+			Help: "Job state transitions, by previous and new state.",
+		}, []string{"from", "to"}),
+		watchers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "watchers",
+			Help: "Watch streams currently connected.",
+		}),
+		jobs: newJobCollector(),
+	}
+	m.reg.MustRegister(
+		m.copyDuration, m.queueDepth, m.slotsInUse, m.slotLimit,
+		m.apiCalls, m.apiDuration, m.throttles,
+		m.reconcileRuns, m.reconcileErrs, m.transitions, m.watchers, m.jobs,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// Registry is the registry everything is registered on, for callers that
+// add collectors of their own (e.g. gRPC server metrics).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// ObserveCopy records a finished copy's duration on its route.
+func (m *Metrics) ObserveCopy(source, destination string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.copyDuration.WithLabelValues(source, destination).Observe(d.Seconds())
+}
+
+// SetQueue sets a destination region's queued jobs and slots in use.
+func (m *Metrics) SetQueue(region string, queued, inUse int) {
+	if m == nil {
+		return
+	}
+	m.queueDepth.WithLabelValues(region).Set(float64(queued))
+	m.slotsInUse.WithLabelValues(region).Set(float64(inUse))
+}
+
+// SetSlotLimit sets how many concurrent copies a region allows.
+func (m *Metrics) SetSlotLimit(region string, limit int) {
+	if m == nil {
+		return
+	}
+	m.slotLimit.WithLabelValues(region).Set(float64(limit))
+}
+
+// ObserveCall records one ECS API call: code is CodeOK (or "") on success,
+// the ECS error code otherwise.
+func (m *Metrics) ObserveCall(action, code string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	action = sanitize(action, "Unknown")
+	m.apiCalls.WithLabelValues(action, sanitize(code, CodeOK)).Inc()
+	m.apiDuration.WithLabelValues(action).Observe(d.Seconds())
+}
+
+// ObserveThrottle records that ECS throttled a call of action.
+func (m *Metrics) ObserveThrottle(action string) {
+	if m == nil {
+		return
+	}
+	m.throttles.WithLabelValues(sanitize(action, "Unknown")).Inc()
+}
+
+// ObserveReconcile records one reconcile pass of policy and whether it
+// failed.
+func (m *Metrics) ObserveReconcile(policy string, err error) {
+	if m == nil {
+		return
+	}
+	m.reconcileRuns.WithLabelValues(policy).Inc()
+	if err != nil {
+		m.reconcileErrs.WithLabelValues(policy).Inc()
+	}
+}
+
+// ObserveTransition counts one job state transition.
+func (m *Metrics) ObserveTransition(from, to job.State) {
+	if m == nil {
+		return
+	}
+	m.transitions.WithLabelValues(stateLabel(from), stateLabel(to)).Inc()
+}
+
+// WatchStarted counts a connected watcher until the returned func is
+// called; calling it more than once has no further effect.
+func (m *Metrics) WatchStarted() (done func()) {
+	if m == nil {
+		return func() {}
+	}
+	m.watchers.Inc()
+	var once sync.Once
+	return func() { once.Do(m.watchers.Dec) }
+}
+
+// SetJobSource installs the callback asked for job counts at every scrape
+// (see JobStats). It must be fast and must not call back into Metrics.
+func (m *Metrics) SetJobSource(f func() JobStats) {
+	if m == nil {
+		return
+	}
+	m.jobs.set(f)
+}
+
+// Preset makes series exist at zero before their first event, so that
+// rate() and absent-alerts work from the start: per action the calls with
+// code OK and the throttles, per policy the reconcile runs and errors.
+func (m *Metrics) Preset(actions, policies []string) {
+	if m == nil {
+		return
+	}
+	for _, a := range actions {
+		a = sanitize(a, "Unknown")
+		m.apiCalls.WithLabelValues(a, CodeOK)
+		m.throttles.WithLabelValues(a)
+	}
+	for _, p := range policies {
+		m.reconcileRuns.WithLabelValues(p)
+		m.reconcileErrs.WithLabelValues(p)
+	}
+}
+
+// ForgetRegion drops a region's queue gauges, e.g. when a policy reload
+// removes its last reference.
+func (m *Metrics) ForgetRegion(region string) {
+	if m == nil {
+		return
+	}
+	m.queueDepth.DeleteLabelValues(region)
+	m.slotsInUse.DeleteLabelValues(region)
+	m.slotLimit.DeleteLabelValues(region)
+}
+
+func stateLabel(s job.State) string { return strings.ToLower(s.String()) }
+
+// maxLabelLen caps label values that come from the wire.
+const maxLabelLen = 64
+
+// sanitize keeps a wire-supplied label value (an ECS action or error code)
+// to a bounded alphabet and length, so a malformed response can neither
+// inject odd text into the exposition nor blow up cardinality with long
+// unique strings. Empty becomes def.
+func sanitize(s, def string) string {
+	if s == "" {
+		return def
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= maxLabelLen {
+			break
+		}
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+var errNilMetrics = errors.New("metrics: nil *Metrics")

@@ -1,0 +1,345 @@
+package server
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/replicatord/replicatord/gen/replicator/v1"
+	"github.com/replicatord/replicatord/internal/cloud/aliyun"
+	"github.com/replicatord/replicatord/internal/ecsemu"
+	"github.com/replicatord/replicatord/internal/scheduler"
+	"github.com/replicatord/replicatord/internal/state"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
+}
+
+const (
+	img20 = "m-bp1f5c9ka0z2wn3hj6ys" // demo image, 20 GiB
+)
+
+// stack is the whole daemon in-process: the emulator over HTTP, the SDK
+// adapter, a bbolt file, the scheduler and this server over a real unix
+// socket.
+type stack struct {
+	store  *state.DB
+	client pb.ReplicatorServiceClient
+}
+
+func newStack(t *testing.T, opts state.Options) *stack {
+	t.Helper()
+	emu, err := ecsemu.New(ecsemu.Config{Credentials: map[string]string{"LTAIk": "s"}, TimeScale: 2000, StartupDelay: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(emu)
+	prov, err := aliyun.New(aliyun.Config{Endpoint: hs.URL, Insecure: true, Credentials: aliyun.Credentials{AccessKeyID: "LTAIk", AccessKeySecret: "s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	store, err := state.Open(filepath.Join(dir, "state.db"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched := scheduler.New(store, prov, scheduler.Options{PollMin: 50 * time.Millisecond, PollMax: time.Second, Lookahead: 1})
+	if err := sched.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	regions, err := prov.DescribeRegions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, r := range regions {
+		known[r.ID] = true
+	}
+	g := grpc.NewServer()
+	New(store, sched, prov, Options{Regions: func() map[string]bool { return known }}).Register(g)
+	ln, err := net.Listen("unix", filepath.Join(dir, "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.Serve(ln)
+	conn, err := grpc.NewClient("unix://"+filepath.Join(dir, "s.sock"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		g.Stop()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		sched.Stop(ctx)
+		store.Close()
+		prov.Close()
+		hs.Close()
+		emu.Close()
+	})
+	return &stack{store: store, client: pb.NewReplicatorServiceClient(conn)}
+}
+
+// Every bad request gets INVALID_ARGUMENT (or NOT_FOUND) naming the field,
+// and changes nothing in the store.
+func TestBadRequestsChangeNothing(t *testing.T) {
+	s := newStack(t, state.Options{})
+	ctx := context.Background()
+	long := strings.Repeat("x", 300)
+	ok := func() *pb.CopyRequest {
+		return &pb.CopyRequest{SourceRegion: "cn-hangzhou", SourceImageId: img20, DestinationRegions: []string{"cn-beijing"}}
+	}
+	with := func(f func(*pb.CopyRequest)) *pb.CopyRequest { r := ok(); f(r); return r }
+	many := make([]string, 65)
+	for i := range many {
+		many[i] = "cn-beijing"
+	}
+	copyCases := []struct {
+		name  string
+		req   *pb.CopyRequest
+		code  codes.Code
+		field string
+	}{
+		{"empty request", &pb.CopyRequest{}, codes.InvalidArgument, "source_region"},
+		{"empty image id", with(func(r *pb.CopyRequest) { r.SourceImageId = "" }), codes.InvalidArgument, "source_image_id"},
+		{"bad image id", with(func(r *pb.CopyRequest) { r.SourceImageId = "i-123" }), codes.InvalidArgument, "source_image_id"},
+		{"oversized image id", with(func(r *pb.CopyRequest) { r.SourceImageId = "m-" + long }), codes.InvalidArgument, "source_image_id"},
+		{"unknown source region", with(func(r *pb.CopyRequest) { r.SourceRegion = "xx-nowhere-1" }), codes.InvalidArgument, "source_region"},
+		{"no destination", with(func(r *pb.CopyRequest) { r.DestinationRegions = nil }), codes.InvalidArgument, "destination_regions"},
+		{"unknown destination", with(func(r *pb.CopyRequest) { r.DestinationRegions = []string{"xx-nowhere-1"} }), codes.InvalidArgument, "destination_regions"},
+		{"destination is source", with(func(r *pb.CopyRequest) { r.DestinationRegions = []string{"cn-hangzhou"} }), codes.InvalidArgument, "destination_regions"},
+		{"duplicate destination", with(func(r *pb.CopyRequest) { r.DestinationRegions = []string{"cn-beijing", "cn-beijing"} }), codes.InvalidArgument, "destination_regions"},
+		{"too many destinations", with(func(r *pb.CopyRequest) { r.DestinationRegions = many }), codes.InvalidArgument, "destination_regions"},
+		{"bad name", with(func(r *pb.CopyRequest) { r.DestinationImageName = "1-starts-with-digit" }), codes.InvalidArgument, "destination_image_name"},
+		{"oversized name", with(func(r *pb.CopyRequest) { r.DestinationImageName = "a" + long }), codes.InvalidArgument, "destination_image_name"},
+		{"reserved name", with(func(r *pb.CopyRequest) { r.DestinationImageName = "aliyun-copy" }), codes.InvalidArgument, "destination_image_name"},
+		{"bad description", with(func(r *pb.CopyRequest) { r.DestinationDescription = "http://x" }), codes.InvalidArgument, "destination_description"},
+		{"kms without encryption", with(func(r *pb.CopyRequest) { r.KmsKeyId = "key-1" }), codes.InvalidArgument, "kms_key_id"},
+		{"reserved tag", with(func(r *pb.CopyRequest) { r.Tags = map[string]string{"replicatord:job-id": "x"} }), codes.InvalidArgument, "tags"},
+		{"empty tag key", with(func(r *pb.CopyRequest) { r.Tags = map[string]string{"": "x"} }), codes.InvalidArgument, "tags"},
+		{"unknown image", with(func(r *pb.CopyRequest) { r.SourceImageId = "m-bp1nosuchimage00000000" }), codes.NotFound, "m-bp1nosuchimage00000000"},
+	}
+	rev := s.store.Revision()
+	for _, c := range copyCases {
+		st, err := s.client.Copy(ctx, c.req)
+		if err == nil {
+			_, err = st.Recv()
+		}
+		checkErr(t, c.name, err, c.code, c.field)
+	}
+	unary := []struct {
+		name  string
+		call  func() error
+		code  codes.Code
+		field string
+	}{
+		{"cancel nothing", func() error { _, err := s.client.Cancel(ctx, &pb.CancelRequest{}); return err }, codes.InvalidArgument, "job_ids"},
+		{"cancel bad id", func() error {
+			_, err := s.client.Cancel(ctx, &pb.CancelRequest{JobIds: []string{"x"}})
+			return err
+		}, codes.InvalidArgument, "job_ids"},
+		{"cancel duplicate ids", func() error {
+			_, err := s.client.Cancel(ctx, &pb.CancelRequest{JobIds: []string{"j-00000000000000000000000000", "j-00000000000000000000000000"}})
+			return err
+		}, codes.InvalidArgument, "job_ids"},
+		{"cancel unknown", func() error {
+			_, err := s.client.Cancel(ctx, &pb.CancelRequest{JobIds: []string{"j-00000000000000000000000000"}})
+			return err
+		}, codes.NotFound, "j-00000000000000000000000000"},
+		{"get empty", func() error { _, err := s.client.GetJob(ctx, &pb.GetJobRequest{}); return err }, codes.InvalidArgument, "job_id"},
+		{"list bad page size", func() error { _, err := s.client.ListJobs(ctx, &pb.ListJobsRequest{PageSize: 5000}); return err }, codes.InvalidArgument, "page_size"},
+		{"list bad state", func() error {
+			_, err := s.client.ListJobs(ctx, &pb.ListJobsRequest{States: []pb.JobState{42}})
+			return err
+		}, codes.InvalidArgument, "states"},
+		{"list bad token", func() error { _, err := s.client.ListJobs(ctx, &pb.ListJobsRequest{PageToken: "!!"}); return err }, codes.InvalidArgument, "token"},
+		{"watch future revision", func() error {
+			w, err := s.client.Watch(ctx, &pb.WatchRequest{FromRevision: 1 << 40})
+			if err == nil {
+				_, err = w.Recv()
+			}
+			return err
+		}, codes.OutOfRange, "revision"},
+		{"watch negative revision", func() error {
+			w, err := s.client.Watch(ctx, &pb.WatchRequest{FromRevision: -1})
+			if err == nil {
+				_, err = w.Recv()
+			}
+			return err
+		}, codes.InvalidArgument, "from_revision"},
+	}
+	for _, c := range unary {
+		checkErr(t, c.name, c.call(), c.code, c.field)
+	}
+	if got := s.store.Revision(); got != rev {
+		t.Fatalf("bad requests changed the store: revision %d -> %d", rev, got)
+	}
+}
+
+func checkErr(t *testing.T, name string, err error, code codes.Code, field string) {
+	t.Helper()
+	st, _ := status.FromError(err)
+	if st.Code() != code || !strings.Contains(st.Message(), field) {
+		t.Errorf("%s: got %v %q, want %v naming %q", name, st.Code(), st.Message(), code, field)
+	}
+}
+
+// Copy streams every change of its jobs until all are terminal; Watch
+// sends a snapshot, a marker, then changes with increasing revisions, and
+// resumes from a revision without missing anything.
+func TestCopyAndWatch(t *testing.T) {
+	s := newStack(t, state.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	w, err := s.client.Watch(ctx, &pb.WatchRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := w.Recv()
+	if err != nil || !first.GetSnapshotComplete() {
+		t.Fatalf("empty store: first message %v %v, want the snapshot marker", first, err)
+	}
+
+	st, err := s.client.Copy(ctx, &pb.CopyRequest{SourceRegion: "cn-hangzhou", SourceImageId: img20, DestinationRegions: []string{"cn-beijing", "cn-shanghai"}, Tags: map[string]string{"team": "platform"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := map[string]*pb.Job{}
+	var lastRev int64
+	for {
+		m, err := st.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Revision <= lastRev {
+			t.Fatalf("copy stream revision %d after %d", m.Revision, lastRev)
+		}
+		lastRev = m.Revision
+		final[m.Job.Id] = m.Job
+	}
+	if len(final) != 2 {
+		t.Fatalf("copy streamed %d jobs, want 2", len(final))
+	}
+	for _, j := range final {
+		if j.State != pb.JobState_JOB_STATE_SUCCEEDED || j.ProgressPercent != 100 || j.DestinationImageId == "" || j.SizeGib != 20 || j.Tags["team"] != "platform" {
+			t.Fatalf("job ended as %v", j)
+		}
+	}
+
+	// The watcher saw the same changes, revisions strictly increasing and
+	// no job's state going back.
+	seen := map[string]pb.JobState{}
+	var revs []int64
+	for len(seen) < 2 || !allDone(seen) {
+		m, err := w.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(revs) > 0 && m.Revision <= revs[len(revs)-1] {
+			t.Fatalf("watch revision %d after %d", m.Revision, revs[len(revs)-1])
+		}
+		revs = append(revs, m.Revision)
+		if prev, ok := seen[m.Job.Id]; ok && rank(m.Job.State) < rank(prev) {
+			t.Fatalf("job %s went back from %v to %v", m.Job.Id, prev, m.Job.State)
+		}
+		seen[m.Job.Id] = m.Job.State
+	}
+
+	// Resuming from a revision replays exactly what came after it.
+	mid := revs[len(revs)/2]
+	r, err := s.client.Watch(ctx, &pb.WatchRequest{FromRevision: mid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range revs[len(revs)/2+1:] {
+		m, err := r.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Revision != want {
+			t.Fatalf("resumed watch sent revision %d, want %d", m.Revision, want)
+		}
+	}
+
+	// A snapshot watch now shows both finished jobs.
+	snap, err := s.client.Watch(ctx, &pb.WatchRequest{SourceImageId: img20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	for {
+		m, err := snap.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.SnapshotComplete {
+			break
+		}
+		if !m.Snapshot || m.Job.State != pb.JobState_JOB_STATE_SUCCEEDED {
+			t.Fatalf("snapshot message %v", m)
+		}
+		n++
+	}
+	if n != 2 {
+		t.Fatalf("snapshot held %d jobs, want 2", n)
+	}
+}
+
+func allDone(m map[string]pb.JobState) bool {
+	for _, s := range m {
+		if s != pb.JobState_JOB_STATE_SUCCEEDED {
+			return false
+		}
+	}
+	return true
+}
+
+func rank(s pb.JobState) int {
+	return map[pb.JobState]int{1: 1, 2: 2, 3: 3, 4: 4, 7: 5, 5: 6, 6: 6, 8: 6}[s]
+}
+
+// A watch from a revision that was compacted away gets OUT_OF_RANGE, not
+// silence.
+func TestWatchCompacted(t *testing.T) {
+	s := newStack(t, state.Options{HistoryLimit: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st, err := s.client.Copy(ctx, &pb.CopyRequest{SourceRegion: "cn-hangzhou", SourceImageId: img20, DestinationRegions: []string{"cn-beijing"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := st.Recv(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := s.client.Watch(ctx, &pb.WatchRequest{FromRevision: 1})
+	if err == nil {
+		_, err = w.Recv()
+	}
+	if status.Code(err) != codes.OutOfRange {
+		t.Fatalf("watch from a compacted revision: %v, want OUT_OF_RANGE", err)
+	}
+}

@@ -1,0 +1,310 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/replicatord/replicatord/internal/errdefs"
+	"github.com/replicatord/replicatord/internal/job"
+)
+
+// recv reads n events, failing if the watch ends first.
+func recv(t *testing.T, w Watcher, n int) []Event {
+	t.Helper()
+	var out []Event
+	for len(out) < n {
+		ev, ok := <-w.Events()
+		if !ok {
+			t.Fatalf("watch ended after %d of %d events: %v", len(out), n, w.Err())
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+func revisions(evs []Event) []int64 {
+	var r []int64
+	for _, ev := range evs {
+		r = append(r, ev.Revision)
+	}
+	return r
+}
+
+// bump changes a job so that each call is a new revision.
+func bump(t *testing.T, d *DB, id string) *job.Job {
+	t.Helper()
+	j, err := d.Update(context.Background(), id, func(j *job.Job) error { j.ProgressPercent++; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func TestWatchHistoryThenLive(t *testing.T) {
+	d, fc := testStore(t, Options{})
+	ctx := context.Background()
+	j := newJob(fc, "", "m", "r")
+	mustCreate(t, d, j)
+	for i := 0; i < 4; i++ {
+		bump(t, d, j.ID)
+	}
+	w, err := d.Watch(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	hist := recv(t, w, 5)
+	if fmt.Sprint(revisions(hist)) != "[1 2 3 4 5]" {
+		t.Fatalf("history revisions %v", revisions(hist))
+	}
+	if hist[0].Job.ProgressPercent != 0 || hist[4].Job.ProgressPercent != 4 || hist[4].Job.Revision != 5 {
+		t.Fatalf("history does not hold the job after each change: %+v", hist[4].Job)
+	}
+	bump(t, d, j.ID)
+	live := recv(t, w, 1)
+	if live[0].Revision != 6 || live[0].Job.ProgressPercent != 5 {
+		t.Fatalf("live event %d %+v", live[0].Revision, live[0].Job)
+	}
+}
+
+func TestWatchResumeFromRevision(t *testing.T) {
+	d, fc := testStore(t, Options{})
+	j := newJob(fc, "", "m", "r")
+	mustCreate(t, d, j)
+	for i := 0; i < 9; i++ {
+		bump(t, d, j.ID)
+	}
+	w, err := d.Watch(context.Background(), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if got := fmt.Sprint(revisions(recv(t, w, 3))); got != "[8 9 10]" {
+		t.Fatalf("resume from 7 gave %s", got)
+	}
+	// Resuming at the current revision delivers only new changes.
+	w2, err := d.Watch(context.Background(), d.Revision())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	bump(t, d, j.ID)
+	if ev := recv(t, w2, 1)[0]; ev.Revision != 11 {
+		t.Fatalf("watch from the current revision first got %d, want 11", ev.Revision)
+	}
+}
+
+func TestWatchCompactedAndFuture(t *testing.T) {
+	d, fc := testStore(t, Options{HistoryLimit: 5})
+	ctx := context.Background()
+	j := newJob(fc, "", "m", "r")
+	mustCreate(t, d, j)
+	for i := 0; i < 19; i++ {
+		bump(t, d, j.ID)
+	}
+	// 20 changes, the newest 5 kept: 16..20.
+	_, err := d.Watch(ctx, 14)
+	if !errors.Is(err, errdefs.ErrOutOfRange) || !strings.Contains(err.Error(), "oldest retained change is revision 16") {
+		t.Fatalf("Watch(14) = %v, want ErrOutOfRange naming revision 16", err)
+	}
+	w, err := d.Watch(ctx, 15)
+	if err != nil {
+		t.Fatalf("Watch(15) = %v, want the retained history 16..20", err)
+	}
+	if got := fmt.Sprint(revisions(recv(t, w, 5))); got != "[16 17 18 19 20]" {
+		t.Fatalf("Watch(15) gave %s", got)
+	}
+	w.Close()
+	if _, err := d.Watch(ctx, 21); !errors.Is(err, errdefs.ErrOutOfRange) || !strings.Contains(err.Error(), "newer than the store's revision 20") {
+		t.Fatalf("Watch(21) = %v, want ErrOutOfRange", err)
+	}
+	if _, err := d.Watch(ctx, -1); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("Watch(-1) = %v, want ErrInvalidArgument", err)
+	}
+	// Compaction survives a reopen.
+	d.Close()
+	d2, err := Open(d.Path(), Options{HistoryLimit: 5, Clock: fc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	if _, err := d2.Watch(ctx, 14); !errors.Is(err, errdefs.ErrOutOfRange) {
+		t.Fatalf("after reopen Watch(14) = %v", err)
+	}
+}
+
+// TestSlowWatcherDropped: a watcher that does not read must not hold up
+// writers; it is dropped, says where to resume, and resuming there loses
+// nothing.
+func TestSlowWatcherDropped(t *testing.T) {
+	d, fc := testStore(t, Options{WatchBuffer: 4})
+	ctx := context.Background()
+	j := newJob(fc, "", "m", "r")
+	mustCreate(t, d, j)
+	live := make(chan struct{}, 1)
+	d.hookLive = func() { live <- struct{}{} }
+	w, err := d.Watch(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	first := recv(t, w, 1)[0] // revision 1, from history
+	<-live                    // the watcher now takes live events
+	for i := 0; i < 20; i++ {
+		bump(t, d, j.ID) // must not block although nobody reads
+	}
+	// The watcher may have taken one event off its queue before the queue
+	// overflowed; it delivers that one, then ends.
+	last := first.Revision
+	for ev := range w.Events() {
+		if ev.Revision != last+1 {
+			t.Fatalf("got revision %d after %d", ev.Revision, last)
+		}
+		last = ev.Revision
+	}
+	if last > first.Revision+1 {
+		t.Fatalf("an overflowed watcher delivered up to revision %d", last)
+	}
+	err = w.Err()
+	want := fmt.Sprintf("watcher fell behind at revision %d", last)
+	if !errors.Is(err, errdefs.ErrAborted) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), fmt.Sprintf("resume from %d", last)) {
+		t.Fatalf("Err() = %v, want ErrAborted saying %q", err, want)
+	}
+	d.hookLive = nil
+	w2, err := d.Watch(ctx, last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	got := revisions(recv(t, w2, int(21-last)))
+	if got[0] != last+1 || got[len(got)-1] != 21 {
+		t.Fatalf("resume from %d gave %v, want %d..21", last, got, last+1)
+	}
+}
+
+func TestWatchEndings(t *testing.T) {
+	d, _ := testStore(t, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	w1, _ := d.Watch(ctx, 0)
+	cancel()
+	for range w1.Events() {
+	}
+	if w1.Err() != nil {
+		t.Fatalf("Err after a done context = %v, want nil", w1.Err())
+	}
+	w2, _ := d.Watch(context.Background(), 0)
+	w2.Close()
+	if _, ok := <-w2.Events(); ok || w2.Err() != nil {
+		t.Fatalf("after Close: open=%v err=%v", ok, w2.Err())
+	}
+	w3, _ := d.Watch(context.Background(), 0)
+	d.Close()
+	for range w3.Events() {
+	}
+	if err := w3.Err(); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Fatalf("Err after the store closed = %v, want ErrUnavailable", err)
+	}
+	w3.Close() // harmless after the end
+}
+
+func TestWatchersGetOwnCopies(t *testing.T) {
+	d, fc := testStore(t, Options{})
+	w1, _ := d.Watch(context.Background(), 0)
+	w2, _ := d.Watch(context.Background(), 0)
+	defer w1.Close()
+	defer w2.Close()
+	mustCreate(t, d, newJob(fc, "", "m", "r"))
+	e1 := recv(t, w1, 1)[0]
+	e1.Job.Tags["team"] = "mutated"
+	if e2 := recv(t, w2, 1)[0]; e2.Job.Tags["team"] != "infra" {
+		t.Fatal("watchers share one job value")
+	}
+}
+
+// TestManyWatchersUnderLoad starts watchers from assorted revisions while
+// writers run, so some catch up from history while changes are committed:
+// every watcher must see every revision after its start, in order, once.
+func TestManyWatchersUnderLoad(t *testing.T) {
+	d, fc := testStore(t, Options{HistoryLimit: 100000})
+	ctx := context.Background()
+	const writers, each, watchers = 4, 60, 40
+	jobs := make([]*job.Job, writers)
+	for i := range jobs {
+		jobs[i] = newJob(fc, "", "m", "r")
+	}
+	mustCreate(t, d, jobs...)
+	final := int64(writers + writers*each)
+
+	var wg sync.WaitGroup
+	for i := 0; i < writers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < each; n++ {
+				if _, err := d.Update(ctx, jobs[i].ID, func(j *job.Job) error { j.ProgressPercent++; return nil }); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	errs := make(chan error, watchers)
+	for i := 0; i < watchers; i++ {
+		from := d.Revision() * int64(i%3) / 2 // 0, half way, or now
+		w, err := d.Watch(ctx, from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer w.Close()
+			want := from + 1
+			for ev := range w.Events() {
+				if ev.Revision != want || ev.Job.Revision != want {
+					errs <- fmt.Errorf("watcher from %d: got revision %d (job %d), want %d", from, ev.Revision, ev.Job.Revision, want)
+					return
+				}
+				if want == final {
+					return
+				}
+				want++
+			}
+			errs <- fmt.Errorf("watcher from %d ended at %d: %v", from, want, w.Err())
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+
+// TestWatchCompactedWhileCatchingUp: a watcher still reading history when
+// compaction passes it ends with ErrOutOfRange (the client lists again).
+func TestWatchCompactedWhileCatchingUp(t *testing.T) {
+	d, fc := testStore(t, Options{HistoryLimit: 5})
+	j := newJob(fc, "", "m", "r")
+	mustCreate(t, d, j)
+	w, err := d.Watch(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for i := 0; i < 20; i++ {
+		bump(t, d, j.ID)
+	}
+	for ev := range w.Events() {
+		if ev.Revision != 1 {
+			t.Fatalf("got revision %d after compaction passed the watcher", ev.Revision)
+		}
+	}
+	if err := w.Err(); !errors.Is(err, errdefs.ErrOutOfRange) || !strings.Contains(err.Error(), "compacted") {
+		t.Fatalf("Err() = %v, want ErrOutOfRange about compaction", err)
+	}
+}
