@@ -23,6 +23,7 @@ import (
 	"github.com/replicatord/replicatord/internal/cloud"
 	"github.com/replicatord/replicatord/internal/cloud/aliyun"
 	"github.com/replicatord/replicatord/internal/ecsemu"
+	"github.com/replicatord/replicatord/internal/metrics"
 	"github.com/replicatord/replicatord/internal/policy"
 	"github.com/replicatord/replicatord/internal/scheduler"
 	"github.com/replicatord/replicatord/internal/server"
@@ -42,6 +43,7 @@ type daemon struct {
 	sched    *scheduler.Scheduler
 	grpc     *grpc.Server
 	health   *health.Server
+	metrics  *metrics.Metrics
 	failed   chan error
 
 	mu      sync.Mutex
@@ -55,7 +57,7 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 	if err != nil {
 		return nil, &usageError{fmt.Errorf("config %s:\n%w", fl.config, err)}
 	}
-	d := &daemon{fl: fl, file: file, failed: make(chan error, 4)}
+	d := &daemon{fl: fl, file: file, failed: make(chan error, 4), metrics: metrics.New()}
 	defer func() {
 		if err != nil {
 			d.shutdown()
@@ -97,7 +99,14 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 		PollMin:        sc.PollMin,
 		PollMax:        sc.PollMax,
 		CopyConflict:   sc.CopyConflict,
+		Observer:       d.metrics,
 	})
+	d.metrics.SetJobSource(d.jobStats)
+	if addr := pick(fl.metricsListen, file.Daemon.MetricsListen); addr != "" {
+		if err := d.serveMetrics(ctx, addr); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.sched.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -117,7 +126,7 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 // emulator started here for the simulated cloud.
 func (d *daemon) startCloud(stdout io.Writer) error {
 	c := d.file.Cloud
-	cfg := aliyun.Config{Endpoint: c.Endpoint, UserAgent: "replicatord"}
+	cfg := aliyun.Config{Endpoint: c.Endpoint, UserAgent: "replicatord", Observer: d.observeCall}
 	switch c.Provider {
 	case policy.ProviderSimulated:
 		// Fresh random keys: the emulator verifies every signature, as ECS does.
@@ -244,8 +253,9 @@ func (d *daemon) serve(dataDir string, stdout io.Writer) error {
 	d.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(g, d.health)
 	server.New(d.store, d.sched, d.provider, server.Options{
-		Regions: d.knownRegions,
-		Logger:  d.log.With("component", "api"),
+		Regions:      d.knownRegions,
+		Logger:       d.log.With("component", "api"),
+		WatchStarted: d.metrics.WatchStarted,
 	}).Register(g)
 	if tc.ReflectionEnabled() {
 		reflection.Register(g)
@@ -269,6 +279,49 @@ func (d *daemon) serve(dataDir string, stdout io.Writer) error {
 	d.health.SetServingStatus("replicator.v1.ReplicatorService", healthpb.HealthCheckResponse_SERVING)
 	fmt.Fprintf(stdout, "replicatord ready: serving gRPC on %s\n", addr)
 	d.log.Info("ready", "listen", addr, "state", d.store.Path())
+	return nil
+}
+
+// observeCall counts every ECS call and logs the failed ones with their
+// RequestId (the scheduler adds which job it was for).
+func (d *daemon) observeCall(c aliyun.Call) {
+	code := c.Code
+	if c.Err != nil && code == "" {
+		code = "Error"
+	}
+	d.metrics.ObserveCall(c.Action, code, c.Duration)
+	if c.Err != nil {
+		d.log.Debug("ECS call failed", "action", c.Action, "region", c.Region, "code", code, "http_status", c.HTTPStatus, "request_id", c.RequestID, "duration", c.Duration)
+	}
+}
+
+func (d *daemon) jobStats() metrics.JobStats {
+	var st metrics.JobStats
+	for _, c := range d.sched.LiveCounts() {
+		st.Counts = append(st.Counts, metrics.JobCount{State: c.State, Region: c.Region, Policy: c.Policy, Count: c.Count})
+	}
+	if t, ok := d.sched.OldestQueued(); ok {
+		st.OldestQueuedAge = time.Since(t)
+	}
+	return st
+}
+
+// serveMetrics serves /metrics; a busy address fails the start.
+func (d *daemon) serveMetrics(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics listen %s: %w", addr, err)
+	}
+	mctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := d.metrics.ServeListener(mctx, ln); err != nil {
+			d.failed <- fmt.Errorf("metrics: %w", err)
+		}
+	}()
+	d.closers = append(d.closers, func() { cancel(); <-done })
+	d.log.Info("serving metrics", "address", "http://"+ln.Addr().String()+"/metrics")
 	return nil
 }
 

@@ -1,10 +1,12 @@
 package ecsemu
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -360,12 +362,16 @@ func writeError(w http.ResponseWriter, rid, regionID string, err *apiError) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // Recommend URLs keep their '&'
+	if err := enc.Encode(v); err != nil {
 		status = http.StatusInternalServerError
-		body = []byte(`{"RequestId":"","HostId":"ecs.aliyuncs.com","Code":"InternalError","Message":"response encoding failed","Recommend":""}`)
+		buf.Reset()
+		buf.WriteString(`{"RequestId":"","HostId":"ecs.aliyuncs.com","Code":"InternalError","Message":"response encoding failed","Recommend":""}`)
 	}
 	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	_, _ = w.Write(buf.Bytes())
 }

@@ -244,3 +244,6 @@ const (
 )
 
 func httptestServer(h http.Handler) *httptest.Server { return httptest.NewServer(h) }
+
+// fakeAt returns a fake clock at t0.
+func fakeAt() *clock.Fake { return clock.NewFake(t0) }

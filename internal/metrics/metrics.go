@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -253,5 +252,3 @@ func sanitize(s, def string) string {
 	}
 	return b.String()
 }
-
-var errNilMetrics = errors.New("metrics: nil *Metrics")

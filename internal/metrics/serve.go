@@ -15,6 +15,8 @@ import (
 // its context ends.
 const ShutdownTimeout = 5 * time.Second
 
+var errNilMetrics = errors.New("metrics: nil *Metrics")
+
 // Handler serves the registry in the Prometheus text and OpenMetrics
 // formats. Failed collections are reported by promhttp's own
 // promhttp_metric_handler_errors_total on the same registry.

@@ -424,3 +424,27 @@ func (s *Scheduler) call(ctx context.Context, action string, fn func(context.Con
 	}
 	return err
 }
+
+// Count is how many live jobs share a state, region and policy.
+type Count struct {
+	State  job.State
+	Region string
+	Policy string
+	Count  int
+}
+
+// LiveCounts counts the non-terminal jobs by state, region and policy.
+func (s *Scheduler) LiveCounts() []Count {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	idx := map[Count]int{}
+	for _, j := range s.live {
+		idx[Count{State: j.State, Region: j.DestinationRegion, Policy: j.Policy}]++
+	}
+	out := make([]Count, 0, len(idx))
+	for k, n := range idx {
+		k.Count = n
+		out = append(out, k)
+	}
+	return out
+}

@@ -29,6 +29,9 @@ type Options struct {
 	Regions func() map[string]bool
 	Clock   clock.Clock
 	Logger  *slog.Logger
+	// WatchStarted is called when a Watch stream starts; the function it
+	// returns, when it ends (for a watchers gauge). nil for none.
+	WatchStarted func() (done func())
 }
 
 // Server implements replicator.v1.ReplicatorService.
@@ -168,6 +171,9 @@ func (s *Server) follow(ctx context.Context, f state.Filter, from int64, last ma
 // Watch streams job changes, after a snapshot unless from_revision is set.
 func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.WatchResponse]) error {
 	ctx := stream.Context()
+	if s.opts.WatchStarted != nil {
+		defer s.opts.WatchStarted()()
+	}
 	f, err := s.watchFilter(req)
 	if err != nil {
 		return errdefs.ToGRPC(err)

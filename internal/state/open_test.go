@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"syscall"
@@ -234,25 +235,54 @@ func populated(t *testing.T, n int) string {
 
 // useAll exercises every read path of a store that opened, so a corrupt
 // page is met; it must produce errors, never a panic.
-func useAll(d *DB) {
+func useAll(d *DB) (errs []error) {
 	ctx := context.Background()
-	_, _ = d.Active(ctx)
-	for tok := ""; ; {
-		jobs, next, _, err := d.List(ctx, Filter{}, 1000, tok)
-		if err != nil || next == "" {
-			break
-		}
-		for _, j := range jobs {
-			_, _ = d.Get(ctx, j.ID)
-		}
-		tok = next
+	if _, err := d.Active(ctx); err != nil {
+		errs = append(errs, err)
 	}
-	if w, err := d.Watch(ctx, d.Revision()-1); err == nil {
-		for range w.Events() {
-			break
+	// One filter per index, so every index bucket is read.
+	for _, f := range []Filter{{}, {Policy: "policy-a"}, {SourceImageID: "m-"}, {DestinationRegion: "cn-beijing"}, {States: []job.State{job.StateFailed}}} {
+		for tok := ""; ; {
+			jobs, next, _, err := d.List(ctx, f, 1000, tok)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if err != nil || next == "" {
+				break
+			}
+			for _, j := range jobs {
+				if _, err := d.Get(ctx, j.ID); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			tok = next
+		}
+	}
+	// The whole history, so every events page is read.
+	if w, err := d.Watch(ctx, 0); err == nil {
+		for ev := range w.Events() {
+			if ev.Revision == d.Revision() {
+				break
+			}
 		}
 		w.Close()
+		if w.Err() != nil {
+			errs = append(errs, w.Err())
+		}
+	} else {
+		errs = append(errs, err)
 	}
+	// Writes meet the damage too.
+	if _, err := d.Update(ctx, "j-x", setState(job.StateFailed)); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		errs = append(errs, err)
+	}
+	for _, err := range errs {
+		if !errors.Is(err, errdefs.ErrDataLoss) {
+			errs = append(errs, fmt.Errorf("error of the wrong class: %w", err))
+			break
+		}
+	}
+	return errs
 }
 
 func TestTruncatedFile(t *testing.T) {
@@ -265,10 +295,12 @@ func TestTruncatedFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		d, err := Open(p, Options{})
+		t.Logf("truncated to %d of %d bytes: Open: %v", size, fi.Size(), err)
 		if err == nil {
 			// bbolt may accept the header; the damage must then show up
 			// as errors, and Check must report it.
-			useAll(d)
+			errs := useAll(d)
+			t.Logf("  reads: %v", errs)
 			d.Close()
 			if err := Check(p); !errors.Is(err, errdefs.ErrDataLoss) {
 				t.Errorf("truncated to %d: Open succeeded and Check = %v, want ErrDataLoss", size, err)
@@ -301,8 +333,13 @@ func TestCorruptedPages(t *testing.T) {
 			t.Fatal(err)
 		}
 		d, err := Open(p, Options{})
+		t.Logf("page %d garbled: Open: %v", pg, err)
 		if err == nil {
-			useAll(d)
+			errs := useAll(d)
+			t.Logf("  reads: %v", errs)
+			if len(errs) == 0 {
+				t.Errorf("page %d garbled: every read succeeded", pg)
+			}
 			d.Close()
 		} else if !errors.Is(err, errdefs.ErrDataLoss) && !errors.Is(err, errdefs.ErrFailedPrecondition) {
 			t.Errorf("page %d: Open = %v, want ErrDataLoss", pg, err)

@@ -14,12 +14,18 @@ import (
 // (fsynced), so callers may act on it: "durable before acting".
 type Store interface {
 	// Create inserts new jobs atomically, each with a new revision. It fails
-	// with errdefs.ErrAlreadyExists, changing nothing, if any id exists.
+	// with errdefs.ErrAlreadyExists, changing nothing, if any id exists. On
+	// success it sets Revision, UpdateTime and (when zero) CreateTime on the
+	// caller's jobs, as stored.
 	Create(ctx context.Context, jobs ...*job.Job) error
 	// Update reads job id, calls fn on a copy and, unless fn returns an
-	// error, stores the result with a new revision and returns it. fn may run
-	// more than once (concurrent updates are grouped into one transaction)
-	// and must not have side effects. ErrNotFound for an unknown id.
+	// error (returned unchanged) or changes nothing, stores the result with
+	// a new revision and returns it. The store sets Revision and UpdateTime
+	// and refuses, with errdefs.ErrFailedPrecondition, a state change that
+	// job.CheckTransition forbids. fn may run more than once and must not
+	// have side effects nor call the store (concurrent updates are grouped
+	// into one transaction, and fn runs inside it). ErrNotFound for an
+	// unknown id.
 	Update(ctx context.Context, id string, fn func(*job.Job) error) (*job.Job, error)
 	// Get returns one job, or ErrNotFound.
 	Get(ctx context.Context, id string) (*job.Job, error)
@@ -34,7 +40,8 @@ type Store interface {
 	// Watch streams every change with a revision above fromRevision: first
 	// the retained history, then live changes. It fails with
 	// errdefs.ErrOutOfRange when fromRevision is older than the oldest
-	// retained change (compacted).
+	// retained change (compacted) or newer than the current revision; the
+	// client then lists again and watches from the list's revision.
 	Watch(ctx context.Context, fromRevision int64) (Watcher, error)
 	Close() error
 }
@@ -96,10 +103,12 @@ type Event struct {
 // Watcher delivers events in revision order.
 type Watcher interface {
 	// Events is closed when the watch ends: its context is done, Close is
-	// called, the store closes, or the watcher fell too far behind (Err
-	// then says so, and the client resumes from its last revision).
+	// called, the store closes (Err: errdefs.ErrUnavailable), or the watcher
+	// fell too far behind (Err: errdefs.ErrAborted, and the client resumes
+	// from its last revision; errdefs.ErrOutOfRange if that was compacted).
 	Events() <-chan Event
 	// Err says why Events was closed; nil after Close or a done context.
 	Err() error
+	// Close ends the watch and returns once Events is closed.
 	Close()
 }

@@ -86,6 +86,7 @@ func TestCreateValidation(t *testing.T) {
 		"no state":      {{ID: "j-1"}},
 		"unknown state": {{ID: "j-1", State: 42}},
 		"NUL in policy": {{ID: "j-1", State: job.StateQueued, Policy: "p\x00"}},
+		"long region":   {{ID: "j-1", State: job.StateQueued, DestinationRegion: strings.Repeat("r", 2000)}},
 		"duplicate":     {j, j},
 	}
 	for name, jobs := range cases {
@@ -310,5 +311,54 @@ func TestOptionsValidated(t *testing.T) {
 		if _, err := Open(t.TempDir()+"/s.db", o); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("Open(%v) = %v, want ErrInvalidArgument", o, err)
 		}
+	}
+}
+
+// TestStorageErrorRetriesBatchSingly drives the path the writer takes when
+// a write fails half way through a request, which bbolt cannot undo alone:
+// the batch is retried one request per transaction, so the healthy
+// requests commit and the bad one writes nothing. Validation makes such a
+// request impossible through the API; here one is submitted directly.
+func TestStorageErrorRetriesBatchSingly(t *testing.T) {
+	d, fc := testStore(t, Options{})
+	a := newJob(fc, "", "m", "r")
+	mustCreate(t, d, a)
+	d.Close()
+	d, err := Open(d.Path(), Options{MaxBatchDelay: time.Hour, MaxBatchSize: 2, Clock: fc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx := context.Background()
+	// A policy longer than bbolt's 32 KiB key limit fails on the index Put,
+	// after the job and its event were written in the transaction.
+	bad := newJob(fc, strings.Repeat("p", 40000), "m", "r")
+	var wg sync.WaitGroup
+	var badErr, goodErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		badErr = d.submit(&request{ctx: ctx, create: []*job.Job{bad}})
+	}()
+	go func() {
+		defer wg.Done()
+		_, goodErr = d.Update(ctx, a.ID, setState(job.StateSubmitting))
+	}()
+	wg.Wait()
+	if goodErr != nil {
+		t.Fatalf("the healthy update in the batch failed: %v", goodErr)
+	}
+	if badErr == nil {
+		t.Fatal("the oversized create succeeded")
+	}
+	if _, err := d.Get(ctx, bad.ID); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("the failed create left its job behind: %v", err)
+	}
+	if got, _ := d.Get(ctx, a.ID); got.State != job.StateSubmitting || got.Revision != 2 || d.Revision() != 2 {
+		t.Fatalf("after the retry: %s rev %d, store rev %d", got.State, got.Revision, d.Revision())
+	}
+	d.Close()
+	if err := Check(d.Path()); err != nil {
+		t.Fatalf("Check: %v", err)
 	}
 }

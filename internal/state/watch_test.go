@@ -284,7 +284,6 @@ func TestManyWatchersUnderLoad(t *testing.T) {
 	}
 }
 
-
 // TestWatchCompactedWhileCatchingUp: a watcher still reading history when
 // compaction passes it ends with ErrOutOfRange (the client lists again).
 func TestWatchCompactedWhileCatchingUp(t *testing.T) {

@@ -82,9 +82,20 @@ func validateNew(j *job.Job) error {
 	if err := validateState(j.ID, j.State); err != nil {
 		return err
 	}
+	return validateIndexed(j)
+}
+
+// maxIndexedLen bounds the values that become part of index keys (bbolt
+// keys are at most 32 KiB).
+const maxIndexedLen = 1024
+
+func validateIndexed(j *job.Job) error {
 	for field, v := range map[string]string{"policy": j.Policy, "source_image_id": j.SourceImageID, "destination_region": j.DestinationRegion} {
 		if strings.IndexByte(v, sep) >= 0 {
 			return errdefs.Invalid(field, "job %q: contains a NUL byte", j.ID)
+		}
+		if len(v) > maxIndexedLen {
+			return errdefs.Invalid(field, "job %q: is %d bytes, at most %d allowed", j.ID, len(v), maxIndexedLen)
 		}
 	}
 	return nil
@@ -266,6 +277,11 @@ func (d *DB) apply(reqs []*request) (err error) {
 		}
 	}()
 	err = d.bolt.Update(func(tx *bolt.Tx) error {
+		// Job ids are time-ordered and revisions increase, so both buckets
+		// grow at their end: pages split full instead of half full (bbolt
+		// caches the bucket for the tx, so the setting holds throughout).
+		tx.Bucket(bucketJobs).FillPercent = 0.9
+		tx.Bucket(bucketEvents).FillPercent = 1.0
 		rev, compacted, err := readRevisions(d.path, tx)
 		if err != nil {
 			return err
@@ -386,10 +402,8 @@ func (d *DB) applyUpdate(tx *bolt.Tx, rev int64, r *request) (int64, error, erro
 	if err := job.CheckTransition(old.State, j.State); err != nil {
 		return rev, fmt.Errorf("job %q: %v: %w", j.ID, err, errdefs.ErrFailedPrecondition), nil
 	}
-	for field, v := range map[string]string{"policy": j.Policy, "source_image_id": j.SourceImageID, "destination_region": j.DestinationRegion} {
-		if strings.IndexByte(v, sep) >= 0 {
-			return rev, errdefs.Invalid(field, "job %q: contains a NUL byte", j.ID), nil
-		}
+	if err := validateIndexed(j); err != nil {
+		return rev, err, nil
 	}
 	// A no-op update writes nothing: compare with the stored bytes.
 	j.Revision, j.UpdateTime = old.Revision, old.UpdateTime

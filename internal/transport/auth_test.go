@@ -17,7 +17,7 @@ import (
 	"github.com/replicatord/replicatord/internal/transport/transporttest"
 )
 
-func tokenFile(t *testing.T, tokens ...string) string {
+func tokenFile(t testing.TB, tokens ...string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "tokens")
 	if err := os.WriteFile(path, []byte("# test tokens\n"+strings.Join(tokens, "\n")+"\n"), 0o600); err != nil {

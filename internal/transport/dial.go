@@ -19,7 +19,8 @@ type ClientConfig struct {
 	// Address as in ServerConfig; "" is DefaultSocket.
 	Address string
 	// CACert verifies the server (system roots when empty); Cert and Key
-	// are the client certificate for mTLS.
+	// are the client certificate for mTLS. Setting any of them, or
+	// ServerName, selects TLS, on a unix socket too.
 	CACert, Cert, Key string
 	// Insecure talks plaintext to a TCP address. A Token is then refused:
 	// it would cross the network in clear text.

@@ -10,8 +10,10 @@
 //     killed daemon is removed only after a dial proves nothing listens on
 //     it; a live one is "in use by a running daemon".
 //   - TCP needs TLS 1.2 or later unless Insecure is set explicitly, and then
-//     the config reports a loud warning for the caller to log. A ClientCA
-//     turns on mutual TLS (tls.RequireAndVerifyClientCert).
+//     ServerConfig.Warnings reports a loud warning, which ServerOptions logs
+//     at WARN. A ClientCA turns on mutual TLS (tls.RequireAndVerifyClientCert).
+//     Reflection is on by default on the socket and off on TCP
+//     (ServerConfig.ReflectionEnabled; the caller registers it).
 //   - Bearer tokens, when a token file is configured, are required on every
 //     unary and streaming call except the grpc.health.v1 service (probes such
 //     as kubelet's or grpc-health-probe must work without a secret; health

@@ -72,7 +72,7 @@ type testServer struct {
 
 // startServer listens per cfg and serves health plus the test service,
 // logging at debug level into the returned buffer.
-func startServer(t *testing.T, cfg ServerConfig) *testServer {
+func startServer(t testing.TB, cfg ServerConfig) *testServer {
 	t.Helper()
 	lis, err := Listen(cfg)
 	if err != nil {
@@ -102,7 +102,7 @@ func startServer(t *testing.T, cfg ServerConfig) *testServer {
 	return &testServer{addr: addr, logs: logs}
 }
 
-func dial(t *testing.T, cfg ClientConfig) *grpc.ClientConn {
+func dial(t testing.TB, cfg ClientConfig) *grpc.ClientConn {
 	t.Helper()
 	cc, err := Dial(cfg)
 	if err != nil {
@@ -112,7 +112,7 @@ func dial(t *testing.T, cfg ClientConfig) *grpc.ClientConn {
 	return cc
 }
 
-func callCtx(t *testing.T) context.Context {
+func callCtx(t testing.TB) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
@@ -126,7 +126,7 @@ func checkHealth(t *testing.T, cc *grpc.ClientConn) error {
 	return err
 }
 
-func unary(t *testing.T, ctx context.Context, cc *grpc.ClientConn, body string) error {
+func unary(t testing.TB, ctx context.Context, cc *grpc.ClientConn, body string) error {
 	t.Helper()
 	_, err := testgrpc.NewTestServiceClient(cc).UnaryCall(ctx, &testgrpc.SimpleRequest{Payload: &testgrpc.Payload{Body: []byte(body)}})
 	return err
@@ -161,7 +161,7 @@ func wantCode(t *testing.T, what string, err error, want codes.Code) {
 }
 
 // sockPath is a socket path in a fresh short temp dir.
-func sockPath(t *testing.T) string {
+func sockPath(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "rt")
 	if err != nil {

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -143,5 +144,40 @@ func TestHealthWatchStreamWithoutToken(t *testing.T) {
 	}
 	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health status %v", resp.GetStatus())
+	}
+}
+
+func TestMaxConcurrentStreams(t *testing.T) {
+	srv := startServer(t, ServerConfig{Address: sockPath(t), MaxConcurrentStreams: 1})
+	cc := dial(t, ClientConfig{Address: srv.addr})
+	hc := healthpb.NewHealthClient(cc)
+
+	// A health Watch stays open until cancelled: it holds the only slot.
+	ctx1, cancel1 := context.WithCancel(callCtx(t))
+	w1, err := hc.Watch(ctx1, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w1.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	// A second stream waits for the slot; its short deadline expires
+	// while it waits. (Were the limit not enforced it would be served at
+	// once, so the deadline is a bound, not a measurement.)
+	ctx2, cancel2 := context.WithTimeout(callCtx(t), 300*time.Millisecond)
+	defer cancel2()
+	w2, err := hc.Watch(ctx2, &healthpb.HealthCheckRequest{})
+	if err == nil {
+		_, err = w2.Recv()
+	}
+	wantCode(t, "second stream over a limit of 1", err, codes.DeadlineExceeded)
+
+	cancel1()
+	w3, err := hc.Watch(callCtx(t), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w3.Recv(); err != nil {
+		t.Fatalf("stream after the slot was freed: %v", err)
 	}
 }

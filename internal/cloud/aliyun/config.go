@@ -61,6 +61,8 @@ func (c Config) String() string {
 	endpoint := c.Endpoint
 	if endpoint == "" {
 		endpoint = "(ECS public endpoints)"
+	} else if u, err := url.Parse(endpoint); err == nil && u.User != nil {
+		endpoint = u.Redacted() // refused by New, but never printed either
 	}
 	return fmt.Sprintf("Config{Endpoint: %s, Insecure: %t, Credentials: %s, ConnectTimeout: %s, ReadTimeout: %s, MaxConcurrency: %d, UserAgent: %q, Observer: %t}",
 		endpoint, c.Insecure, c.Credentials.String(), c.ConnectTimeout, c.ReadTimeout, c.MaxConcurrency, c.UserAgent, c.Observer != nil)

@@ -166,8 +166,16 @@ next:
 			}
 		}
 		s.secrets = append(s.secrets, v)
+		// Session keys (RAM roles, STS) are replaced every hour or so; the
+		// recent ones are the only ones that can still turn up in an answer.
+		if len(s.secrets) > maxRememberedSecrets {
+			s.secrets = append(s.secrets[:0], s.secrets[len(s.secrets)-maxRememberedSecrets:]...)
+		}
 	}
 }
+
+// maxRememberedSecrets bounds the scrub list of a long-running daemon.
+const maxRememberedSecrets = 16
 
 // scrub removes every secret this source has seen from s.
 func (s *credentialSource) scrub(text string) string {

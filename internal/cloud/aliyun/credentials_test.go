@@ -34,7 +34,8 @@ func TestCredentialsNeverPrintSecrets(t *testing.T) {
 			outputs = append(outputs, buf.String())
 		}
 	}
-	outputs = append(outputs, c.String(), c.GoString(), cfg.String(), cfg.GoString())
+	outputs = append(outputs, c.String(), c.GoString(), cfg.String(), cfg.GoString(),
+		Config{Endpoint: "https://user:" + testSecret + "@ecs.aliyuncs.com"}.String())
 	for _, out := range outputs {
 		if strings.Contains(out, testSecret) || strings.Contains(out, testToken) || strings.Contains(out, testKeyID) {
 			t.Errorf("leak: %s", out)
@@ -211,5 +212,30 @@ func TestConfigValidation(t *testing.T) {
 		if s.connectTimeout != DefaultConnectTimeout || s.readTimeout != DefaultReadTimeout || s.maxConcurrency != DefaultMaxConcurrency {
 			t.Errorf("defaults not applied: %+v", s)
 		}
+	}
+}
+
+func TestProviderPrintsNoSecret(t *testing.T) {
+	f := newFakeECS(t, nil)
+	p := f.provider(func(c *Config) { c.Credentials.SecurityToken = testToken })
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		out := fmt.Sprintf(verb, p)
+		if strings.Contains(out, testSecret) || strings.Contains(out, testToken) {
+			t.Errorf("%s of the provider leaks: %s", verb, out)
+		}
+	}
+}
+
+func TestScrubListIsBounded(t *testing.T) {
+	s := newCredentialSource(Credentials{AccessKeyID: testKeyID, AccessKeySecret: testSecret})
+	for i := range 3 * maxRememberedSecrets {
+		s.remember(fmt.Sprintf("rotated-secret-%04d", i))
+	}
+	if len(s.secrets) != maxRememberedSecrets {
+		t.Errorf("%d secrets remembered, want %d", len(s.secrets), maxRememberedSecrets)
+	}
+	last := fmt.Sprintf("rotated-secret-%04d", 3*maxRememberedSecrets-1)
+	if got := s.scrub("x " + last + " y"); got != "x [REDACTED] y" {
+		t.Errorf("newest secret not scrubbed: %q", got)
 	}
 }

@@ -2,7 +2,6 @@ package aliyun
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -241,10 +240,4 @@ func parseTime(s string) time.Time {
 		}
 	}
 	return time.Time{}
-}
-
-// isCode reports whether err is a cloud error with this code.
-func isCode(err error, code string) bool {
-	var ce *cloud.Error
-	return errors.As(err, &ce) && ce.Code == code
 }

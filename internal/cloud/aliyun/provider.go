@@ -40,6 +40,15 @@ type Provider struct {
 
 var _ cloud.Provider = (*Provider)(nil)
 
+// String describes the provider without its credentials.
+func (p *Provider) String() string {
+	host := p.set.host
+	if host == "" {
+		host = "ECS public endpoints"
+	}
+	return fmt.Sprintf("aliyun.Provider{%s %s, %d clients}", p.set.scheme, host, p.set.maxConcurrency)
+}
+
 // slot is one SDK client and the transport that gives its requests the
 // caller's context. A slot is used by one call at a time.
 type slot struct {
@@ -179,9 +188,15 @@ func (p *Provider) do(ctx context.Context, action, region string, req requests.A
 	select {
 	case out = <-result:
 	case <-ctx.Done():
-		err := ctxError(ctx, action, region)
-		p.observe(Call{Action: action, Region: region, Duration: time.Since(start), Err: err})
-		return err
+		select {
+		case out = <-result:
+			// Finished in the same instant: a success (a copy started) is
+			// worth more to the caller than the cancellation.
+		default:
+			err := ctxError(ctx, action, region)
+			p.observe(Call{Action: action, Region: region, Duration: time.Since(start), Err: err})
+			return err
+		}
 	}
 	if out.err == nil {
 		p.observe(Call{Action: action, Region: region, RequestID: out.requestID, HTTPStatus: http.StatusOK, Duration: time.Since(start)})

@@ -458,3 +458,18 @@ func TestSimpleActionsSendTheirParameters(t *testing.T) {
 		t.Error("DeleteImage sent Force")
 	}
 }
+
+func TestUserAgentIsAppended(t *testing.T) {
+	got := make(chan string, 1)
+	f := newFakeECS(t, func(w http.ResponseWriter, r *http.Request, q url.Values) {
+		got <- r.Header.Get("User-Agent")
+		replyJSON(w, 200, map[string]string{"RequestId": "r"})
+	})
+	p := f.provider(func(c *Config) { c.UserAgent = "replicatord/1.2.3" })
+	if err := p.DeleteImage(context.Background(), "cn-beijing", "m-1"); err != nil {
+		t.Fatal(err)
+	}
+	if ua := <-got; !strings.Contains(ua, "AlibabaCloud") || !strings.Contains(ua, "replicatord/1.2.3") {
+		t.Errorf("User-Agent = %q", ua)
+	}
+}

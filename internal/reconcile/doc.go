@@ -1,0 +1,19 @@
+// Package reconcile runs replication policies: a level-triggered loop per
+// policy that, on the policy's interval and whenever it changes or is
+// triggered, reads what is (source images, copies carrying the policy's
+// lineage tags, the policy's jobs), asks policy.Plan what should change and
+// acts — submitting copy and adoption jobs to the scheduler and deleting
+// copies retention prunes.
+//
+// Each run re-reads everything, so a lost event, a restart or a copy deleted
+// by hand is corrected on the next run (controller-runtime's "level-based"
+// reconcile). Each policy has one goroutine, so runs of one policy never
+// overlap; a trigger during a run makes exactly one more run after it
+// (client-go workqueue's "dirty while processing" rule). A failed run is
+// retried with backoff, never later than the interval, and one policy's
+// errors never stop another.
+//
+// The reconciler does no copying itself: the scheduler behind Jobs owns
+// slots, rate limits, retries and post-copy actions. It calls only
+// DescribeImages (and DeleteImage for retention) on the cloud.
+package reconcile

@@ -1,0 +1,210 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/replicatord/replicatord/internal/clock"
+	"github.com/replicatord/replicatord/internal/cloud"
+	"github.com/replicatord/replicatord/internal/errdefs"
+	"github.com/replicatord/replicatord/internal/job"
+	"github.com/replicatord/replicatord/internal/policy"
+)
+
+// Jobs is the scheduler, as the reconciler sees it.
+type Jobs interface {
+	// PolicyJobs returns the policy's jobs: every non-terminal one and the
+	// latest terminal one per source × region.
+	PolicyJobs(ctx context.Context, policy string) ([]*job.Job, error)
+	// Submit durably creates and enqueues jobs. A job with
+	// DestinationImageID set and state WAITING or COPYING adopts an
+	// existing copy.
+	Submit(ctx context.Context, jobs ...*job.Job) error
+}
+
+// Options tune a Reconciler; zero values get defaults.
+type Options struct {
+	Clock  clock.Clock  // default clock.Real{}
+	Logger *slog.Logger // default slog.Default()
+	// OnRun is called after every run of a policy (for metrics).
+	OnRun func(policy string, err error, d time.Duration)
+	// RetryMin is the wait after a first failed run; it doubles per failure
+	// up to the policy's interval. Default 30s.
+	RetryMin time.Duration
+}
+
+// Reconciler runs the loops of the loaded policies.
+type Reconciler struct {
+	cloud    cloud.Provider
+	jobs     Jobs
+	clk      clock.Clock
+	log      *slog.Logger
+	onRun    func(string, error, time.Duration)
+	retryMin time.Duration
+
+	mu       sync.Mutex
+	loops    map[string]*loop
+	order    []string                 // policy names in file order
+	stopping map[string]chan struct{} // done channels of stopped loops, by name
+	ctx      context.Context          // set when Run starts
+	stopped  bool                     // Run has returned: start nothing more
+	wg       sync.WaitGroup
+}
+
+// New returns a reconciler with no policies; call SetPolicies and Run.
+func New(p cloud.Provider, jobs Jobs, opts Options) *Reconciler {
+	r := &Reconciler{
+		cloud: p, jobs: jobs, clk: opts.Clock, log: opts.Logger, onRun: opts.OnRun, retryMin: opts.RetryMin,
+		loops: map[string]*loop{}, stopping: map[string]chan struct{}{},
+	}
+	if r.clk == nil {
+		r.clk = clock.Real{}
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	if r.retryMin <= 0 {
+		r.retryMin = 30 * time.Second
+	}
+	return r
+}
+
+// SetPolicies replaces the loaded policies (hot reload): loops of removed
+// policies stop, added ones start, and changed ones run at once with the
+// new definition. Unchanged policies keep their schedule. f must be valid
+// (policy.Parse); nil removes every policy.
+func (r *Reconciler) SetPolicies(f *policy.File) {
+	var ps []policy.Policy
+	if f != nil {
+		ps = f.Policies
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	keep := map[string]bool{}
+	r.order = r.order[:0]
+	for i := range ps {
+		p := ps[i] // a copy: the caller's File may change
+		keep[p.Name] = true
+		r.order = append(r.order, p.Name)
+		if l := r.loops[p.Name]; l != nil {
+			if l.replace(&p) {
+				l.wakeUp()
+			}
+			continue
+		}
+		l := newLoop(&p, r.stopping[p.Name])
+		delete(r.stopping, p.Name)
+		r.loops[p.Name] = l
+		if r.ctx != nil && !r.stopped {
+			r.start(l)
+		}
+	}
+	for name, l := range r.loops {
+		if !keep[name] {
+			l.stop()
+			r.stopping[name] = l.done
+			delete(r.loops, name)
+		}
+	}
+}
+
+// Run runs every policy's loop until ctx ends, then stops them and waits
+// for runs in progress to return.
+func (r *Reconciler) Run(ctx context.Context) {
+	r.mu.Lock()
+	if r.ctx != nil {
+		r.mu.Unlock()
+		panic("reconcile: Run called twice")
+	}
+	r.ctx = ctx
+	for _, name := range r.order {
+		r.start(r.loops[name])
+	}
+	r.mu.Unlock()
+	<-ctx.Done()
+	r.mu.Lock()
+	r.stopped = true
+	for _, l := range r.loops {
+		l.stop()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+// start runs l's goroutine; r.mu is held.
+func (r *Reconciler) start(l *loop) {
+	ctx, cancel := context.WithCancel(r.ctx)
+	l.cancel = cancel
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.runLoop(ctx, l)
+	}()
+}
+
+// Trigger makes the policy run now (or right after the run in progress;
+// triggers during a run collapse into one). It reports false for an unknown
+// policy; a disabled policy does not run.
+func (r *Reconciler) Trigger(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.loops[name]
+	if l == nil {
+		return false
+	}
+	l.wakeUp()
+	return true
+}
+
+// Status returns the status of every loaded policy, in file order.
+func (r *Reconciler) Status() []PolicyStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]PolicyStatus, 0, len(r.order))
+	for _, name := range r.order {
+		out = append(out, r.loops[name].snapshot())
+	}
+	return out
+}
+
+// Plan is a dry run: it reads the cloud (DescribeImages only) and the jobs
+// of the named policies (every enabled policy when names is empty) and
+// returns what a run would do, changing nothing. An unknown name is an
+// errdefs.ErrNotFound. A policy whose reads fail is left out and its error
+// returned, joined with the others, along with the items of the rest.
+func (r *Reconciler) Plan(ctx context.Context, names []string) ([]policy.Item, error) {
+	var ps []*policy.Policy
+	r.mu.Lock()
+	if len(names) == 0 {
+		for _, name := range r.order {
+			if p := r.loops[name].policy(); p.Enabled {
+				ps = append(ps, p)
+			}
+		}
+	} else {
+		for _, name := range names {
+			l := r.loops[name]
+			if l == nil {
+				r.mu.Unlock()
+				return nil, fmt.Errorf("policy %q: %w", name, errdefs.ErrNotFound)
+			}
+			ps = append(ps, l.policy())
+		}
+	}
+	r.mu.Unlock()
+	var items []policy.Item
+	var errs []error
+	for _, p := range ps {
+		obs, err := r.observe(ctx, p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("policy %q: %w", p.Name, err))
+			continue
+		}
+		items = append(items, p.Plan(obs)...)
+	}
+	return items, errors.Join(errs...)
+}

@@ -1,0 +1,491 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/replicatord/replicatord/internal/clock"
+	"github.com/replicatord/replicatord/internal/cloud"
+	"github.com/replicatord/replicatord/internal/errdefs"
+	"github.com/replicatord/replicatord/internal/job"
+	"github.com/replicatord/replicatord/internal/policy"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func src(id, name string, day int, tags map[string]string) cloud.Image {
+	return cloud.Image{ID: id, Region: "cn-hangzhou", Name: name, Status: cloud.StatusAvailable, SizeGiB: 40,
+		CreationTime: t0.AddDate(0, 0, -30+day), Tags: tags, Family: "golden"}
+}
+
+var golden = map[string]string{"role": "golden"}
+
+func parse(t *testing.T, policies string) *policy.File {
+	t.Helper()
+	f, err := policy.Parse("p.yaml", []byte("version: 1\npolicies:\n"+policies))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+const goldenPolicy = `  - name: golden
+    source: {region: cn-hangzhou, images: {tags: {role: golden}}}
+    destinations: [cn-shanghai, {region: cn-beijing, encrypted: true}]
+    copy: {name: "{{.SourceName}}-{{.DestinationRegion}}", image_family: inherit, share_with_accounts: ["123"], tags: {team: p}}
+    priority: 3
+`
+
+type run struct {
+	policy string
+	err    error
+}
+
+// harness runs a Reconciler on a fake clock and reports every run.
+type harness struct {
+	t      *testing.T
+	r      *Reconciler
+	cloud  *fakeCloud
+	jobs   *fakeJobs
+	clk    *clock.Fake
+	runs   chan run
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func start(t *testing.T, c *fakeCloud, f *policy.File) *harness {
+	t.Helper()
+	h := &harness{t: t, cloud: c, jobs: newFakeJobs(), clk: clock.NewFake(t0), runs: make(chan run, 100), done: make(chan struct{})}
+	h.r = New(c, h.jobs, Options{Clock: h.clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnRun: func(p string, err error, _ time.Duration) { h.runs <- run{p, err} }})
+	h.r.SetPolicies(f)
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { defer close(h.done); h.r.Run(ctx) }()
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) stop() {
+	h.cancel()
+	<-h.done
+}
+
+// wait returns the next run, failing after a generous deadline.
+func (h *harness) wait() run {
+	h.t.Helper()
+	select {
+	case r := <-h.runs:
+		return r
+	case <-time.After(10 * time.Second):
+		h.t.Fatal("no run within 10s")
+		return run{}
+	}
+}
+
+// waitOK waits for a successful run of policy p.
+func (h *harness) waitOK(p string) {
+	h.t.Helper()
+	r := h.wait()
+	if r.policy != p || r.err != nil {
+		h.t.Fatalf("run = %s %v, want %s ok", r.policy, r.err, p)
+	}
+}
+
+// noRun checks that no run is reported.
+func (h *harness) noRun() {
+	h.t.Helper()
+	select {
+	case r := <-h.runs:
+		h.t.Fatalf("unexpected run of %s (%v)", r.policy, r.err)
+	default:
+	}
+}
+
+func pairs(jobs []*job.Job) string {
+	var s []string
+	for _, j := range jobs {
+		s = append(s, j.SourceImageID+">"+j.DestinationRegion)
+	}
+	sort.Strings(s)
+	return strings.Join(s, " ")
+}
+
+func TestConverges(t *testing.T) {
+	a := src("m-a", "golden-a", 1, golden)
+	b := src("m-b", "golden-b", 2, golden)
+	app := src("m-app", "app", 3, map[string]string{"role": "app"})
+	c := newFakeCloud(a, b, app)
+	h := start(t, c, parse(t, goldenPolicy))
+	h.waitOK("golden")
+
+	jobs := h.jobs.all()
+	if got := pairs(jobs); got != "m-a>cn-beijing m-a>cn-shanghai m-b>cn-beijing m-b>cn-shanghai" {
+		t.Fatalf("submitted %s", got)
+	}
+	for _, j := range jobs {
+		if j.Policy != "golden" || j.Priority != 3 || j.State != job.StateQueued || j.SizeGiB != 40 ||
+			j.DestinationImageName != j.SourceImageName+"-"+j.DestinationRegion || j.ImageFamily != "golden" ||
+			len(j.ShareAccounts) != 1 || j.Tags["team"] != "p" || j.Tags[job.TagSourceImage] != j.SourceImageID ||
+			j.Encrypted != (j.DestinationRegion == "cn-beijing") || !j.CreateTime.Equal(t0) {
+			t.Errorf("job = %+v", j)
+		}
+	}
+	st := h.r.Status()
+	if len(st) != 1 || st[0].Matched != 2 || st[0].Actions[policy.ActionCopy] != 4 || st[0].Runs != 1 ||
+		!st[0].LastRun.Equal(t0) || !st[0].NextRun.Equal(t0.Add(10*time.Minute)) || st[0].LastError != "" {
+		t.Errorf("status = %+v", st)
+	}
+
+	// The scheduler copies everything; a run changes nothing.
+	h.jobs.finish(c)
+	h.r.Trigger("golden")
+	h.waitOK("golden")
+	if n := len(h.jobs.all()); n != 4 {
+		t.Fatalf("%d jobs after converging, want 4", n)
+	}
+	if st := h.r.Status()[0]; st.Actions[policy.ActionExists] != 4 {
+		t.Errorf("actions = %v", st.Actions)
+	}
+
+	// A copy deleted by hand comes back; a new source is copied. The
+	// interval triggers the run.
+	gone := jobs[0]
+	var goneID string
+	for _, j := range h.jobs.all() {
+		if j.ID == gone.ID {
+			goneID = j.DestinationImageID
+		}
+	}
+	c.remove(gone.DestinationRegion, goneID)
+	c.add(src("m-c", "golden-c", 4, golden))
+	h.clk.Step(10 * time.Minute)
+	h.waitOK("golden")
+	want := []string{"m-c>cn-beijing", "m-c>cn-shanghai", gone.SourceImageID + ">" + gone.DestinationRegion}
+	sort.Strings(want)
+	if got := pairs(h.jobs.all()[4:]); got != strings.Join(want, " ") {
+		t.Errorf("new jobs: %s, want %s", got, strings.Join(want, " "))
+	}
+	if n := c.count("CopyImage") + c.count("DeleteImage") + c.count("TagImages"); n != 0 {
+		t.Errorf("the reconciler made %d changing calls", n)
+	}
+}
+
+func TestAdoptsAndPrunes(t *testing.T) {
+	s1 := src("m-1", "golden-1", 1, golden)
+	s2 := src("m-2", "golden-2", 2, golden)
+	s3 := src("m-3", "golden-3", 3, golden)
+	lineage := func(s cloud.Image) map[string]string {
+		return map[string]string{job.TagPolicy: "keep", job.TagSourceImage: s.ID, job.TagSourceRegion: "cn-hangzhou"}
+	}
+	c := newFakeCloud(s1, s2, s3,
+		// Copies made before the state file was lost: no job tracks them.
+		cloud.Image{ID: "m-c1", Region: "cn-shanghai", Name: "golden-1", Status: cloud.StatusAvailable, CreationTime: t0, Tags: lineage(s1)},
+		cloud.Image{ID: "m-c2", Region: "cn-shanghai", Name: "golden-2", Status: cloud.StatusAvailable, CreationTime: t0, Tags: lineage(s2)},
+		cloud.Image{ID: "m-c3", Region: "cn-shanghai", Name: "golden-3", Status: cloud.StatusCreating, CreationTime: t0, Tags: lineage(s3)},
+		// Another policy's copy is none of this policy's business.
+		cloud.Image{ID: "m-x", Region: "cn-shanghai", Name: "x", Status: cloud.StatusAvailable, CreationTime: t0,
+			Tags: map[string]string{job.TagPolicy: "other", job.TagSourceImage: s1.ID}},
+	)
+	h := start(t, c, parse(t, `  - name: keep
+    source: {region: cn-hangzhou, images: {tags: {role: golden}}}
+    destinations: [cn-shanghai]
+    retention: {keep_last: 2}
+`))
+	h.waitOK("keep")
+	jobs := h.jobs.all()
+	// s3 and s2 are kept and adopted; s1's copy is pruned.
+	if len(jobs) != 2 {
+		t.Fatalf("jobs = %d", len(jobs))
+	}
+	byImage := map[string]*job.Job{}
+	for _, j := range jobs {
+		byImage[j.DestinationImageID] = j
+	}
+	if j := byImage["m-c3"]; j == nil || j.State != job.StateCopying || j.CloudStatus != "Creating" || j.SourceImageID != "m-3" {
+		t.Errorf("adoption of m-c3 = %+v", j)
+	}
+	if j := byImage["m-c2"]; j == nil || j.State != job.StateCopying || j.DestinationImageName != "golden-2" {
+		t.Errorf("adoption of m-c2 = %+v", j)
+	}
+	if c.count("DeleteImage") != 1 {
+		t.Errorf("DeleteImage calls = %d", c.count("DeleteImage"))
+	}
+	left, _ := c.DescribeImages(context.Background(), cloud.ImageQuery{Region: "cn-shanghai", Statuses: cloud.AllStatuses})
+	var ids []string
+	for _, im := range left {
+		ids = append(ids, im.ID)
+	}
+	sort.Strings(ids)
+	if strings.Join(ids, ",") != "m-c2,m-c3,m-x" {
+		t.Errorf("left in cn-shanghai: %v", ids)
+	}
+}
+
+func TestPlanIsADryRun(t *testing.T) {
+	big := src("m-big", "golden-big", 2, golden)
+	big.SizeGiB = 250
+	c := newFakeCloud(src("m-a", "golden-a", 1, golden), big)
+	f := parse(t, strings.Replace(goldenPolicy, "priority: 3", "max_size_gib: 200", 1)+`  - name: off
+    source: {region: cn-hangzhou, images: {name: "*"}}
+    destinations: [cn-qingdao]
+    enabled: false
+`)
+	// Not running: Plan works on the loaded policies alone.
+	r := New(c, newFakeJobs(), Options{Clock: clock.NewFake(t0), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	r.SetPolicies(f)
+	items, err := r.Plan(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, it := range items {
+		got = append(got, it.Action.String()+" "+it.SourceImageID+">"+it.DestinationRegion)
+	}
+	want := "blocked m-big>cn-shanghai,blocked m-big>cn-beijing,copy m-a>cn-shanghai,copy m-a>cn-beijing"
+	if strings.Join(got, ",") != want {
+		t.Errorf("plan = %v", got)
+	}
+	if c.count("DescribeImages") != 3 || c.count("DeleteImage")+c.count("CopyImage") != 0 {
+		t.Errorf("calls = %v", c.calls)
+	}
+	// A disabled policy is planned when named.
+	items, err = r.Plan(context.Background(), []string{"off"})
+	if err != nil || len(items) != 2 || items[0].DestinationRegion != "cn-qingdao" {
+		t.Errorf("plan off = %+v, %v", items, err)
+	}
+	if _, err := r.Plan(context.Background(), []string{"nope"}); !errors.Is(err, errdefs.ErrNotFound) || err.Error() != `policy "nope": not found` {
+		t.Errorf("unknown policy: %v", err)
+	}
+	// A failing read is reported with the policy's name.
+	c.setFail("cn-beijing", &cloud.Error{Action: "DescribeImages", Region: "cn-beijing", Code: "InternalError", Class: cloud.ClassRetryable})
+	_, err = r.Plan(context.Background(), []string{"golden"})
+	if err == nil || err.Error() != `policy "golden": list copies in cn-beijing: DescribeImages in cn-beijing: InternalError` {
+		t.Errorf("failing plan: %v", err)
+	}
+}
+
+func TestErrorsStayWithTheirPolicy(t *testing.T) {
+	c := newFakeCloud(src("m-a", "golden-a", 1, golden),
+		cloud.Image{ID: "m-q", Region: "cn-qingdao", Name: "q", Status: cloud.StatusAvailable, Tags: golden})
+	c.setFail("cn-qingdao", &cloud.Error{Action: "DescribeImages", Region: "cn-qingdao", Code: "ServiceUnavailable", Class: cloud.ClassRetryable})
+	f := parse(t, `  - name: broken
+    source: {region: cn-qingdao, images: {tags: {role: golden}}}
+    destinations: [cn-beijing]
+  - name: fine
+    source: {region: cn-hangzhou, images: {tags: {role: golden}}}
+    destinations: [cn-beijing]
+`)
+	h := start(t, c, f)
+	got := map[string]error{}
+	for i := 0; i < 2; i++ {
+		r := h.wait()
+		got[r.policy] = r.err
+	}
+	if got["broken"] == nil || got["fine"] != nil {
+		t.Fatalf("runs: %v", got)
+	}
+	if len(h.jobs.all()) != 1 {
+		t.Errorf("fine submitted %d jobs", len(h.jobs.all()))
+	}
+	st := h.r.Status()
+	if st[0].Name != "broken" || st[0].LastError != "list source images in cn-qingdao: DescribeImages in cn-qingdao: ServiceUnavailable" ||
+		st[0].Failures != 1 || !st[0].NextRun.Equal(t0.Add(30*time.Second)) {
+		t.Errorf("broken status = %+v", st[0])
+	}
+	// The failed policy is retried with backoff, well before its interval;
+	// the healthy one waits for its interval.
+	h.clk.Step(30 * time.Second)
+	if r := h.wait(); r.policy != "broken" || r.err == nil {
+		t.Fatalf("retry = %+v", r)
+	}
+	if st := h.r.Status()[0]; !st.NextRun.Equal(t0.Add(90 * time.Second)) {
+		t.Errorf("second backoff: next run %v", st.NextRun.Sub(t0))
+	}
+	c.setFail("cn-qingdao", nil)
+	h.clk.Step(60 * time.Second)
+	h.waitOK("broken")
+	if st := h.r.Status()[0]; st.LastError != "" || st.Runs != 3 || st.Failures != 2 {
+		t.Errorf("recovered status = %+v", st)
+	}
+	h.noRun()
+}
+
+func TestRunsNeverOverlap(t *testing.T) {
+	c := newFakeCloud(src("m-a", "golden-a", 1, golden))
+	jobs := newFakeJobs()
+	jobs.gate = make(chan struct{})
+	jobs.entered = make(chan string, 10)
+	runs := make(chan run, 10)
+	clk := clock.NewFake(t0)
+	r := New(c, jobs, Options{Clock: clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnRun: func(p string, err error, _ time.Duration) { runs <- run{p, err} }})
+	f := parse(t, goldenPolicy)
+	r.SetPolicies(f)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	<-jobs.entered // the first run is inside PolicyJobs
+	if st := r.Status()[0]; !st.Running {
+		t.Errorf("status while running: %+v", st)
+	}
+	// Triggers, a reload with a change, and the interval passing, all
+	// while the run is held: they make one more run, after this one.
+	for i := 0; i < 5; i++ {
+		r.Trigger("golden")
+	}
+	r.SetPolicies(parse(t, strings.Replace(goldenPolicy, "priority: 3", "priority: 4", 1)))
+	clk.Step(time.Hour)
+	jobs.gate <- struct{}{}
+	if rr := <-runs; rr.err != nil {
+		t.Fatal(rr.err)
+	}
+	<-jobs.entered // the second run
+	jobs.gate <- struct{}{}
+	if rr := <-runs; rr.err != nil {
+		t.Fatal(rr.err)
+	}
+	select {
+	case p := <-jobs.entered:
+		t.Fatalf("a third run of %s", p)
+	default:
+	}
+	jobs.mu.Lock()
+	max := jobs.maxActive["golden"]
+	jobs.mu.Unlock()
+	if max != 1 {
+		t.Errorf("%d runs of one policy at once", max)
+	}
+	if st := r.Status()[0]; st.Policy.Priority != 4 || st.Runs != 2 {
+		t.Errorf("after reload: priority %d, %d runs", st.Policy.Priority, st.Runs)
+	}
+	if n := len(jobs.all()); n != 2 {
+		t.Errorf("%d jobs, want 2 (the second run finds them in progress)", n)
+	}
+}
+
+func TestHotReload(t *testing.T) {
+	c := newFakeCloud(src("m-a", "golden-a", 1, golden))
+	mk := func(name, dst string, extra string) string {
+		return "  - name: " + name + "\n    source: {region: cn-hangzhou, images: {tags: {role: golden}}}\n    destinations: [" + dst + "]\n" + extra
+	}
+	h := start(t, c, parse(t, mk("a", "cn-beijing", "")+mk("b", "cn-shanghai", "")+mk("off", "cn-qingdao", "    enabled: false\n")))
+	first := map[string]bool{}
+	for i := 0; i < 2; i++ {
+		r := h.wait()
+		first[r.policy] = r.err == nil
+	}
+	if !first["a"] || !first["b"] || len(first) != 2 {
+		t.Fatalf("first runs: %v", first)
+	}
+	if st := h.r.Status()[2]; st.Name != "off" || st.Enabled || st.Runs != 0 || !st.NextRun.IsZero() {
+		t.Errorf("disabled: %+v", st)
+	}
+	// a changes, b goes, c arrives, off is enabled: a, c and off run at
+	// once; nothing else.
+	h.r.SetPolicies(parse(t, mk("a", "cn-beijing, cn-shenzhen", "")+mk("c", "cn-chengdu", "")+mk("off", "cn-qingdao", "")))
+	got := map[string]bool{}
+	for i := 0; i < 3; i++ {
+		r := h.wait()
+		got[r.policy] = r.err == nil
+	}
+	if !got["a"] || !got["c"] || !got["off"] {
+		t.Fatalf("runs after reload: %v", got)
+	}
+	if h.r.Trigger("b") {
+		t.Error("b is still loaded")
+	}
+	var names []string
+	for _, s := range h.r.Status() {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, ",") != "a,c,off" {
+		t.Errorf("status order: %v", names)
+	}
+	// The same file again changes nothing and runs nothing.
+	h.r.SetPolicies(parse(t, "\n"+mk("a", "cn-beijing, cn-shenzhen", "")+mk("c", "cn-chengdu", "")+mk("off", "cn-qingdao", "")))
+	h.noRun()
+	if got := pairs(h.jobs.all()); got != "m-a>cn-beijing m-a>cn-chengdu m-a>cn-qingdao m-a>cn-shanghai m-a>cn-shenzhen" {
+		t.Errorf("jobs: %s", got)
+	}
+	// b removed and added back runs again.
+	h.r.SetPolicies(parse(t, mk("b", "cn-shanghai", "")))
+	h.waitOK("b")
+}
+
+func TestSubmitAndPruneErrors(t *testing.T) {
+	s1 := src("m-1", "golden-1", 1, golden)
+	s2 := src("m-2", "golden-2", 2, golden)
+	lineage := map[string]string{job.TagPolicy: "p", job.TagSourceImage: "m-1"}
+	c := newFakeCloud(s1, s2, cloud.Image{ID: "m-old", Region: "cn-beijing", Name: "golden-1", Status: cloud.StatusAvailable, Tags: lineage})
+	c.delErr = &cloud.Error{Action: "DeleteImage", Region: "cn-beijing", Code: "ImageUseShared", Class: cloud.ClassPermanent}
+	jobs := newFakeJobs()
+	jobs.jobs = []*job.Job{{ID: "j-1", Policy: "p", SourceImageID: "m-1", DestinationRegion: "cn-beijing", DestinationImageID: "m-old", State: job.StateSucceeded}}
+	jobs.submitErr = errors.New("disk full")
+	r := New(c, jobs, Options{Clock: clock.NewFake(t0), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	f := parse(t, "  - name: p\n    source: {region: cn-hangzhou, images: {tags: {role: golden}}}\n    destinations: [cn-beijing]\n    retention: {keep_last: 1}\n")
+	r.SetPolicies(f)
+	l := r.loops["p"]
+	_, err := r.runOnce(context.Background(), l, l.policy())
+	if err == nil || err.Error() != "submit 1 jobs: disk full" {
+		t.Errorf("err = %v", err)
+	}
+	// m-old is the newest Available copy until m-2's copy exists: kept.
+	if c.count("DeleteImage") != 0 {
+		t.Errorf("deleted the only Available copy")
+	}
+	jobs.submitErr = nil
+	c.add(cloud.Image{ID: "m-new", Region: "cn-beijing", Name: "golden-2", Status: cloud.StatusAvailable,
+		Tags: map[string]string{job.TagPolicy: "p", job.TagSourceImage: "m-2"}})
+	_, err = r.runOnce(context.Background(), l, l.policy())
+	if err == nil || err.Error() != "prune m-old in cn-beijing: DeleteImage in cn-beijing: ImageUseShared" {
+		t.Errorf("err = %v", err)
+	}
+	if st := l.snapshot(); st.Actions[policy.ActionPrune] != 1 || st.Actions[policy.ActionAdopt] != 1 || st.Failures != 2 {
+		t.Errorf("status = %+v", st)
+	}
+}
+
+func TestManyIDsArePaged(t *testing.T) {
+	var images []cloud.Image
+	var ids []string
+	for i := 0; i < 250; i++ {
+		id := "m-bp1" + strings.Repeat("0", 12) + string(rune('a'+i/26%26)) + string(rune('a'+i%26)) + "zz"
+		ids = append(ids, id)
+		images = append(images, src(id, "img-"+id, i%28, nil))
+	}
+	c := newFakeCloud(images...)
+	f := parse(t, "  - name: p\n    source: {region: cn-hangzhou, images: {ids: ["+strings.Join(ids, ", ")+"]}}\n    destinations: [cn-beijing]\n")
+	r := New(c, newFakeJobs(), Options{Clock: clock.NewFake(t0), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	r.SetPolicies(f)
+	items, err := r.Plan(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 250 || c.count("DescribeImages") != 3+1 {
+		t.Errorf("%d items, %d DescribeImages calls", len(items), c.count("DescribeImages"))
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for _, tc := range []struct {
+		failures int
+		want     time.Duration
+	}{{1, 30 * time.Second}, {2, time.Minute}, {3, 2 * time.Minute}, {5, 8 * time.Minute}, {6, 10 * time.Minute}, {60, 10 * time.Minute}} {
+		if got := backoff(30*time.Second, tc.failures, 10*time.Minute); got != tc.want {
+			t.Errorf("backoff(%d) = %v, want %v", tc.failures, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,171 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/replicatord/replicatord/internal/cloud"
+	"github.com/replicatord/replicatord/internal/job"
+	"github.com/replicatord/replicatord/internal/policy"
+)
+
+// runOnce observes, plans and acts for one policy, and records the result.
+// It returns the run's duration and error.
+func (r *Reconciler) runOnce(ctx context.Context, l *loop, p *policy.Policy) (time.Duration, error) {
+	start := r.clk.Now()
+	l.update(func(s *PolicyStatus) { s.Running = true })
+	obs, err := r.observe(ctx, p)
+	var items []policy.Item
+	matched := 0
+	if err == nil {
+		items = p.Plan(obs)
+		matched = len(p.Select(obs.Sources))
+		err = r.act(ctx, p, items, obs)
+	}
+	d := r.clk.Now().Sub(start)
+	counts := map[policy.Action]int{}
+	for _, it := range items {
+		counts[it.Action]++
+	}
+	l.update(func(s *PolicyStatus) {
+		s.Running = false
+		s.LastRun, s.LastDuration = start, d
+		s.Runs++
+		s.LastError = ""
+		if err != nil {
+			s.Failures++
+			s.LastError = err.Error()
+		}
+		if items != nil || err == nil {
+			s.Matched, s.Actions = matched, counts
+		}
+	})
+	if ctx.Err() == nil {
+		if err != nil {
+			r.log.Warn("policy run failed", "policy", p.Name, "err", err, "duration", d)
+		} else {
+			r.log.Info("policy reconciled", "policy", p.Name, "matched", matched,
+				"copy", counts[policy.ActionCopy], "adopt", counts[policy.ActionAdopt], "prune", counts[policy.ActionPrune],
+				"in_progress", counts[policy.ActionInProgress], "exists", counts[policy.ActionExists],
+				"blocked", counts[policy.ActionBlocked], "duration", d)
+		}
+	}
+	return d, err
+}
+
+// observe reads what is: the source candidates, the policy's copies in
+// every destination (all statuses) and its jobs.
+func (r *Reconciler) observe(ctx context.Context, p *policy.Policy) (policy.Observed, error) {
+	obs := policy.Observed{Copies: map[string][]cloud.Image{}}
+	sources, err := r.sources(ctx, p)
+	if err != nil {
+		return obs, err
+	}
+	obs.Sources = sources
+	for _, d := range p.Destinations {
+		ims, err := r.cloud.DescribeImages(ctx, cloud.ImageQuery{
+			Region: d.Region, Tags: map[string]string{job.TagPolicy: p.Name},
+			Statuses: cloud.AllStatuses, OwnerAlias: "self",
+		})
+		if err != nil {
+			return obs, fmt.Errorf("list copies in %s: %w", d.Region, err)
+		}
+		obs.Copies[d.Region] = ims
+	}
+	if obs.Jobs, err = r.jobs.PolicyJobs(ctx, p.Name); err != nil {
+		return obs, fmt.Errorf("list jobs: %w", err)
+	}
+	return obs, nil
+}
+
+// sources lists the candidate source images with the filters ECS applies
+// server-side (ids, tags); Plan applies the rest (glob, exclude, newest).
+// The name glob is not sent: ECS matches ImageName fuzzily, not as a glob.
+// Only Available images are listed (the DescribeImages default), so a
+// source still being created does not count as the newest.
+func (r *Reconciler) sources(ctx context.Context, p *policy.Policy) ([]cloud.Image, error) {
+	q := cloud.ImageQuery{Region: p.Source.Region, Tags: p.Source.Images.Tags, OwnerAlias: "self"}
+	ids := p.Source.Images.IDs
+	if len(ids) == 0 {
+		ims, err := r.cloud.DescribeImages(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("list source images in %s: %w", q.Region, err)
+		}
+		return ims, nil
+	}
+	var out []cloud.Image
+	for len(ids) > 0 {
+		n := min(len(ids), cloud.MaxIDsPerDescribe)
+		q.IDs = ids[:n]
+		ids = ids[n:]
+		ims, err := r.cloud.DescribeImages(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("list source images in %s: %w", q.Region, err)
+		}
+		out = append(out, ims...)
+	}
+	return out, nil
+}
+
+// act carries out a plan: new copy and adoption jobs in one Submit, then
+// the retention deletions. It goes on after a failed deletion and returns
+// every error.
+func (r *Reconciler) act(ctx context.Context, p *policy.Policy, items []policy.Item, obs policy.Observed) error {
+	now := r.clk.Now()
+	sources := map[string]cloud.Image{}
+	for _, s := range obs.Sources {
+		sources[s.ID] = s
+	}
+	copies := map[string]cloud.Image{}
+	for _, ims := range obs.Copies {
+		for _, im := range ims {
+			copies[im.ID] = im
+		}
+	}
+	var jobs []*job.Job
+	var errs []error
+	for _, it := range items {
+		if it.Action != policy.ActionCopy && it.Action != policy.ActionAdopt {
+			continue
+		}
+		src, ok := sources[it.SourceImageID]
+		dst, ok2 := p.Destination(it.DestinationRegion)
+		if !ok || !ok2 {
+			continue // cannot happen: Plan builds items from these
+		}
+		if it.Action == policy.ActionAdopt {
+			jobs = append(jobs, p.AdoptJob(src, dst, copies[it.DestinationImageID], now))
+			continue
+		}
+		j, err := p.NewJob(src, dst, now)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("copy %s to %s: %w", src.ID, dst.Region, err))
+			continue
+		}
+		jobs = append(jobs, j)
+	}
+	if len(jobs) > 0 {
+		if err := r.jobs.Submit(ctx, jobs...); err != nil {
+			return errors.Join(append(errs, fmt.Errorf("submit %d jobs: %w", len(jobs), err))...)
+		}
+		for _, j := range jobs {
+			r.log.Debug("job submitted", "policy", p.Name, "job", j.ID, "source", j.SourceImageID,
+				"region", j.DestinationRegion, "adopt", j.DestinationImageID != "")
+		}
+	}
+	for _, it := range items {
+		if it.Action != policy.ActionPrune {
+			continue
+		}
+		if err := r.cloud.DeleteImage(ctx, it.DestinationRegion, it.DestinationImageID); err != nil {
+			errs = append(errs, fmt.Errorf("prune %s in %s: %w", it.DestinationImageID, it.DestinationRegion, err))
+			continue
+		}
+		r.log.Info("copy pruned by retention", slog.String("policy", p.Name), slog.String("image", it.DestinationImageID),
+			slog.String("region", it.DestinationRegion), slog.String("source", it.SourceImageID))
+	}
+	return errors.Join(errs...)
+}
