@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/replicatord/replicatord/internal/cloud"
+	"github.com/replicatord/replicatord/internal/failpoint"
 	"github.com/replicatord/replicatord/internal/job"
 )
 
@@ -111,6 +112,9 @@ func (s *Scheduler) observe(ctx context.Context, j *job.Job, im cloud.Image, fou
 				return nil
 			}); ignoreSkip(err) != nil {
 				return 0, err
+			}
+			if state == job.StateCopying {
+				failpoint.Hit(failpoint.WhileCreating)
 			}
 		}
 		if state == job.StateCopying && remaining > 0 {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/replicatord/replicatord/internal/cloud"
 	"github.com/replicatord/replicatord/internal/errdefs"
+	"github.com/replicatord/replicatord/internal/failpoint"
 	"github.com/replicatord/replicatord/internal/job"
 )
 
@@ -118,6 +119,7 @@ func (s *Scheduler) submit(ctx context.Context, j *job.Job) error {
 			return ignoreSkip(err)
 		}
 	}
+	failpoint.Hit(failpoint.BeforeCopyImage)
 	var imageID string
 	err := s.call(ctx, "CopyImage", func(ctx context.Context) error {
 		var err error
@@ -135,6 +137,7 @@ func (s *Scheduler) submit(ctx context.Context, j *job.Job) error {
 		return err
 	})
 	if err == nil {
+		failpoint.Hit(failpoint.AfterCopyImage)
 		return s.accepted(ctx, j.ID, imageID)
 	}
 	if ctx.Err() != nil {
@@ -275,9 +278,11 @@ func (s *Scheduler) cancelCopy(ctx context.Context, j *job.Job) error {
 	if j.DestinationImageID == "" {
 		return s.cancelled(ctx, j.ID, now)
 	}
+	failpoint.Hit(failpoint.BeforeCancelCopyImage)
 	err := s.call(ctx, "CancelCopyImage", func(ctx context.Context) error {
 		return s.cloud.CancelCopyImage(ctx, j.DestinationRegion, j.DestinationImageID)
 	})
+	failpoint.Hit(failpoint.AfterCancelCopyImage)
 	if err == nil {
 		// ECS removes the copy; the next poll confirms it is gone.
 		s.queue.AddAfter(keyPoll+j.DestinationRegion, s.opts.PollMin)
