@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
@@ -107,8 +108,12 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 			return nil, err
 		}
 	}
+	fresh := d.store.Revision() == 0
 	if err := d.sched.Start(ctx); err != nil {
 		return nil, err
+	}
+	if fresh {
+		d.adopt(ctx)
 	}
 	d.closers = append(d.closers, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), fl.shutdownGrace)
@@ -280,6 +285,30 @@ func (d *daemon) serve(dataDir string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "replicatord ready: serving gRPC on %s\n", addr)
 	d.log.Info("ready", "listen", addr, "state", d.store.Path())
 	return nil
+}
+
+// adopt runs on a new state file: copies that a previous state file knew
+// (it was lost or replaced) are found by their lineage tags and followed
+// again instead of being made twice.
+func (d *daemon) adopt(ctx context.Context) {
+	known := d.knownRegions()
+	if len(known) == 0 {
+		return
+	}
+	regions := make([]string, 0, len(known))
+	for r := range known {
+		regions = append(regions, r)
+	}
+	sort.Strings(regions)
+	actx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	n, err := d.sched.Adopt(actx, regions)
+	if err != nil {
+		d.log.Warn("could not look for copies made under a previous state file", "err", err.Error())
+	}
+	if n > 0 {
+		d.log.Warn("new state file: adopted copies made under a previous one", "jobs", n)
+	}
 }
 
 // observeCall counts every ECS call and logs the failed ones with their

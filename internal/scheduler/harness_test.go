@@ -150,6 +150,18 @@ func (h *harness) settle() {
 	}
 }
 
+// waitFor waits (in real time, clock untouched) until cond holds.
+func (h *harness) waitFor(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%s: not reached", what)
+		}
+		time.Sleep(time.Millisecond) // poll a condition; never relied on as a delay
+	}
+}
+
 // runUntil moves the fake clock in steps until cond holds.
 func (h *harness) runUntil(what string, step time.Duration, maxSteps int, cond func() bool) {
 	h.t.Helper()

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -216,5 +217,130 @@ func TestRestartAdoptsAcceptedCopy(t *testing.T) {
 	}
 	if n := len(h.copiesIn("cn-shanghai")); n != 1 {
 		t.Fatalf("%d copies, want exactly 1", n)
+	}
+}
+
+// After the state file is lost, Adopt finds the copy in flight by its
+// lineage tags and follows it; no second copy is made.
+func TestAdoptAfterLostStateFile(t *testing.T) {
+	h := newHarness(t, ecsemu.Config{Images: images(40, 10)}, Options{})
+	running := newJob(0, 40, "cn-shanghai")
+	done := newJob(1, 10, "cn-shanghai")
+	h.submit(running, done)
+	h.runUntil("one done, one copying", 10*time.Second, 200, func() bool {
+		return h.job(done.ID).State == job.StateSucceeded && h.job(running.ID).State == job.StateCopying
+	})
+	h.close()
+	if err := os.Remove(h.path); err != nil {
+		t.Fatal(err)
+	}
+	h.open(Options{})
+	n, err := h.s.Adopt(context.Background(), []string{"cn-shanghai", "cn-beijing"})
+	if err != nil || n != 2 {
+		t.Fatalf("Adopt = %d, %v; want 2 jobs", n, err)
+	}
+	if n, _ := h.s.Adopt(context.Background(), []string{"cn-shanghai"}); n != 0 {
+		t.Fatalf("a second Adopt created %d jobs, want 0", n)
+	}
+	h.runUntil("adopted copy done", 10*time.Second, 500, h.allTerminal([]string{running.ID, done.ID}))
+	for _, id := range []string{running.ID, done.ID} {
+		if j := h.job(id); j.State != job.StateSucceeded || j.SourceImageID == "" {
+			t.Fatalf("adopted job %s = %s from %q", id, j.State, j.SourceImageID)
+		}
+	}
+	if n := len(h.copiesIn("cn-shanghai")); n != 2 {
+		t.Fatalf("%d copies, want exactly 2", n)
+	}
+}
+
+// Transient errors back a job off exponentially, keeping its intent and
+// token; once the fault clears it succeeds with one copy. Past MaxRetries it
+// fails with the last ECS code.
+func TestRetryBackoff(t *testing.T) {
+	h := newHarness(t, ecsemu.Config{Images: images(10, 10)}, Options{RetryBase: time.Second, RetryMax: time.Minute, MaxRetries: 4})
+	h.emu.SetFaults("CopyImage", ecsemu.Fault{InternalErrorRate: 1})
+	j := newJob(0, 10, "cn-shanghai")
+	h.submit(j)
+	var delays []time.Duration
+	last := int32(0)
+	h.runUntil("three retries", 500*time.Millisecond, 400, func() bool {
+		got := h.job(j.ID)
+		if got.Retries > last {
+			last = got.Retries
+			delays = append(delays, got.NextAttemptTime.Sub(h.clk.Now()))
+		}
+		return got.Retries >= 3
+	})
+	for i := 1; i < len(delays); i++ {
+		if delays[i] < delays[i-1]*3/2 {
+			t.Fatalf("backoff did not grow: %v", delays)
+		}
+	}
+	if got := h.job(j.ID); got.State != job.StateSubmitting || got.Error == nil || got.Error.Code != "InternalError" || !got.Error.Retryable {
+		t.Fatalf("job during backoff = %s %+v", got.State, got.Error)
+	}
+	h.emu.SetFaults("CopyImage", ecsemu.Fault{})
+	h.runUntil("done", 10*time.Second, 300, h.allTerminal([]string{j.ID}))
+	if got := h.job(j.ID); got.State != job.StateSucceeded || got.Attempts != 1 {
+		t.Fatalf("job = %s after %d attempts, want SUCCEEDED in one", got.State, got.Attempts)
+	}
+	if n := len(h.copiesIn("cn-shanghai")); n != 1 {
+		t.Fatalf("%d copies, want 1", n)
+	}
+
+	// A fault that never clears fails the job after MaxRetries.
+	h.emu.SetFaults("CopyImage", ecsemu.Fault{UnavailableRate: 1})
+	k := newJob(1, 10, "cn-beijing")
+	h.submit(k)
+	h.runUntil("failed", 30*time.Second, 400, h.allTerminal([]string{k.ID}))
+	if got := h.job(k.ID); got.State != job.StateFailed || got.Error.Code != "ServiceUnavailable" {
+		t.Fatalf("job = %s %+v, want FAILED with ServiceUnavailable", got.State, got.Error)
+	}
+}
+
+// A Throttling answer slows the whole action down (multiplicative
+// decrease) and the throttled jobs wait and retry instead of failing.
+func TestThrottleBacksOffAction(t *testing.T) {
+	var imgs []int64
+	for i := 0; i < 12; i++ {
+		imgs = append(imgs, 10)
+	}
+	h := newHarness(t, ecsemu.Config{Images: images(imgs...), ThrottleRate: 6}, Options{APIRate: 100})
+	before := h.s.rl.Rate("CopyImage")
+	var jobs []*job.Job
+	for i := range imgs {
+		jobs = append(jobs, newJob(i, 10, []string{"cn-shanghai", "cn-beijing", "cn-shenzhen"}[i%3]))
+	}
+	h.submit(jobs...)
+	// Workers now wait on the lowered rate (fake clock), so the scheduler
+	// does not settle: wait for the throttles to be recorded instead.
+	h.waitFor("a throttled job", func() bool {
+		for _, j := range jobs {
+			if e := h.job(j.ID).Error; e != nil && e.Code == "Throttling.User" {
+				return true
+			}
+		}
+		return false
+	})
+	if after := h.s.rl.Rate("CopyImage"); after >= before {
+		t.Fatalf("CopyImage rate %v after throttling, was %v: want it lowered", after, before)
+	}
+	// Many more throttles must not fail any job.
+	for i := 0; i < 40; i++ {
+		h.clk.Step(30 * time.Second)
+		h.waitFor("workers waiting", func() bool { st := h.s.queue.Stats(); return st.Ready == 0 })
+	}
+	waiting := 0
+	for _, j := range jobs {
+		got := h.job(j.ID)
+		if got.State == job.StateFailed {
+			t.Fatalf("job failed by throttling: %+v", got.Error)
+		}
+		if got.Error != nil && got.Error.Code == "Throttling.User" {
+			waiting++
+		}
+	}
+	if waiting == 0 {
+		t.Fatalf("no job records the throttle it waits out")
 	}
 }

@@ -207,17 +207,22 @@ func (s *Scheduler) retryLater(ctx context.Context, j *job.Job, cause error) err
 	if ctx.Err() != nil {
 		return nil
 	}
-	if j.Retries+1 > int32(s.opts.MaxRetries) {
+	// Throttling is flow control, not failure: it slows the job (and the
+	// action, see call) but never uses up its retries.
+	throttled := cloud.ClassOf(cause) == cloud.ClassThrottled
+	if !throttled && j.Retries+1 > int32(s.opts.MaxRetries) {
 		return s.fail(ctx, j.ID, cause)
 	}
-	d := backoff(s.opts.RetryBase, s.opts.RetryMax, int(j.Retries))
+	d := backoff(s.opts.RetryBase, s.opts.RetryMax, int(min(j.Retries, 16)))
 	now := s.opts.Clock.Now()
 	state := j.State
 	nj, err := s.update(ctx, j.ID, func(j *job.Job) error {
 		if j.State != state {
 			return errSkip
 		}
-		j.Retries++
+		if !throttled || j.Retries < int32(s.opts.MaxRetries) {
+			j.Retries++ // grows the backoff; capped for throttles
+		}
 		j.Error = jobError(cause, true)
 		j.NextAttemptTime = now.Add(d)
 		return nil
