@@ -26,6 +26,7 @@ import (
 	"github.com/replicatord/replicatord/internal/ecsemu"
 	"github.com/replicatord/replicatord/internal/metrics"
 	"github.com/replicatord/replicatord/internal/policy"
+	"github.com/replicatord/replicatord/internal/reconcile"
 	"github.com/replicatord/replicatord/internal/scheduler"
 	"github.com/replicatord/replicatord/internal/server"
 	"github.com/replicatord/replicatord/internal/state"
@@ -42,6 +43,7 @@ type daemon struct {
 	emu      *ecsemu.Emulator
 	emuHTTP  *http.Server
 	sched    *scheduler.Scheduler
+	rec      *reconcile.Reconciler
 	grpc     *grpc.Server
 	health   *health.Server
 	metrics  *metrics.Metrics
@@ -49,6 +51,8 @@ type daemon struct {
 
 	mu      sync.Mutex
 	regions map[string]bool
+	// reloadMu serialises reloads (SIGHUP and the RPC).
+	reloadMu sync.Mutex
 
 	closers []func()
 }
@@ -121,6 +125,7 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 		d.sched.Stop(sctx)
 	})
 
+	d.startPolicies()
 	if err := d.serve(dataDir, stdout); err != nil {
 		return nil, err
 	}
@@ -261,6 +266,11 @@ func (d *daemon) serve(dataDir string, stdout io.Writer) error {
 		Regions:      d.knownRegions,
 		Logger:       d.log.With("component", "api"),
 		WatchStarted: d.metrics.WatchStarted,
+		Policies: &server.PolicyOps{
+			Reconciler: d.rec,
+			Reload:     d.reloadFile,
+			Source:     func() string { return absPath(d.fl.config) },
+		},
 	}).Register(g)
 	if tc.ReflectionEnabled() {
 		reflection.Register(g)
@@ -354,9 +364,53 @@ func (d *daemon) serveMetrics(ctx context.Context, addr string) error {
 	return nil
 }
 
-// reload re-reads the config file; a file with errors changes nothing.
+// startPolicies runs the reconcile loop of every policy of the file.
+func (d *daemon) startPolicies() {
+	d.rec = reconcile.New(d.provider, d.sched, reconcile.Options{
+		Logger: d.log.With("component", "reconcile"),
+		OnRun: func(name string, err error, dur time.Duration) {
+			d.metrics.ObserveReconcile(name, err)
+		},
+	})
+	d.rec.SetPolicies(d.file)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.rec.Run(ctx) }()
+	d.closers = append(d.closers, func() { cancel(); <-done })
+	d.log.Info("policies loaded", "file", d.fl.config, "policies", len(d.file.Policies))
+}
+
+// reload re-reads the config file on SIGHUP; a file with errors changes
+// nothing.
 func (d *daemon) reload(ctx context.Context) {
-	d.log.Info("reload requested (SIGHUP)")
+	added, removed, changed, err := d.reloadFile(ctx)
+	if err != nil {
+		d.log.Error("reload refused; the running policies stay as they were", "file", d.fl.config, "errors", err.Error())
+		return
+	}
+	d.log.Info("policies reloaded", "added", added, "removed", removed, "changed", changed)
+}
+
+// reloadFile loads and checks the config file and, only if it is valid,
+// applies its policies. Daemon, cloud and scheduler settings take effect
+// at the next start; a change to them is logged.
+func (d *daemon) reloadFile(ctx context.Context) (added, removed, changed []string, err error) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	f, err := policy.Load(d.fl.config)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := f.ValidateEnv(d.env()); err != nil {
+		return nil, nil, nil, err
+	}
+	if f.Daemon != d.file.Daemon || f.Cloud.Provider != d.file.Cloud.Provider || f.Cloud.Endpoint != d.file.Cloud.Endpoint {
+		d.log.Warn("daemon and cloud settings changed in the file; they take effect at the next start")
+	}
+	added, removed, changed = policy.Diff(d.file, f)
+	d.rec.SetPolicies(f)
+	d.file = f
+	return added, removed, changed, nil
 }
 
 // shutdown stops everything in reverse order of start.

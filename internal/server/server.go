@@ -29,6 +29,8 @@ type Options struct {
 	Regions func() map[string]bool
 	Clock   clock.Clock
 	Logger  *slog.Logger
+	// Policies serves the policy RPCs; nil answers them UNIMPLEMENTED.
+	Policies *PolicyOps
 	// WatchStarted is called when a Watch stream starts; the function it
 	// returns, when it ends (for a watchers gauge). nil for none.
 	WatchStarted func() (done func())
