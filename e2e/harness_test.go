@@ -269,14 +269,19 @@ func jobsIn(t *testing.T, out string) map[string]jsonJob {
 		if !strings.HasPrefix(l, "{") {
 			continue
 		}
+		// Copy and Watch print {"job": {...}}; jobs and get print the job.
 		var m struct {
 			Job *jsonJob `json:"job"`
+			jsonJob
 		}
 		if err := json.Unmarshal([]byte(l), &m); err != nil {
 			t.Fatalf("bad JSON line %q: %v", l, err)
 		}
-		if m.Job != nil {
+		switch {
+		case m.Job != nil:
 			jobs[m.Job.ID] = *m.Job
+		case m.ID != "":
+			jobs[m.ID] = m.jsonJob
 		}
 	}
 	return jobs

@@ -32,6 +32,7 @@ ECS has removed it. Cancelling a finished job fails with FAILED_PRECONDITION
 
   # Cancel the copy of an image to one region, whatever its job id
   replctl cancel --image m-bp1abc --region cn-shanghai`,
+		ValidArgsFunction: a.completeJobs(activeStates...),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			byFilter := image != "" || region != ""
 			switch {

@@ -379,7 +379,9 @@ func TestWatchReconnectsAndRestartsAfterCompaction(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	out, errb := newSyncBuffer(), newSyncBuffer()
 	done := make(chan int)
-	go func() { done <- run(ctx, []string{"--address", addr, "watch", "--policy", "nightly"}, testEnv(out, errb, nil)) }()
+	go func() {
+		done <- run(ctx, []string{"--address", addr, "watch", "--policy", "nightly"}, testEnv(out, errb, nil))
+	}()
 	out.waitForText(t, " SUCCEEDED 100% Available")
 	cancel()
 	if code := <-done; code != 0 {
@@ -478,5 +480,39 @@ func TestCompletionAndVersion(t *testing.T) {
 	res := runReplctl(t, context.Background(), nil, "version")
 	if res.code != 0 || !strings.HasPrefix(res.stdout, "replctl ") {
 		t.Errorf("version: exit %d %q", res.code, res.stdout)
+	}
+}
+
+func TestJobIDCompletion(t *testing.T) {
+	var got *replicatorv1.ListJobsRequest
+	srv := &fakeServer{list: func(r *replicatorv1.ListJobsRequest) (*replicatorv1.ListJobsResponse, error) {
+		got = proto.Clone(r).(*replicatorv1.ListJobsRequest)
+		return &replicatorv1.ListJobsResponse{Jobs: []*replicatorv1.Job{
+			sampleJob("j-0001", "cn-shanghai", stFailed, 0), sampleJob("j-0002", "cn-beijing", stCancelled, 0), sampleJob("k-0003", "cn-beijing", stFailed, 0),
+		}}, nil
+	}}
+	addr := serve(t, srv)
+	res := runReplctl(t, context.Background(), map[string]string{"REPLCTL_ADDRESS": addr}, "__complete", "retry", "j-0002", "j-")
+	want := "j-0001\tm-bp1src0000000000001 cn-hangzhou>cn-shanghai FAILED\n:4\n"
+	if res.code != 0 || !strings.HasPrefix(res.stdout, want) {
+		t.Errorf("completion: exit %d\n%q\nwant prefix %q", res.code, res.stdout, want)
+	}
+	if fmt.Sprint(got.GetStates()) != fmt.Sprint([]replicatorv1.JobState{stFailed, stCancelled}) {
+		t.Errorf("retry completes failed and cancelled jobs, asked for %v", got.GetStates())
+	}
+	// No daemon: no candidates and no error text.
+	res = runReplctl(t, context.Background(), nil, "--address", "unix:///nonexistent/x.sock", "__complete", "get", "")
+	if res.code != 0 || strings.Contains(res.stdout, "replctl:") || !strings.HasPrefix(res.stdout, ":4") {
+		t.Errorf("completion without daemon: exit %d %q", res.code, res.stdout)
+	}
+}
+
+func TestStreamsFailFastWithoutDaemon(t *testing.T) {
+	addr := "unix://" + filepath.Join(t.TempDir(), "none.sock")
+	for _, args := range [][]string{{"watch"}, {"copy", "m-1", "--from", "a", "--to", "b"}} {
+		res := runReplctl(t, context.Background(), nil, append([]string{"--address", addr}, args...)...)
+		if res.code != 10+int(codes.Unavailable) || !strings.Contains(res.stderr, "cannot reach replicatord") {
+			t.Errorf("%v: exit %d, stderr %q", args, res.code, res.stderr)
+		}
 	}
 }

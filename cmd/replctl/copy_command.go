@@ -125,16 +125,18 @@ func (a *app) copy(ctx context.Context, req *replicatorv1.CopyRequest, groupBy s
 	f := &follower{a: a, tr: tr, out: a.newSink(tr, groupBy, "submitting copy…")}
 	defer f.out.close()
 
-	sctx, cancel := context.WithCancel(ctx)
-	stream, err := client.Copy(sctx, req)
-	if err == nil {
-		err = f.pump(sctx, func() (proto.Message, error) { return stream.Recv() }, func(m proto.Message) (bool, error) {
-			r := m.(*replicatorv1.CopyResponse)
-			f.rev = max(f.rev, r.GetRevision())
-			return false, f.show(r, r.GetJob())
-		})
+	open := func(ctx context.Context) (func() (proto.Message, error), error) {
+		stream, err := client.Copy(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return recvOf(stream), nil
 	}
-	cancel()
+	err = f.pump(ctx, open, func(m proto.Message) (bool, error) {
+		r := m.(*replicatorv1.CopyResponse)
+		f.rev = max(f.rev, r.GetRevision())
+		return false, f.show(r, r.GetJob())
+	})
 	switch {
 	case errors.Is(err, io.EOF) && (req.GetDetach() || tr.allTerminal()):
 		err = nil

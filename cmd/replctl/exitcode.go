@@ -101,7 +101,7 @@ func exitCode(err error, interrupted bool) (int, string) {
 		return exitInterrupted, "interrupted"
 	}
 	if s, ok := status.FromError(err); ok {
-		msg := s.Message()
+		msg := clean(s.Message())
 		if msg == "" {
 			msg = s.Code().String()
 		}

@@ -32,15 +32,40 @@ type follower struct {
 	rev int64
 }
 
-// pump receives from recv until it fails (io.EOF on a clean end), handing
-// every message to handle, and ticks the sink while it waits. It returns
-// nil when handle reports done.
-func (f *follower) pump(ctx context.Context, recv func() (proto.Message, error), handle func(proto.Message) (bool, error)) error {
+// opener starts a stream with the given context and returns its receive
+// function.
+type opener func(ctx context.Context) (func() (proto.Message, error), error)
+
+// recvOf adapts a typed server stream to an opener's receive function.
+func recvOf[T any, PT interface {
+	*T
+	proto.Message
+}](s grpc.ServerStreamingClient[T]) func() (proto.Message, error) {
+	return func() (proto.Message, error) {
+		m, err := s.Recv()
+		if err != nil {
+			return nil, err
+		}
+		return PT(m), nil
+	}
+}
+
+// pump opens a stream and receives from it until it fails (io.EOF on a
+// clean end), handing every message to handle, and ticks the sink while it
+// waits. It returns nil when handle reports done. The stream lives in a
+// context of its own, cancelled before pump returns, so the receiving
+// goroutine always ends.
+func (f *follower) pump(ctx context.Context, open opener, handle func(proto.Message) (bool, error)) error {
 	type result struct {
 		m   proto.Message
 		err error
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	recv, err := open(ctx)
+	if err != nil {
+		return err
+	}
 	results := make(chan result)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -58,8 +83,8 @@ func (f *follower) pump(ctx context.Context, recv func() (proto.Message, error),
 			}
 		}
 	}()
-	// The caller cancels the stream's context when pump returns, which ends
-	// a blocked recv; cancel first, then wait, so the goroutine never leaks.
+	// Deferred calls run last-in first-out: cancel ends a blocked recv,
+	// then Wait collects the goroutine.
 	defer wg.Wait()
 	defer cancel()
 
@@ -113,6 +138,7 @@ func (f *follower) watch(ctx context.Context, client replicatorv1.ReplicatorServ
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
+		connected = connected || received
 		code := status.Code(err)
 		switch {
 		case code == codes.OutOfRange && f.rev != 0:
@@ -143,18 +169,19 @@ func (f *follower) watch(ctx context.Context, client replicatorv1.ReplicatorServ
 
 // watchOnce runs one Watch stream. It returns nil when stop says so.
 func (f *follower) watchOnce(ctx context.Context, client replicatorv1.ReplicatorServiceClient, req *replicatorv1.WatchRequest, stop func() bool, connected bool, received *bool) error {
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var opts []grpc.CallOption
 	if connected {
 		opts = append(opts, grpc.WaitForReady(true))
 	}
-	stream, err := client.Watch(sctx, req, opts...)
-	if err != nil {
-		return err
+	open := func(ctx context.Context) (func() (proto.Message, error), error) {
+		stream, err := client.Watch(ctx, req, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return recvOf(stream), nil
 	}
 	inSnapshot := req.GetFromRevision() == 0
-	return f.pump(sctx, func() (proto.Message, error) { return stream.Recv() }, func(m proto.Message) (bool, error) {
+	return f.pump(ctx, open, func(m proto.Message) (bool, error) {
 		w := m.(*replicatorv1.WatchResponse)
 		if !*received {
 			*received = true

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/width"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -60,24 +63,84 @@ func age(now time.Time, t *timestamppb.Timestamp) string {
 	return shortDuration(now.Sub(t.AsTime()))
 }
 
-// truncate shortens s to at most n runes, marking the cut with "…".
+// runeWidth is the number of terminal columns r takes: 2 for East Asian
+// wide and full-width characters (ECS image names may be Chinese), 0 for
+// combining marks, 1 otherwise.
+func runeWidth(r rune) int {
+	switch {
+	case r < 0x300: // Latin, the common case: no wide or combining runes
+		return 1
+	case unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Me, r):
+		return 0
+	}
+	switch width.LookupRune(r).Kind() {
+	case width.EastAsianWide, width.EastAsianFullwidth:
+		return 2
+	}
+	return 1
+}
+
+// displayWidth is the number of terminal columns s takes.
+func displayWidth(s string) int {
+	n := 0
+	for _, r := range s {
+		n += runeWidth(r)
+	}
+	return n
+}
+
+// truncate shortens s to at most n columns, marking the cut with "…".
 func truncate(s string, n int) string {
 	if n <= 0 {
 		return ""
 	}
-	if utf8.RuneCountInString(s) <= n {
+	if displayWidth(s) <= n {
 		return s
 	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
+	var b strings.Builder
+	w := 0
+	for _, r := range s {
+		rw := runeWidth(r)
+		if w+rw > n-1 {
+			break
+		}
+		b.WriteRune(r)
+		w += rw
+	}
+	return b.String() + "…"
 }
 
-// pad left-aligns s in n runes (no truncation).
+// pad left-aligns s in n columns (no truncation).
 func pad(s string, n int) string {
-	if c := utf8.RuneCountInString(s); c < n {
+	if c := displayWidth(s); c < n {
 		return s + strings.Repeat(" ", n-c)
 	}
 	return s
+}
+
+// clean makes text from the daemon or from ECS safe to print: control
+// characters (an escape sequence in an image name or error message could
+// drive the user's terminal) become "?", runs of white space one space.
+func clean(s string) string {
+	return strings.Join(strings.Fields(safe(s)), " ")
+}
+
+// safe replaces control characters other than white space with "?".
+func safe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) {
+			return ' '
+		}
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// field makes s one space-free field of a plain line ("-" when empty).
+func field(s string) string {
+	return dash(strings.ReplaceAll(clean(s), " ", "_"))
 }
 
 func dash(s string) string {
@@ -102,10 +165,8 @@ func jobError(j *replicatorv1.Job) string {
 	return e.Code + ": " + e.Message
 }
 
-// oneLine replaces newlines so a message never breaks a table or line.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
-}
+// oneLine makes s safe to print on one line of a table or view.
+func oneLine(s string) string { return clean(s) }
 
 func imageLabel(id, name string) string {
 	if name == "" {

@@ -15,7 +15,8 @@ func newGetCommand(a *app) *cobra.Command {
 
   # Its destination image id, for a script
   replctl get j-01jd3k8x2m4n6p8r0t2v4x6z8a -o json | jq -r .destinationImageId`,
-		Args: argsUsage(cobra.ExactArgs(1)),
+		Args:              argsUsage(cobra.ExactArgs(1)),
+		ValidArgsFunction: a.completeJobs(),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			client, err := a.client(cmd.Context())
 			if err != nil {

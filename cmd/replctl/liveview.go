@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	replicatorv1 "github.com/replicatord/replicatord/gen/replicator/v1"
 )
@@ -62,8 +61,8 @@ func renderFrame(jobs []*trackedJob, now time.Time, o viewOptions) []string {
 	// at the right, where the least important columns are.
 	regW, cloudW := 0, 1
 	for _, tj := range jobs {
-		regW = max(regW, utf8.RuneCountInString(tj.job.GetDestinationRegion()))
-		cloudW = max(cloudW, utf8.RuneCountInString(tj.job.GetCloudStatus()))
+		regW = max(regW, displayWidth(tj.job.GetDestinationRegion()))
+		cloudW = max(cloudW, displayWidth(tj.job.GetCloudStatus()))
 	}
 	fixed := len(indent) + regW + 2 + stateW + 2 + 4 + 2 + 1 + etaW + 2 + cloudW
 	bar := min(maxBar, width-1-fixed)
@@ -94,6 +93,12 @@ func renderFrame(jobs []*trackedJob, now time.Time, o viewOptions) []string {
 			if subheads && j.GetSourceImageId() != lastImage {
 				lastImage = j.GetSourceImageId()
 				lines = append(lines, "  "+imageLabel(j.GetSourceImageId(), j.GetSourceImageName()))
+			}
+			if o.height > 1 && len(lines) >= o.height {
+				// Below the screen: only counted, so a frame of thousands
+				// of running jobs stays cheap.
+				lines = append(lines, "")
+				continue
 			}
 			var b strings.Builder
 			b.WriteString(indent)
@@ -133,7 +138,8 @@ func renderFrame(jobs []*trackedJob, now time.Time, o viewOptions) []string {
 	for i, l := range lines {
 		// Never write into the last column: terminals wrap there, and a
 		// wrapped line breaks the cursor-up arithmetic of the redraw.
-		lines[i] = truncate(l, width-1)
+		// Text from ECS (image names, messages) is made safe here, once.
+		lines[i] = truncate(safe(l), width-1)
 	}
 	return lines
 }
@@ -144,19 +150,21 @@ func groupJobs(jobs []*trackedJob, by string) []viewGroup {
 	var groups []viewGroup
 	for _, tj := range jobs {
 		j := tj.job
-		var key, title string
+		key := j.GetPolicy()
 		if by == groupByImage {
 			key = j.GetSourceImageId()
-			title = "image " + imageLabel(j.GetSourceImageId(), j.GetSourceImageName()) + " from " + j.GetSourceRegion()
-		} else if j.GetPolicy() == "" {
-			key, title = "", "ad hoc"
-		} else {
-			key, title = "policy "+j.GetPolicy(), "policy "+j.GetPolicy()
 		}
 		i, ok := idx[key]
 		if !ok {
 			i = len(groups)
 			idx[key] = i
+			title := "ad hoc"
+			switch {
+			case by == groupByImage:
+				title = "image " + imageLabel(j.GetSourceImageId(), j.GetSourceImageName()) + " from " + j.GetSourceRegion()
+			case key != "":
+				title = "policy " + key
+			}
 			groups = append(groups, viewGroup{key: key, title: title})
 		}
 		groups[i].jobs = append(groups[i].jobs, tj)

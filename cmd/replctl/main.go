@@ -2,10 +2,14 @@
 //
 // It is deliberately thin, in the style of etcdctl and ctr: every command is a
 // cobra command in its own file (<noun>_command.go) that builds one request,
-// calls the daemon over gRPC and prints the answer. Everything users see is
-// produced by pure functions of their input (tables in table.go, the live
-// view in liveview.go, plain lines in plain.go), so it is covered by golden
-// tests; the streaming loop that drives them lives in follow.go.
+// calls the daemon over gRPC (client.go holds the one dial function) and
+// prints the answer. Everything users see is produced by pure functions of
+// their input (tables in table.go, the live view in liveview.go, plain lines
+// in plain.go), so it is pinned by golden tests. The streaming side is
+// separate: follow.go receives Copy/Watch streams (resuming a watch after a
+// lost connection), tracker.go keeps the latest version of each job and its
+// ETA estimator (eta.go), sink.go picks live view, plain lines or protojson,
+// and screen.go redraws the live view in place with a few ANSI sequences.
 //
 // Errors leave replctl as "replctl: <message>" on stderr and an exit code
 // derived from the gRPC status code (see exitcode.go and `replctl --help`).

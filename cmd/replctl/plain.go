@@ -23,11 +23,11 @@ func plainLine(j *replicatorv1.Job) string {
 		t = ut.AsTime().UTC().Format(time.RFC3339)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s %s %s>%s %s %d%% %s", t, j.GetId(), dash(j.GetSourceImageId()),
-		dash(j.GetSourceRegion()), dash(j.GetDestinationRegion()), stateName(j.GetState()),
-		j.GetProgressPercent(), dash(strings.ReplaceAll(j.GetCloudStatus(), " ", "_")))
+	fmt.Fprintf(&b, "%s %s %s %s>%s %s %d%% %s", t, field(j.GetId()), field(j.GetSourceImageId()),
+		field(j.GetSourceRegion()), field(j.GetDestinationRegion()), stateName(j.GetState()),
+		j.GetProgressPercent(), field(j.GetCloudStatus()))
 	if id := j.GetDestinationImageId(); id != "" {
-		b.WriteString(" image=" + id)
+		b.WriteString(" image=" + field(id))
 	}
 	if e := jobError(j); e != "" {
 		b.WriteString(" error=" + oneLine(e))

@@ -57,7 +57,7 @@ nothing: replctl prints each error on stderr as
 func writeReloadErrors(w io.Writer, errs []*replicatorv1.ValidationError) {
 	for _, e := range errs {
 		var b strings.Builder
-		b.WriteString(e.GetFile())
+		b.WriteString(clean(e.GetFile()))
 		if e.GetLine() > 0 {
 			fmt.Fprintf(&b, ":%d", e.GetLine())
 			if e.GetColumn() > 0 {
@@ -68,7 +68,7 @@ func writeReloadErrors(w io.Writer, errs []*replicatorv1.ValidationError) {
 			b.WriteString(": ")
 		}
 		if e.GetPolicy() != "" {
-			fmt.Fprintf(&b, "policy %q: ", e.GetPolicy())
+			fmt.Fprintf(&b, "policy %q: ", clean(e.GetPolicy()))
 		}
 		b.WriteString(oneLine(e.GetMessage()))
 		fmt.Fprintln(w, b.String())
@@ -83,7 +83,7 @@ func writeReloadChanges(w io.Writer, r *replicatorv1.ReloadPoliciesResponse) {
 		names []string
 	}{{"added", r.GetAdded()}, {"removed", r.GetRemoved()}, {"changed", r.GetChanged()}} {
 		if len(c.names) > 0 {
-			parts = append(parts, c.verb+" "+strings.Join(c.names, ", "))
+			parts = append(parts, c.verb+" "+clean(strings.Join(c.names, ", ")))
 		}
 	}
 	if len(parts) == 0 {

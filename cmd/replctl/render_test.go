@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	replicatorv1 "github.com/replicatord/replicatord/gen/replicator/v1"
@@ -156,10 +157,10 @@ func liveJobs() []*trackedJob {
 	tr := newTracker()
 	copying := sampleJob("j-0001", "cn-shanghai", stCopying, 0)
 	for i, p := range []int32{10, 20, 30, 45} { // 10% a minute, then 15%
-		c := *copying
+		c := proto.Clone(copying).(*replicatorv1.Job)
 		c.ProgressPercent = p
 		c.UpdateTime = ts(time.Duration(i-3) * time.Minute)
-		tr.update(&c, testNow)
+		tr.update(c, testNow)
 	}
 	for _, j := range sampleJobs()[1:] {
 		tr.update(j, testNow)

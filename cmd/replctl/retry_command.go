@@ -18,7 +18,8 @@ that succeeded, fails with FAILED_PRECONDITION (exit 19).`,
 
   # Retry every failed job of a policy
   replctl jobs --policy nightly --state failed --all -o json | jq -r .id | xargs replctl retry`,
-		Args: argsUsage(cobra.MinimumNArgs(1)),
+		Args:              argsUsage(cobra.MinimumNArgs(1)),
+		ValidArgsFunction: a.completeJobs(replicatorv1.JobState_JOB_STATE_FAILED, replicatorv1.JobState_JOB_STATE_CANCELLED),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			client, err := a.client(cmd.Context())
 			if err != nil {

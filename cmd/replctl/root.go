@@ -117,7 +117,7 @@ func newRootCommand(a *app) *cobra.Command {
 
 	f := root.PersistentFlags()
 	f.StringVar(&a.g.address, "address", defaultAddress, "daemon address: unix:///abs.sock, unix://rel.sock or host:port (env REPLCTL_ADDRESS)")
-	f.DurationVar(&a.g.timeout, "timeout", 10*time.Second, "deadline of each unary call (streams run until done)")
+	f.DurationVar(&a.g.timeout, "timeout", 10*time.Second, "deadline of each unary call, 0 for none (copy and watch streams run until done)")
 	f.StringVar(&a.g.cacert, "cacert", "", "CA bundle (PEM) to verify the daemon's TLS certificate; system roots when empty")
 	f.StringVar(&a.g.cert, "cert", "", "client certificate (PEM) for mutual TLS")
 	f.StringVar(&a.g.key, "key", "", "client private key (PEM) for mutual TLS")
@@ -136,6 +136,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newPoliciesCommand(a),
 		newPlanCommand(a),
 		newReloadCommand(a),
+		newReconcileCommand(a),
 		newCompletionCommand(a),
 		newVersionCommand(a),
 	)
@@ -155,6 +156,8 @@ func (a *app) applyEnv(cmd *cobra.Command) error {
 	}
 	fromEnv("address", "REPLCTL_ADDRESS", &a.g.address)
 	fromEnv("token", "REPLCTL_TOKEN", &a.g.token)
+	// A token read with $(cat file) or from a secret mount may end in a newline.
+	a.g.token = strings.TrimSpace(a.g.token)
 	switch a.g.output {
 	case "table", "json", "yaml":
 	default:

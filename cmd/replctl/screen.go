@@ -38,12 +38,11 @@ func (s *liveScreen) draw(lines []string) error {
 	if n := len(s.prev); n > 0 {
 		b.WriteString("\x1b[" + strconv.Itoa(n) + "A")
 	}
-	b.WriteString("\r")
 	for _, l := range lines {
-		b.WriteString(l)
-		b.WriteString(ansiClearEOL + "\n")
+		// \r first: the terminal may not turn \n into \r\n (ONLCR off).
+		b.WriteString("\r" + l + ansiClearEOL + "\n")
 	}
-	b.WriteString(ansiClearEOS)
+	b.WriteString("\r" + ansiClearEOS)
 	s.prev = append(s.prev[:0], lines...)
 	s.drawn = true
 	_, err := io.WriteString(s.w, b.String())

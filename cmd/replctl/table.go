@@ -26,8 +26,8 @@ func writeJobsTable(w io.Writer, jobs []*replicatorv1.Job, now time.Time) error 
 	fmt.Fprintln(tw, "ID\tIMAGE\tFROM\tTO\tSTATE\tPROGRESS\tCLOUD\tAGE\tERROR")
 	for _, j := range jobs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d%%\t%s\t%s\t%s\n",
-			j.GetId(), j.GetSourceImageId(), j.GetSourceRegion(), j.GetDestinationRegion(),
-			stateName(j.GetState()), j.GetProgressPercent(), dash(j.GetCloudStatus()),
+			clean(j.GetId()), clean(j.GetSourceImageId()), clean(j.GetSourceRegion()), clean(j.GetDestinationRegion()),
+			stateName(j.GetState()), j.GetProgressPercent(), dash(clean(j.GetCloudStatus())),
 			age(now, j.GetCreateTime()),
 			dash(truncate(oneLine(jobError(j)), 60)))
 	}
@@ -37,7 +37,7 @@ func writeJobsTable(w io.Writer, jobs []*replicatorv1.Job, now time.Time) error 
 // writeJobDetail prints every field of one job, one per line.
 func writeJobDetail(w io.Writer, j *replicatorv1.Job, now time.Time) error {
 	tw := newTabWriter(w)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", clean(k), clean(v)) }
 	ts := func(t *timestamppb.Timestamp) string {
 		if t == nil {
 			return "-"
@@ -149,7 +149,7 @@ func writePoliciesTable(w io.Writer, r *replicatorv1.ListPoliciesResponse, now t
 			last = shortDuration(now.Sub(t.AsTime())) + " ago"
 		}
 		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n",
-			p.GetName(), p.GetEnabled(), p.GetSourceRegion(), strings.Join(p.GetDestinationRegions(), ","),
+			clean(p.GetName()), p.GetEnabled(), clean(p.GetSourceRegion()), clean(strings.Join(p.GetDestinationRegions(), ",")),
 			interval, p.GetMatchedImages(), jobCounts(p.GetJobCounts()), last, next,
 			dash(truncate(oneLine(p.GetLastError()), 60)))
 	}
@@ -157,7 +157,7 @@ func writePoliciesTable(w io.Writer, r *replicatorv1.ListPoliciesResponse, now t
 		return err
 	}
 	if r.GetSource() != "" {
-		_, err := fmt.Fprintf(w, "\nloaded from %s\n", r.GetSource())
+		_, err := fmt.Fprintf(w, "\nloaded from %s\n", clean(r.GetSource()))
 		return err
 	}
 	return nil
@@ -178,7 +178,7 @@ func writePlanTable(w io.Writer, r *replicatorv1.PlanPoliciesResponse) error {
 			copies++
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d GiB\t%s\n",
-			it.GetPolicy(), imageLabel(it.GetSourceImageId(), it.GetSourceImageName()), it.GetDestinationRegion(),
+			clean(it.GetPolicy()), clean(imageLabel(it.GetSourceImageId(), it.GetSourceImageName())), clean(it.GetDestinationRegion()),
 			planActionName(it.GetAction()), it.GetSizeGib(), dash(oneLine(it.GetReason())))
 	}
 	if err := tw.Flush(); err != nil {

@@ -99,6 +99,8 @@ type Provider interface {
 	TagImages(ctx context.Context, region string, imageIDs []string, tags map[string]string) error
 	SetImageFamily(ctx context.Context, region, imageID, family string) error
 	ShareImage(ctx context.Context, region, imageID string, accounts []string) error
+	// UnshareImage stops sharing; ECS refuses to delete a shared image.
+	UnshareImage(ctx context.Context, region, imageID string, accounts []string) error
 }
 
 // Class says what the engine should do about a failed call.

@@ -41,8 +41,8 @@ func (e *Emulator) imageIn(regionID, id string) *image {
 
 // nameTaken reports whether an image other than except uses name in a region.
 func (e *Emulator) nameTaken(regionID, name string, except *image) bool {
-	for _, im := range e.images {
-		if im != except && im.Region == regionID && im.Name == name {
+	for _, im := range e.byRegion[regionID] {
+		if im != except && im.Name == name {
 			return true
 		}
 	}
@@ -51,11 +51,5 @@ func (e *Emulator) nameTaken(regionID, name string, except *image) bool {
 
 // countIn returns how many images a region holds.
 func (e *Emulator) countIn(regionID string) int {
-	n := 0
-	for _, im := range e.images {
-		if im.Region == regionID {
-			n++
-		}
-	}
-	return n
+	return len(e.byRegion[regionID])
 }

@@ -100,8 +100,19 @@ func (e *Emulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"reset": true, "state": state == "true"})
 	case "GET /_ecsemu/images":
 		writeJSON(w, http.StatusOK, e.adminImages(r.URL.Query().Get("region")))
+	case "POST /_ecsemu/images":
+		var f FixtureImage
+		if err := readJSON(r, &f); err != nil {
+			adminError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if err := e.AddImage(f); err != nil {
+			adminError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusCreated, map[string]string{"added": f.ID})
 	default:
-		adminError(w, http.StatusNotFound, fmt.Sprintf("no admin endpoint %s; see GET /_ecsemu/stats, GET|PUT|DELETE /_ecsemu/faults, GET|PUT /_ecsemu/config, POST /_ecsemu/reset, GET /_ecsemu/images", truncate(route, 80)))
+		adminError(w, http.StatusNotFound, fmt.Sprintf("no admin endpoint %s; see GET /_ecsemu/stats, GET|PUT|DELETE /_ecsemu/faults, GET|PUT /_ecsemu/config, POST /_ecsemu/reset, GET|POST /_ecsemu/images", truncate(route, 80)))
 	}
 }
 
@@ -226,13 +237,14 @@ func (e *Emulator) applyPatch(p runtimePatch) (runtimeConfig, error) {
 	if p.ThrottleCode != nil {
 		c.ThrottleCode = *p.ThrottleCode
 	}
-	c.Faults = e.faults
-	c.Images = []FixtureImage{} // already validated; skip
+	// Faults live in e.faults (SetFaults may hold names New would refuse)
+	// and images were validated by New: neither is checked again.
+	c.Faults, c.Images = nil, []FixtureImage{}
 	checked, err := c.withDefaults()
 	if err != nil {
 		return runtimeConfig{}, err
 	}
-	checked.Images = e.cfg.Images
+	checked.Faults, checked.Images = e.cfg.Faults, e.cfg.Images
 	if checked.ThrottleRate != e.cfg.ThrottleRate {
 		e.limiters = map[string]*rate.Limiter{}
 	}
@@ -243,6 +255,8 @@ func (e *Emulator) applyPatch(p runtimePatch) (runtimeConfig, error) {
 // adminImage is the admin view of an image.
 type adminImage struct {
 	Region string `json:"region"`
+	// SharedWith lists the accounts the image is shared with.
+	SharedWith []string `json:"sharedWith,omitempty"`
 	imageJSON
 }
 
@@ -253,7 +267,12 @@ func (e *Emulator) adminImages(regionID string) []adminImage {
 	out := []adminImage{}
 	for _, im := range e.images {
 		if regionID == "" || im.Region == regionID {
-			out = append(out, adminImage{Region: im.Region, imageJSON: im.render(now)})
+			a := adminImage{Region: im.Region, imageJSON: im.render(now)}
+			for acct := range im.shared {
+				a.SharedWith = append(a.SharedWith, acct)
+			}
+			sort.Strings(a.SharedWith)
+			out = append(out, a)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

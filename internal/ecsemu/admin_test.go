@@ -123,6 +123,8 @@ func TestAdminFaults(t *testing.T) {
 
 func TestAdminConfig(t *testing.T) {
 	r := newRig(t, nil)
+	// A fault under a name New would refuse does not block config changes.
+	r.emu.SetFaults("NoSuchAction", ecsemu.Fault{HangRate: 0.5})
 	var cfg map[string]any
 	r.admin("GET", "/_ecsemu/config", "", &cfg)
 	if cfg["throttleRate"].(float64) != 1000 || cfg["copySlotsPerRegion"].(float64) != 5 || cfg["startupDelay"] != "30s" {
@@ -152,6 +154,30 @@ func TestAdminConfig(t *testing.T) {
 		var e map[string]string
 		if code := r.admin("PUT", "/_ecsemu/config", body, &e); code != 400 || e["error"] == "" {
 			t.Fatalf("%s: %d %v", name, code, e)
+		}
+	}
+}
+
+// POST /_ecsemu/images adds a source image at run time (a new build for a
+// policy to find); bad or clashing images are refused and change nothing.
+func TestAdminAddImage(t *testing.T) {
+	r := newRig(t, nil)
+	good := `{"region":"cn-hangzhou","id":"m-bp1newbuild000000001","name":"golden-ubuntu-22.04-20261201","sizeGiB":40,"status":"Available","tags":{"role":"golden"}}`
+	var out map[string]string
+	if code := r.admin("POST", "/_ecsemu/images", good, &out); code != 201 || out["added"] != "m-bp1newbuild000000001" {
+		t.Fatalf("add: %d %v", code, out)
+	}
+	r.c.copyImage("cn-hangzhou", "m-bp1newbuild000000001", "cn-beijing")
+	for _, bad := range []struct{ body, want string }{
+		{good, "already used"},
+		{strings.Replace(good, "m-bp1newbuild000000001", "m-bp1newbuild000000002", 1), "already used in cn-hangzhou"},
+		{`{"region":"mars-1","id":"m-bp1newbuild000000003","name":"x1","sizeGiB":1,"status":"Available"}`, "unknown region"},
+		{`{"region":"cn-hangzhou","id":"m-1","name":"x1","sizeGiB":1,"status":"Available"}`, "id must be"},
+		{`{"regoin":"cn-hangzhou"}`, "unknown field"},
+	} {
+		var e map[string]string
+		if code := r.admin("POST", "/_ecsemu/images", bad.body, &e); code != 400 || !strings.Contains(e["error"], bad.want) {
+			t.Errorf("add %s: %d %v, want 400 with %q", bad.body, code, e, bad.want)
 		}
 	}
 }

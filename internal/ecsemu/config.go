@@ -15,10 +15,11 @@ import (
 type Config struct {
 	// Credentials maps AccessKeyId to AccessKeySecret. At least one is required.
 	Credentials map[string]string
-	// Clock drives timestamps, copy progress and throttling; nil = clock.Real{}.
+	// Clock drives copy progress and, unless AuthClock is set, the request
+	// Timestamp and nonce checks and the throttling buckets; nil = clock.Real{}.
 	Clock clock.Clock
-	// AuthClock is the clock request Timestamps and nonces are checked
-	// against; nil = Clock. Clients sign with the wall clock, so a test that
+	// AuthClock is the clock request Timestamps, nonces and the throttling
+	// buckets go by; nil = Clock. Clients sign with the wall clock, so a test that
 	// drives copies with a fake Clock sets AuthClock to clock.Real{}.
 	AuthClock clock.Clock
 	// Seed makes copy failures, CancelNotSupported, faults and ids replayable.

@@ -161,7 +161,7 @@ func copyImage(e *Emulator, c *call) (any, *apiError) {
 	for _, t := range tags {
 		im.Tags[t.Key] = t.Value
 	}
-	e.images[im.ID] = im
+	e.addImage(im)
 	if token != "" {
 		e.tokens[token] = tokenEntry{fingerprint: fp, imageID: im.ID}
 	}
@@ -215,8 +215,7 @@ func (e *Emulator) startCopy(src *image, dst string, now time.Time) *image {
 		q = newRegionQueue(e.slots)
 		e.queues[dst] = q
 	}
-	q.tasks = append(q.tasks, task)
-	q.reschedule(now)
+	q.add(task, now)
 	e.counters.CopiesSubmitted[dst]++
 	return im
 }
@@ -276,7 +275,7 @@ func cancelCopyImage(e *Emulator, c *call) (any, *apiError) {
 		return nil, newErr(http.StatusBadRequest, "CancelNotSupported", "The specified image coping can not be cancelled.")
 	}
 	im.copy.cancelled, im.copy.cancelAt = true, c.now
-	delete(e.images, im.ID)
+	e.removeImage(im)
 	e.queues[regionID].reschedule(c.now)
 	e.counters.CopiesCancelled[regionID]++
 	return requestIDBody{RequestId: c.rid}, nil
@@ -312,6 +311,6 @@ func deleteImage(e *Emulator, c *call) (any, *apiError) {
 	if dry, _ := parseBool(c.p, "DryRun"); dry {
 		return nil, errDryRun()
 	}
-	delete(e.images, im.ID)
+	e.removeImage(im)
 	return requestIDBody{RequestId: c.rid}, nil
 }

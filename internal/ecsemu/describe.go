@@ -67,8 +67,8 @@ func describeImages(e *Emulator, c *call) (any, *apiError) {
 	// Every emulated image belongs to the caller (self); the other owner
 	// aliases therefore list nothing.
 	if alias == "" || alias == "self" {
-		for _, im := range e.images {
-			if im.Region != regionID || !statuses[im.status(c.now)] ||
+		for _, im := range e.byRegion[regionID] {
+			if !statuses[im.status(c.now)] ||
 				len(idSet) > 0 && !idSet[im.ID] ||
 				name != "" && !strings.Contains(im.Name, name) ||
 				family != "" && im.Family != family ||

@@ -36,7 +36,9 @@ type Emulator struct {
 	mu       sync.Mutex // guards everything below
 	cfg      Config     // run-time knobs (rates, shares, rules)
 	faults   map[string]Fault
-	images   map[string]*image
+	images   map[string]*image            // by id
+	byRegion map[string]map[string]*image // region -> id -> image
+	usedIDs  map[string]bool              // every image and snapshot id ever issued
 	queues   map[string]*regionQueue
 	tokens   map[string]tokenEntry
 	nonces   map[string]time.Time
@@ -90,33 +92,68 @@ func New(cfg Config) (*Emulator, error) {
 // fixtures again. Called with mu held (or before e is shared).
 func (e *Emulator) resetState() {
 	e.images = map[string]*image{}
+	e.byRegion = map[string]map[string]*image{}
+	e.usedIDs = map[string]bool{}
 	e.queues = map[string]*regionQueue{}
 	e.tokens = map[string]tokenEntry{}
 	e.nonces = map[string]time.Time{}
 	e.limiters = map[string]*rate.Limiter{}
 	for _, f := range e.fixtures {
-		im := &image{
-			ID:           f.ID,
-			Region:       f.Region,
-			Name:         f.Name,
-			Description:  f.Description,
-			Family:       f.Family,
-			SizeGiB:      f.SizeGiB,
-			CreationTime: f.CreationTime.UTC(),
-			Tags:         map[string]string{},
-			fixedStatus:  f.Status,
-			os:           guessOS(f.Name),
-		}
-		for k, v := range f.Tags {
-			im.Tags[k] = v
-		}
-		im.Disks = []disk{{SnapshotID: e.newID("s", f.Region), SizeGiB: f.SizeGiB, Device: "/dev/xvda", Type: "system"}}
-		e.images[im.ID] = im
+		e.loadFixture(f)
 	}
 }
 
-// Close releases hung requests. The emulator keeps no goroutine of its own,
-// so there is nothing else to stop; later calls still work.
+// loadFixture adds a source image as the fixtures describe it. mu is held.
+func (e *Emulator) loadFixture(f FixtureImage) {
+	im := &image{
+		ID:           f.ID,
+		Region:       f.Region,
+		Name:         f.Name,
+		Description:  f.Description,
+		Family:       f.Family,
+		SizeGiB:      f.SizeGiB,
+		CreationTime: f.CreationTime.UTC(),
+		Tags:         map[string]string{},
+		fixedStatus:  f.Status,
+		os:           guessOS(f.Name),
+	}
+	for k, v := range f.Tags {
+		im.Tags[k] = v
+	}
+	e.usedIDs[im.ID] = true
+	im.Disks = []disk{{SnapshotID: e.newID("s", f.Region), SizeGiB: f.SizeGiB, Device: "/dev/xvda", Type: "system"}}
+	e.addImage(im)
+}
+
+// AddImage adds a custom image at run time, as if it had just been built
+// in its region (a new golden image for a policy to pick up). It is checked
+// like a fixture; its id must be unused and its name free in the region.
+// A reset with state drops it again.
+func (e *Emulator) AddImage(f FixtureImage) error {
+	if f.CreationTime.IsZero() {
+		f.CreationTime = e.clk.Now().UTC()
+	}
+	if err := validateFixtures([]FixtureImage{f}); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.usedIDs[f.ID] {
+		return fmt.Errorf("image id %s is already used", f.ID)
+	}
+	for _, im := range e.byRegion[f.Region] {
+		if im.Name == f.Name {
+			return fmt.Errorf("image name %q is already used in %s", f.Name, f.Region)
+		}
+	}
+	e.loadFixture(f)
+	return nil
+}
+
+// Close releases requests blocked in hang or latency faults by dropping
+// their connections (an empty 200 would read as success). The emulator keeps
+// no goroutine of its own, so there is nothing else to stop; later calls
+// still work, but hang and latency faults then drop the connection at once.
 func (e *Emulator) Close() {
 	e.closeOnce.Do(func() { close(e.closed) })
 }
@@ -136,24 +173,28 @@ func (e *Emulator) newID(kind, regionID string) string {
 			b.WriteByte(alnum[e.rngID.Intn(len(alnum))])
 		}
 		id := b.String()
-		if _, taken := e.images[id]; !taken && !e.snapshotTaken(id) {
+		// Ids are never reused, as on ECS.
+		if !e.usedIDs[id] {
+			e.usedIDs[id] = true
 			return id
 		}
 	}
 }
 
-func (e *Emulator) snapshotTaken(id string) bool {
-	if !strings.HasPrefix(id, "s-") {
-		return false
+// addImage and removeImage keep the indexes in step.
+func (e *Emulator) addImage(im *image) {
+	e.images[im.ID] = im
+	r := e.byRegion[im.Region]
+	if r == nil {
+		r = map[string]*image{}
+		e.byRegion[im.Region] = r
 	}
-	for _, im := range e.images {
-		for _, d := range im.Disks {
-			if d.SnapshotID == id {
-				return true
-			}
-		}
-	}
-	return false
+	r[im.ID] = im
+}
+
+func (e *Emulator) removeImage(im *image) {
+	delete(e.images, im.ID)
+	delete(e.byRegion[im.Region], im.ID)
 }
 
 // newRequestID returns a unique, UUID-shaped request id.

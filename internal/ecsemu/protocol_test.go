@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -260,6 +261,8 @@ func TestTransportLevelGarbage(t *testing.T) {
 		{"empty", http.MethodPost, "/", "", "", 400, "MissingParameter"},
 		{"JSON body is ignored", http.MethodPost, "/", "application/json", `{"Action":"DescribeRegions"}`, 400, "MissingParameter"},
 		{"body too large", http.MethodPost, "/", "application/x-www-form-urlencoded", "a=" + strings.Repeat("x", 1<<20+10), 400, "InvalidParameter"},
+		{"too many parameters", http.MethodGet, "/?" + manyParams(1001), "", "", 400, "InvalidParameter"},
+		{"huge parameter name", http.MethodGet, "/?" + strings.Repeat("k", 300) + "=1", "", "", 400, "InvalidParameter"},
 		{"bad UTF-8", http.MethodGet, "/?Action=%ff%fe&AccessKeyId=%c3%28", "", "", 400, "MissingParameter"},
 	}
 	for _, tc := range cases {
@@ -270,4 +273,12 @@ func TestTransportLevelGarbage(t *testing.T) {
 			}
 		})
 	}
+}
+
+func manyParams(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = "p" + strconv.Itoa(i) + "=x"
+	}
+	return strings.Join(parts, "&")
 }

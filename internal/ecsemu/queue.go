@@ -70,57 +70,78 @@ type regionQueue struct {
 	// base is when each slot frees, after the tasks already pruned.
 	base  []time.Time
 	tasks []*copyTask
+	// tail is when each slot frees after every task; it lets add place a
+	// new task without replaying the queue.
+	tail []time.Time
 }
 
 func newRegionQueue(slots int) *regionQueue {
-	return &regionQueue{base: make([]time.Time, slots)}
+	return &regionQueue{base: make([]time.Time, slots), tail: make([]time.Time, slots)}
 }
 
-// reschedule recomputes start and end of every task: first come, first
-// served, each task taking the slot that frees first. It is called when
-// the queue changes. Tasks that ended by now at the head of the queue are
-// folded into base so the queue stays short.
+// add appends a task that arrives now. Placing it only needs the slots'
+// free times after the tasks ahead of it; the whole queue is replayed only
+// when its head has ended, to prune it.
+func (q *regionQueue) add(t *copyTask, now time.Time) {
+	q.tasks = append(q.tasks, t)
+	if len(q.tasks) > 1 && !q.tasks[0].end.After(now) {
+		q.reschedule(now)
+		return
+	}
+	place(t, q.tail)
+}
+
+// place schedules t first come, first served: it takes the slot that frees
+// first, and updates free.
+func place(t *copyTask, free []time.Time) {
+	slot := 0
+	for j := range free {
+		if free[j].Before(free[slot]) {
+			slot = j
+		}
+	}
+	start := t.arrival
+	if free[slot].After(start) {
+		start = free[slot]
+	}
+	if t.cancelled && t.cancelAt.Before(start) {
+		t.skipped, t.start, t.end = true, t.cancelAt, t.cancelAt
+		return
+	}
+	end := start.Add(t.duration)
+	if t.failAt > 0 {
+		end = start.Add(time.Duration(float64(t.duration) * t.failAt))
+	}
+	if t.cancelled && t.cancelAt.Before(end) {
+		end = t.cancelAt
+	}
+	t.skipped, t.start, t.end = false, start, end
+	free[slot] = end
+}
+
+// reschedule recomputes start and end of every task. It is called when a
+// task is cancelled (which frees its slot early). Tasks that ended by now
+// at the head of the queue are folded into base so the queue stays short.
 func (q *regionQueue) reschedule(now time.Time) {
 	free := slices.Clone(q.base)
 	pruned, pruning := 0, true
 	var prunedBase []time.Time
 	for i, t := range q.tasks {
-		slot := 0
-		for j := range free {
-			if free[j].Before(free[slot]) {
-				slot = j
-			}
-		}
-		start := t.arrival
-		if free[slot].After(start) {
-			start = free[slot]
-		}
-		if t.cancelled && t.cancelAt.Before(start) {
-			t.skipped, t.start, t.end = true, t.cancelAt, t.cancelAt
-		} else {
-			end := start.Add(t.duration)
-			if t.failAt > 0 {
-				end = start.Add(time.Duration(float64(t.duration) * t.failAt))
-			}
-			if t.cancelled && t.cancelAt.Before(end) {
-				end = t.cancelAt
-			}
-			t.skipped, t.start, t.end = false, start, end
-			free[slot] = end
-		}
+		place(t, free)
 		if pruning && !t.end.After(now) {
 			pruned, prunedBase = i+1, slices.Clone(free)
 		} else {
 			pruning = false
 		}
 	}
+	q.tail = free
 	if pruned > 0 {
 		q.tasks = slices.Clone(q.tasks[pruned:])
 		q.base = prunedBase
 	}
 }
 
-// active reports whether any task copies the source image at now.
+// copying reports whether any task copies the source image at now.
 func (q *regionQueue) copying(sourceID string, now time.Time) bool {
 	for _, t := range q.tasks {
 		if t.sourceID == sourceID && !t.cancelled && t.end.After(now) {

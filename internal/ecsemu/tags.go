@@ -143,10 +143,8 @@ func listTagResources(e *Emulator, c *call) (any, *apiError) {
 		offset = n
 	}
 	if len(ims) == 0 {
-		for _, im := range e.images {
-			if im.Region == regionID {
-				ims = append(ims, im)
-			}
+		for _, im := range e.byRegion[regionID] {
+			ims = append(ims, im)
 		}
 	}
 	var items []tagResourceJSON

@@ -155,6 +155,10 @@ const FamilyInherit = "inherit"
 // Retention limits the copies a policy keeps per destination.
 type Retention struct {
 	KeepLast int // 0 = keep everything (retention is opt-in)
+	// PerFamily applies KeepLast to each image family on its own (the
+	// source's family; sources without one form one group), so that one
+	// policy can keep the 3 newest builds of every golden image line.
+	PerFamily bool
 }
 
 // compiled is what Parse derives from a policy: parsed templates and the

@@ -61,7 +61,11 @@ func (d *decoder) policy(n *yaml.Node, at scope) (Policy, *yaml.Node) {
 						p.Retention.KeepLast = int(x)
 					}
 				},
+				"per_family": func(_, v *yaml.Node) { d.boolean(v, sc.at("retention.per_family"), &p.Retention.PerFamily) },
 			})
+			if p.Retention.PerFamily && p.Retention.KeepLast == 0 {
+				d.errorf(d.resolve(v), sc, "retention.per_family needs keep_last")
+			}
 		},
 		"max_size_gib": func(_, v *yaml.Node) {
 			d.intIn(v, sc.at("max_size_gib"), 1, math.MaxInt32, &p.MaxSizeGiB)

@@ -245,6 +245,8 @@ func TestParseErrors(t *testing.T) {
 			`policies.yaml:17:14: policy "golden-to-east": enabled: expected true or false, got "yes"`,
 			`policies.yaml:18:5: policy "golden-to-east": unknown key "intervall" (did you mean "interval"?)`,
 		}},
+		{"per_family without keep_last", valid + "    retention: {per_family: true}\n", []string{
+			`policies.yaml:13:16: policy "golden-to-east": retention.per_family needs keep_last`}},
 		{"interval without unit", valid + "    interval: 10\n", []string{
 			`policies.yaml:13:15: policy "golden-to-east": interval: "10" is not a duration (add a unit); write it like 90s, 10m or 1h30m`}},
 		{"priority range", valid + "    priority: 5000\n", []string{

@@ -71,7 +71,8 @@ type Item struct {
 //     or adopted it: Exists;
 //   - a copy exists but no job tracks it (state lost, or made elsewhere by
 //     this policy): Adopt, so the scheduler follows it and runs the
-//     post-copy actions;
+//     post-copy actions — except a Deprecated copy, which Exists: the user
+//     deprecated it;
 //   - otherwise a copy is missing (never made, deleted by hand, or
 //     CreateFailed): Copy, unless it is Blocked — the source is not
 //     Available or is larger than max_size_gib, the name renders badly, the
@@ -79,13 +80,11 @@ type Item struct {
 //     same request permanently last time (change the policy or retry the job
 //     to try again).
 //
-// With retention keep_last N, only the N newest selected sources are
-// copied, and copies beyond them are pruned (see prune).
+// With retention keep_last N, only the N newest selected sources (of each
+// family, with per_family) are copied, and copies beyond them are pruned
+// (see prune).
 func (p *Policy) Plan(obs Observed) []Item {
-	sources := p.Select(obs.Sources)
-	if k := p.Retention.KeepLast; k > 0 && len(sources) > k {
-		sources = sources[:k]
-	}
+	sources := p.retained(p.Select(obs.Sources))
 	active := map[string]*job.Job{} // key(src, dst) -> non-terminal job
 	latest := map[string]*job.Job{} // key(src, dst) -> latest terminal job
 	tracked := map[string]*job.Job{}
@@ -136,6 +135,11 @@ func (p *Policy) Plan(obs Observed) []Item {
 					if c.Status != cloud.StatusAvailable {
 						it.Reason = "copy is " + c.Status
 					}
+				} else if c.Status == cloud.StatusDeprecated {
+					// A user deprecated it: theirs to decide, not to
+					// adopt or copy again.
+					it.Action = ActionExists
+					it.Reason = "copy is Deprecated"
 				} else {
 					it.Action = ActionAdopt
 					it.Reason = fmt.Sprintf("copy %s is %s and no job tracks it", c.ID, c.Status)
@@ -233,40 +237,74 @@ func sameRequest(j *job.Job, name string, dst Destination) bool {
 	return j.DestinationImageName == name && j.Encrypted == dst.Encrypted && j.KMSKeyID == dst.KMSKeyID
 }
 
-// prune returns the Prune items of retention keep_last N, per destination.
-// Copies this policy made are grouped by source image and the groups ranked
-// newest source first (by the source's creation time; a source no longer
-// listed ranks below every listed one, by its copy's creation time). The
-// kept groups are the sources the plan copies, then the next-newest groups
-// up to N. Copies of the other groups are pruned when Available and no job
-// is working on them, and never the newest Available copy of the region.
+// retained returns the selected sources retention keeps: the KeepLast
+// newest (of each family with PerFamily), in their order.
+func (p *Policy) retained(sources []cloud.Image) []cloud.Image {
+	k := p.Retention.KeepLast
+	if k <= 0 {
+		return sources
+	}
+	var out []cloud.Image
+	count := map[string]int{}
+	for _, s := range sources {
+		f := p.familyKey(s.Family)
+		if count[f] < k {
+			count[f]++
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// familyKey is the retention group of an image family: the family with
+// PerFamily, one group for everything otherwise.
+func (p *Policy) familyKey(family string) string {
+	if p.Retention.PerFamily {
+		return family
+	}
+	return ""
+}
+
+// prune returns the Prune items of retention keep_last N, per destination
+// (and per family, with per_family). Copies this policy made are grouped by
+// source image and the groups ranked newest source first (by the source's
+// creation time; a source no longer listed ranks below every listed one, by
+// its copy's creation time). The kept groups are the sources the plan
+// copies, then the next-newest groups up to N. Copies of the other groups
+// are pruned when Available and no job is working on them, and never the
+// newest Available copy of the region (family). A copy whose source is no
+// longer listed is put in the family the copy itself carries.
 func (p *Policy) prune(kept []cloud.Image, obs Observed, active map[string]*job.Job) []Item {
 	n := p.Retention.KeepLast
 	if n <= 0 {
 		return nil
 	}
-	srcTime := map[string]time.Time{}
-	srcName := map[string]string{}
+	type srcInfo struct {
+		t            time.Time
+		name, family string
+	}
+	srcs := map[string]srcInfo{}
 	for _, s := range obs.Sources {
-		srcTime[s.ID] = s.CreationTime
-		srcName[s.ID] = s.Name
+		srcs[s.ID] = srcInfo{s.CreationTime, s.Name, s.Family}
 	}
 	keep := map[string]bool{}
+	keptPerFamily := map[string]int{}
 	for _, s := range kept {
 		keep[s.ID] = true
+		keptPerFamily[p.familyKey(s.Family)]++
 	}
 	busy := map[string]bool{}
 	for _, j := range active {
 		busy[j.DestinationImageID] = true
 	}
+	type group struct {
+		src, family string
+		known       bool
+		t           time.Time
+		copies      []cloud.Image
+	}
 	var items []Item
 	for _, dst := range p.Destinations {
-		type group struct {
-			src    string
-			known  bool
-			t      time.Time
-			copies []cloud.Image
-		}
 		groups := map[string]*group{}
 		for _, im := range obs.Copies[dst.Region] {
 			if im.Tags[job.TagPolicy] != p.Name || im.Tags[job.TagSourceImage] == "" {
@@ -275,8 +313,11 @@ func (p *Policy) prune(kept []cloud.Image, obs Observed, active map[string]*job.
 			src := im.Tags[job.TagSourceImage]
 			g := groups[src]
 			if g == nil {
-				t, known := srcTime[src]
-				g = &group{src: src, known: known, t: t}
+				info, known := srcs[src]
+				g = &group{src: src, known: known, t: info.t, family: info.family}
+				if !known {
+					g.family = im.Family
+				}
 				groups[src] = g
 			}
 			if !g.known && im.CreationTime.After(g.t) {
@@ -284,51 +325,67 @@ func (p *Policy) prune(kept []cloud.Image, obs Observed, active map[string]*job.
 			}
 			g.copies = append(g.copies, im)
 		}
-		ranked := make([]*group, 0, len(groups))
+		byFamily := map[string][]*group{}
 		for _, g := range groups {
-			ranked = append(ranked, g)
+			f := p.familyKey(g.family)
+			byFamily[f] = append(byFamily[f], g)
 		}
-		sort.Slice(ranked, func(i, j int) bool {
-			a, b := ranked[i], ranked[j]
-			if a.known != b.known {
-				return a.known
-			}
-			if !a.t.Equal(b.t) {
-				return a.t.After(b.t)
-			}
-			return a.src < b.src
-		})
-		// The newest Available copy of the region is never pruned.
-		newestAvailable := ""
-		for _, g := range ranked {
-			if c, ok := bestCopy(g.copies); ok && c.Status == cloud.StatusAvailable {
-				newestAvailable = c.ID
-				break
-			}
+		families := make([]string, 0, len(byFamily))
+		for f := range byFamily {
+			families = append(families, f)
 		}
-		slots := n - len(kept)
-		for _, g := range ranked {
-			if keep[g.src] {
-				continue
+		sort.Strings(families)
+		for _, f := range families {
+			ranked := byFamily[f]
+			sort.Slice(ranked, func(i, j int) bool {
+				a, b := ranked[i], ranked[j]
+				if a.known != b.known {
+					return a.known
+				}
+				if !a.t.Equal(b.t) {
+					return a.t.After(b.t)
+				}
+				return a.src < b.src
+			})
+			// The newest Available copy is never pruned.
+			newestAvailable := ""
+			for _, g := range ranked {
+				if c, ok := bestCopy(g.copies); ok && c.Status == cloud.StatusAvailable {
+					newestAvailable = c.ID
+					break
+				}
 			}
-			if slots > 0 {
-				slots--
-				continue
-			}
-			sortImagesByID(g.copies)
-			for _, c := range g.copies {
-				if c.Status != cloud.StatusAvailable || c.ID == newestAvailable || busy[c.ID] {
+			slots := n - keptPerFamily[f]
+			for _, g := range ranked {
+				if keep[g.src] {
 					continue
 				}
-				items = append(items, Item{
-					Policy: p.Name, SourceImageID: g.src, SourceImageName: srcName[g.src], DestinationRegion: dst.Region,
-					Action: ActionPrune, SizeGiB: c.SizeGiB, DestinationImageID: c.ID, DestinationImageName: c.Name,
-					Reason: fmt.Sprintf("retention keeps the copies of the %d newest sources", n),
-				})
+				if slots > 0 {
+					slots--
+					continue
+				}
+				sortImagesByID(g.copies)
+				for _, c := range g.copies {
+					if c.Status != cloud.StatusAvailable || c.ID == newestAvailable || busy[c.ID] {
+						continue
+					}
+					items = append(items, Item{
+						Policy: p.Name, SourceImageID: g.src, SourceImageName: srcs[g.src].name, DestinationRegion: dst.Region,
+						Action: ActionPrune, SizeGiB: c.SizeGiB, DestinationImageID: c.ID, DestinationImageName: c.Name,
+						Reason: p.retentionReason(),
+					})
+				}
 			}
 		}
 	}
 	return items
+}
+
+func (p *Policy) retentionReason() string {
+	if p.Retention.PerFamily {
+		return fmt.Sprintf("retention keeps the copies of the %d newest sources of each family", p.Retention.KeepLast)
+	}
+	return fmt.Sprintf("retention keeps the copies of the %d newest sources", p.Retention.KeepLast)
 }
 
 func sortImagesByID(ims []cloud.Image) {

@@ -90,7 +90,8 @@ func TestPlanStates(t *testing.T) {
 				copyOf("m-sd", d, "cn-shanghai", cloud.StatusCreateFailed), // failed
 			},
 			"cn-beijing": {
-				copyOf("m-bb", b, "cn-beijing", cloud.StatusWaiting), // tracked by an active job
+				copyOf("m-bb", b, "cn-beijing", cloud.StatusWaiting),    // tracked by an active job
+				copyOf("m-bd", d, "cn-beijing", cloud.StatusDeprecated), // deprecated by a user
 			},
 		},
 		Jobs: []*job.Job{
@@ -106,7 +107,7 @@ func TestPlanStates(t *testing.T) {
 	}
 	checkPlan(t, p, obs, `
 copy m-d>cn-shanghai golden-d-copy (the last copy ended CreateFailed)
-copy m-d>cn-beijing golden-d-copy
+exists m-d>cn-beijing golden-d-copy [m-bd] (copy is Deprecated)
 adopt m-c>cn-shanghai golden-c-copy [m-sc] (copy m-sc is Available and no job tracks it)
 in-progress m-c>cn-beijing golden-c-copy (job j-4 is QUEUED)
 adopt m-b>cn-shanghai golden-b-copy [m-sb] (copy m-sb is Creating and no job tracks it)
@@ -237,6 +238,43 @@ prune m-0>cn-shanghai golden-0-copy [m-c0] (retention keeps the copies of the 2 
 	}}, Jobs: jobs}, `
 exists m-3>cn-shanghai golden-3-copy [m-c3]
 prune m-0>cn-shanghai golden-0-copy [m-c0] (retention keeps the copies of the 2 newest sources)
+`)
+}
+
+func TestPlanRetentionPerFamily(t *testing.T) {
+	p := mustPolicy(t, `    source: {region: cn-hangzhou, images: {tags: {role: golden}}}
+    destinations: [cn-shanghai]
+    copy: {name: "{{.SourceName}}-copy"}
+    retention: {keep_last: 1, per_family: true}
+`)
+	fam := func(im cloud.Image, f string) cloud.Image { im.Family = f; return im }
+	u1 := fam(img("m-u1", "ubuntu-1", 1, golden), "ubuntu")
+	u2 := fam(img("m-u2", "ubuntu-2", 5, golden), "ubuntu")
+	r1 := fam(img("m-r1", "rocky-1", 2, golden), "rocky")
+	n1 := img("m-n1", "nofamily-1", 3, golden)
+	region := "cn-shanghai"
+	// A copy of a deleted rocky source, newer than r1: it carries its family.
+	orphan := copyOf("m-co", fam(img("m-r0", "rocky-0", 9, golden), ""), region, cloud.StatusAvailable)
+	orphan.Family = "rocky"
+	copies := []cloud.Image{
+		copyOf("m-cu1", u1, region, cloud.StatusAvailable),
+		copyOf("m-cu2", u2, region, cloud.StatusAvailable),
+		copyOf("m-cr1", r1, region, cloud.StatusAvailable),
+		orphan,
+	}
+	jobs := []*job.Job{
+		jobFor("j-1", u1, region, job.StateSucceeded, "m-cu1"),
+		jobFor("j-2", u2, region, job.StateSucceeded, "m-cu2"),
+		jobFor("j-3", r1, region, job.StateSucceeded, "m-cr1"),
+	}
+	// One source of each family is kept: u2, n1 (no family) and r1; u1's
+	// copy and the rocky orphan are pruned.
+	checkPlan(t, p, Observed{Sources: []cloud.Image{u1, u2, r1, n1}, Copies: map[string][]cloud.Image{region: copies}, Jobs: jobs}, `
+exists m-u2>cn-shanghai ubuntu-2-copy [m-cu2]
+copy m-n1>cn-shanghai nofamily-1-copy
+exists m-r1>cn-shanghai rocky-1-copy [m-cr1]
+prune m-r0>cn-shanghai rocky-0-copy [m-co] (retention keeps the copies of the 1 newest sources of each family)
+prune m-u1>cn-shanghai ubuntu-1-copy [m-cu1] (retention keeps the copies of the 1 newest sources of each family)
 `)
 }
 

@@ -132,6 +132,10 @@ func (c *fakeCloud) ShareImage(context.Context, string, string, []string) error 
 	return c.note("ShareImage")
 }
 
+func (c *fakeCloud) UnshareImage(context.Context, string, string, []string) error {
+	return c.note("UnshareImage")
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {

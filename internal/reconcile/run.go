@@ -56,8 +56,15 @@ func (r *Reconciler) runOnce(ctx context.Context, l *loop, p *policy.Policy) (ti
 	return d, err
 }
 
+// copyStatuses shows copies in every status, Deprecated included, so that
+// a copy a user deprecated is not copied again.
+var copyStatuses = append(append([]string(nil), cloud.AllStatuses...), cloud.StatusDeprecated)
+
 // observe reads what is: the source candidates, the policy's copies in
-// every destination (all statuses) and its jobs.
+// every destination (all statuses) and its jobs. Jobs are read after the
+// copies on purpose: the scheduler stores a job before it sends CopyImage
+// ("durable before acting"), so any copy seen has its job visible in the
+// later read, and a copy in flight is never mistaken for one to adopt.
 func (r *Reconciler) observe(ctx context.Context, p *policy.Policy) (policy.Observed, error) {
 	obs := policy.Observed{Copies: map[string][]cloud.Image{}}
 	sources, err := r.sources(ctx, p)
@@ -68,7 +75,7 @@ func (r *Reconciler) observe(ctx context.Context, p *policy.Policy) (policy.Obse
 	for _, d := range p.Destinations {
 		ims, err := r.cloud.DescribeImages(ctx, cloud.ImageQuery{
 			Region: d.Region, Tags: map[string]string{job.TagPolicy: p.Name},
-			Statuses: cloud.AllStatuses, OwnerAlias: "self",
+			Statuses: copyStatuses, OwnerAlias: "self",
 		})
 		if err != nil {
 			return obs, fmt.Errorf("list copies in %s: %w", d.Region, err)
@@ -159,6 +166,15 @@ func (r *Reconciler) act(ctx context.Context, p *policy.Policy, items []policy.I
 	for _, it := range items {
 		if it.Action != policy.ActionPrune {
 			continue
+		}
+		// ECS refuses to delete a shared image (ImageUseShared): take back
+		// the sharing this policy granted. Sharing granted by hand is left
+		// alone, and the delete then fails with that reason.
+		if accts := p.Copy.ShareWithAccounts; len(accts) > 0 {
+			if err := r.cloud.UnshareImage(ctx, it.DestinationRegion, it.DestinationImageID, accts); err != nil {
+				errs = append(errs, fmt.Errorf("prune %s in %s: unshare: %w", it.DestinationImageID, it.DestinationRegion, err))
+				continue
+			}
 		}
 		if err := r.cloud.DeleteImage(ctx, it.DestinationRegion, it.DestinationImageID); err != nil {
 			errs = append(errs, fmt.Errorf("prune %s in %s: %w", it.DestinationImageID, it.DestinationRegion, err))

@@ -157,3 +157,34 @@ func (s *Server) ReloadPolicies(ctx context.Context, _ *pb.ReloadPoliciesRequest
 	}
 	return &pb.ReloadPoliciesResponse{Applied: true, Added: added, Removed: removed, Changed: changed}, nil
 }
+
+// ReconcilePolicies runs policies now.
+func (s *Server) ReconcilePolicies(ctx context.Context, req *pb.ReconcilePoliciesRequest) (*pb.ReconcilePoliciesResponse, error) {
+	ops, err := s.policyOps()
+	if err != nil {
+		return nil, errdefs.ToGRPC(err)
+	}
+	names := req.GetPolicies()
+	if len(names) == 0 {
+		for _, st := range ops.Reconciler.Status() {
+			if st.Enabled {
+				names = append(names, st.Name)
+			}
+		}
+	}
+	for _, n := range names {
+		if n == "" {
+			return nil, errdefs.ToGRPC(errdefs.Invalid("policies", "a policy name must not be empty"))
+		}
+		if s.policyByName(ops, n) == nil {
+			return nil, errdefs.ToGRPC(fmt.Errorf("policy %q: %w", n, errdefs.ErrNotFound))
+		}
+	}
+	var out []string
+	for _, n := range names {
+		if ops.Reconciler.Trigger(n) {
+			out = append(out, n)
+		}
+	}
+	return &pb.ReconcilePoliciesResponse{Policies: out}, nil
+}

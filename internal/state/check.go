@@ -21,6 +21,9 @@ const maxCheckProblems = 100
 // entries. It returns nil for a healthy file, otherwise every problem found
 // (up to 100) joined, wrapped in errdefs.ErrDataLoss.
 func Check(path string) error {
+	if path == "" {
+		return errdefs.Invalid("state_file", "path is empty")
+	}
 	bdb, err := openBolt(path, &bolt.Options{
 		ReadOnly:     true,
 		Timeout:      defaultLockTimeout,

@@ -62,14 +62,18 @@ func Open(path string, opts Options) (*DB, error) {
 }
 
 func open(path string, opts Options, list []migration) (*DB, error) {
+	if path == "" {
+		return nil, errdefs.Invalid("state_file", "path is empty")
+	}
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	bdb, err := openBolt(path, &bolt.Options{
-		Timeout:        opts.LockTimeout,
-		NoFreelistSync: false,
-		FreelistType:   bolt.FreelistMapType,
+		Timeout: opts.LockTimeout,
+		// NoFreelistSync stays off and NoSync is never set: see
+		// "Durability" in doc.go.
+		FreelistType: bolt.FreelistMapType,
 	}, opts.LockTimeout)
 	if err != nil {
 		return nil, err
@@ -237,6 +241,7 @@ func (d *DB) Close() error {
 		d.closed.Store(true)
 		close(d.stop)
 		<-d.writerDone
+		d.endWatchers()
 		// Watch adds to watchWG under wmu after checking closed; taking
 		// wmu here orders every such Add before Wait.
 		d.wmu.Lock()

@@ -62,13 +62,17 @@
 // # Watch
 //
 // Events are published only after their commit. A watcher first reads the
-// retained history from events/ in short read transactions, then switches,
-// under the same lock the writer publishes under, to live events queued by
-// the writer; the switch happens only once it has read every published
+// retained history from events/ in short read transactions, on a goroutine
+// of its own, then switches, under the lock the writer publishes under, to
+// live events; the switch happens only once it has sent every published
 // revision, and live events below the next revision it needs are skipped,
-// so there is neither a gap nor a duplicate. The writer never blocks on a
-// watcher: a watcher whose queue holds Options.WatchBuffer undelivered
-// events is dropped (errdefs.ErrAborted, "resume from N").
+// so there is neither a gap nor a duplicate. A live watcher has no
+// goroutine: the writer sends each event into its buffered channel
+// (Options.WatchBuffer) without blocking, and all watchers share one copy of
+// the job, so fan-out costs one channel send per watcher. The writer never
+// waits for a watcher: one whose channel is full is ended
+// (errdefs.ErrAborted, "resume from N", N being the last event it will
+// still receive).
 //
 // # Corruption
 //

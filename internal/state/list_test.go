@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/replicatord/replicatord/internal/clock"
@@ -20,10 +21,9 @@ func listFixture(t *testing.T, d *DB, fc *clock.Fake, n int) []*job.Job {
 	var all []*job.Job
 	for i := 0; i < n; i++ {
 		policy := []string{"", "nightly", "weekly"}[i%3]
-		j := newJob(fc, policy, fmt.Sprintf("m-%d", i%7), []string{"cn-beijing", "cn-shanghai", "eu-central-1", "us-west-1"}[i%4])
-		mustCreate(t, d, j)
-		all = append(all, j)
+		all = append(all, newJob(fc, policy, fmt.Sprintf("m-%d", i%7), []string{"cn-beijing", "cn-shanghai", "eu-central-1", "us-west-1"}[i%4]))
 	}
+	mustCreate(t, d, all...)
 	// Move some jobs along, through terminal states too.
 	paths := [][]job.State{
 		{job.StateSubmitting},
@@ -32,17 +32,28 @@ func listFixture(t *testing.T, d *DB, fc *clock.Fake, n int) []*job.Job {
 		{job.StateCancelled},
 		{job.StateSubmitting, job.StateWaiting},
 	}
+	// Concurrently, so that group commit keeps the fixture fast.
+	var wg sync.WaitGroup
 	for i, j := range all {
 		if i%2 == 0 {
 			continue
 		}
-		for _, s := range paths[i%len(paths)] {
-			got, err := d.Update(ctx, j.ID, setState(s))
-			if err != nil {
-				t.Fatal(err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, s := range paths[i%len(paths)] {
+				got, err := d.Update(ctx, j.ID, setState(s))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				all[i] = got
 			}
-			all[i] = got
-		}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
 	}
 	slices.Reverse(all)
 	return all

@@ -205,6 +205,19 @@ func TestForeignBboltFileRefused(t *testing.T) {
 	}
 }
 
+func TestBadPaths(t *testing.T) {
+	if _, err := Open("", Options{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("Open(\"\") = %v", err)
+	}
+	if err := Check(""); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("Check(\"\") = %v", err)
+	}
+	dir := t.TempDir()
+	if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("Open(a directory) = %v, want an error naming it", err)
+	}
+}
+
 func TestMissingDirectory(t *testing.T) {
 	_, err := Open(t.TempDir()+"/no/such/dir/state.db", Options{})
 	if !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "/no/such/dir/state.db") {
@@ -241,7 +254,12 @@ func useAll(d *DB) (errs []error) {
 		errs = append(errs, err)
 	}
 	// One filter per index, so every index bucket is read.
-	for _, f := range []Filter{{}, {Policy: "policy-a"}, {SourceImageID: "m-"}, {DestinationRegion: "cn-beijing"}, {States: []job.State{job.StateFailed}}} {
+	filters := []Filter{{}, {Policy: "policy-a"}, {DestinationRegion: "cn-beijing"},
+		{States: []job.State{job.StateQueued, job.StateSubmitting, job.StateFailed}}}
+	for i := 0; i < 7; i++ {
+		filters = append(filters, Filter{SourceImageID: "m-" + strings.Repeat("x", i)})
+	}
+	for _, f := range filters {
 		for tok := ""; ; {
 			jobs, next, _, err := d.List(ctx, f, 1000, tok)
 			if err != nil {
@@ -337,10 +355,10 @@ func TestCorruptedPages(t *testing.T) {
 		if err == nil {
 			errs := useAll(d)
 			t.Logf("  reads: %v", errs)
-			if len(errs) == 0 {
-				t.Errorf("page %d garbled: every read succeeded", pg)
-			}
 			d.Close()
+			if len(errs) == 0 {
+				t.Errorf("page %d garbled: every read succeeded; Check: %v", pg, Check(p))
+			}
 		} else if !errors.Is(err, errdefs.ErrDataLoss) && !errors.Is(err, errdefs.ErrFailedPrecondition) {
 			t.Errorf("page %d: Open = %v, want ErrDataLoss", pg, err)
 		}

@@ -23,8 +23,8 @@ type Options struct {
 	MaxBatchDelay time.Duration
 	// MaxBatchSize caps the updates in one transaction. Default 1000.
 	MaxBatchSize int
-	// WatchBuffer is how many undelivered events a watcher may have queued
-	// before it is dropped. Default 1024.
+	// WatchBuffer is the capacity of each watcher's channel: a live watcher
+	// whose client lets it fill is dropped. Default 1024.
 	WatchBuffer int
 	// Clock sets UpdateTime and default CreateTime. Default clock.Real.
 	// Batching uses real time whatever the clock, so a fake clock in tests

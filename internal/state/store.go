@@ -96,7 +96,8 @@ func contains(list []string, s string) bool {
 // Event is one committed change.
 type Event struct {
 	Revision int64
-	// Job is the job after the change.
+	// Job is the job after the change. It may be shared with other
+	// watchers: treat it as read-only (Clone it to change it).
 	Job *job.Job
 }
 

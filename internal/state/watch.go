@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -15,35 +14,36 @@ import (
 // transaction; short transactions keep bbolt free to reuse pages.
 const historyChunk = 256
 
-// errWatchDone ends a watcher whose context is done or that was closed; its
-// Err is then nil.
-var errWatchDone = errors.New("watch done")
-
+// watcher delivers events on ch, a channel of Options.WatchBuffer events.
+// It has two phases. Catching up, a goroutine of its own reads history from
+// the events bucket and sends it, waiting for the client as needed. Live,
+// it has no goroutine: the writer sends each committed event straight into
+// ch without blocking, and a full ch ends the watch.
 type watcher struct {
 	d      *DB
 	ctx    context.Context
 	cancel context.CancelFunc
 	ch     chan Event
 	done   chan struct{}
-	// next is the next revision to deliver; owned by the watcher goroutine.
+	// next is the next revision the catch-up goroutine will send.
 	next int64
-	// liveFrom is next at the switch to live events: the writer queues
-	// only events at or above it. Guarded by d.wmu.
-	liveFrom int64
-	signal   chan struct{}
 
-	mu       sync.Mutex
-	queue    []Event
-	overflow bool
-	err      error
+	// Guarded by d.wmu.
+	live      bool
+	ended     bool
+	liveFrom  int64       // the writer sends only events at or above it
+	stopAfter func() bool // stops the context.AfterFunc of a live watcher
+
+	mu  sync.Mutex
+	err error
 }
 
 // Watch streams every change with a revision above fromRevision: the
 // retained history, then live changes, with neither gap nor duplicate.
 // fromRevision below the oldest retained change, or above the current
 // revision (a client from before the state file was replaced), fails with
-// errdefs.ErrOutOfRange: the client must list again. Each Event.Job is the
-// watcher's own copy.
+// errdefs.ErrOutOfRange: the client must list again. Live events share
+// their Job with other watchers: it must not be modified.
 func (d *DB) Watch(ctx context.Context, fromRevision int64) (Watcher, error) {
 	if fromRevision < 0 {
 		return nil, errdefs.Invalid("from_revision", "must not be negative, got %d", fromRevision)
@@ -67,10 +67,9 @@ func (d *DB) Watch(ctx context.Context, fromRevision int64) (Watcher, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	w := &watcher{
 		d: d, ctx: wctx, cancel: cancel,
-		ch:     make(chan Event),
-		done:   make(chan struct{}),
-		next:   fromRevision + 1,
-		signal: make(chan struct{}, 1),
+		ch:   make(chan Event, d.opts.WatchBuffer),
+		done: make(chan struct{}),
+		next: fromRevision + 1,
 	}
 	// Adding under wmu orders this Add before Close's Wait (see Close).
 	d.wmu.Lock()
@@ -81,7 +80,7 @@ func (d *DB) Watch(ctx context.Context, fromRevision int64) (Watcher, error) {
 	}
 	d.watchWG.Add(1)
 	d.wmu.Unlock()
-	go w.run()
+	go w.catchUp()
 	return w, nil
 }
 
@@ -99,129 +98,118 @@ func (w *watcher) Close() {
 	<-w.done
 }
 
-func (w *watcher) run() {
-	defer w.d.watchWG.Done()
-	err := w.catchUp()
-	if err == nil {
-		err = w.followLive()
+// finish ends the watch once: err (nil for a done context) becomes Err and
+// Events is closed. The caller holds d.wmu, which orders the close after
+// every send of the writer.
+func (w *watcher) finish(err error) {
+	if w.ended {
+		return
 	}
-	w.d.wmu.Lock()
+	w.ended = true
 	delete(w.d.watchers, w)
-	w.d.wmu.Unlock()
-	if errors.Is(err, errWatchDone) {
-		err = nil
+	if w.stopAfter != nil {
+		w.stopAfter()
 	}
 	w.mu.Lock()
 	w.err = err
-	w.queue = nil
 	w.mu.Unlock()
 	w.cancel()
 	close(w.ch)
 	close(w.done)
 }
 
-// catchUp delivers history from the events bucket until it has delivered
-// every published revision, then registers for live events.
-func (w *watcher) catchUp() error {
+// catchUp runs on the watcher's goroutine: it sends history until it has
+// sent every published revision, then hands the watcher to the writer.
+func (w *watcher) catchUp() {
 	d := w.d
+	defer d.watchWG.Done()
+	end := func(err error) {
+		d.wmu.Lock()
+		w.finish(err)
+		d.wmu.Unlock()
+	}
 	for {
 		evs, err := d.readEvents(w.next, historyChunk)
 		if err != nil {
-			return err
+			end(err)
+			return
 		}
 		for _, ev := range evs {
-			if err := w.send(ev); err != nil {
-				return err
+			select {
+			case w.ch <- ev:
+				w.next = ev.Revision + 1
+			case <-w.ctx.Done():
+				end(nil)
+				return
+			case <-d.stop:
+				end(d.errClosed())
+				return
 			}
 		}
 		if len(evs) == historyChunk {
 			continue
 		}
 		d.wmu.Lock()
-		if d.published < w.next {
-			w.liveFrom = w.next
+		switch {
+		case w.ctx.Err() != nil:
+			w.finish(nil)
+		case d.closed.Load():
+			w.finish(d.errClosed())
+		case d.published < w.next:
+			// Every published event has been sent; the writer sends the
+			// rest, skipping any below next that this goroutine read before
+			// they were published.
+			w.live, w.liveFrom = true, w.next
 			d.watchers[w] = struct{}{}
+			w.stopAfter = context.AfterFunc(w.ctx, func() {
+				d.wmu.Lock()
+				w.finish(nil)
+				d.wmu.Unlock()
+			})
+		default:
 			d.wmu.Unlock()
-			if d.hookLive != nil {
-				d.hookLive()
-			}
-			return nil
+			continue // more was published meanwhile: read it
 		}
 		d.wmu.Unlock()
+		if d.hookLive != nil {
+			d.hookLive()
+		}
+		return
 	}
 }
 
-func (w *watcher) followLive() error {
-	for {
-		select {
-		case <-w.signal:
-		case <-w.ctx.Done():
-			return errWatchDone
-		case <-w.d.stop:
-			return w.d.errClosed()
-		}
-		w.mu.Lock()
-		q, overflow := w.queue, w.overflow
-		w.queue = nil
-		w.mu.Unlock()
-		if overflow {
-			last := w.next - 1
-			return fmt.Errorf("watcher fell behind at revision %d (more than %d changes undelivered); resume from %d: %w",
-				last, w.d.opts.WatchBuffer, last, errdefs.ErrAborted)
-		}
-		for _, ev := range q {
-			if err := w.send(ev); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-// send delivers a copy of ev, so that watchers never share a job.
-func (w *watcher) send(ev Event) error {
-	select {
-	case w.ch <- Event{Revision: ev.Revision, Job: ev.Job.Clone()}:
-		w.next = ev.Revision + 1
-		return nil
-	case <-w.ctx.Done():
-		return errWatchDone
-	case <-w.d.stop:
-		return w.d.errClosed()
-	}
-}
-
-// push queues committed events for a live watcher; called by the writer
-// under d.wmu. It never blocks: a full queue drops the watcher.
-func (w *watcher) push(evs []Event, limit int) {
-	w.mu.Lock()
-	if !w.overflow {
+// publish hands committed events to the live watchers. It never blocks: a
+// watcher whose channel is full is ended, and its client, having received
+// every event up to the one that did not fit, resumes from there.
+func (d *DB) publish(evs []Event) {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	d.published = evs[len(evs)-1].Revision
+	for w := range d.watchers {
+	send:
 		for _, ev := range evs {
 			if ev.Revision < w.liveFrom {
 				continue
 			}
-			if len(w.queue) >= limit {
-				w.overflow = true
-				w.queue = nil
-				break
+			select {
+			case w.ch <- ev:
+			default:
+				last := ev.Revision - 1
+				w.finish(fmt.Errorf("watcher fell behind at revision %d (%d changes undelivered); resume from %d: %w",
+					last, d.opts.WatchBuffer, last, errdefs.ErrAborted))
+				break send
 			}
-			w.queue = append(w.queue, ev)
 		}
-	}
-	w.mu.Unlock()
-	select {
-	case w.signal <- struct{}{}:
-	default:
 	}
 }
 
-// publish hands committed events to the live watchers.
-func (d *DB) publish(evs []Event) {
+// endWatchers ends every live watcher when the store closes.
+func (d *DB) endWatchers() {
 	d.wmu.Lock()
-	d.published = evs[len(evs)-1].Revision
+	defer d.wmu.Unlock()
 	for w := range d.watchers {
-		w.push(evs, d.opts.WatchBuffer)
+		w.finish(d.errClosed())
 	}
-	d.wmu.Unlock()
 }
 
 // readEvents returns up to n events from revision next on. It fails with

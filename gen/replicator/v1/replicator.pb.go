@@ -1970,6 +1970,96 @@ func (x *ReloadPoliciesResponse) GetChanged() []string {
 	return nil
 }
 
+type ReconcilePoliciesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only these policies; every enabled policy when empty.
+	Policies      []string `protobuf:"bytes,1,rep,name=policies,proto3" json:"policies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconcilePoliciesRequest) Reset() {
+	*x = ReconcilePoliciesRequest{}
+	mi := &file_replicator_v1_replicator_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcilePoliciesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcilePoliciesRequest) ProtoMessage() {}
+
+func (x *ReconcilePoliciesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_v1_replicator_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcilePoliciesRequest.ProtoReflect.Descriptor instead.
+func (*ReconcilePoliciesRequest) Descriptor() ([]byte, []int) {
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ReconcilePoliciesRequest) GetPolicies() []string {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+type ReconcilePoliciesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The policies that will run now.
+	Policies      []string `protobuf:"bytes,1,rep,name=policies,proto3" json:"policies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconcilePoliciesResponse) Reset() {
+	*x = ReconcilePoliciesResponse{}
+	mi := &file_replicator_v1_replicator_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcilePoliciesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcilePoliciesResponse) ProtoMessage() {}
+
+func (x *ReconcilePoliciesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_v1_replicator_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcilePoliciesResponse.ProtoReflect.Descriptor instead.
+func (*ReconcilePoliciesResponse) Descriptor() ([]byte, []int) {
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReconcilePoliciesResponse) GetPolicies() []string {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
 var File_replicator_v1_replicator_proto protoreflect.FileDescriptor
 
 const file_replicator_v1_replicator_proto_rawDesc = "" +
@@ -2124,7 +2214,11 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\x06errors\x18\x02 \x03(\v2\x1e.replicator.v1.ValidationErrorR\x06errors\x12\x14\n" +
 	"\x05added\x18\x03 \x03(\tR\x05added\x12\x18\n" +
 	"\aremoved\x18\x04 \x03(\tR\aremoved\x12\x18\n" +
-	"\achanged\x18\x05 \x03(\tR\achanged*\xe5\x01\n" +
+	"\achanged\x18\x05 \x03(\tR\achanged\"6\n" +
+	"\x18ReconcilePoliciesRequest\x12\x1a\n" +
+	"\bpolicies\x18\x01 \x03(\tR\bpolicies\"7\n" +
+	"\x19ReconcilePoliciesResponse\x12\x1a\n" +
+	"\bpolicies\x18\x01 \x03(\tR\bpolicies*\xe5\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10JOB_STATE_QUEUED\x10\x01\x12\x18\n" +
@@ -2143,7 +2237,7 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\x11PLAN_ACTION_ADOPT\x10\x03\x12\x15\n" +
 	"\x11PLAN_ACTION_PRUNE\x10\x04\x12\x17\n" +
 	"\x13PLAN_ACTION_BLOCKED\x10\x05\x12\x1b\n" +
-	"\x17PLAN_ACTION_IN_PROGRESS\x10\x062\xcc\x05\n" +
+	"\x17PLAN_ACTION_IN_PROGRESS\x10\x062\xb4\x06\n" +
 	"\x11ReplicatorService\x12A\n" +
 	"\x04Copy\x12\x1a.replicator.v1.CopyRequest\x1a\x1b.replicator.v1.CopyResponse0\x01\x12D\n" +
 	"\x05Watch\x12\x1b.replicator.v1.WatchRequest\x1a\x1c.replicator.v1.WatchResponse0\x01\x12E\n" +
@@ -2153,7 +2247,8 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\bListJobs\x12\x1e.replicator.v1.ListJobsRequest\x1a\x1f.replicator.v1.ListJobsResponse\x12W\n" +
 	"\fListPolicies\x12\".replicator.v1.ListPoliciesRequest\x1a#.replicator.v1.ListPoliciesResponse\x12W\n" +
 	"\fPlanPolicies\x12\".replicator.v1.PlanPoliciesRequest\x1a#.replicator.v1.PlanPoliciesResponse\x12]\n" +
-	"\x0eReloadPolicies\x12$.replicator.v1.ReloadPoliciesRequest\x1a%.replicator.v1.ReloadPoliciesResponseB\xbc\x01\n" +
+	"\x0eReloadPolicies\x12$.replicator.v1.ReloadPoliciesRequest\x1a%.replicator.v1.ReloadPoliciesResponse\x12f\n" +
+	"\x11ReconcilePolicies\x12'.replicator.v1.ReconcilePoliciesRequest\x1a(.replicator.v1.ReconcilePoliciesResponseB\xbc\x01\n" +
 	"\x11com.replicator.v1B\x0fReplicatorProtoP\x01ZAgithub.com/replicatord/replicatord/gen/replicator/v1;replicatorv1\xa2\x02\x03RXX\xaa\x02\rReplicator.V1\xca\x02\rReplicator\\V1\xe2\x02\x19Replicator\\V1\\GPBMetadata\xea\x02\x0eReplicator::V1b\x06proto3"
 
 var (
@@ -2169,51 +2264,53 @@ func file_replicator_v1_replicator_proto_rawDescGZIP() []byte {
 }
 
 var file_replicator_v1_replicator_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_replicator_v1_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_replicator_v1_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_replicator_v1_replicator_proto_goTypes = []any{
-	(JobState)(0),                  // 0: replicator.v1.JobState
-	(PlanAction)(0),                // 1: replicator.v1.PlanAction
-	(*JobError)(nil),               // 2: replicator.v1.JobError
-	(*PostCopyAction)(nil),         // 3: replicator.v1.PostCopyAction
-	(*Job)(nil),                    // 4: replicator.v1.Job
-	(*CopyRequest)(nil),            // 5: replicator.v1.CopyRequest
-	(*CopyResponse)(nil),           // 6: replicator.v1.CopyResponse
-	(*WatchRequest)(nil),           // 7: replicator.v1.WatchRequest
-	(*WatchResponse)(nil),          // 8: replicator.v1.WatchResponse
-	(*CancelRequest)(nil),          // 9: replicator.v1.CancelRequest
-	(*CancelResponse)(nil),         // 10: replicator.v1.CancelResponse
-	(*RetryRequest)(nil),           // 11: replicator.v1.RetryRequest
-	(*RetryResponse)(nil),          // 12: replicator.v1.RetryResponse
-	(*GetJobRequest)(nil),          // 13: replicator.v1.GetJobRequest
-	(*GetJobResponse)(nil),         // 14: replicator.v1.GetJobResponse
-	(*ListJobsRequest)(nil),        // 15: replicator.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),       // 16: replicator.v1.ListJobsResponse
-	(*JobStateCount)(nil),          // 17: replicator.v1.JobStateCount
-	(*Policy)(nil),                 // 18: replicator.v1.Policy
-	(*ListPoliciesRequest)(nil),    // 19: replicator.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),   // 20: replicator.v1.ListPoliciesResponse
-	(*PlanItem)(nil),               // 21: replicator.v1.PlanItem
-	(*PlanPoliciesRequest)(nil),    // 22: replicator.v1.PlanPoliciesRequest
-	(*PlanPoliciesResponse)(nil),   // 23: replicator.v1.PlanPoliciesResponse
-	(*ValidationError)(nil),        // 24: replicator.v1.ValidationError
-	(*ReloadPoliciesRequest)(nil),  // 25: replicator.v1.ReloadPoliciesRequest
-	(*ReloadPoliciesResponse)(nil), // 26: replicator.v1.ReloadPoliciesResponse
-	nil,                            // 27: replicator.v1.Job.TagsEntry
-	nil,                            // 28: replicator.v1.CopyRequest.TagsEntry
-	(*timestamppb.Timestamp)(nil),  // 29: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 30: google.protobuf.Duration
+	(JobState)(0),                     // 0: replicator.v1.JobState
+	(PlanAction)(0),                   // 1: replicator.v1.PlanAction
+	(*JobError)(nil),                  // 2: replicator.v1.JobError
+	(*PostCopyAction)(nil),            // 3: replicator.v1.PostCopyAction
+	(*Job)(nil),                       // 4: replicator.v1.Job
+	(*CopyRequest)(nil),               // 5: replicator.v1.CopyRequest
+	(*CopyResponse)(nil),              // 6: replicator.v1.CopyResponse
+	(*WatchRequest)(nil),              // 7: replicator.v1.WatchRequest
+	(*WatchResponse)(nil),             // 8: replicator.v1.WatchResponse
+	(*CancelRequest)(nil),             // 9: replicator.v1.CancelRequest
+	(*CancelResponse)(nil),            // 10: replicator.v1.CancelResponse
+	(*RetryRequest)(nil),              // 11: replicator.v1.RetryRequest
+	(*RetryResponse)(nil),             // 12: replicator.v1.RetryResponse
+	(*GetJobRequest)(nil),             // 13: replicator.v1.GetJobRequest
+	(*GetJobResponse)(nil),            // 14: replicator.v1.GetJobResponse
+	(*ListJobsRequest)(nil),           // 15: replicator.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),          // 16: replicator.v1.ListJobsResponse
+	(*JobStateCount)(nil),             // 17: replicator.v1.JobStateCount
+	(*Policy)(nil),                    // 18: replicator.v1.Policy
+	(*ListPoliciesRequest)(nil),       // 19: replicator.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),      // 20: replicator.v1.ListPoliciesResponse
+	(*PlanItem)(nil),                  // 21: replicator.v1.PlanItem
+	(*PlanPoliciesRequest)(nil),       // 22: replicator.v1.PlanPoliciesRequest
+	(*PlanPoliciesResponse)(nil),      // 23: replicator.v1.PlanPoliciesResponse
+	(*ValidationError)(nil),           // 24: replicator.v1.ValidationError
+	(*ReloadPoliciesRequest)(nil),     // 25: replicator.v1.ReloadPoliciesRequest
+	(*ReloadPoliciesResponse)(nil),    // 26: replicator.v1.ReloadPoliciesResponse
+	(*ReconcilePoliciesRequest)(nil),  // 27: replicator.v1.ReconcilePoliciesRequest
+	(*ReconcilePoliciesResponse)(nil), // 28: replicator.v1.ReconcilePoliciesResponse
+	nil,                               // 29: replicator.v1.Job.TagsEntry
+	nil,                               // 30: replicator.v1.CopyRequest.TagsEntry
+	(*timestamppb.Timestamp)(nil),     // 31: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 32: google.protobuf.Duration
 }
 var file_replicator_v1_replicator_proto_depIdxs = []int32{
 	0,  // 0: replicator.v1.Job.state:type_name -> replicator.v1.JobState
 	2,  // 1: replicator.v1.Job.error:type_name -> replicator.v1.JobError
-	29, // 2: replicator.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	29, // 3: replicator.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	29, // 4: replicator.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
-	30, // 5: replicator.v1.Job.remaining:type_name -> google.protobuf.Duration
-	27, // 6: replicator.v1.Job.tags:type_name -> replicator.v1.Job.TagsEntry
+	31, // 2: replicator.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	31, // 3: replicator.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	31, // 4: replicator.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
+	32, // 5: replicator.v1.Job.remaining:type_name -> google.protobuf.Duration
+	29, // 6: replicator.v1.Job.tags:type_name -> replicator.v1.Job.TagsEntry
 	3,  // 7: replicator.v1.Job.post_copy_actions:type_name -> replicator.v1.PostCopyAction
-	29, // 8: replicator.v1.Job.next_attempt_time:type_name -> google.protobuf.Timestamp
-	28, // 9: replicator.v1.CopyRequest.tags:type_name -> replicator.v1.CopyRequest.TagsEntry
+	31, // 8: replicator.v1.Job.next_attempt_time:type_name -> google.protobuf.Timestamp
+	30, // 9: replicator.v1.CopyRequest.tags:type_name -> replicator.v1.CopyRequest.TagsEntry
 	4,  // 10: replicator.v1.CopyResponse.job:type_name -> replicator.v1.Job
 	4,  // 11: replicator.v1.WatchResponse.job:type_name -> replicator.v1.Job
 	4,  // 12: replicator.v1.CancelResponse.jobs:type_name -> replicator.v1.Job
@@ -2222,14 +2319,14 @@ var file_replicator_v1_replicator_proto_depIdxs = []int32{
 	0,  // 15: replicator.v1.ListJobsRequest.states:type_name -> replicator.v1.JobState
 	4,  // 16: replicator.v1.ListJobsResponse.jobs:type_name -> replicator.v1.Job
 	0,  // 17: replicator.v1.JobStateCount.state:type_name -> replicator.v1.JobState
-	30, // 18: replicator.v1.Policy.interval:type_name -> google.protobuf.Duration
-	29, // 19: replicator.v1.Policy.last_reconcile_time:type_name -> google.protobuf.Timestamp
-	29, // 20: replicator.v1.Policy.next_reconcile_time:type_name -> google.protobuf.Timestamp
+	32, // 18: replicator.v1.Policy.interval:type_name -> google.protobuf.Duration
+	31, // 19: replicator.v1.Policy.last_reconcile_time:type_name -> google.protobuf.Timestamp
+	31, // 20: replicator.v1.Policy.next_reconcile_time:type_name -> google.protobuf.Timestamp
 	17, // 21: replicator.v1.Policy.job_counts:type_name -> replicator.v1.JobStateCount
 	18, // 22: replicator.v1.ListPoliciesResponse.policies:type_name -> replicator.v1.Policy
 	1,  // 23: replicator.v1.PlanItem.action:type_name -> replicator.v1.PlanAction
 	21, // 24: replicator.v1.PlanPoliciesResponse.items:type_name -> replicator.v1.PlanItem
-	30, // 25: replicator.v1.PlanPoliciesResponse.estimated_duration:type_name -> google.protobuf.Duration
+	32, // 25: replicator.v1.PlanPoliciesResponse.estimated_duration:type_name -> google.protobuf.Duration
 	24, // 26: replicator.v1.ReloadPoliciesResponse.errors:type_name -> replicator.v1.ValidationError
 	5,  // 27: replicator.v1.ReplicatorService.Copy:input_type -> replicator.v1.CopyRequest
 	7,  // 28: replicator.v1.ReplicatorService.Watch:input_type -> replicator.v1.WatchRequest
@@ -2240,17 +2337,19 @@ var file_replicator_v1_replicator_proto_depIdxs = []int32{
 	19, // 33: replicator.v1.ReplicatorService.ListPolicies:input_type -> replicator.v1.ListPoliciesRequest
 	22, // 34: replicator.v1.ReplicatorService.PlanPolicies:input_type -> replicator.v1.PlanPoliciesRequest
 	25, // 35: replicator.v1.ReplicatorService.ReloadPolicies:input_type -> replicator.v1.ReloadPoliciesRequest
-	6,  // 36: replicator.v1.ReplicatorService.Copy:output_type -> replicator.v1.CopyResponse
-	8,  // 37: replicator.v1.ReplicatorService.Watch:output_type -> replicator.v1.WatchResponse
-	10, // 38: replicator.v1.ReplicatorService.Cancel:output_type -> replicator.v1.CancelResponse
-	12, // 39: replicator.v1.ReplicatorService.Retry:output_type -> replicator.v1.RetryResponse
-	14, // 40: replicator.v1.ReplicatorService.GetJob:output_type -> replicator.v1.GetJobResponse
-	16, // 41: replicator.v1.ReplicatorService.ListJobs:output_type -> replicator.v1.ListJobsResponse
-	20, // 42: replicator.v1.ReplicatorService.ListPolicies:output_type -> replicator.v1.ListPoliciesResponse
-	23, // 43: replicator.v1.ReplicatorService.PlanPolicies:output_type -> replicator.v1.PlanPoliciesResponse
-	26, // 44: replicator.v1.ReplicatorService.ReloadPolicies:output_type -> replicator.v1.ReloadPoliciesResponse
-	36, // [36:45] is the sub-list for method output_type
-	27, // [27:36] is the sub-list for method input_type
+	27, // 36: replicator.v1.ReplicatorService.ReconcilePolicies:input_type -> replicator.v1.ReconcilePoliciesRequest
+	6,  // 37: replicator.v1.ReplicatorService.Copy:output_type -> replicator.v1.CopyResponse
+	8,  // 38: replicator.v1.ReplicatorService.Watch:output_type -> replicator.v1.WatchResponse
+	10, // 39: replicator.v1.ReplicatorService.Cancel:output_type -> replicator.v1.CancelResponse
+	12, // 40: replicator.v1.ReplicatorService.Retry:output_type -> replicator.v1.RetryResponse
+	14, // 41: replicator.v1.ReplicatorService.GetJob:output_type -> replicator.v1.GetJobResponse
+	16, // 42: replicator.v1.ReplicatorService.ListJobs:output_type -> replicator.v1.ListJobsResponse
+	20, // 43: replicator.v1.ReplicatorService.ListPolicies:output_type -> replicator.v1.ListPoliciesResponse
+	23, // 44: replicator.v1.ReplicatorService.PlanPolicies:output_type -> replicator.v1.PlanPoliciesResponse
+	26, // 45: replicator.v1.ReplicatorService.ReloadPolicies:output_type -> replicator.v1.ReloadPoliciesResponse
+	28, // 46: replicator.v1.ReplicatorService.ReconcilePolicies:output_type -> replicator.v1.ReconcilePoliciesResponse
+	37, // [37:47] is the sub-list for method output_type
+	27, // [27:37] is the sub-list for method input_type
 	27, // [27:27] is the sub-list for extension type_name
 	27, // [27:27] is the sub-list for extension extendee
 	0,  // [0:27] is the sub-list for field type_name
@@ -2267,7 +2366,7 @@ func file_replicator_v1_replicator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_replicator_v1_replicator_proto_rawDesc), len(file_replicator_v1_replicator_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

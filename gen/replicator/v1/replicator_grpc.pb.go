@@ -19,15 +19,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ReplicatorService_Copy_FullMethodName           = "/replicator.v1.ReplicatorService/Copy"
-	ReplicatorService_Watch_FullMethodName          = "/replicator.v1.ReplicatorService/Watch"
-	ReplicatorService_Cancel_FullMethodName         = "/replicator.v1.ReplicatorService/Cancel"
-	ReplicatorService_Retry_FullMethodName          = "/replicator.v1.ReplicatorService/Retry"
-	ReplicatorService_GetJob_FullMethodName         = "/replicator.v1.ReplicatorService/GetJob"
-	ReplicatorService_ListJobs_FullMethodName       = "/replicator.v1.ReplicatorService/ListJobs"
-	ReplicatorService_ListPolicies_FullMethodName   = "/replicator.v1.ReplicatorService/ListPolicies"
-	ReplicatorService_PlanPolicies_FullMethodName   = "/replicator.v1.ReplicatorService/PlanPolicies"
-	ReplicatorService_ReloadPolicies_FullMethodName = "/replicator.v1.ReplicatorService/ReloadPolicies"
+	ReplicatorService_Copy_FullMethodName              = "/replicator.v1.ReplicatorService/Copy"
+	ReplicatorService_Watch_FullMethodName             = "/replicator.v1.ReplicatorService/Watch"
+	ReplicatorService_Cancel_FullMethodName            = "/replicator.v1.ReplicatorService/Cancel"
+	ReplicatorService_Retry_FullMethodName             = "/replicator.v1.ReplicatorService/Retry"
+	ReplicatorService_GetJob_FullMethodName            = "/replicator.v1.ReplicatorService/GetJob"
+	ReplicatorService_ListJobs_FullMethodName          = "/replicator.v1.ReplicatorService/ListJobs"
+	ReplicatorService_ListPolicies_FullMethodName      = "/replicator.v1.ReplicatorService/ListPolicies"
+	ReplicatorService_PlanPolicies_FullMethodName      = "/replicator.v1.ReplicatorService/PlanPolicies"
+	ReplicatorService_ReloadPolicies_FullMethodName    = "/replicator.v1.ReplicatorService/ReloadPolicies"
+	ReplicatorService_ReconcilePolicies_FullMethodName = "/replicator.v1.ReplicatorService/ReconcilePolicies"
 )
 
 // ReplicatorServiceClient is the client API for ReplicatorService service.
@@ -66,6 +67,9 @@ type ReplicatorServiceClient interface {
 	// ReloadPolicies re-reads the policy file. A file with errors changes
 	// nothing and the errors are returned.
 	ReloadPolicies(ctx context.Context, in *ReloadPoliciesRequest, opts ...grpc.CallOption) (*ReloadPoliciesResponse, error)
+	// ReconcilePolicies runs policies now instead of at their next interval,
+	// e.g. from an image pipeline right after it built a new image.
+	ReconcilePolicies(ctx context.Context, in *ReconcilePoliciesRequest, opts ...grpc.CallOption) (*ReconcilePoliciesResponse, error)
 }
 
 type replicatorServiceClient struct {
@@ -184,6 +188,16 @@ func (c *replicatorServiceClient) ReloadPolicies(ctx context.Context, in *Reload
 	return out, nil
 }
 
+func (c *replicatorServiceClient) ReconcilePolicies(ctx context.Context, in *ReconcilePoliciesRequest, opts ...grpc.CallOption) (*ReconcilePoliciesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReconcilePoliciesResponse)
+	err := c.cc.Invoke(ctx, ReplicatorService_ReconcilePolicies_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ReplicatorServiceServer is the server API for ReplicatorService service.
 // All implementations must embed UnimplementedReplicatorServiceServer
 // for forward compatibility.
@@ -220,6 +234,9 @@ type ReplicatorServiceServer interface {
 	// ReloadPolicies re-reads the policy file. A file with errors changes
 	// nothing and the errors are returned.
 	ReloadPolicies(context.Context, *ReloadPoliciesRequest) (*ReloadPoliciesResponse, error)
+	// ReconcilePolicies runs policies now instead of at their next interval,
+	// e.g. from an image pipeline right after it built a new image.
+	ReconcilePolicies(context.Context, *ReconcilePoliciesRequest) (*ReconcilePoliciesResponse, error)
 	mustEmbedUnimplementedReplicatorServiceServer()
 }
 
@@ -256,6 +273,9 @@ func (UnimplementedReplicatorServiceServer) PlanPolicies(context.Context, *PlanP
 }
 func (UnimplementedReplicatorServiceServer) ReloadPolicies(context.Context, *ReloadPoliciesRequest) (*ReloadPoliciesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReloadPolicies not implemented")
+}
+func (UnimplementedReplicatorServiceServer) ReconcilePolicies(context.Context, *ReconcilePoliciesRequest) (*ReconcilePoliciesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReconcilePolicies not implemented")
 }
 func (UnimplementedReplicatorServiceServer) mustEmbedUnimplementedReplicatorServiceServer() {}
 func (UnimplementedReplicatorServiceServer) testEmbeddedByValue()                           {}
@@ -426,6 +446,24 @@ func _ReplicatorService_ReloadPolicies_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ReplicatorService_ReconcilePolicies_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReconcilePoliciesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplicatorServiceServer).ReconcilePolicies(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReplicatorService_ReconcilePolicies_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplicatorServiceServer).ReconcilePolicies(ctx, req.(*ReconcilePoliciesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ReplicatorService_ServiceDesc is the grpc.ServiceDesc for ReplicatorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -460,6 +498,10 @@ var ReplicatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReloadPolicies",
 			Handler:    _ReplicatorService_ReloadPolicies_Handler,
+		},
+		{
+			MethodName: "ReconcilePolicies",
+			Handler:    _ReplicatorService_ReconcilePolicies_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -150,6 +150,16 @@ func (p *Provider) SetImageFamily(ctx context.Context, region, imageID, family s
 // requires. Sharing is idempotent, so a failed split call can be retried
 // whole.
 func (p *Provider) ShareImage(ctx context.Context, region, imageID string, accounts []string) error {
+	return p.modifySharing(ctx, region, imageID, accounts, true)
+}
+
+// UnshareImage stops sharing an image with accounts
+// (ModifyImageSharePermission RemoveAccount.N, at most 10 per call).
+func (p *Provider) UnshareImage(ctx context.Context, region, imageID string, accounts []string) error {
+	return p.modifySharing(ctx, region, imageID, accounts, false)
+}
+
+func (p *Provider) modifySharing(ctx context.Context, region, imageID string, accounts []string, add bool) error {
 	if err := checkRegion("region", region); err != nil {
 		return err
 	}
@@ -165,8 +175,12 @@ func (p *Provider) ShareImage(ctx context.Context, region, imageID string, accou
 		req := ecs.CreateModifyImageSharePermissionRequest()
 		req.RegionId = region
 		req.ImageId = imageID
-		add := append([]string(nil), part...)
-		req.AddAccount = &add
+		list := append([]string(nil), part...)
+		if add {
+			req.AddAccount = &list
+		} else {
+			req.RemoveAccount = &list
+		}
 		err := p.do(ctx, "ModifyImageSharePermission", region, req, func(c *ecs.Client) (string, error) {
 			resp, err := c.ModifyImageSharePermission(req)
 			if err != nil {

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	pb "github.com/replicatord/replicatord/gen/replicator/v1"
+	"github.com/replicatord/replicatord/internal/transport"
+)
+
+// driveResult is what the client saw of one daemon run.
+type driveResult struct {
+	Submitted      int
+	Succeeded      int
+	Failed         int
+	FailedThrottle int
+	Cancelled      int
+	FailCodes      map[string]int
+	FirstSubmit    time.Time
+	LastTerminal   time.Time
+	SubmitErrors   []string
+}
+
+// drive submits one detached Copy per image to every region, all at once
+// (a detached Copy returns only when ECS accepted its copies, so the
+// streams run side by side), and follows one Watch until every job is
+// terminal.
+func drive(ctx context.Context, socket string, f *fleet) (*driveResult, error) {
+	conn, err := transport.Dial(transport.ClientConfig{Address: "unix://" + socket})
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	client := pb.NewReplicatorServiceClient(conn)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	w := newWatcher()
+	stream, err := client.Watch(ctx, &pb.WatchRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("watch: %w", err)
+	}
+	watchErr := make(chan error, 1)
+	go func() { watchErr <- w.follow(stream) }()
+	// Wait for the (empty) snapshot so that no event can be missed.
+	select {
+	case <-w.synced:
+	case err := <-watchErr:
+		return nil, fmt.Errorf("watch: %w", err)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+
+	res := &driveResult{FailCodes: map[string]int{}, FirstSubmit: time.Now()}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, im := range f.Images {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ids, err := copyOne(ctx, client, im, f.Regions)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				res.SubmitErrors = append(res.SubmitErrors, fmt.Sprintf("%s: %v", im.ID, err))
+			}
+			w.expect(ids)
+		}()
+	}
+	wg.Wait()
+	w.submitted()
+	select {
+	case <-w.allDone:
+	case err := <-watchErr:
+		return nil, fmt.Errorf("watch ended before every job finished: %w", err)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	res.Submitted = len(w.expected)
+	for id := range w.expected {
+		j := w.jobs[id]
+		if t := w.termAt[id]; t.After(res.LastTerminal) {
+			res.LastTerminal = t
+		}
+		switch j.GetState() {
+		case pb.JobState_JOB_STATE_SUCCEEDED:
+			res.Succeeded++
+		case pb.JobState_JOB_STATE_CANCELLED:
+			res.Cancelled++
+		case pb.JobState_JOB_STATE_FAILED:
+			res.Failed++
+			code := j.GetError().GetCode()
+			res.FailCodes[code]++
+			if strings.HasPrefix(code, "Throttling") {
+				res.FailedThrottle++
+			}
+		}
+	}
+	return res, nil
+}
+
+// copyOne sends one detached Copy and drains its stream.
+func copyOne(ctx context.Context, client pb.ReplicatorServiceClient, im fleetImage, regions []string) ([]string, error) {
+	s, err := client.Copy(ctx, &pb.CopyRequest{SourceRegion: sourceRegion, SourceImageId: im.ID, DestinationRegions: regions, Detach: true})
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var ids []string
+	for {
+		resp, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			return ids, nil
+		}
+		if err != nil {
+			return ids, err
+		}
+		if id := resp.GetJob().GetId(); id != "" && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+}
+
+// watcher keeps the latest state of every job from one Watch stream.
+type watcher struct {
+	mu       sync.Mutex
+	jobs     map[string]*pb.Job
+	expected map[string]bool
+	pending  int // expected jobs not yet terminal
+	all      bool
+	termAt   map[string]time.Time // when the client saw each job terminal
+	synced   chan struct{}
+	allDone  chan struct{}
+	closed   bool
+}
+
+func newWatcher() *watcher {
+	return &watcher{jobs: map[string]*pb.Job{}, termAt: map[string]time.Time{}, expected: map[string]bool{}, synced: make(chan struct{}), allDone: make(chan struct{})}
+}
+
+func terminal(s pb.JobState) bool {
+	return s == pb.JobState_JOB_STATE_SUCCEEDED || s == pb.JobState_JOB_STATE_FAILED || s == pb.JobState_JOB_STATE_CANCELLED
+}
+
+func (w *watcher) follow(stream pb.ReplicatorService_WatchClient) error {
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		if resp.GetSnapshotComplete() {
+			close(w.synced)
+			continue
+		}
+		j := resp.GetJob()
+		if j == nil {
+			continue
+		}
+		now := time.Now()
+		w.mu.Lock()
+		old := w.jobs[j.GetId()]
+		w.jobs[j.GetId()] = j
+		if terminal(j.GetState()) && (old == nil || !terminal(old.GetState())) {
+			w.termAt[j.GetId()] = now
+			if w.expected[j.GetId()] {
+				w.pending--
+			}
+		}
+		w.check()
+		w.mu.Unlock()
+	}
+}
+
+// expect adds jobs the client submitted. Called with the result mutex only.
+func (w *watcher) expect(ids []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, id := range ids {
+		if w.expected[id] {
+			continue
+		}
+		w.expected[id] = true
+		if _, done := w.termAt[id]; done {
+			continue
+		}
+		w.pending++
+	}
+}
+
+// submitted says every Copy stream has ended: the set of jobs is known.
+func (w *watcher) submitted() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.all = true
+	w.check()
+}
+
+func (w *watcher) check() {
+	if w.all && w.pending == 0 && !w.closed {
+		w.closed = true
+		close(w.allDone)
+	}
+}

@@ -1,0 +1,310 @@
+// Command fleetbench measures how close replicatord's scheduler comes to the
+// shortest makespan ECS's quotas allow, and at what API cost, on a fleet of
+// images copied to several regions; and compares it with the way Terraform
+// and Packer copy the same fleet.
+//
+//	go run ./cmd/fleetbench [--runs 3] [--markdown]
+//
+// # Design
+//
+// The fleet (200 images of 20–180 GiB in cn-hangzhou, to 6 regions) is
+// built from a seed. The ECS emulator (internal/ecsemu) serves it in this
+// process on a real HTTP listener, time-scaled so that a run takes about a
+// minute; replicatord is built and run as a separate process against it,
+// so that its CPU time and peak RSS are its own. The fleet is submitted over
+// gRPC (one detached Copy per image, to every region) and one Watch follows
+// the jobs until all are terminal.
+//
+// Time scaling changes every rate by the same factor: the emulator's copy
+// durations are divided by the scale, so its flow control (1000 calls per
+// 60 s per action) is multiplied by it, and so are the daemon's API rate
+// and poll bounds. Makespans are reported in emulated time.
+//
+// The lower bound is per destination region the larger of the longest copy
+// and the total copy time over the slots (plus, with --copy-conflict, the
+// longest chain of one image's copies); the fleet's is the largest region's.
+//
+// Terraform's and Packer's patterns cannot be run for real at this scale
+// (Packer alone would make about a million DescribeImages calls), so they
+// run in a discrete-event model of ECS written here (model.go, tools.go),
+// and are labelled "modeled".
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/replicatord/replicatord/internal/ecsemu"
+)
+
+type options struct {
+	images, regions, slots, runs, lookahead int
+	seed                                    uint64
+	scale                                   float64
+	wallTarget                              time.Duration
+	copyConflict, keep, markdown, verbose   bool
+	daemon                                  string
+	rate                                    float64
+	startup                                 time.Duration
+	throttle                                float64
+	tfTimeout                               time.Duration
+	pollMin, pollMax                        time.Duration
+	timeout                                 time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("fleetbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.images, "images", 200, "source images in the fleet")
+	fs.IntVar(&o.regions, "regions", len(allDestinations), fmt.Sprintf("destination regions (1-%d, taken in order from %v)", len(allDestinations), allDestinations))
+	fs.IntVar(&o.slots, "slots", ecsemu.DefaultCopySlotsPerRegion, "ECS copy slots per destination region")
+	fs.Uint64Var(&o.seed, "seed", 1, "seed of the fleet (sizes and ids) and of the emulator")
+	fs.Float64Var(&o.scale, "time-scale", 0, "emulated seconds per wall second; 0 = chosen so that a replicatord run at the lower bound takes --wall-target")
+	fs.DurationVar(&o.wallTarget, "wall-target", time.Minute, "wall time of a run at the lower bound, when --time-scale is 0")
+	fs.BoolVar(&o.copyConflict, "copy-conflict", false, "ECS refuses concurrent copies of one source image (OperationDenied.ImageCopyConflict)")
+	fs.IntVar(&o.runs, "runs", 1, "replicatord runs; the report shows the median and the range")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (config, state, daemon log)")
+	fs.StringVar(&o.daemon, "daemon", "", "use this replicatord binary instead of building one")
+	fs.BoolVar(&o.markdown, "markdown", false, "also print the table as Markdown (the BENCHMARKS.md table)")
+	fs.BoolVar(&o.verbose, "v", false, "print per-run and per-region details")
+	fs.Float64Var(&o.rate, "copy-rate", ecsemu.DefaultRateMiBps, "throughput of one copy, MiB/s")
+	fs.DurationVar(&o.startup, "startup", ecsemu.DefaultStartupDelay, "start-up time of a copy (emulated)")
+	fs.Float64Var(&o.throttle, "throttle", ecsemu.DefaultThrottleRate, "ECS flow control: calls per 60 emulated seconds per action")
+	fs.IntVar(&o.lookahead, "lookahead", -1, "replicatord scheduler.lookahead; -1 = the daemon's default")
+	fs.DurationVar(&o.pollMin, "poll-min", time.Second, "replicatord scheduler.poll_min in emulated time (divided by the time scale)")
+	fs.DurationVar(&o.pollMax, "poll-max", time.Minute, "replicatord scheduler.poll_max in emulated time (divided by the time scale)")
+	fs.DurationVar(&o.tfTimeout, "terraform-timeout", defaultTerraform.CreateTimeout, "create timeout of the modeled alicloud_image_copy (emulated)")
+	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up on a replicatord run after this wall time")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: fleetbench [flags]\n\nfleetbench copies a fleet of images with replicatord against the ECS emulator and\nreports makespan against the lower bound, API calls per copy, throttling, and the\ndaemon's CPU and memory, next to modeled Terraform and Packer runs.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return nil, fmt.Errorf("unexpected argument %q (flags only; see --help)", fs.Arg(0))
+	case o.images < 1 || o.images > 5000:
+		return nil, fmt.Errorf("--images %d: want 1 to 5000", o.images)
+	case o.regions < 1 || o.regions > len(allDestinations):
+		return nil, fmt.Errorf("--regions %d: want 1 to %d", o.regions, len(allDestinations))
+	case o.slots < 1 || o.slots > 100:
+		return nil, fmt.Errorf("--slots %d: want 1 to 100", o.slots)
+	case o.runs < 1 || o.runs > 50:
+		return nil, fmt.Errorf("--runs %d: want 1 to 50", o.runs)
+	case o.scale < 0 || math.IsNaN(o.scale) || math.IsInf(o.scale, 0):
+		return nil, fmt.Errorf("--time-scale %g: want a positive number, or 0 for automatic", o.scale)
+	case o.wallTarget <= 0:
+		return nil, fmt.Errorf("--wall-target %s: want a positive duration", o.wallTarget)
+	case o.rate <= 0 || math.IsNaN(o.rate) || math.IsInf(o.rate, 0):
+		return nil, fmt.Errorf("--copy-rate %g: want a positive rate", o.rate)
+	case o.startup < 0:
+		return nil, fmt.Errorf("--startup %s: want 0 or more", o.startup)
+	case o.throttle < 1 || math.IsNaN(o.throttle) || math.IsInf(o.throttle, 0):
+		return nil, fmt.Errorf("--throttle %g: want at least 1 call per 60 s", o.throttle)
+	case o.pollMin <= 0 || o.pollMax < o.pollMin:
+		return nil, fmt.Errorf("--poll-min %s, --poll-max %s: want 0 < poll-min <= poll-max", o.pollMin, o.pollMax)
+	case o.tfTimeout <= 0 || o.timeout <= 0:
+		return nil, errors.New("--terraform-timeout and --timeout must be positive")
+	}
+	return o, nil
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetbench: %v\n", err)
+		return 2
+	}
+	if err := bench(ctx, o, stdout); err != nil {
+		fmt.Fprintf(stderr, "fleetbench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func bench(ctx context.Context, o *options, out io.Writer) error {
+	f := &fleet{
+		Images: newFleet(o.images, o.seed), Regions: allDestinations[:o.regions], Slots: o.slots,
+		RateMiBps: o.rate, Startup: max(o.startup, 0), CopyConflict: o.copyConflict,
+	}
+	b := f.lowerBound()
+	scale := o.scale
+	if scale == 0 {
+		scale = autoScale(b.Makespan, o.wallTarget)
+	}
+
+	fmt.Fprintf(out, "fleet: %d images (%d GiB) from %s to %d regions %v, %d slots per region, %g MiB/s per copy, start-up %s%s\n",
+		len(f.Images), f.totalGiB()/int64(len(f.Regions)), sourceRegion, len(f.Regions), f.Regions, f.Slots, f.RateMiBps, f.Startup, conflictNote(f))
+	fmt.Fprintf(out, "lower bound: %s (%s)\n", fmtHours(b.Makespan), boundWhy(b))
+	fmt.Fprintf(out, "time scale: %gx (1 wall second = %g emulated seconds); ECS flow control %g calls/60 s per action -> emulator ThrottleRate %g per 60 wall s;\n",
+		scale, scale, o.throttle, o.throttle*scale)
+	cfg := daemonConfig{
+		Slots: f.Slots, APIRate: 13 * scale, PollMin: scaled(o.pollMin, scale), PollMax: scaled(o.pollMax, scale),
+		CopyConflict: f.CopyConflict, Lookahead: o.lookahead,
+	}
+	fmt.Fprintf(out, "  daemon: api_rate_per_second %g (13 x scale), poll_min %s, poll_max %s (%s and %s / scale)\n\n", cfg.APIRate, cfg.PollMin, cfg.PollMax, o.pollMin, o.pollMax)
+
+	dir, err := os.MkdirTemp("", "fleetbench-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Fprintf(out, "keeping %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	bin := o.daemon
+	if bin == "" {
+		if bin, err = buildDaemon(ctx, dir); err != nil {
+			return err
+		}
+	}
+
+	var runs []daemonRun
+	for i := 0; i < o.runs; i++ {
+		rdir := filepath.Join(dir, fmt.Sprintf("run%d", i+1))
+		if err := os.MkdirAll(rdir, 0o700); err != nil {
+			return err
+		}
+		r, err := runDaemon(ctx, o, f, b, scale, cfg, bin, rdir)
+		if err != nil {
+			return fmt.Errorf("run %d: %w", i+1, err)
+		}
+		fmt.Fprintf(out, "run %d: makespan %s = %.3f x lower bound; %d/%d succeeded, %d failed; %d API calls; daemon CPU %.1f s, peak RSS %.0f MiB\n",
+			i+1, fmtHours(r.Makespan), float64(r.Makespan)/float64(b.Makespan), r.Drive.Succeeded, r.Drive.Submitted, r.Drive.Failed,
+			r.Calls.total(), r.Usage.CPU.Seconds(), float64(r.Usage.MaxRSS)/(1<<20))
+		if len(r.Drive.SubmitErrors) > 0 {
+			fmt.Fprintf(out, "  %d Copy calls failed, first: %s\n", len(r.Drive.SubmitErrors), r.Drive.SubmitErrors[0])
+		}
+		if len(r.Drive.FailCodes) > 0 {
+			fmt.Fprintf(out, "  failed jobs by code: %v\n", r.Drive.FailCodes)
+		}
+		if o.verbose {
+			fmt.Fprintf(out, "  calls by action and answer: %v\n", map[string]map[string]int64(r.Calls))
+			printRegions(indent{out}, r.Regions, r.Drive.Succeeded)
+		}
+		runs = append(runs, r)
+	}
+
+	tp := defaultTerraform
+	tp.CreateTimeout = o.tfTimeout
+	tf := runTerraform(f, tp, o.throttle)
+	pk := runPacker(f, defaultPacker, o.throttle)
+	rows := []row{daemonRow(runs, b.Makespan), modelRow("terraform pattern", tf, b.Makespan), modelRow("packer pattern", pk, b.Makespan)}
+	fmt.Fprintln(out)
+	printTable(out, rows)
+	fmt.Fprintf(out, "\nterraform pattern: %d of %d copies given up after the %s create timeout (not cancelled; ECS finished them at %s);\n",
+		tf.FailedTimeout, tf.Succeeded+tf.Failed, tp.CreateTimeout, fmtHours(tf.ECSDone))
+	fmt.Fprintf(out, "packer pattern: %d CopyImage calls refused by flow control (%d copies never made); ECS finished the rest at %s.\n",
+		pk.FailedThrottle, pk.FailedThrottle, fmtHours(pk.ECSDone))
+	fmt.Fprintf(out, "targets: makespan/lower bound <= 1.05, API calls per copy <= 2, 0 jobs failed by throttling.\n")
+	if o.markdown {
+		fmt.Fprintln(out)
+		printMarkdown(out, rows)
+	}
+	return nil
+}
+
+// runDaemon is one measured replicatord run on a fresh emulator.
+func runDaemon(ctx context.Context, o *options, f *fleet, b bound, scale float64, cfg daemonConfig, bin, dir string) (daemonRun, error) {
+	emu, err := startEmulator(f, scale, o.throttle, int64(o.seed))
+	if err != nil {
+		return daemonRun{}, err
+	}
+	defer emu.close()
+	config, err := writeConfig(dir, emu.Endpoint, cfg)
+	if err != nil {
+		return daemonRun{}, err
+	}
+	d, err := startDaemon(bin, config, dir, emu.KeyID, emu.Secret)
+	if err != nil {
+		return daemonRun{}, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	res, err := drive(dctx, d.Socket, f)
+	if err != nil {
+		d.kill()
+		return daemonRun{}, fmt.Errorf("%w (daemon log: %s)", err, filepath.Join(dir, "replicatord.log"))
+	}
+	u, err := d.stop()
+	if err != nil {
+		return daemonRun{}, err
+	}
+	st := emu.emu.Stats()
+	r := daemonRun{
+		Makespan: time.Duration(float64(res.LastTerminal.Sub(res.FirstSubmit)) * scale),
+		Drive:    res,
+		Calls:    calls(st.Calls),
+		Usage:    u,
+	}
+	r.Regions = regionStats(f, emu.trace, b, res.FirstSubmit, scale)
+	return r, nil
+}
+
+// autoScale picks a round time scale that makes the lower bound last
+// about target in wall time.
+func autoScale(lb, target time.Duration) float64 {
+	s := float64(lb) / float64(target)
+	if s <= 1 {
+		return 1
+	}
+	p := math.Pow(10, math.Floor(math.Log10(s))-1) // two significant digits
+	return math.Round(s/p) * p
+}
+
+func scaled(d time.Duration, scale float64) time.Duration {
+	return max(time.Duration(float64(d)/scale), time.Microsecond)
+}
+
+func conflictNote(f *fleet) string {
+	if f.CopyConflict {
+		return ", copy-conflict rule on"
+	}
+	return ""
+}
+
+func boundWhy(b bound) string {
+	if b.Region == "" {
+		return "the longest chain of one image's copies, copy-conflict rule"
+	}
+	return "region " + b.Region + ": max(longest copy, total copy time / slots)"
+}
+
+// indent prefixes every line written with two spaces.
+type indent struct{ w io.Writer }
+
+func (i indent) Write(p []byte) (int, error) {
+	var b []byte
+	start := true
+	for _, c := range p {
+		if start {
+			b = append(b, ' ', ' ')
+		}
+		b = append(b, c)
+		start = c == '\n'
+	}
+	_, err := i.w.Write(b)
+	return len(p), err
+}
