@@ -1,7 +1,7 @@
 # Developer entry points. CI runs .ci/run, which uses these targets.
 BUF := tools/node_modules/.bin/buf
 
-.PHONY: all build test tools gen proto-check run bench fleet clean
+.PHONY: all build test tools gen proto-check run bench fuzz clean
 
 all: build
 
@@ -43,6 +43,29 @@ run:
 
 bench:
 	go test -run '^$$' -bench . -benchtime 1x ./...
+
+# Every fuzz target, each for FUZZTIME (CI: 10s; release: make fuzz FUZZTIME=10m).
+# Seed corpora live in each package's testdata/fuzz/<Target>; a crasher the
+# fuzzer finds is written there too and becomes a regression test.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := \
+	./internal/policy:FuzzParse \
+	./internal/policy:FuzzRender \
+	./internal/ecsemu:FuzzServeHTTP \
+	./internal/ecsemu:FuzzVerifySignature \
+	./internal/server:FuzzValidateCopy \
+	./internal/state:FuzzDecodeJob \
+	./internal/state:FuzzDecodeToken \
+	./internal/transport:FuzzParseTokens \
+	./cmd/replctl:FuzzParseAddress \
+	./cmd/replctl:FuzzRenderFrame
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -parallel 2 $$pkg; \
+	done
 
 clean:
 	rm -rf bin tools/bin tools/node_modules

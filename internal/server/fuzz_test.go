@@ -1,0 +1,59 @@
+package server
+
+import (
+	"strings"
+	"testing"
+
+	pb "github.com/replicatord/replicatord/gen/replicator/v1"
+	"github.com/replicatord/replicatord/internal/errdefs"
+)
+
+// FuzzValidateCopy feeds arbitrary requests to the Copy validator: it must
+// never panic, must classify every refusal as INVALID_ARGUMENT naming a
+// field, and must only accept requests that keep its promises.
+func FuzzValidateCopy(f *testing.F) {
+	f.Add("cn-hangzhou", "m-bp1f5c9ka0z2wn3hj6ys", "cn-beijing,cn-shanghai", "copy-1", "a description", "key", "team", "platform", true)
+	f.Add("", "", "", "", "", "", "", "", false)
+	f.Add("cn-hangzhou", "m-x", "cn-hangzhou", "1bad", "http://x", "k", "replicatord:job-id", "v", false)
+	f.Add("cn-hangzhou", "m-bp1f5c9ka0z2wn3hj6ys", "cn-beijing,cn-beijing", "aliyun-x", "\xff\xfe", "", "", "", false)
+	known := map[string]bool{"cn-hangzhou": true, "cn-beijing": true, "cn-shanghai": true, "ap-southeast-1": true}
+	s := &Server{opts: Options{Regions: func() map[string]bool { return known }}}
+	f.Fuzz(func(t *testing.T, src, image, dests, name, desc, kms, tagKey, tagValue string, encrypted bool) {
+		req := &pb.CopyRequest{
+			SourceRegion: src, SourceImageId: image, DestinationImageName: name,
+			DestinationDescription: desc, KmsKeyId: kms, Encrypted: encrypted,
+		}
+		if dests != "" {
+			req.DestinationRegions = strings.Split(dests, ",")
+		}
+		if tagKey != "" || tagValue != "" {
+			req.Tags = map[string]string{tagKey: tagValue}
+		}
+		err := s.validateCopy(req)
+		if err != nil {
+			if errdefs.Field(err) == "" || !strings.Contains(errdefs.ToGRPC(err).Error(), "InvalidArgument") {
+				t.Fatalf("refusal %v does not name a field as INVALID_ARGUMENT", err)
+			}
+			return
+		}
+		// Accepted: the promises the scheduler relies on hold.
+		if !known[src] || !imageIDRe.MatchString(image) || len(req.DestinationRegions) == 0 {
+			t.Fatalf("accepted a request with source %q image %q dests %q", src, image, dests)
+		}
+		seen := map[string]bool{}
+		for _, d := range req.DestinationRegions {
+			if !known[d] || d == src || seen[d] {
+				t.Fatalf("accepted destination %q (source %q, list %q)", d, src, dests)
+			}
+			seen[d] = true
+		}
+		if kms != "" && !encrypted {
+			t.Fatalf("accepted a KMS key without encryption")
+		}
+		for k := range req.Tags {
+			if strings.HasPrefix(k, "replicatord:") || k == "" {
+				t.Fatalf("accepted tag key %q", k)
+			}
+		}
+	})
+}
