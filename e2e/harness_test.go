@@ -52,7 +52,7 @@ const (
 
 // proc is a running binary whose output lines are collected.
 type proc struct {
-	t     *testing.T
+	t     testing.TB
 	name  string
 	cmd   *exec.Cmd
 	mu    sync.Mutex
@@ -62,7 +62,7 @@ type proc struct {
 	err   error
 }
 
-func start(t *testing.T, name string, env []string, args ...string) *proc {
+func start(t testing.TB, name string, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, name: name, grew: make(chan struct{}, 1), done: make(chan struct{})}
 	p.cmd = exec.Command(filepath.Join(binDir, name), args...)

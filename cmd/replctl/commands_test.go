@@ -369,8 +369,10 @@ func TestWatchReconnectsAndRestartsAfterCompaction(t *testing.T) {
 		default:
 			j := proto.Clone(j1).(*replicatorv1.Job)
 			j.State, j.ProgressPercent, j.CloudStatus = stSucceeded, 100, "Available"
-			send(&replicatorv1.WatchResponse{Revision: 60, Job: withRev(j, 60), Snapshot: true})
-			send(&replicatorv1.WatchResponse{Revision: 60, SnapshotComplete: true})
+			// The test may stop the client as soon as it has seen the job,
+			// so these sends may fail.
+			_ = st.Send(&replicatorv1.WatchResponse{Revision: 60, Job: withRev(j, 60), Snapshot: true})
+			_ = st.Send(&replicatorv1.WatchResponse{Revision: 60, SnapshotComplete: true})
 			<-st.Context().Done()
 			return nil
 		}
@@ -457,7 +459,7 @@ func TestEveryCommandHasExamples(t *testing.T) {
 	for len(stack) > 0 {
 		c := stack[0]
 		stack = append(stack[1:], c.Commands()...)
-		if c.Hidden || c.Name() == "help" {
+		if c.Hidden {
 			continue
 		}
 		if strings.TrimSpace(c.Example) == "" {
@@ -514,5 +516,18 @@ func TestStreamsFailFastWithoutDaemon(t *testing.T) {
 		if res.code != 10+int(codes.Unavailable) || !strings.Contains(res.stderr, "cannot reach replicatord") {
 			t.Errorf("%v: exit %d, stderr %q", args, res.code, res.stderr)
 		}
+	}
+}
+
+// A Copy stream cut after every job finished needs no watch.
+func TestCopyStreamCutAfterLastJob(t *testing.T) {
+	srv := &fakeServer{copy: func(r *replicatorv1.CopyRequest, st grpc.ServerStreamingServer[replicatorv1.CopyResponse]) error {
+		_ = copyScript(withRev(sampleJob("j-0001", "cn-shanghai", stSucceeded, 100), 3))(r, st)
+		return status.Error(codes.Unavailable, "daemon shutting down")
+	}}
+	addr := serve(t, srv)
+	res := runReplctl(t, context.Background(), nil, "--address", addr, "copy", "m-1", "--from", "a", "--to", "b")
+	if res.code != 0 || res.stderr != "" {
+		t.Errorf("exit %d, stderr %q", res.code, res.stderr)
 	}
 }

@@ -138,7 +138,8 @@ func (a *app) copy(ctx context.Context, req *replicatorv1.CopyRequest, groupBy s
 		return false, f.show(r, r.GetJob())
 	})
 	switch {
-	case errors.Is(err, io.EOF) && (req.GetDetach() || tr.allTerminal()):
+	case errors.Is(err, io.EOF) && req.GetDetach(), err != nil && tr.allTerminal():
+		// Done; a stream cut after the last job finished loses nothing.
 		err = nil
 	case ctx.Err() != nil:
 	case len(tr.jobs) > 0 && !req.GetDetach() &&

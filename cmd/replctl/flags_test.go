@@ -41,11 +41,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--address", "host", "jobs"}, "not host:port"},
 		{[]string{"--address", "host:99999", "jobs"}, "port must be a number"},
 		{[]string{"--address", "unix:///" + strings.Repeat("d", 120) + ".sock", "jobs"}, "longer than the 107 a unix socket allows"},
-		{[]string{"--address", "127.0.0.1:1", "--insecure", "--cacert", "ca.pem", "jobs"}, "--insecure turns TLS off"},
-		{[]string{"--address", "127.0.0.1:1", "--insecure", "--token", "t", "jobs"}, "--token is not sent over plaintext TCP"},
-		{[]string{"--address", "127.0.0.1:1", "--cert", "c.pem", "jobs"}, "--cert and --key must be given together"},
-		{[]string{"--address", "127.0.0.1:1", "--cacert", "/nonexistent/ca.pem", "jobs"}, "--cacert: open /nonexistent/ca.pem"},
-		{[]string{"--cacert", "ca.pem", "jobs"}, "apply to TCP addresses"},
+		{[]string{"--address", "127.0.0.1:1", "--insecure", "--cacert", "ca.pem", "jobs"}, "--insecure contradicts the TLS flags"},
+		{[]string{"--address", "127.0.0.1:1", "--insecure", "--token", "t", "jobs"}, "refusing to send the bearer token over plaintext TCP"},
+		{[]string{"--address", "127.0.0.1:1", "--cert", "c.pem", "jobs"}, "needs its key (--key)"},
+		{[]string{"--address", "127.0.0.1:1", "--cacert", "/nonexistent/ca.pem", "jobs"}, "cannot read CA certificate /nonexistent/ca.pem"},
+		{[]string{"--cacert", "/nonexistent/ca.pem", "jobs"}, "cannot read CA certificate"}, // TLS on the socket too
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			args := tc.args

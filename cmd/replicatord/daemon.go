@@ -262,7 +262,7 @@ func (d *daemon) serve(dataDir string, stdout io.Writer) error {
 	d.health = health.NewServer()
 	d.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(g, d.health)
-	server.New(d.store, d.sched, d.provider, server.Options{
+	api := server.New(d.store, d.sched, d.provider, server.Options{
 		Regions:      d.knownRegions,
 		Logger:       d.log.With("component", "api"),
 		WatchStarted: d.metrics.WatchStarted,
@@ -271,7 +271,8 @@ func (d *daemon) serve(dataDir string, stdout io.Writer) error {
 			Reload:     d.reloadFile,
 			Source:     func() string { return absPath(d.fl.config) },
 		},
-	}).Register(g)
+	})
+	api.Register(g)
 	if tc.ReflectionEnabled() {
 		reflection.Register(g)
 	}
@@ -282,6 +283,7 @@ func (d *daemon) serve(dataDir string, stdout io.Writer) error {
 	}()
 	d.closers = append(d.closers, func() {
 		d.health.Shutdown()
+		api.Stop()
 		stopped := make(chan struct{})
 		go func() { g.GracefulStop(); close(stopped) }()
 		select {

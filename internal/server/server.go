@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 
 	"google.golang.org/grpc"
 
@@ -43,6 +44,9 @@ type Server struct {
 	sched *scheduler.Scheduler
 	cloud cloud.Provider
 	opts  Options
+
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 var _ pb.ReplicatorServiceServer = (*Server)(nil)
@@ -55,8 +59,12 @@ func New(store state.Store, sched *scheduler.Scheduler, provider cloud.Provider,
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{store: store, sched: sched, cloud: provider, opts: opts}
+	return &Server{store: store, sched: sched, cloud: provider, opts: opts, stopping: make(chan struct{})}
 }
+
+// Stop ends every Copy and Watch stream with UNAVAILABLE, so that a
+// graceful stop of the gRPC server does not wait for them.
+func (s *Server) Stop() { s.stopOnce.Do(func() { close(s.stopping) }) }
 
 // Register registers the service on g.
 func (s *Server) Register(g *grpc.Server) { pb.RegisterReplicatorServiceServer(g, s) }
@@ -139,7 +147,22 @@ func (s *Server) follow(ctx context.Context, f state.Filter, from int64, last ma
 		if err != nil {
 			return err
 		}
-		for ev := range w.Events() {
+		events := w.Events()
+	stream:
+		for {
+			var ev state.Event
+			select {
+			case <-s.stopping:
+				// Streams would hold a graceful stop for its whole grace
+				// period: end them; clients resume from the revision.
+				w.Close()
+				return fmt.Errorf("replicatord is shutting down; resume with from_revision %d: %w", from, errdefs.ErrUnavailable)
+			case e, ok := <-events:
+				if !ok {
+					break stream
+				}
+				ev = e
+			}
 			from = ev.Revision
 			j := ev.Job
 			if !f.Match(j) || last[j.ID] >= ev.Revision {

@@ -40,6 +40,7 @@ const (
 // socket.
 type stack struct {
 	store  *state.DB
+	srv    *Server
 	client pb.ReplicatorServiceClient
 }
 
@@ -72,7 +73,8 @@ func newStack(t *testing.T, opts state.Options) *stack {
 		known[r.ID] = true
 	}
 	g := grpc.NewServer()
-	New(store, sched, prov, Options{Regions: func() map[string]bool { return known }}).Register(g)
+	srv := New(store, sched, prov, Options{Regions: func() map[string]bool { return known }})
+	srv.Register(g)
 	ln, err := net.Listen("unix", filepath.Join(dir, "s.sock"))
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +95,7 @@ func newStack(t *testing.T, opts state.Options) *stack {
 		hs.Close()
 		emu.Close()
 	})
-	return &stack{store: store, client: pb.NewReplicatorServiceClient(conn)}
+	return &stack{store: store, srv: srv, client: pb.NewReplicatorServiceClient(conn)}
 }
 
 // Every bad request gets INVALID_ARGUMENT (or NOT_FOUND) naming the field,
@@ -341,5 +343,25 @@ func TestWatchCompacted(t *testing.T) {
 	}
 	if status.Code(err) != codes.OutOfRange {
 		t.Fatalf("watch from a compacted revision: %v, want OUT_OF_RANGE", err)
+	}
+}
+
+// Stop ends open streams with UNAVAILABLE and the revision to resume from,
+// so that a graceful stop does not wait for watchers.
+func TestStopEndsStreams(t *testing.T) {
+	s := newStack(t, state.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w, err := s.client.Watch(ctx, &pb.WatchRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := w.Recv(); err != nil || !m.SnapshotComplete {
+		t.Fatalf("first message %v %v", m, err)
+	}
+	s.srv.Stop()
+	_, err = w.Recv()
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "from_revision") {
+		t.Fatalf("after Stop: %v, want UNAVAILABLE naming the revision to resume from", err)
 	}
 }
