@@ -57,6 +57,7 @@ func (s *Scheduler) dispatch(ctx context.Context, region string) error {
 	}
 	sort.SliceStable(queued, func(a, b int) bool { return less(queued[a], queued[b], weight) })
 
+	fair := s.fairness(region, queued)
 	var wake time.Time
 	taken := make([]bool, len(queued))
 	for free > 0 {
@@ -77,8 +78,9 @@ func (s *Scheduler) dispatch(ctx context.Context, region string) error {
 			if best >= 0 && tier(queued[best]) != tier(j) {
 				break // sorted: later tiers are worse
 			}
-			// Within a tier, fairness: the policy with fewest copies in flight.
-			if best < 0 || perPolicy[j.Policy] < perPolicy[queued[best].Policy] {
+			// Within a tier, fairness: the policy served least so far, then
+			// the one with fewest copies in flight.
+			if best < 0 || fair.before(j.Policy, queued[best].Policy, perPolicy) {
 				best = i
 			}
 		}
@@ -108,6 +110,7 @@ func (s *Scheduler) dispatch(ctx context.Context, region string) error {
 		}
 		free--
 		perPolicy[admitted.Policy]++
+		fair.served(admitted.Policy)
 		busySources[admitted.SourceImageID] = true
 		s.queue.Add(keyJob + admitted.ID)
 	}
@@ -150,4 +153,73 @@ func (s *Scheduler) reportLoad(region string) {
 	}
 	load := s.RegionLoad()[region]
 	s.opts.Observer.RegionLoad(region, load[0], load[1])
+}
+
+// fairQueue shares a region's slots between policies of one priority by
+// start-time fair queuing: each policy's service is the number of copies
+// admitted for it; the one with the least goes next. A policy that had
+// nothing queued starts at the region's virtual time (the least service of
+// the policies that were waiting), so it cannot bank credit while idle and
+// then take every slot.
+type fairQueue struct {
+	service    map[string]int64
+	backlogged map[string]int // queued jobs per policy
+	vtime      int64
+}
+
+// fairness returns the region's fair queue, updated with the policies that
+// have jobs queued now. Only the region's dispatch (never concurrent for
+// one region) uses it.
+func (s *Scheduler) fairness(region string, queued []*job.Job) *fairQueue {
+	s.mu.Lock()
+	f := s.fair[region]
+	if f == nil {
+		f = &fairQueue{service: map[string]int64{}}
+		s.fair[region] = f
+	}
+	s.mu.Unlock()
+	now := map[string]int{}
+	for _, j := range queued {
+		now[j.Policy]++
+	}
+	for p := range now {
+		if f.backlogged[p] == 0 && f.service[p] < f.vtime {
+			f.service[p] = f.vtime
+		}
+	}
+	for p := range f.service {
+		if now[p] == 0 && f.service[p] <= f.vtime {
+			delete(f.service, p) // idle and owed nothing: forget it
+		}
+	}
+	f.backlogged = now
+	return f
+}
+
+// before reports whether policy a goes before b: less service, then fewer
+// copies in flight, then the shorter backlog (a small policy finishes
+// instead of waiting behind a large one).
+func (f *fairQueue) before(a, b string, inFlight map[string]int) bool {
+	if f.service[a] != f.service[b] {
+		return f.service[a] < f.service[b]
+	}
+	if inFlight[a] != inFlight[b] {
+		return inFlight[a] < inFlight[b]
+	}
+	return f.backlogged[a] < f.backlogged[b]
+}
+
+func (f *fairQueue) served(policy string) {
+	f.service[policy]++
+	f.backlogged[policy]--
+	first := true
+	for p, n := range f.backlogged {
+		if n <= 0 {
+			continue
+		}
+		if first || f.service[p] < f.vtime {
+			f.vtime = f.service[p]
+			first = false
+		}
+	}
 }

@@ -37,6 +37,8 @@ type Scheduler struct {
 	// copy already, so they are looked up before CopyImage is sent again.
 	recovering map[string]bool
 	conflict   bool
+	// fair holds each region's fair queue between policies.
+	fair map[string]*fairQueue
 
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
@@ -53,6 +55,7 @@ func New(store state.Store, provider cloud.Provider, opts Options) *Scheduler {
 		live:       make(map[string]*job.Job),
 		started:    make(map[string]time.Time),
 		recovering: make(map[string]bool),
+		fair:       make(map[string]*fairQueue),
 		est:        newEstimator(),
 		conflict:   opts.CopyConflict,
 	}

@@ -344,3 +344,37 @@ func TestThrottleBacksOffAction(t *testing.T) {
 		t.Fatalf("no job records the throttle it waits out")
 	}
 }
+
+// Fairness: within one priority, the policy with the fewest copies in the
+// region goes next, so a huge policy cannot starve a small one.
+func TestFairnessBetweenPolicies(t *testing.T) {
+	// The small policy's copy is the shortest: longest-first alone would
+	// put it last.
+	h := newHarness(t, ecsemu.Config{Images: images(50, 50, 50, 50, 50, 5)}, Options{SlotsPerRegion: 1, Lookahead: 0})
+	var big []*job.Job
+	for i := 0; i < 5; i++ {
+		j := newJob(i, 50, "cn-shanghai")
+		j.Policy = "huge"
+		big = append(big, j)
+	}
+	h.submit(big...)
+	h.settle()
+	small := newJob(5, 5, "cn-shanghai")
+	small.Policy = "small"
+	h.submit(small)
+	var order []string
+	seen := map[string]bool{}
+	all := append(append([]*job.Job{}, big...), small)
+	h.runUntil("all done", 10*time.Second, 2000, func() bool {
+		for _, j := range all {
+			if !seen[j.ID] && !h.job(j.ID).SubmitTime.IsZero() {
+				seen[j.ID] = true
+				order = append(order, h.job(j.ID).Policy)
+			}
+		}
+		return h.allTerminal(ids(all))()
+	})
+	if len(order) < 2 || order[1] != "small" {
+		t.Fatalf("admission order by policy = %v; the small policy should go second, not after the huge one", order)
+	}
+}
