@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/replicatord/replicatord/internal/state"
+)
+
+// Flag and config errors exit 2 with a message that names the problem,
+// before anything is started or written.
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("version: 1\ncloud: {provider: simulated}\npolicies: [{name: Bad Name}]\n"), 0o600)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{nil, "--config is required"},
+		{[]string{"--config", filepath.Join(dir, "missing.yaml")}, "missing.yaml"},
+		{[]string{"--config", bad, "--data-dir", filepath.Join(dir, "d")}, "bad.yaml:3:"},
+		{[]string{"--config", bad, "--reflection", "maybe"}, "--reflection must be true or false"},
+		{[]string{"--config", bad, "--shutdown-grace", "-1s"}, "--shutdown-grace must be positive"},
+		{[]string{"--config", bad, "extra"}, `unexpected argument "extra"`},
+		{[]string{"--no-such-flag"}, "no-such-flag"},
+	}
+	for _, c := range cases {
+		var out, errb bytes.Buffer
+		if code := run(c.args, &out, &errb); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d; stderr %s", c.args, code, exitUsage, errb.String())
+		}
+		if !strings.Contains(errb.String(), c.want) {
+			t.Errorf("%v: stderr %q does not contain %q", c.args, errb.String(), c.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "d")); err == nil {
+		t.Error("a refused config created the data dir")
+	}
+}
+
+func TestCheckState(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "state.db")
+	st, err := state.Open(good, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	var out, errb bytes.Buffer
+	if code := run([]string{"--check-state", good}, &out, &errb); code != exitOK || !strings.Contains(out.String(), "ok") {
+		t.Fatalf("good file: exit %d %q %q", code, out.String(), errb.String())
+	}
+	garbage := filepath.Join(dir, "garbage.db")
+	os.WriteFile(garbage, bytes.Repeat([]byte("not a database "), 1000), 0o600)
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"--check-state", garbage}, &out, &errb); code != exitFailed || !strings.Contains(errb.String(), "garbage.db") {
+		t.Fatalf("garbage file: exit %d %q", code, errb.String())
+	}
+}
+
+func TestNewLogger(t *testing.T) {
+	var b bytes.Buffer
+	l, err := newLogger(&b, "json", "debug")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Debug("hello", "k", "v")
+	if !strings.Contains(b.String(), `"msg":"hello"`) {
+		t.Fatalf("json log %q", b.String())
+	}
+	if _, err := newLogger(&b, "xml", ""); err == nil || !strings.Contains(err.Error(), "xml") {
+		t.Fatalf("bad format: %v", err)
+	}
+	if _, err := newLogger(&b, "", "loud"); err == nil || !strings.Contains(err.Error(), "loud") {
+		t.Fatalf("bad level: %v", err)
+	}
+}
