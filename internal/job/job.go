@@ -144,6 +144,10 @@ type Job struct {
 	Remaining       time.Duration `json:"remaining,omitempty"`
 	Error           *Error        `json:"error,omitempty"`
 	Attempts        int32         `json:"attempts,omitempty"`
+	// AttemptBase is Attempts when the job was last retried by hand: the
+	// MaxAttempts budget counts from there, while Attempts keeps growing so
+	// that every attempt has its own ClientToken.
+	AttemptBase int32 `json:"attempt_base,omitempty"`
 	// Retries counts retryable failures within the current attempt, for backoff.
 	Retries int32 `json:"retries,omitempty"`
 	// ClientToken is the CopyImage idempotency token of the current attempt.

@@ -39,6 +39,10 @@ type Options struct {
 	// image (OperationDenied.ImageCopyConflict). Also switched on by itself
 	// the first time ECS answers that code.
 	CopyConflict bool
+	// VanishGrace is how long after CopyImage a copy may be missing from
+	// DescribeImages before it counts as gone (ECS lists new copies with
+	// some delay) (2m).
+	VanishGrace time.Duration
 	// CallTimeout bounds one ECS call (30s).
 	CallTimeout time.Duration
 	// Observer receives events for metrics; nil for none.
@@ -83,6 +87,7 @@ func (o *Options) setDefaults() {
 	defd(&o.PollMin, time.Second)
 	defd(&o.PollMax, time.Minute)
 	defd(&o.CallTimeout, 30*time.Second)
+	defd(&o.VanishGrace, 2*time.Minute)
 	if o.APIRate <= 0 {
 		o.APIRate = 13
 	}

@@ -85,6 +85,11 @@ func (s *Scheduler) observe(ctx context.Context, j *job.Job, im cloud.Image, fou
 		return s.opts.PollMin, nil
 	}
 	if !found {
+		// ECS lists a new copy with some delay: only a copy missing well
+		// after it was accepted has vanished.
+		if grace := j.SubmitTime.Add(s.opts.VanishGrace); now.Before(grace) {
+			return grace.Sub(now), nil
+		}
 		// The copy vanished (deleted by hand, or cancelled outside
 		// replicatord): make it again, as a new attempt.
 		return 0, s.recopy(ctx, j, &job.Error{Code: "CopyDisappeared", Message: "the copy " + j.DestinationImageID + " no longer exists in " + j.DestinationRegion})
@@ -161,7 +166,7 @@ func (s *Scheduler) recopy(ctx context.Context, j *job.Job, why *job.Error) erro
 		if j.State != job.StateWaiting && j.State != job.StateCopying {
 			return errSkip
 		}
-		if j.Attempts >= int32(s.opts.MaxAttempts) {
+		if j.Attempts-j.AttemptBase >= int32(s.opts.MaxAttempts) {
 			j.State = job.StateFailed
 			j.Error = why
 			j.FinishTime = now

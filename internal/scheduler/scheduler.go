@@ -309,7 +309,7 @@ func (s *Scheduler) Retry(ctx context.Context, ids []string) ([]*job.Job, error)
 				return fmt.Errorf("job %s is %s: %w", j.ID, j.State, errdefs.ErrFailedPrecondition)
 			}
 			resetForNewAttempt(j)
-			j.Attempts = 0
+			j.AttemptBase = j.Attempts // a fresh budget; tokens stay unique
 			return nil
 		})
 		if err != nil {

@@ -378,3 +378,50 @@ func TestFairnessBetweenPolicies(t *testing.T) {
 		t.Fatalf("admission order by policy = %v; the small policy should go second, not after the huge one", order)
 	}
 }
+
+// Retry gives a failed job a new attempt with its own token and a fresh
+// attempt budget.
+func TestRetryFailedJob(t *testing.T) {
+	h := newHarness(t, ecsemu.Config{Images: images(10)}, Options{MaxRetries: 1, MaxAttempts: 1})
+	h.emu.SetFaults("CopyImage", ecsemu.Fault{InternalErrorRate: 1})
+	j := newJob(0, 10, "cn-shanghai")
+	h.submit(j)
+	h.runUntil("failed", 10*time.Second, 100, h.allTerminal([]string{j.ID}))
+	failed := h.job(j.ID)
+	if failed.State != job.StateFailed {
+		t.Fatalf("job = %s", failed.State)
+	}
+	if _, err := h.s.Retry(context.Background(), []string{j.ID}); err != nil {
+		t.Fatal(err)
+	}
+	h.emu.SetFaults("CopyImage", ecsemu.Fault{})
+	h.runUntil("done", 10*time.Second, 300, h.allTerminal([]string{j.ID}))
+	got := h.job(j.ID)
+	if got.State != job.StateSucceeded || got.Attempts != failed.Attempts+1 || got.ClientToken == failed.ClientToken {
+		t.Fatalf("retried job = %s attempts %d token %q (failed with %d %q)", got.State, got.Attempts, got.ClientToken, failed.Attempts, failed.ClientToken)
+	}
+	if _, err := h.s.Retry(context.Background(), []string{j.ID}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("retry of a SUCCEEDED job: %v", err)
+	}
+}
+
+// A copy that disappears from ECS while in flight (cancelled or deleted
+// outside replicatord) is made again once the listing delay has passed.
+func TestVanishedCopyRecopied(t *testing.T) {
+	h := newHarness(t, ecsemu.Config{Images: images(100)}, Options{VanishGrace: time.Minute})
+	j := newJob(0, 100, "cn-shanghai")
+	h.submit(j)
+	h.runUntil("copying", time.Second, 20, func() bool { return h.job(j.ID).State == job.StateCopying })
+	first := h.job(j.ID).DestinationImageID
+	if err := h.cloud.CancelCopyImage(context.Background(), "cn-shanghai", first); err != nil {
+		t.Fatal(err)
+	}
+	h.runUntil("done", 30*time.Second, 500, h.allTerminal([]string{j.ID}))
+	got := h.job(j.ID)
+	if got.State != job.StateSucceeded || got.DestinationImageID == first || got.Attempts != 2 {
+		t.Fatalf("job = %s copy %s attempts %d; want SUCCEEDED with a second copy", got.State, got.DestinationImageID, got.Attempts)
+	}
+	if n := len(h.copiesIn("cn-shanghai")); n != 1 {
+		t.Fatalf("%d copies, want 1", n)
+	}
+}
