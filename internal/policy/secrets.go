@@ -27,6 +27,9 @@ var accessKeyRE = regexp.MustCompile(`LTAI[A-Za-z0-9]{12,30}`)
 
 func looksLikeAccessKey(s string) bool { return accessKeyRE.MatchString(s) }
 
+// redactAccessKeys hides every access-key-shaped substring of s.
+func redactAccessKeys(s string) string { return accessKeyRE.ReplaceAllString(s, "LTAI****") }
+
 const credentialHint = "credentials never belong in this file: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, use ~/.aliyun/config.json, or a RAM role"
 
 // scanSecrets reports every secret key and every value that looks like an
