@@ -11,13 +11,30 @@ import (
 	"github.com/replicatord/replicatord/internal/job"
 )
 
-// poll refreshes every in-flight copy of a region: one DescribeImages call
-// per 100 copies, then the next poll when the earliest copy should finish.
+// poll refreshes every in-flight copy of a region with one DescribeImages
+// call per 100 copies, then schedules the next poll.
+//
+// When is the next poll? A poll is worth its call when something has
+// ended. With jobs still queued here, ECS keeps the region's slots busy
+// until the copies it holds Waiting have all started, so the poll aims at
+// the end that would start the last but one of them (the w-1-th expected
+// end; the first when fewer are waiting) and refills the look-ahead then.
+// With nothing queued, it aims at the first end, so that a finished job is
+// seen promptly. Expected ends come from ECS's RemainTime (or the observed
+// progress rate); PollMin and PollMax bound the wait.
 func (s *Scheduler) poll(ctx context.Context, region string) error {
 	s.mu.Lock()
+	delete(s.nextPoll, region)
 	var jobs []*job.Job
+	queued := 0
 	for _, j := range s.live {
-		if j.DestinationRegion == region && j.DestinationImageID != "" &&
+		if j.DestinationRegion != region {
+			continue
+		}
+		if j.State == job.StateQueued {
+			queued++
+		}
+		if j.DestinationImageID != "" &&
 			(j.State == job.StateWaiting || j.State == job.StateCopying || j.State == job.StateCancelling) {
 			jobs = append(jobs, j)
 		}
@@ -28,7 +45,9 @@ func (s *Scheduler) poll(ctx context.Context, region string) error {
 	}
 	sort.Slice(jobs, func(a, b int) bool { return jobs[a].ID < jobs[b].ID })
 
-	next := s.opts.PollMax
+	look := s.opts.PollMax // the latest the next poll may come
+	var ends []time.Duration
+	waiting := 0
 	for start := 0; start < len(jobs); start += cloud.MaxIDsPerDescribe {
 		batch := jobs[start:min(start+cloud.MaxIDsPerDescribe, len(jobs))]
 		ids := make([]string, len(batch))
@@ -46,53 +65,93 @@ func (s *Scheduler) poll(ctx context.Context, region string) error {
 				return nil
 			}
 			// Transient or not, the copies are still there: look again soon.
-			s.queue.AddAfter(keyPoll+region, backoff(s.opts.PollMin, s.opts.PollMax, 2))
+			s.schedulePoll(region, backoff(s.opts.PollMin, s.opts.PollMax, 2))
 			return nil
 		}
 		byID := make(map[string]cloud.Image, len(imgs))
 		for _, im := range imgs {
 			byID[im.ID] = im
+			if im.Status == cloud.StatusWaiting {
+				waiting++
+			}
 		}
 		for _, j := range batch {
 			im, ok := byID[j.DestinationImageID]
-			d, err := s.observe(ctx, j, im, ok)
+			o, err := s.observe(ctx, j, im, ok)
 			if err != nil {
 				return err
 			}
-			if d > 0 && d < next {
-				next = d
+			if o.look > 0 {
+				look = min(look, o.look)
+			}
+			if o.end > 0 {
+				ends = append(ends, o.end)
 			}
 		}
 	}
-	if next < s.opts.PollMin {
-		next = s.opts.PollMin
+	if len(ends) > 0 {
+		sort.Slice(ends, func(a, b int) bool { return ends[a] < ends[b] })
+		k := 0
+		if queued > 0 && waiting > 1 {
+			k = min(waiting-2, len(ends)-1)
+		}
+		// Just after the expected end, to need one look for it.
+		look = min(look, ends[k]+s.opts.PollMin/2)
 	}
-	s.queue.AddAfter(keyPoll+region, next)
+	s.schedulePoll(region, max(look, s.opts.PollMin))
 	return nil
 }
 
-// observe applies what ECS says about one copy to its job and returns when
-// the copy should next be looked at (0: no opinion).
-func (s *Scheduler) observe(ctx context.Context, j *job.Job, im cloud.Image, found bool) (time.Duration, error) {
+// schedulePoll makes the region's next poll come within d.
+func (s *Scheduler) schedulePoll(region string, d time.Duration) {
+	at := s.opts.Clock.Now().Add(d)
+	s.mu.Lock()
+	if cur, ok := s.nextPoll[region]; !ok || at.Before(cur) {
+		s.nextPoll[region] = at
+	}
+	s.mu.Unlock()
+	s.queue.AddAfter(keyPoll+region, d)
+}
+
+// pollSoon makes sure a poll of the region is pending: a new copy is seen
+// by the next poll, and only a region with none pending needs one soon (to
+// learn the copy's RemainTime).
+func (s *Scheduler) pollSoon(region string) {
+	s.mu.Lock()
+	_, pending := s.nextPoll[region]
+	s.mu.Unlock()
+	if !pending {
+		s.schedulePoll(region, s.opts.PollMin)
+	}
+}
+
+// observation is what one copy's status means for the next poll.
+type observation struct {
+	look time.Duration // look again within this (0: no need)
+	end  time.Duration // the copy is expected to end in this (0: unknown)
+}
+
+// observe applies what ECS says about one copy to its job.
+func (s *Scheduler) observe(ctx context.Context, j *job.Job, im cloud.Image, found bool) (observation, error) {
 	now := s.opts.Clock.Now()
 	if j.State == job.StateCancelling {
 		switch {
 		case !found:
-			return 0, s.cancelled(ctx, j.ID, now)
+			return observation{}, s.cancelled(ctx, j.ID, now)
 		case im.Status == cloud.StatusAvailable || im.Status == cloud.StatusCreateFailed || im.Status == cloud.StatusUnAvailable:
 			s.queue.Add(keyJob + j.ID) // cancel turns into delete
 		}
-		return s.opts.PollMin, nil
+		return observation{look: s.opts.PollMin}, nil
 	}
 	if !found {
 		// ECS lists a new copy with some delay: only a copy missing well
 		// after it was accepted has vanished.
 		if grace := j.SubmitTime.Add(s.opts.VanishGrace); now.Before(grace) {
-			return grace.Sub(now), nil
+			return observation{look: grace.Sub(now)}, nil
 		}
 		// The copy vanished (deleted by hand, or cancelled outside
 		// replicatord): make it again, as a new attempt.
-		return 0, s.recopy(ctx, j, &job.Error{Code: "CopyDisappeared", Message: "the copy " + j.DestinationImageID + " no longer exists in " + j.DestinationRegion})
+		return observation{}, s.recopy(ctx, j, &job.Error{Code: "CopyDisappeared", Message: "the copy " + j.DestinationImageID + " no longer exists in " + j.DestinationRegion})
 	}
 	switch im.Status {
 	case cloud.StatusWaiting, cloud.StatusCreating:
@@ -116,20 +175,19 @@ func (s *Scheduler) observe(ctx context.Context, j *job.Job, im cloud.Image, fou
 				j.Remaining = remaining
 				return nil
 			}); ignoreSkip(err) != nil {
-				return 0, err
+				return observation{}, err
 			}
 			if state == job.StateCopying {
 				failpoint.Hit(failpoint.WhileCreating)
 			}
 		}
 		if state == job.StateCopying && remaining > 0 {
-			// Poll right after the expected end, to need one look per copy.
-			return remaining + s.opts.PollMin/2, nil
+			return observation{end: remaining}, nil
 		}
-		return 0, nil
+		return observation{}, nil
 	case cloud.StatusAvailable:
 		if len(postCopyActions(j)) == 0 {
-			return 0, s.succeeded(ctx, j.ID)
+			return observation{}, s.succeeded(ctx, j.ID)
 		}
 		if _, err := s.update(ctx, j.ID, func(j *job.Job) error {
 			if j.State != job.StateWaiting && j.State != job.StateCopying {
@@ -141,10 +199,10 @@ func (s *Scheduler) observe(ctx context.Context, j *job.Job, im cloud.Image, fou
 			j.Remaining = 0
 			return nil
 		}); ignoreSkip(err) != nil {
-			return 0, err
+			return observation{}, err
 		}
 		s.queue.Add(keyJob + j.ID)
-		return 0, nil
+		return observation{}, nil
 	default: // CreateFailed, UnAvailable
 		// Clean up the failed copy (its snapshots are billed) before the
 		// next attempt. A crash here is safe: the next poll no longer finds
@@ -153,9 +211,9 @@ func (s *Scheduler) observe(ctx context.Context, j *job.Job, im cloud.Image, fou
 			return s.cloud.DeleteImage(ctx, j.DestinationRegion, j.DestinationImageID)
 		})
 		if err != nil && cloud.ClassOf(err) != cloud.ClassNotFound {
-			return s.opts.PollMin, nil // try the cleanup again at the next poll
+			return observation{look: s.opts.PollMin}, nil // try the cleanup again soon
 		}
-		return 0, s.recopy(ctx, j, &job.Error{Code: "CreateFailed", Message: "ECS reported the copy " + j.DestinationImageID + " as " + im.Status})
+		return observation{}, s.recopy(ctx, j, &job.Error{Code: "CreateFailed", Message: "ECS reported the copy " + j.DestinationImageID + " as " + im.Status})
 	}
 }
 

@@ -39,6 +39,8 @@ type Scheduler struct {
 	conflict   bool
 	// fair holds each region's fair queue between policies.
 	fair map[string]*fairQueue
+	// nextPoll is when each region's next poll is due, if one is pending.
+	nextPoll map[string]time.Time
 
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
@@ -56,6 +58,7 @@ func New(store state.Store, provider cloud.Provider, opts Options) *Scheduler {
 		started:    make(map[string]time.Time),
 		recovering: make(map[string]bool),
 		fair:       make(map[string]*fairQueue),
+		nextPoll:   make(map[string]time.Time),
 		est:        newEstimator(),
 		conflict:   opts.CopyConflict,
 	}
@@ -139,7 +142,7 @@ func (s *Scheduler) kick(j *job.Job) {
 		if j.CancelRequested || j.CloudStatus == cloud.StatusAvailable {
 			s.queue.Add(keyJob + j.ID)
 		} else {
-			s.queue.Add(keyPoll + j.DestinationRegion)
+			s.schedulePoll(j.DestinationRegion, 0)
 		}
 	case job.StateCancelling:
 		s.queue.Add(keyJob + j.ID)

@@ -182,7 +182,7 @@ func (s *Scheduler) accepted(ctx context.Context, id, imageID string) error {
 		}
 		j.DestinationImageID = imageID
 		j.State = job.StateWaiting
-		j.CloudStatus = cloud.StatusWaiting
+		j.CloudStatus = "" // until a poll says what ECS makes of it
 		j.Error = nil
 		j.Retries = 0
 		j.NextAttemptTime = time.Time{}
@@ -197,7 +197,7 @@ func (s *Scheduler) accepted(ctx context.Context, id, imageID string) error {
 	if j.State == job.StateCancelling {
 		return s.cancelCopy(ctx, j)
 	}
-	s.queue.AddAfter(keyPoll+j.DestinationRegion, s.opts.PollMin)
+	s.pollSoon(j.DestinationRegion)
 	return nil
 }
 
@@ -289,8 +289,8 @@ func (s *Scheduler) cancelCopy(ctx context.Context, j *job.Job) error {
 	})
 	failpoint.Hit(failpoint.AfterCancelCopyImage)
 	if err == nil {
-		// ECS removes the copy; the next poll confirms it is gone.
-		s.queue.AddAfter(keyPoll+j.DestinationRegion, s.opts.PollMin)
+		// ECS removes the copy; a poll soon confirms it is gone.
+		s.schedulePoll(j.DestinationRegion, s.opts.PollMin)
 		return nil
 	}
 	if ctx.Err() != nil {
