@@ -267,13 +267,16 @@ func TestRetryBackoff(t *testing.T) {
 		got := h.job(j.ID)
 		if got.Retries > last {
 			last = got.Retries
-			delays = append(delays, got.NextAttemptTime.Sub(h.clk.Now()))
+			// The store stamps the update that set the backoff.
+			delays = append(delays, got.NextAttemptTime.Sub(got.UpdateTime))
 		}
 		return got.Retries >= 3
 	})
-	for i := 1; i < len(delays); i++ {
-		if delays[i] < delays[i-1]*3/2 {
-			t.Fatalf("backoff did not grow: %v", delays)
+	// Base 1s doubling, with at most 20% jitter either way.
+	for i, d := range delays {
+		want := time.Second << i
+		if d < want*8/10 || d > want*12/10 {
+			t.Fatalf("backoff %d = %v, want %v ±20%% (all: %v)", i, d, want, delays)
 		}
 	}
 	if got := h.job(j.ID); got.State != job.StateSubmitting || got.Error == nil || got.Error.Code != "InternalError" || !got.Error.Retryable {
