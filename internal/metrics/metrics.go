@@ -52,7 +52,7 @@ func New() *Metrics {
 		reg: prometheus.NewRegistry(),
 		copyDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "copy_duration_seconds",
-			Help:    "Time from submitting CopyImage to the copy becoming Available, by route.",
+			Help:    "Time from a copy first seen Creating to Available (ECS's own copy time, queueing excluded), by route.",
 			Buckets: CopyBuckets,
 		}, []string{"source_region", "destination_region"}),
 		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{

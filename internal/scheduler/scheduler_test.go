@@ -44,6 +44,14 @@ func TestRegionLimitAndLookahead(t *testing.T) {
 			t.Errorf("copy %s is %s", im.ID, im.Status)
 		}
 	}
+	// Finished copies teach the estimator the route's rate (the emulator
+	// copies at 50 MiB/s: 20.5 s per GiB).
+	h.s.est.mu.Lock()
+	rate, ok := h.s.est.secPerGiB[srcRegion+">cn-shanghai"]
+	h.s.est.mu.Unlock()
+	if !ok || rate < 15 || rate > 30 {
+		t.Fatalf("learned %v s/GiB (known %v), want about 20.5", rate, ok)
+	}
 }
 
 // Ad-hoc copies go before policy backfill; within a class the longest copy

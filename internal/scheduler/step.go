@@ -416,6 +416,8 @@ func errString(err error) string {
 
 func (s *Scheduler) succeeded(ctx context.Context, id string) error {
 	now := s.opts.Clock.Now()
+	// Read before the update: track forgets the start of a terminal job.
+	start, started := s.copyStarted(id)
 	j, err := s.update(ctx, id, func(j *job.Job) error {
 		if j.State != job.StateCopying && j.State != job.StateWaiting {
 			return errSkip
@@ -432,7 +434,7 @@ func (s *Scheduler) succeeded(ctx context.Context, id string) error {
 	if err != nil {
 		return ignoreSkip(err)
 	}
-	if start, ok := s.copyStarted(j.ID); ok {
+	if started {
 		d := now.Sub(start)
 		s.est.observe(j.Route(), j.SizeGiB, d)
 		if s.opts.Observer != nil {
