@@ -18,7 +18,7 @@ func TestTinyFleet(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	code := run(ctx, []string{"--images", "4", "--regions", "2", "--wall-target", "2s", "--markdown", "-v"}, &out, &errOut)
+	code := run(ctx, []string{"--images", "4", "--regions", "2", "--wall-target", "1s", "--markdown", "-v"}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("exit %d\nstderr: %s\nstdout: %s", code, errOut.String(), out.String())
 	}

@@ -148,10 +148,14 @@ func modelRow(name string, m modelRun, lb time.Duration) row {
 	if m.FailedDenied > 0 {
 		failed += fmt.Sprintf(", %d denied", m.FailedDenied)
 	}
+	ratio := fmt.Sprintf("%.3f", float64(m.Makespan)/float64(lb))
+	if m.Failed > 0 {
+		ratio += " *" // over the copies that succeeded only
+	}
 	return row{
 		name:      name + " (modeled)",
 		makespan:  fmtHours(m.Makespan),
-		ratio:     fmt.Sprintf("%.3f", float64(m.Makespan)/float64(lb)),
+		ratio:     ratio,
 		copies:    failed,
 		perCopy:   perCopy(c, m.Succeeded),
 		throttled: fmtThrottled(c.throttled()),
@@ -288,7 +292,7 @@ func regionStats(f *fleet, tr *trace, b bound, t0 time.Time, scale float64) []re
 	return out
 }
 
-func printRegions(w io.Writer, stats []regionStat, succeeded int) {
+func printRegions(w io.Writer, stats []regionStat) {
 	fmt.Fprintf(w, "%-16s %7s %7s %22s %10s %8s %12s %16s\n", "region", "copies", "polls", "found end/submit/none", "finish", "/bound", "utilization", "idle slot-hours")
 	for _, s := range stats {
 		ratio := 0.0

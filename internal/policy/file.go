@@ -22,11 +22,11 @@ const (
 	DefaultInterval           = 10 * time.Minute
 	DefaultDataDir            = ".replicatord"
 	DefaultCopySlotsPerRegion = 5
-	DefaultLookahead          = 1
+	DefaultLookahead          = 3
 	DefaultMaxAttempts        = 5
 	DefaultAPIRatePerSecond   = 13
 	DefaultPollMin            = 2 * time.Second
-	DefaultPollMax            = 60 * time.Second
+	DefaultPollMax            = 10 * time.Minute
 	DefaultCopyName           = "{{.SourceName}}"
 )
 

@@ -69,7 +69,7 @@ func TestParseValid(t *testing.T) {
 		t.Errorf("cloud defaults = %+v", f.Cloud)
 	}
 	s := f.Scheduler
-	if s.CopySlotsPerRegion != 5 || s.Lookahead != 1 || s.MaxAttempts != 5 || s.APIRatePerSecond != 13 || s.PollMin != 2*time.Second || s.PollMax != time.Minute {
+	if s.CopySlotsPerRegion != 5 || s.Lookahead != 3 || s.MaxAttempts != 5 || s.APIRatePerSecond != 13 || s.PollMin != 2*time.Second || s.PollMax != 10*time.Minute {
 		t.Errorf("scheduler defaults = %+v", s)
 	}
 	// A relative data_dir is relative to the file's directory.

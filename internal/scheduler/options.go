@@ -16,7 +16,7 @@ type Options struct {
 	// RegionSlots overrides SlotsPerRegion for some regions.
 	RegionSlots map[string]int
 	// Lookahead is how many copies beyond the slots are submitted per
-	// region, held by ECS as Waiting (1).
+	// region, held by ECS as Waiting (0 here; the config file's default is 3).
 	Lookahead int
 	// Workers bounds concurrent steps (16).
 	Workers int
@@ -30,7 +30,7 @@ type Options struct {
 	RetryBase, RetryMax time.Duration
 	// QuotaWait is how long a job waits after QuotaExceed.Image (1m).
 	QuotaWait time.Duration
-	// PollMin and PollMax bound the adaptive poll interval (1s, 60s).
+	// PollMin and PollMax bound the adaptive poll interval (1s, 10m).
 	PollMin, PollMax time.Duration
 	// APIRate is the ceiling of calls per second per ECS action (13, below
 	// the documented 1000 per 60 s).
@@ -85,7 +85,7 @@ func (o *Options) setDefaults() {
 	defd(&o.RetryMax, 2*time.Minute)
 	defd(&o.QuotaWait, time.Minute)
 	defd(&o.PollMin, time.Second)
-	defd(&o.PollMax, time.Minute)
+	defd(&o.PollMax, 10*time.Minute)
 	defd(&o.CallTimeout, 30*time.Second)
 	defd(&o.VanishGrace, 2*time.Minute)
 	if o.APIRate <= 0 {

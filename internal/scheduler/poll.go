@@ -24,7 +24,10 @@ import (
 // progress rate); PollMin and PollMax bound the wait.
 func (s *Scheduler) poll(ctx context.Context, region string) error {
 	s.mu.Lock()
-	delete(s.nextPoll, region)
+	// While this poll runs, copies accepted meanwhile (slots it frees are
+	// refilled at once) need no poll of their own: the one this poll
+	// schedules at its end sees them.
+	s.nextPoll[region] = s.opts.Clock.Now().Add(s.opts.PollMax)
 	var jobs []*job.Job
 	queued := 0
 	for _, j := range s.live {
@@ -38,6 +41,9 @@ func (s *Scheduler) poll(ctx context.Context, region string) error {
 			(j.State == job.StateWaiting || j.State == job.StateCopying || j.State == job.StateCancelling) {
 			jobs = append(jobs, j)
 		}
+	}
+	if len(jobs) == 0 {
+		delete(s.nextPoll, region)
 	}
 	s.mu.Unlock()
 	if len(jobs) == 0 {
@@ -106,7 +112,7 @@ func (s *Scheduler) poll(ctx context.Context, region string) error {
 func (s *Scheduler) schedulePoll(region string, d time.Duration) {
 	at := s.opts.Clock.Now().Add(d)
 	s.mu.Lock()
-	if cur, ok := s.nextPoll[region]; !ok || at.Before(cur) {
+	if cur, ok := s.nextPoll[region]; !ok || !cur.Before(at) {
 		s.nextPoll[region] = at
 	}
 	s.mu.Unlock()
@@ -158,7 +164,7 @@ func (s *Scheduler) observe(ctx context.Context, j *job.Job, im cloud.Image, fou
 		state := job.StateWaiting
 		if im.Status == cloud.StatusCreating {
 			state = job.StateCopying
-			s.markStarted(j.ID, now)
+			s.markStarted(j.ID, now, im.ProgressPercent, im.RemainTime)
 		}
 		remaining := im.RemainTime
 		if remaining <= 0 && im.Status == cloud.StatusCreating {
@@ -251,12 +257,19 @@ func (s *Scheduler) remainingFromRate(j *job.Job, im cloud.Image, now time.Time)
 	return time.Duration(float64(elapsed) * float64(100-im.ProgressPercent) / float64(im.ProgressPercent))
 }
 
-func (s *Scheduler) markStarted(id string, now time.Time) {
+// markStarted records when a copy started, the first time a poll sees it
+// Creating. The poll may come late: progress p with time r left means the
+// copy has run r*p/(100-p) already.
+func (s *Scheduler) markStarted(id string, now time.Time, progress int32, remaining time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.started[id]; !ok {
-		s.started[id] = now
+	if _, ok := s.started[id]; ok {
+		return
 	}
+	if progress > 0 && progress < 100 && remaining > 0 {
+		now = now.Add(-time.Duration(float64(remaining) * float64(progress) / float64(100-progress)))
+	}
+	s.started[id] = now
 }
 
 func (s *Scheduler) copyStarted(id string) (time.Time, bool) {
