@@ -77,7 +77,7 @@ func (s State) Rank() int { return rank[s] }
 // the engine and is refused by CheckTransition.
 var allowed = map[State][]State{
 	StateQueued:     {StateSubmitting, StateCancelled, StateFailed},
-	StateSubmitting: {StateQueued, StateWaiting, StateCopying, StateSucceeded, StateFailed, StateCancelling},
+	StateSubmitting: {StateQueued, StateWaiting, StateCopying, StateSucceeded, StateFailed, StateCancelling, StateCancelled},
 	StateWaiting:    {StateCopying, StateSucceeded, StateFailed, StateCancelling, StateQueued},
 	StateCopying:    {StateWaiting, StateSucceeded, StateFailed, StateCancelling, StateQueued},
 	StateCancelling: {StateCancelled, StateSucceeded, StateFailed},

@@ -11,6 +11,7 @@ func TestTransitions(t *testing.T) {
 		{StateQueued, StateSubmitting}, {StateSubmitting, StateWaiting}, {StateWaiting, StateCopying},
 		{StateCopying, StateSucceeded}, {StateCopying, StateCancelling}, {StateCancelling, StateCancelled},
 		{StateFailed, StateQueued}, {StateCopying, StateQueued}, {StateQueued, StateQueued},
+		{StateSubmitting, StateCancelled}, // cancelled before ECS made a copy
 	}
 	for _, p := range ok {
 		if err := CheckTransition(p[0], p[1]); err != nil {

@@ -149,16 +149,22 @@ func (s *Scheduler) kick(j *job.Job) {
 	}
 }
 
+// process runs one step. An error (the store refused or failed a write) is
+// logged and the key retried with backoff by the queue.
 func (s *Scheduler) process(ctx context.Context, key string) error {
+	var err error
 	switch {
 	case strings.HasPrefix(key, keyJob):
-		return s.step(ctx, strings.TrimPrefix(key, keyJob))
+		err = s.step(ctx, strings.TrimPrefix(key, keyJob))
 	case strings.HasPrefix(key, keyPoll):
-		return s.poll(ctx, strings.TrimPrefix(key, keyPoll))
+		err = s.poll(ctx, strings.TrimPrefix(key, keyPoll))
 	case strings.HasPrefix(key, keyDispatch):
-		return s.dispatch(ctx, strings.TrimPrefix(key, keyDispatch))
+		err = s.dispatch(ctx, strings.TrimPrefix(key, keyDispatch))
 	}
-	return nil
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("scheduler step failed; retrying with backoff", "key", key, "err", err.Error())
+	}
+	return err
 }
 
 // update changes a job durably and keeps the live view in step.

@@ -436,3 +436,23 @@ func TestVanishedCopyRecopied(t *testing.T) {
 		t.Fatalf("%d copies, want 1", n)
 	}
 }
+
+// A job cancelled while SUBMITTING, with no copy in ECS, ends CANCELLED
+// (a chaos run found it stuck: the transition was not allowed).
+func TestCancelWhileSubmitting(t *testing.T) {
+	h := newHarness(t, ecsemu.Config{Images: images(10)}, Options{})
+	h.emu.SetFaults("CopyImage", ecsemu.Fault{InternalErrorRate: 1})
+	j := newJob(0, 10, "cn-shanghai")
+	h.submit(j)
+	h.runUntil("retrying", 500*time.Millisecond, 20, func() bool { return h.job(j.ID).Retries > 0 })
+	if out, err := h.s.Cancel(context.Background(), []string{j.ID}); err != nil || out[0].State != job.StateSubmitting || !out[0].CancelRequested {
+		t.Fatalf("cancel: %+v %v", out, err)
+	}
+	h.runUntil("cancelled", 500*time.Millisecond, 20, h.allTerminal([]string{j.ID}))
+	if got := h.job(j.ID); got.State != job.StateCancelled {
+		t.Fatalf("job = %s, want CANCELLED", got.State)
+	}
+	if n := len(h.copiesIn("cn-shanghai")); n != 0 {
+		t.Fatalf("%d copies of a cancelled job", n)
+	}
+}
