@@ -171,6 +171,9 @@ func (a *app) applyEnv(cmd *cobra.Command) error {
 	fromEnv("token", "REPLCTL_TOKEN", &a.g.token)
 	// A token read with $(cat file) or from a secret mount may end in a newline.
 	a.g.token = strings.TrimSpace(a.g.token)
+	if a.g.timeout < 0 {
+		return usagef("bad --timeout %s: want a duration of 0 (none) or more", a.g.timeout)
+	}
 	switch a.g.output {
 	case "table", "json", "yaml":
 	default:

@@ -47,6 +47,8 @@ type daemon struct {
 	grpc     *grpc.Server
 	health   *health.Server
 	metrics  *metrics.Metrics
+	tc       transport.ServerConfig
+	grpcOpts []grpc.ServerOption
 	failed   chan error
 
 	mu      sync.Mutex
@@ -75,6 +77,17 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 	dataDir := pick(fl.dataDir, file.Daemon.DataDir)
 	if dataDir == "" {
 		dataDir = policy.DefaultDataDir
+	}
+	// Every setting is checked, and certificates and tokens read, before
+	// anything is created or started: a bad flag changes nothing.
+	if err := d.prepareTransport(dataDir); err != nil {
+		return nil, err
+	}
+	metricsAddr := pick(fl.metricsListen, file.Daemon.MetricsListen)
+	if metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(metricsAddr); err != nil {
+			return nil, &usageError{fmt.Errorf("--metrics-listen %q: %v", metricsAddr, err)}
+		}
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -107,8 +120,8 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 		Observer:       d.metrics,
 	})
 	d.metrics.SetJobSource(d.jobStats)
-	if addr := pick(fl.metricsListen, file.Daemon.MetricsListen); addr != "" {
-		if err := d.serveMetrics(ctx, addr); err != nil {
+	if metricsAddr != "" {
+		if err := d.serveMetrics(ctx, metricsAddr); err != nil {
 			return nil, err
 		}
 	}
@@ -126,7 +139,7 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 	})
 
 	d.startPolicies()
-	if err := d.serve(dataDir, stdout); err != nil {
+	if err := d.serve(stdout); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -229,13 +242,14 @@ func (d *daemon) env() policy.Env {
 	return env
 }
 
-// serve starts the gRPC server; health turns SERVING once it listens.
-func (d *daemon) serve(dataDir string, stdout io.Writer) error {
+// prepareTransport checks the gRPC listen settings and builds the server
+// options (reading certificates and tokens).
+func (d *daemon) prepareTransport(dataDir string) error {
 	addr := pick(d.fl.listen, d.file.Daemon.Listen)
 	if addr == "" {
 		addr = "unix://" + absPath(filepath.Join(dataDir, "replicatord.sock"))
 	}
-	tc := transport.ServerConfig{
+	d.tc = transport.ServerConfig{
 		Address:   addr,
 		TLSCert:   d.fl.tlsCert,
 		TLSKey:    d.fl.tlsKey,
@@ -245,15 +259,23 @@ func (d *daemon) serve(dataDir string, stdout io.Writer) error {
 	}
 	if d.fl.reflection != "" {
 		v := d.fl.reflection == "true"
-		tc.Reflection = &v
+		d.tc.Reflection = &v
 	}
-	if err := tc.Validate(); err != nil {
+	if err := d.tc.Validate(); err != nil {
 		return &usageError{err}
 	}
-	g, err := transport.NewServer(tc, d.log.With("component", "grpc"))
+	opts, err := transport.ServerOptions(d.tc, d.log.With("component", "grpc"))
 	if err != nil {
 		return &usageError{err}
 	}
+	d.grpcOpts = opts
+	return nil
+}
+
+// serve starts the gRPC server; health turns SERVING once it listens.
+func (d *daemon) serve(stdout io.Writer) error {
+	tc, addr := d.tc, d.tc.Address
+	g := grpc.NewServer(d.grpcOpts...)
 	ln, err := transport.Listen(tc)
 	if err != nil {
 		return err
