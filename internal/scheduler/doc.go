@@ -16,9 +16,10 @@
 // Durable before acting: every step first writes the job's next state to the
 // store (which returns only after fsync), then calls the cloud. A job in
 // SUBMITTING has its ClientToken on disk before CopyImage is sent; after a
-// crash the job is found SUBMITTING, looked up in the destination by its
-// lineage tag (replicatord:job-id) and, if ECS has no copy, submitted again
-// with the same token. Either way no second copy is made.
+// crash (or a timeout or 5xx that may hide an accepted copy) the job is
+// looked up in the destination by its lineage tags (replicatord:job-id and
+// replicatord:attempt) and, only if ECS has no copy, submitted again with
+// the same token. Either way no second copy is made.
 //
 // Admission: per destination region at most slots+lookahead copies are in
 // ECS (SUBMITTING, WAITING, COPYING, CANCELLING). ECS runs `slots` of them and

@@ -33,8 +33,9 @@ type Scheduler struct {
 	live map[string]*job.Job
 	// started is when each copy was first seen Creating, for rate estimates.
 	started map[string]time.Time
-	// recovering holds jobs found SUBMITTING at start: ECS may hold their
-	// copy already, so they are looked up before CopyImage is sent again.
+	// recovering holds jobs found SUBMITTING at start, or whose CopyImage
+	// failed ambiguously: ECS may hold their copy already, so they are
+	// looked up before CopyImage is sent again.
 	recovering map[string]bool
 	conflict   bool
 	// fair holds each region's fair queue between policies.

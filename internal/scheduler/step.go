@@ -144,7 +144,14 @@ func (s *Scheduler) submit(ctx context.Context, j *job.Job) error {
 		return nil // shutting down; the job resumes from SUBMITTING
 	}
 	switch cloud.ClassOf(err) {
-	case cloud.ClassThrottled, cloud.ClassRetryable:
+	case cloud.ClassThrottled: // refused at the door: ECS made nothing
+		return s.retryLater(ctx, j, err)
+	case cloud.ClassRetryable:
+		// A timeout or 5xx may hide a copy ECS made: the retry looks it up
+		// by lineage first, in case ECS does not honour the ClientToken.
+		s.mu.Lock()
+		s.recovering[j.ID] = true
+		s.mu.Unlock()
 		return s.retryLater(ctx, j, err)
 	case cloud.ClassQuota:
 		wait := s.opts.QuotaWait
