@@ -438,8 +438,11 @@ func (e *env) waitPolicyConverged(client pb.ReplicatorServiceClient, timeout tim
 		}
 		e.waitQuiet(client, time.Until(deadline))
 		// ReconcilePolicies only starts a run; pace the loop so that the
-		// plan is not asked again before the run submitted its jobs.
-		time.Sleep(500 * time.Millisecond)
+		// plan is not asked again before the run submitted its jobs, and so
+		// that this loop's own DescribeImages calls (a plan and a run list
+		// 13 regions each) stay well inside the emulator's flow control of
+		// 240 calls a minute, leaving room for the daemon.
+		time.Sleep(8 * time.Second)
 	}
 }
 

@@ -284,7 +284,7 @@ func (d *daemon) serve(stdout io.Writer) error {
 	d.health = health.NewServer()
 	d.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(g, d.health)
-	api := server.New(d.store, d.sched, d.provider, server.Options{
+	api := server.New(d.store, d.sched, d.sched.Paced(), server.Options{
 		Regions:      d.knownRegions,
 		Logger:       d.log.With("component", "api"),
 		WatchStarted: d.metrics.WatchStarted,
@@ -390,7 +390,7 @@ func (d *daemon) serveMetrics(ctx context.Context, addr string) error {
 
 // startPolicies runs the reconcile loop of every policy of the file.
 func (d *daemon) startPolicies() {
-	d.rec = reconcile.New(d.provider, d.sched, reconcile.Options{
+	d.rec = reconcile.New(d.sched.Paced(), d.sched, reconcile.Options{
 		Logger: d.log.With("component", "reconcile"),
 		OnRun: func(name string, err error, dur time.Duration) {
 			d.metrics.ObserveReconcile(name, err)

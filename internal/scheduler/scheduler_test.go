@@ -456,3 +456,28 @@ func TestCancelWhileSubmitting(t *testing.T) {
 		t.Fatalf("%d copies of a cancelled job", n)
 	}
 }
+
+// Calls through Paced share the scheduler's token buckets: a throttle seen
+// by the reconciler's or the API's call slows the action for the copy
+// workers too.
+func TestPacedSharesFlowControl(t *testing.T) {
+	h := newHarness(t, ecsemu.Config{Images: images(10), ThrottleRate: 3}, Options{APIRate: 100})
+	ctx := context.Background()
+	q := cloud.ImageQuery{Region: srcRegion, IDs: []string{imageID(0)}}
+	p := h.s.Paced()
+	for i := 0; i < 3; i++ {
+		if _, err := p.DescribeImages(ctx, q); err != nil {
+			t.Fatalf("call %d within the emulator's budget: %v", i, err)
+		}
+	}
+	before := h.s.rl.Rate("DescribeImages")
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := p.DescribeImages(cctx, q) // throttled, then paced on the (fake) clock
+	if err == nil {
+		t.Fatal("a call beyond the emulator's budget succeeded")
+	}
+	if after := h.s.rl.Rate("DescribeImages"); after >= before {
+		t.Fatalf("rate %v after a throttle through Paced, was %v", after, before)
+	}
+}
