@@ -65,11 +65,6 @@ func (es *ValidationErrors) orNil() error {
 	if len(es.Errors) == 0 {
 		return nil
 	}
-	// Messages may quote the file (a YAML syntax error names the token it
-	// stopped at): never echo anything shaped like an access key.
-	for i := range es.Errors {
-		es.Errors[i].Message = redactAccessKeys(es.Errors[i].Message)
-	}
 	sort.SliceStable(es.Errors, func(i, j int) bool {
 		a, b := es.Errors[i], es.Errors[j]
 		if a.Line != b.Line {
@@ -80,6 +75,11 @@ func (es *ValidationErrors) orNil() error {
 	if n := len(es.Errors); n > MaxErrors {
 		es.Errors = append(es.Errors[:MaxErrors], ValidationError{File: es.Errors[0].File,
 			Message: fmt.Sprintf("... and %d more problems", n-MaxErrors)})
+	}
+	// Messages may quote the file (a YAML syntax error names the token it
+	// stopped at): never echo anything shaped like an access key.
+	for i := range es.Errors {
+		es.Errors[i].Message = redactAccessKeys(es.Errors[i].Message)
 	}
 	return es
 }

@@ -27,8 +27,14 @@ var accessKeyRE = regexp.MustCompile(`LTAI[A-Za-z0-9]{12,30}`)
 
 func looksLikeAccessKey(s string) bool { return accessKeyRE.MatchString(s) }
 
-// redactAccessKeys hides every access-key-shaped substring of s.
-func redactAccessKeys(s string) string { return accessKeyRE.ReplaceAllString(s, "LTAI****") }
+// redactAccessKeys hides every access-key-shaped substring of s. The
+// regexp only runs on the rare message that could hold one.
+func redactAccessKeys(s string) string {
+	if !strings.Contains(s, "LTAI") {
+		return s
+	}
+	return accessKeyRE.ReplaceAllString(s, "LTAI****")
+}
 
 const credentialHint = "credentials never belong in this file: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, use ~/.aliyun/config.json, or a RAM role"
 
