@@ -8,11 +8,11 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	replicatorv1 "github.com/replicatord/replicatord/gen/replicator/v1"
+	"github.com/replicatord/replicatord/internal/errdefs"
+	"github.com/replicatord/replicatord/internal/errgrpc"
 )
 
 func newCopyCommand(a *app) *cobra.Command {
@@ -137,13 +137,14 @@ func (a *app) copy(ctx context.Context, req *replicatorv1.CopyRequest, groupBy s
 		f.rev = max(f.rev, r.GetRevision())
 		return false, f.show(r, r.GetJob())
 	})
+	err = errgrpc.ToNative(err)
 	switch {
 	case errors.Is(err, io.EOF) && req.GetDetach(), err != nil && tr.allTerminal():
 		// Done; a stream cut after the last job finished loses nothing.
 		err = nil
 	case ctx.Err() != nil:
 	case len(tr.jobs) > 0 && !req.GetDetach() &&
-		(errors.Is(err, io.EOF) || status.Code(err) == codes.Unavailable || status.Code(err) == codes.Internal):
+		(errors.Is(err, io.EOF) || errors.Is(err, errdefs.ErrUnavailable) || errors.Is(err, errdefs.ErrInternal)):
 		f.out.note("connection lost; following the jobs with watch")
 		err = f.watch(ctx, client, &replicatorv1.WatchRequest{JobIds: tr.ids(), FromRevision: f.rev}, tr.allTerminal, true)
 	}

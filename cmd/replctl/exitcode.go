@@ -7,7 +7,9 @@ import (
 	"strings"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+
+	"github.com/replicatord/replicatord/internal/errdefs"
+	"github.com/replicatord/replicatord/internal/errgrpc"
 )
 
 // Exit codes. 0-9 belong to replctl itself; an RPC that fails with gRPC code
@@ -97,23 +99,27 @@ func exitCode(err error, interrupted bool) (int, string) {
 	if errors.As(err, &ue) {
 		return exitUsage, ue.Error()
 	}
-	if interrupted && (errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled) {
+	// One conversion: a status becomes its errdefs class with the server's
+	// message, by the mapping the daemon used to make it.
+	err = errgrpc.ToNative(err)
+	if interrupted && errors.Is(err, context.Canceled) {
 		return exitInterrupted, "interrupted"
 	}
-	if s, ok := status.FromError(err); ok {
-		msg := clean(s.Message())
+	if errgrpc.IsStatus(err) {
+		code := errgrpc.Code(err)
+		msg := clean(err.Error())
 		if msg == "" {
-			msg = s.Code().String()
+			msg = code.String()
 		}
-		switch s.Code() {
-		case codes.Unavailable:
+		switch {
+		case errors.Is(err, errdefs.ErrUnavailable):
 			msg = "cannot reach replicatord: " + msg + " (is the daemon running? set --address or REPLCTL_ADDRESS)"
-		case codes.Unauthenticated:
+		case errors.Is(err, errdefs.ErrUnauthenticated):
 			msg += " (set --token or REPLCTL_TOKEN)"
-		case codes.DeadlineExceeded:
+		case errors.Is(err, context.DeadlineExceeded):
 			msg += " (no answer within --timeout)"
 		}
-		return exitRPCBase + int(s.Code()), msg
+		return exitRPCBase + int(code), msg
 	}
 	return exitFailure, err.Error()
 }

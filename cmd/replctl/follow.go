@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	replicatorv1 "github.com/replicatord/replicatord/gen/replicator/v1"
+	"github.com/replicatord/replicatord/internal/errdefs"
+	"github.com/replicatord/replicatord/internal/errgrpc"
 )
 
 // Reconnect backoff of watch after a lost connection.
@@ -139,13 +139,13 @@ func (f *follower) watch(ctx context.Context, client replicatorv1.ReplicatorServ
 			return err
 		}
 		connected = connected || received
-		code := status.Code(err)
+		err = errgrpc.ToNative(err)
 		switch {
-		case code == codes.OutOfRange && f.rev != 0:
+		case errors.Is(err, errdefs.ErrOutOfRange) && f.rev != 0:
 			f.out.note(fmt.Sprintf("revision %d is no longer retained (compacted); restarting from a fresh snapshot", f.rev))
 			f.rev = 0
 			continue
-		case errors.Is(err, io.EOF) || (connected && code == codes.Unavailable) || (received && code == codes.Internal):
+		case errors.Is(err, io.EOF) || (connected && errors.Is(err, errdefs.ErrUnavailable)) || (received && errors.Is(err, errdefs.ErrInternal)):
 			// The daemon went away (restart, network); it keeps the history,
 			// so resume where we were.
 		default:

@@ -36,7 +36,7 @@ func (s *Server) policyOps() (*PolicyOps, error) {
 func (s *Server) ListPolicies(ctx context.Context, _ *pb.ListPoliciesRequest) (*pb.ListPoliciesResponse, error) {
 	ops, err := s.policyOps()
 	if err != nil {
-		return nil, errdefs.ToGRPC(err)
+		return nil, err
 	}
 	resp := &pb.ListPoliciesResponse{}
 	if ops.Source != nil {
@@ -62,7 +62,7 @@ func (s *Server) ListPolicies(ctx context.Context, _ *pb.ListPoliciesRequest) (*
 		}
 		jobs, err := s.sched.PolicyJobs(ctx, st.Name)
 		if err != nil {
-			return nil, errdefs.ToGRPC(err)
+			return nil, err
 		}
 		counts := map[job.State]int64{}
 		for _, j := range jobs {
@@ -83,16 +83,16 @@ func (s *Server) ListPolicies(ctx context.Context, _ *pb.ListPoliciesRequest) (*
 func (s *Server) PlanPolicies(ctx context.Context, req *pb.PlanPoliciesRequest) (*pb.PlanPoliciesResponse, error) {
 	ops, err := s.policyOps()
 	if err != nil {
-		return nil, errdefs.ToGRPC(err)
+		return nil, err
 	}
 	for _, n := range req.GetPolicies() {
 		if n == "" {
-			return nil, errdefs.ToGRPC(errdefs.Invalid("policies", "a policy name must not be empty"))
+			return nil, errdefs.Invalid("policies", "a policy name must not be empty")
 		}
 	}
 	items, err := ops.Reconciler.Plan(ctx, req.GetPolicies())
 	if err != nil && len(items) == 0 {
-		return nil, errdefs.ToGRPC(err)
+		return nil, err
 	}
 	resp := &pb.PlanPoliciesResponse{}
 	// Estimate as the lower bound of a fleet: per region, the larger of the
@@ -141,7 +141,7 @@ func (s *Server) policyByName(ops *PolicyOps, name string) *policy.Policy {
 func (s *Server) ReloadPolicies(ctx context.Context, _ *pb.ReloadPoliciesRequest) (*pb.ReloadPoliciesResponse, error) {
 	ops, err := s.policyOps()
 	if err != nil {
-		return nil, errdefs.ToGRPC(err)
+		return nil, err
 	}
 	added, removed, changed, err := ops.Reload(ctx)
 	var ve *policy.ValidationErrors
@@ -153,7 +153,7 @@ func (s *Server) ReloadPolicies(ctx context.Context, _ *pb.ReloadPoliciesRequest
 		return resp, nil
 	}
 	if err != nil {
-		return nil, errdefs.ToGRPC(err)
+		return nil, err
 	}
 	return &pb.ReloadPoliciesResponse{Applied: true, Added: added, Removed: removed, Changed: changed}, nil
 }
@@ -162,7 +162,7 @@ func (s *Server) ReloadPolicies(ctx context.Context, _ *pb.ReloadPoliciesRequest
 func (s *Server) ReconcilePolicies(ctx context.Context, req *pb.ReconcilePoliciesRequest) (*pb.ReconcilePoliciesResponse, error) {
 	ops, err := s.policyOps()
 	if err != nil {
-		return nil, errdefs.ToGRPC(err)
+		return nil, err
 	}
 	names := req.GetPolicies()
 	if len(names) == 0 {
@@ -174,10 +174,10 @@ func (s *Server) ReconcilePolicies(ctx context.Context, req *pb.ReconcilePolicie
 	}
 	for _, n := range names {
 		if n == "" {
-			return nil, errdefs.ToGRPC(errdefs.Invalid("policies", "a policy name must not be empty"))
+			return nil, errdefs.Invalid("policies", "a policy name must not be empty")
 		}
 		if s.policyByName(ops, n) == nil {
-			return nil, errdefs.ToGRPC(fmt.Errorf("policy %q: %w", n, errdefs.ErrNotFound))
+			return nil, fmt.Errorf("policy %q: %w", n, errdefs.ErrNotFound)
 		}
 	}
 	var out []string

@@ -1,6 +1,6 @@
 // Package server is the gRPC edge of replicatord: it validates requests,
-// converts between the API and the engine's types, and converts errors once,
-// with errdefs.ToGRPC. It holds no logic of its own: jobs are run by
+// converts between the API and the engine's types, and returns errdefs errors, which
+// transport's interceptors convert once. It holds no logic of its own: jobs are run by
 // internal/scheduler, stored by internal/state, and policies are handled by
 // internal/reconcile.
 package server
@@ -73,11 +73,11 @@ func (s *Server) Register(g *grpc.Server) { pb.RegisterReplicatorServiceServer(g
 func (s *Server) Copy(req *pb.CopyRequest, stream grpc.ServerStreamingServer[pb.CopyResponse]) error {
 	ctx := stream.Context()
 	if err := s.validateCopy(req); err != nil {
-		return errdefs.ToGRPC(err)
+		return err
 	}
 	src, err := s.sourceImage(ctx, req.GetSourceRegion(), req.GetSourceImageId())
 	if err != nil {
-		return errdefs.ToGRPC(err)
+		return err
 	}
 	now := s.opts.Clock.Now()
 	var jobs []*job.Job
@@ -100,7 +100,7 @@ func (s *Server) Copy(req *pb.CopyRequest, stream grpc.ServerStreamingServer[pb.
 	}
 	from := s.store.Revision()
 	if err := s.sched.Submit(ctx, jobs...); err != nil {
-		return errdefs.ToGRPC(err)
+		return err
 	}
 	ids := make([]string, len(jobs))
 	for i, j := range jobs {
@@ -110,9 +110,9 @@ func (s *Server) Copy(req *pb.CopyRequest, stream grpc.ServerStreamingServer[pb.
 	done := func(j *job.Job) bool {
 		return j.State.Terminal() || (req.GetDetach() && j.DestinationImageID != "")
 	}
-	return errdefs.ToGRPC(s.follow(ctx, state.Filter{IDs: ids}, from, nil, len(ids), done, func(rev int64, j *job.Job) error {
+	return s.follow(ctx, state.Filter{IDs: ids}, from, nil, len(ids), done, func(rev int64, j *job.Job) error {
 		return stream.Send(&pb.CopyResponse{Job: toPB(j), Revision: rev})
-	}))
+	})
 }
 
 // sourceImage looks the source up in ECS: it must exist and be Available.
@@ -201,19 +201,19 @@ func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[p
 	}
 	f, err := s.watchFilter(req)
 	if err != nil {
-		return errdefs.ToGRPC(err)
+		return err
 	}
 	from := req.GetFromRevision()
 	if from < 0 {
-		return errdefs.ToGRPC(errdefs.Invalid("from_revision", "must not be negative"))
+		return errdefs.Invalid("from_revision", "must not be negative")
 	}
 	if cur := s.store.Revision(); from > cur {
-		return errdefs.ToGRPC(fmt.Errorf("from_revision %d is ahead of the store's revision %d (was the state file replaced?); watch without from_revision to start from a snapshot: %w", from, cur, errdefs.ErrOutOfRange))
+		return fmt.Errorf("from_revision %d is ahead of the store's revision %d (was the state file replaced?); watch without from_revision to start from a snapshot: %w", from, cur, errdefs.ErrOutOfRange)
 	}
 	if from == 0 {
 		snap, rev, err := s.snapshot(ctx, f)
 		if err != nil {
-			return errdefs.ToGRPC(err)
+			return err
 		}
 		for _, j := range snap {
 			if err := stream.Send(&pb.WatchResponse{Revision: rev, Job: toPB(j), Snapshot: true}); err != nil {
@@ -230,9 +230,9 @@ func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[p
 			seen[j.ID] = j.Revision
 		}
 		from = rev
-		return errdefs.ToGRPC(s.follow(ctx, f, from, seen, 0, nil, sendWatch(stream)))
+		return s.follow(ctx, f, from, seen, 0, nil, sendWatch(stream))
 	}
-	return errdefs.ToGRPC(s.follow(ctx, f, from, nil, 0, nil, sendWatch(stream)))
+	return s.follow(ctx, f, from, nil, 0, nil, sendWatch(stream))
 }
 
 func sendWatch(stream grpc.ServerStreamingServer[pb.WatchResponse]) func(int64, *job.Job) error {
@@ -293,11 +293,11 @@ func (s *Server) watchFilter(req *pb.WatchRequest) (state.Filter, error) {
 // Cancel cancels jobs.
 func (s *Server) Cancel(ctx context.Context, req *pb.CancelRequest) (*pb.CancelResponse, error) {
 	if err := checkJobIDs("job_ids", req.GetJobIds()); err != nil {
-		return nil, errdefs.ToGRPC(err)
+		return nil, err
 	}
 	jobs, err := s.sched.Cancel(ctx, req.GetJobIds())
 	if err != nil {
-		return nil, errdefs.ToGRPC(err)
+		return nil, err
 	}
 	s.opts.Logger.Info("cancel requested", "jobs", req.GetJobIds())
 	return &pb.CancelResponse{Jobs: toPBs(jobs)}, nil
@@ -306,11 +306,11 @@ func (s *Server) Cancel(ctx context.Context, req *pb.CancelRequest) (*pb.CancelR
 // Retry starts new attempts of failed or cancelled jobs.
 func (s *Server) Retry(ctx context.Context, req *pb.RetryRequest) (*pb.RetryResponse, error) {
 	if err := checkJobIDs("job_ids", req.GetJobIds()); err != nil {
-		return nil, errdefs.ToGRPC(err)
+		return nil, err
 	}
 	jobs, err := s.sched.Retry(ctx, req.GetJobIds())
 	if err != nil {
-		return nil, errdefs.ToGRPC(err)
+		return nil, err
 	}
 	return &pb.RetryResponse{Jobs: toPBs(jobs)}, nil
 }
@@ -319,13 +319,13 @@ func (s *Server) Retry(ctx context.Context, req *pb.RetryRequest) (*pb.RetryResp
 func (s *Server) GetJob(ctx context.Context, req *pb.GetJobRequest) (*pb.GetJobResponse, error) {
 	if !job.ValidID(req.GetJobId()) {
 		if req.GetJobId() == "" {
-			return nil, errdefs.ToGRPC(errdefs.Invalid("job_id", "is required"))
+			return nil, errdefs.Invalid("job_id", "is required")
 		}
-		return nil, errdefs.ToGRPC(errdefs.Invalid("job_id", "%q is not a job id (j- and 26 characters)", clip(req.GetJobId())))
+		return nil, errdefs.Invalid("job_id", "%q is not a job id (j- and 26 characters)", clip(req.GetJobId()))
 	}
 	j, err := s.store.Get(ctx, req.GetJobId())
 	if err != nil {
-		return nil, errdefs.ToGRPC(err)
+		return nil, err
 	}
 	return &pb.GetJobResponse{Job: toPB(j)}, nil
 }
@@ -335,20 +335,20 @@ func (s *Server) ListJobs(ctx context.Context, req *pb.ListJobsRequest) (*pb.Lis
 	f := state.Filter{Policy: req.GetPolicy(), SourceImageID: req.GetSourceImageId(), DestinationRegion: req.GetDestinationRegion()}
 	for _, st := range req.GetStates() {
 		if st <= pb.JobState_JOB_STATE_UNSPECIFIED || int32(st) > int32(pb.JobState_JOB_STATE_CANCELLED) {
-			return nil, errdefs.ToGRPC(errdefs.Invalid("states", "%d is not a job state", int32(st)))
+			return nil, errdefs.Invalid("states", "%d is not a job state", int32(st))
 		}
 		f.States = append(f.States, job.State(st))
 	}
 	size := int(req.GetPageSize())
 	if size < 0 || size > maxPageSize {
-		return nil, errdefs.ToGRPC(errdefs.Invalid("page_size", "must be between 0 and %d, got %d", maxPageSize, size))
+		return nil, errdefs.Invalid("page_size", "must be between 0 and %d, got %d", maxPageSize, size)
 	}
 	if size == 0 {
 		size = 100
 	}
 	jobs, next, rev, err := s.store.List(ctx, f, size, req.GetPageToken())
 	if err != nil {
-		return nil, errdefs.ToGRPC(err)
+		return nil, err
 	}
 	return &pb.ListJobsResponse{Jobs: toPBs(jobs), NextPageToken: next, Revision: rev}, nil
 }

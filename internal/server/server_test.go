@@ -21,6 +21,7 @@ import (
 	"github.com/replicatord/replicatord/internal/ecsemu"
 	"github.com/replicatord/replicatord/internal/scheduler"
 	"github.com/replicatord/replicatord/internal/state"
+	"github.com/replicatord/replicatord/internal/transport"
 )
 
 func TestMain(m *testing.M) {
@@ -72,7 +73,14 @@ func newStack(t *testing.T, opts state.Options) *stack {
 	for _, r := range regions {
 		known[r.ID] = true
 	}
-	g := grpc.NewServer()
+	// The daemon's own server options: its interceptors turn the handlers'
+	// errdefs errors into statuses.
+	sock := filepath.Join(dir, "s.sock")
+	gopts, err := transport.ServerOptions(transport.ServerConfig{Address: "unix://" + sock}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(gopts...)
 	srv := New(store, sched, prov, Options{Regions: func() map[string]bool { return known }})
 	srv.Register(g)
 	ln, err := net.Listen("unix", filepath.Join(dir, "s.sock"))

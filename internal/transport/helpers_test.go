@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -18,6 +19,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
+
+	"github.com/replicatord/replicatord/internal/errdefs"
 )
 
 // syncBuffer collects log output written from server goroutines.
@@ -40,7 +43,8 @@ func (b *syncBuffer) String() string {
 
 // testService is grpc's interop TestService: a real unary and a real
 // server-streaming method that, unlike health, need a token. A payload
-// body of "panic" makes either panic.
+// body of "panic" makes either panic; "missing" makes either return an
+// errdefs error, as replicatord's handlers do.
 type testService struct {
 	testgrpc.UnimplementedTestServiceServer
 }
@@ -49,12 +53,21 @@ func (testService) UnaryCall(_ context.Context, req *testgrpc.SimpleRequest) (*t
 	if string(req.GetPayload().GetBody()) == "panic" {
 		panic("handler exploded")
 	}
+	if string(req.GetPayload().GetBody()) == "missing" {
+		return nil, fmt.Errorf("job j-1: %w", errdefs.ErrNotFound)
+	}
 	return &testgrpc.SimpleResponse{Payload: &testgrpc.Payload{Body: []byte("ok")}}, nil
 }
 
 func (testService) StreamingOutputCall(req *testgrpc.StreamingOutputCallRequest, stream grpc.ServerStreamingServer[testgrpc.StreamingOutputCallResponse]) error {
 	if string(req.GetPayload().GetBody()) == "panic" {
 		panic("stream exploded")
+	}
+	if string(req.GetPayload().GetBody()) == "missing" {
+		if err := stream.Send(&testgrpc.StreamingOutputCallResponse{Payload: &testgrpc.Payload{Body: []byte("tick")}}); err != nil {
+			return err
+		}
+		return fmt.Errorf("watch ended: %w", errdefs.ErrUnavailable)
 	}
 	for range 3 {
 		if err := stream.Send(&testgrpc.StreamingOutputCallResponse{Payload: &testgrpc.Payload{Body: []byte("tick")}}); err != nil {
@@ -80,11 +93,12 @@ func startServer(t testing.TB, cfg ServerConfig) *testServer {
 	}
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := NewServer(cfg, logger)
+	opts, err := ServerOptions(cfg, logger)
 	if err != nil {
 		lis.Close()
-		t.Fatalf("NewServer: %v", err)
+		t.Fatalf("ServerOptions: %v", err)
 	}
+	srv := grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	testgrpc.RegisterTestServiceServer(srv, testService{})
 	done := make(chan error, 1)

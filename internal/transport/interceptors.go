@@ -13,6 +13,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/replicatord/replicatord/internal/errdefs"
+	"github.com/replicatord/replicatord/internal/errgrpc"
 )
 
 // healthPrefix is the service reachable without a token.
@@ -27,19 +30,31 @@ func authorize(ctx context.Context, tokens *Tokens) error {
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
 	if len(vals) == 0 {
-		return status.Error(codes.Unauthenticated, "missing bearer token: send metadata \"authorization: Bearer <token>\"")
+		return errdefs.New(errdefs.ErrUnauthenticated, "missing bearer token: send metadata \"authorization: Bearer <token>\"")
 	}
 	if len(vals) > 1 {
-		return status.Error(codes.Unauthenticated, "more than one authorization header")
+		return errdefs.New(errdefs.ErrUnauthenticated, "more than one authorization header")
 	}
 	scheme, token, ok := strings.Cut(strings.TrimSpace(vals[0]), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return status.Error(codes.Unauthenticated, "authorization metadata must be \"Bearer <token>\"")
+		return errdefs.New(errdefs.ErrUnauthenticated, "authorization metadata must be \"Bearer <token>\"")
 	}
 	if !tokens.Valid(strings.TrimSpace(token)) {
-		return status.Error(codes.Unauthenticated, "invalid bearer token")
+		return errdefs.New(errdefs.ErrUnauthenticated, "invalid bearer token")
 	}
 	return nil
+}
+
+// unaryErrors and streamErrors are where the API's errors become gRPC
+// statuses, once: handlers, auth and recover return errdefs errors, and
+// errgrpc.ToGRPC gives each the code of its class and keeps its message.
+func unaryErrors(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	return resp, errgrpc.ToGRPC(err)
+}
+
+func streamErrors(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return errgrpc.ToGRPC(handler(srv, ss))
 }
 
 func unaryAuth(tokens *Tokens) grpc.UnaryServerInterceptor {
@@ -68,7 +83,7 @@ func streamAuth(tokens *Tokens) grpc.StreamServerInterceptor {
 // caller sees: a bare Internal, since the panic value may hold anything.
 func panicError(logger *slog.Logger, method string, p any) error {
 	logger.Error("panic in gRPC handler", "method", method, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-	return status.Error(codes.Internal, "internal error (the daemon log has details)")
+	return errdefs.New(errdefs.ErrInternal, "internal error (the daemon log has details)")
 }
 
 func unaryRecover(logger *slog.Logger) grpc.UnaryServerInterceptor {

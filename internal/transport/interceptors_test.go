@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
 )
 
 func TestPanicBecomesInternal(t *testing.T) {
@@ -36,6 +37,30 @@ func TestPanicBecomesInternal(t *testing.T) {
 	}
 	if strings.Contains(logs, tokenA) {
 		t.Fatalf("a token reached the log:\n%s", logs)
+	}
+}
+
+// Handlers return errdefs errors; the caller sees the class's code and the
+// handler's message, unary and streaming alike, and the log the code.
+func TestErrdefsBecomeStatus(t *testing.T) {
+	srv := startServer(t, ServerConfig{Address: sockPath(t)})
+	cc := dial(t, ClientConfig{Address: srv.addr})
+
+	err := unary(t, callCtx(t), cc, "missing")
+	wantCode(t, "unary not found", err, codes.NotFound)
+	if msg := status.Convert(err).Message(); msg != "job j-1: not found" {
+		t.Errorf("unary message %q", msg)
+	}
+	_, err = streaming(t, callCtx(t), cc, "missing")
+	wantCode(t, "stream ended unavailable", err, codes.Unavailable)
+	if msg := status.Convert(err).Message(); msg != "watch ended: unavailable" {
+		t.Errorf("stream message %q", msg)
+	}
+	logs := srv.logs.String()
+	for _, want := range []string{"code=NotFound", "code=Unavailable"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
 	}
 }
 

@@ -24,9 +24,11 @@ const (
 // ServerOptions returns the grpc.ServerOptions for cfg: TLS credentials,
 // limits, keepalive, and the interceptor chains
 //
-//	log (failed or slow calls) → recover (panic → Internal) → auth (bearer token)
+//	log (failed or slow calls) → errors (errdefs → gRPC status, once)
+//	  → recover (panic → Internal) → auth (bearer token)
 //
-// for unary and streaming calls alike. Callers add their own interceptors
+// for unary and streaming calls alike, so handlers return errdefs errors and
+// never build a status themselves. Callers add their own interceptors
 // by appending grpc.ChainUnaryInterceptor / grpc.ChainStreamInterceptor
 // options: chains accumulate, and later ones run inside these, i.e. only
 // for authenticated calls. cfg.Warnings are logged at WARN on logger.
@@ -57,8 +59,8 @@ func ServerOptions(cfg ServerConfig, logger *slog.Logger) ([]grpc.ServerOption, 
 	if tc != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
-	unary := []grpc.UnaryServerInterceptor{unaryLog(logger, cfg.SlowCall), unaryRecover(logger)}
-	stream := []grpc.StreamServerInterceptor{streamLog(logger), streamRecover(logger)}
+	unary := []grpc.UnaryServerInterceptor{unaryLog(logger, cfg.SlowCall), unaryErrors, unaryRecover(logger)}
+	stream := []grpc.StreamServerInterceptor{streamLog(logger), streamErrors, streamRecover(logger)}
 	if cfg.TokenFile != "" {
 		tokens, err := LoadTokens(cfg.TokenFile)
 		if err != nil {
@@ -72,13 +74,4 @@ func ServerOptions(cfg ServerConfig, logger *slog.Logger) ([]grpc.ServerOption, 
 		logger.Warn(w)
 	}
 	return opts, nil
-}
-
-// NewServer is grpc.NewServer(ServerOptions(cfg, logger)..., extra...).
-func NewServer(cfg ServerConfig, logger *slog.Logger, extra ...grpc.ServerOption) (*grpc.Server, error) {
-	opts, err := ServerOptions(cfg, logger)
-	if err != nil {
-		return nil, err
-	}
-	return grpc.NewServer(append(opts, extra...)...), nil
 }
