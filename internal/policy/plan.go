@@ -85,84 +85,99 @@ type Item struct {
 // (see prune).
 func (p *Policy) Plan(obs Observed) []Item {
 	sources := p.retained(p.Select(obs.Sources))
-	active := map[string]*job.Job{} // key(src, dst) -> non-terminal job
-	latest := map[string]*job.Job{} // key(src, dst) -> latest terminal job
-	tracked := map[string]*job.Job{}
+	ix := p.index(obs)
+	var items []Item
+	for _, src := range sources {
+		for _, dst := range p.Destinations {
+			items = append(items, p.planItem(src, dst, ix))
+		}
+	}
+	return append(items, p.prune(sources, obs, ix.active)...)
+}
+
+// planIndex is what Plan knows of this policy's jobs and copies, by
+// key(source, destination region).
+type planIndex struct {
+	active  map[string]*job.Job      // the oldest non-terminal job
+	latest  map[string]*job.Job      // the latest terminal job
+	tracked map[string]*job.Job      // by copy id: a job that made or makes it
+	copies  map[string][]cloud.Image // the copies carrying this policy's tags
+}
+
+func (p *Policy) index(obs Observed) planIndex {
+	ix := planIndex{active: map[string]*job.Job{}, latest: map[string]*job.Job{}, tracked: map[string]*job.Job{}, copies: map[string][]cloud.Image{}}
 	for _, j := range obs.Jobs {
 		if j == nil || (j.Policy != "" && j.Policy != p.Name) {
 			continue
 		}
 		k := key(j.SourceImageID, j.DestinationRegion)
 		if !j.State.Terminal() {
-			if a := active[k]; a == nil || j.CreateTime.Before(a.CreateTime) {
-				active[k] = j
+			if a := ix.active[k]; a == nil || j.CreateTime.Before(a.CreateTime) {
+				ix.active[k] = j
 			}
-		} else if l := latest[k]; l == nil || j.CreateTime.After(l.CreateTime) {
-			latest[k] = j
+		} else if l := ix.latest[k]; l == nil || j.CreateTime.After(l.CreateTime) {
+			ix.latest[k] = j
 		}
 		if j.DestinationImageID != "" && (j.State == job.StateSucceeded || !j.State.Terminal()) {
-			tracked[j.DestinationImageID] = j
+			ix.tracked[j.DestinationImageID] = j
 		}
 	}
-	copies := map[string][]cloud.Image{} // key(src, dst) -> copies
 	for region, ims := range obs.Copies {
 		for _, im := range ims {
 			if im.Tags[job.TagPolicy] != p.Name {
 				continue
 			}
-			src := im.Tags[job.TagSourceImage]
-			copies[key(src, region)] = append(copies[key(src, region)], im)
+			k := key(im.Tags[job.TagSourceImage], region)
+			ix.copies[k] = append(ix.copies[k], im)
 		}
 	}
+	return ix
+}
 
-	var items []Item
-	for _, src := range sources {
-		for _, dst := range p.Destinations {
-			k := key(src.ID, dst.Region)
-			it := Item{Policy: p.Name, SourceImageID: src.ID, SourceImageName: src.Name,
-				DestinationRegion: dst.Region, SizeGiB: src.SizeGiB}
-			if j := active[k]; j != nil {
-				it.Action = ActionInProgress
-				it.Reason = fmt.Sprintf("job %s is %s", j.ID, j.State)
-				it.DestinationImageID, it.DestinationImageName = j.DestinationImageID, j.DestinationImageName
-				items = append(items, it)
-				continue
-			}
-			if c, ok := bestCopy(copies[k]); ok {
-				it.DestinationImageID, it.DestinationImageName = c.ID, c.Name
-				if j := tracked[c.ID]; j != nil {
-					it.Action = ActionExists
-					if c.Status != cloud.StatusAvailable {
-						it.Reason = "copy is " + c.Status
-					}
-				} else if c.Status == cloud.StatusDeprecated {
-					// A user deprecated it: theirs to decide, not to
-					// adopt or copy again.
-					it.Action = ActionExists
-					it.Reason = "copy is Deprecated"
-				} else {
-					it.Action = ActionAdopt
-					it.Reason = fmt.Sprintf("copy %s is %s and no job tracks it", c.ID, c.Status)
-				}
-				items = append(items, it)
-				continue
-			}
-			name, _, err := p.Render(src, dst)
-			it.DestinationImageName = name
-			if reason := p.blocked(src, err, latest[k], name, dst); reason != "" {
-				it.Action, it.Reason = ActionBlocked, reason
-			} else {
-				it.Action = ActionCopy
-				if l := latest[k]; l != nil && l.State == job.StateSucceeded {
-					it.Reason = "the copy made by job " + l.ID + " is gone"
-				} else if hasStatus(copies[k], cloud.StatusCreateFailed) {
-					it.Reason = "the last copy ended CreateFailed"
-				}
-			}
-			items = append(items, it)
-		}
+// planItem decides one source in one destination: in progress, an
+// existing copy (exists or adopt), or to copy (or blocked).
+func (p *Policy) planItem(src cloud.Image, dst Destination, ix planIndex) Item {
+	k := key(src.ID, dst.Region)
+	it := Item{Policy: p.Name, SourceImageID: src.ID, SourceImageName: src.Name,
+		DestinationRegion: dst.Region, SizeGiB: src.SizeGiB}
+	if j := ix.active[k]; j != nil {
+		it.Action = ActionInProgress
+		it.Reason = fmt.Sprintf("job %s is %s", j.ID, j.State)
+		it.DestinationImageID, it.DestinationImageName = j.DestinationImageID, j.DestinationImageName
+		return it
 	}
-	return append(items, p.prune(sources, obs, active)...)
+	if c, ok := bestCopy(ix.copies[k]); ok {
+		it.DestinationImageID, it.DestinationImageName = c.ID, c.Name
+		switch {
+		case ix.tracked[c.ID] != nil:
+			it.Action = ActionExists
+			if c.Status != cloud.StatusAvailable {
+				it.Reason = "copy is " + c.Status
+			}
+		case c.Status == cloud.StatusDeprecated:
+			// A user deprecated it: theirs to decide, not to adopt or
+			// copy again.
+			it.Action = ActionExists
+			it.Reason = "copy is Deprecated"
+		default:
+			it.Action = ActionAdopt
+			it.Reason = fmt.Sprintf("copy %s is %s and no job tracks it", c.ID, c.Status)
+		}
+		return it
+	}
+	name, _, err := p.Render(src, dst)
+	it.DestinationImageName = name
+	if reason := p.blocked(src, err, ix.latest[k], name, dst); reason != "" {
+		it.Action, it.Reason = ActionBlocked, reason
+		return it
+	}
+	it.Action = ActionCopy
+	if l := ix.latest[k]; l != nil && l.State == job.StateSucceeded {
+		it.Reason = "the copy made by job " + l.ID + " is gone"
+	} else if hasStatus(ix.copies[k], cloud.StatusCreateFailed) {
+		it.Reason = "the last copy ended CreateFailed"
+	}
+	return it
 }
 
 func key(src, dst string) string { return src + "\x00" + dst }
@@ -279,10 +294,6 @@ func (p *Policy) prune(kept []cloud.Image, obs Observed, active map[string]*job.
 	if n <= 0 {
 		return nil
 	}
-	type srcInfo struct {
-		t            time.Time
-		name, family string
-	}
 	srcs := map[string]srcInfo{}
 	for _, s := range obs.Sources {
 		srcs[s.ID] = srcInfo{s.CreationTime, s.Name, s.Family}
@@ -297,39 +308,9 @@ func (p *Policy) prune(kept []cloud.Image, obs Observed, active map[string]*job.
 	for _, j := range active {
 		busy[j.DestinationImageID] = true
 	}
-	type group struct {
-		src, family string
-		known       bool
-		t           time.Time
-		copies      []cloud.Image
-	}
 	var items []Item
 	for _, dst := range p.Destinations {
-		groups := map[string]*group{}
-		for _, im := range obs.Copies[dst.Region] {
-			if im.Tags[job.TagPolicy] != p.Name || im.Tags[job.TagSourceImage] == "" {
-				continue
-			}
-			src := im.Tags[job.TagSourceImage]
-			g := groups[src]
-			if g == nil {
-				info, known := srcs[src]
-				g = &group{src: src, known: known, t: info.t, family: info.family}
-				if !known {
-					g.family = im.Family
-				}
-				groups[src] = g
-			}
-			if !g.known && im.CreationTime.After(g.t) {
-				g.t = im.CreationTime
-			}
-			g.copies = append(g.copies, im)
-		}
-		byFamily := map[string][]*group{}
-		for _, g := range groups {
-			f := p.familyKey(g.family)
-			byFamily[f] = append(byFamily[f], g)
-		}
+		byFamily := p.copyGroups(obs.Copies[dst.Region], srcs)
 		families := make([]string, 0, len(byFamily))
 		for f := range byFamily {
 			families = append(families, f)
@@ -337,16 +318,6 @@ func (p *Policy) prune(kept []cloud.Image, obs Observed, active map[string]*job.
 		sort.Strings(families)
 		for _, f := range families {
 			ranked := byFamily[f]
-			sort.Slice(ranked, func(i, j int) bool {
-				a, b := ranked[i], ranked[j]
-				if a.known != b.known {
-					return a.known
-				}
-				if !a.t.Equal(b.t) {
-					return a.t.After(b.t)
-				}
-				return a.src < b.src
-			})
 			// The newest Available copy is never pruned.
 			newestAvailable := ""
 			for _, g := range ranked {
@@ -379,6 +350,63 @@ func (p *Policy) prune(kept []cloud.Image, obs Observed, active map[string]*job.
 		}
 	}
 	return items
+}
+
+// srcInfo is what prune needs of a listed source.
+type srcInfo struct {
+	t            time.Time
+	name, family string
+}
+
+// copyGroup is the copies of one source in one region.
+type copyGroup struct {
+	src, family string
+	known       bool // the source is listed
+	t           time.Time
+	copies      []cloud.Image
+}
+
+// copyGroups groups a region's copies made by this policy by source, then
+// by family key, each family ranked newest source first.
+func (p *Policy) copyGroups(ims []cloud.Image, srcs map[string]srcInfo) map[string][]*copyGroup {
+	groups := map[string]*copyGroup{}
+	for _, im := range ims {
+		if im.Tags[job.TagPolicy] != p.Name || im.Tags[job.TagSourceImage] == "" {
+			continue
+		}
+		src := im.Tags[job.TagSourceImage]
+		g := groups[src]
+		if g == nil {
+			info, known := srcs[src]
+			g = &copyGroup{src: src, known: known, t: info.t, family: info.family}
+			if !known {
+				g.family = im.Family
+			}
+			groups[src] = g
+		}
+		if !g.known && im.CreationTime.After(g.t) {
+			g.t = im.CreationTime
+		}
+		g.copies = append(g.copies, im)
+	}
+	byFamily := map[string][]*copyGroup{}
+	for _, g := range groups {
+		f := p.familyKey(g.family)
+		byFamily[f] = append(byFamily[f], g)
+	}
+	for _, ranked := range byFamily {
+		sort.Slice(ranked, func(i, j int) bool {
+			a, b := ranked[i], ranked[j]
+			if a.known != b.known {
+				return a.known
+			}
+			if !a.t.Equal(b.t) {
+				return a.t.After(b.t)
+			}
+			return a.src < b.src
+		})
+	}
+	return byFamily
 }
 
 func (p *Policy) retentionReason() string {

@@ -73,70 +73,93 @@ func Check(path string) error {
 
 // checkLayout verifies what bbolt cannot know: the package's own invariants.
 func checkLayout(path string, tx *bolt.Tx, add func(error) bool) {
-	v, err := readSchemaVersion(path, tx)
-	if err != nil {
-		add(err)
+	idx, ok := checkBuckets(path, tx, add)
+	if !ok {
 		return
-	}
-	if v != schemaVersion() {
-		add(fmt.Errorf("schema version %d, this replicatord checks version %d (open it with replicatord once to migrate)", v, schemaVersion()))
-		return
-	}
-	for _, name := range [][]byte{bucketJobs, bucketEvents} {
-		if tx.Bucket(name) == nil {
-			add(fmt.Errorf("bucket %s is missing", name))
-			return
-		}
-	}
-	idx := tx.Bucket(bucketIndex)
-	if idx == nil {
-		add(errors.New("bucket index is missing"))
-		return
-	}
-	for _, name := range indexNames {
-		if idx.Bucket(name) == nil {
-			add(fmt.Errorf("bucket index/%s is missing", name))
-			return
-		}
 	}
 	rev, compacted, err := readRevisions(path, tx)
 	if err != nil {
 		add(err)
 		return
 	}
-	// Events: contiguous from compacted+1 to rev, each decoding to a job
-	// with that revision.
+	if !checkEvents(tx, compacted, rev, add) {
+		return
+	}
+	expected, ok := checkJobs(tx, rev, add)
+	if !ok {
+		return
+	}
+	checkIndex(idx, expected, add)
+}
+
+// checkBuckets checks the schema version and that every bucket exists; it
+// returns the index bucket, and false when the check cannot go on.
+func checkBuckets(path string, tx *bolt.Tx, add func(error) bool) (*bolt.Bucket, bool) {
+	v, err := readSchemaVersion(path, tx)
+	if err != nil {
+		add(err)
+		return nil, false
+	}
+	if v != schemaVersion() {
+		add(fmt.Errorf("schema version %d, this replicatord checks version %d (open it with replicatord once to migrate)", v, schemaVersion()))
+		return nil, false
+	}
+	for _, name := range [][]byte{bucketJobs, bucketEvents} {
+		if tx.Bucket(name) == nil {
+			add(fmt.Errorf("bucket %s is missing", name))
+			return nil, false
+		}
+	}
+	idx := tx.Bucket(bucketIndex)
+	if idx == nil {
+		add(errors.New("bucket index is missing"))
+		return nil, false
+	}
+	for _, name := range indexNames {
+		if idx.Bucket(name) == nil {
+			add(fmt.Errorf("bucket index/%s is missing", name))
+			return nil, false
+		}
+	}
+	return idx, true
+}
+
+// checkEvents checks that the events are contiguous from compacted+1 to
+// rev, each decoding to a job with that revision. false: stop.
+func checkEvents(tx *bolt.Tx, compacted, rev int64, add func(error) bool) bool {
 	want := compacted + 1
 	c := tx.Bucket(bucketEvents).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		r, err := readU64("events key", k)
 		if err != nil {
 			if !add(err) {
-				return
+				return false
 			}
 			continue
 		}
 		if r != want && !add(fmt.Errorf("events: expected revision %d, found %d", want, r)) {
-			return
+			return false
 		}
 		want = r + 1
 		j, err := decodeJob(fmt.Sprintf("events/%d", r), v)
 		if err != nil {
 			if !add(err) {
-				return
+				return false
 			}
 			continue
 		}
 		if j.Revision != r && !add(fmt.Errorf("events/%d holds job %q with revision %d", r, j.ID, j.Revision)) {
-			return
+			return false
 		}
 	}
-	if want != rev+1 && !add(fmt.Errorf("events end at revision %d but meta/revision is %d", want-1, rev)) {
-		return
-	}
-	// Jobs and the index entries they imply.
-	expected := map[string]bool{} // "<index>/<key>"
-	err = tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+	return want == rev+1 || add(fmt.Errorf("events end at revision %d but meta/revision is %d", want-1, rev))
+}
+
+// checkJobs checks every job and returns the index entries the jobs imply,
+// as "<index>/<key>". false: stop.
+func checkJobs(tx *bolt.Tx, rev int64, add func(error) bool) (map[string]bool, bool) {
+	expected := map[string]bool{}
+	err := tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
 		j, err := decodeJob("jobs/"+string(k), v)
 		if err == nil && j.ID != string(k) {
 			err = fmt.Errorf("jobs/%s holds job %q", k, j.ID)
@@ -160,9 +183,11 @@ func checkLayout(path string, tx *bolt.Tx, add func(error) bool) {
 		}
 		return nil
 	})
-	if err != nil {
-		return
-	}
+	return expected, err == nil
+}
+
+// checkIndex checks that the index holds exactly the expected entries.
+func checkIndex(idx *bolt.Bucket, expected map[string]bool, add func(error) bool) {
 	for _, name := range indexNames {
 		err := idx.Bucket(name).ForEach(func(k, _ []byte) error {
 			key := string(name) + "/" + string(k)
