@@ -25,6 +25,9 @@ type decoder struct {
 	errs   ValidationErrors
 	budget int
 	broke  bool // budget exhausted: stop reporting, the file is refused anyway
+	// onMapping, when set, is told the keys every decoded mapping accepts
+	// (for the test that the example file documents every key).
+	onMapping func(n *yaml.Node, fs fields)
 }
 
 // scope says where in the file a value is, for messages.
@@ -120,8 +123,11 @@ type pair struct {
 }
 
 // fields maps each known key of a mapping to the function that decodes its
-// value.
-type fields map[string]func(key, val *yaml.Node)
+// value. The function gets the key's scope (the mapping's, at the key), so
+// that a key is spelled once: here, as the map's key. Adding a key to the
+// file is one entry in the fields of its section (and its line in
+// policies.example.yaml, which TestExampleDocumentsEveryKey checks).
+type fields map[string]func(key, val *yaml.Node, sc scope)
 
 // mapping decodes the mapping n, calling the handler of every known key and
 // reporting unknown, repeated and non-string keys. It returns the keys seen.
@@ -138,6 +144,9 @@ func (d *decoder) mapping(n *yaml.Node, sc scope, fs fields) map[string]*yaml.No
 			d.fieldErrorf(n, sc, "expected a mapping, got %s", kindName(n))
 		}
 		return seen
+	}
+	if d.onMapping != nil {
+		d.onMapping(n, fs)
 	}
 	pairs := d.pairs(n, sc, 0)
 	for _, p := range pairs {
@@ -157,7 +166,7 @@ func (d *decoder) mapping(n *yaml.Node, sc scope, fs fields) map[string]*yaml.No
 			d.errorf(p.key, sc, "%s", unknownKey(p.name, sc.path, fs))
 			continue
 		}
-		fn(p.key, p.val)
+		fn(p.key, p.val, sc.at(p.name))
 	}
 	return seen
 }

@@ -20,7 +20,10 @@ import (
 // messages and to resolve a relative data_dir; it may be "". On any problem
 // it returns a *ValidationErrors holding every problem found, and no File.
 func Parse(path string, data []byte) (*File, error) {
-	d := &decoder{file: path, budget: maxNodes}
+	return parseWith(&decoder{file: path, budget: maxNodes}, path, data)
+}
+
+func parseWith(d *decoder, path string, data []byte) (*File, error) {
 	if len(data) > MaxFileSize {
 		d.errorf(nil, scope{}, "the file is larger than %d bytes; policy files are small, is this the right file?", MaxFileSize)
 		return nil, d.errs.orNil()
@@ -119,17 +122,17 @@ func (d *decoder) file_(n *yaml.Node, f *File) {
 	}
 	var cloudNode, simNode *yaml.Node
 	seen := d.mapping(n, sc, fields{
-		"version": func(_, v *yaml.Node) {
+		"version": func(_, v *yaml.Node, ks scope) {
 			var ver int64
-			if d.integer(v, sc.at("version"), &ver) && ver != 1 {
+			if d.integer(v, ks, &ver) && ver != 1 {
 				d.errorf(d.resolve(v), sc, "unsupported version %d (this replicatord reads 1)", ver)
 			}
 			f.Version = int(ver)
 		},
-		"daemon":    func(_, v *yaml.Node) { d.daemon(v, sc.at("daemon"), &f.Daemon) },
-		"cloud":     func(_, v *yaml.Node) { cloudNode = v; simNode = d.cloud(v, sc.at("cloud"), &f.Cloud) },
-		"scheduler": func(_, v *yaml.Node) { d.scheduler(v, sc.at("scheduler"), &f.Scheduler) },
-		"policies":  func(_, v *yaml.Node) { f.Policies = d.policies(v, sc.at("policies")) },
+		"daemon":    func(_, v *yaml.Node, ks scope) { d.daemon(v, ks, &f.Daemon) },
+		"cloud":     func(_, v *yaml.Node, ks scope) { cloudNode = v; simNode = d.cloud(v, ks, &f.Cloud) },
+		"scheduler": func(_, v *yaml.Node, ks scope) { d.scheduler(v, ks, &f.Scheduler) },
+		"policies":  func(_, v *yaml.Node, ks scope) { f.Policies = d.policies(v, ks) },
 	})
 	if n.Kind != yaml.MappingNode {
 		return
@@ -147,32 +150,32 @@ func (d *decoder) file_(n *yaml.Node, f *File) {
 
 func (d *decoder) daemon(n *yaml.Node, sc scope, o *Daemon) {
 	d.mapping(n, sc, fields{
-		"data_dir": func(_, v *yaml.Node) {
-			d.str(v, sc.at("data_dir"), &o.DataDir)
+		"data_dir": func(_, v *yaml.Node, ks scope) {
+			d.str(v, ks, &o.DataDir)
 			if o.DataDir == "" {
-				d.fieldErrorf(d.resolve(v), sc.at("data_dir"), "must not be empty (the default is %s)", DefaultDataDir)
+				d.fieldErrorf(d.resolve(v), ks, "must not be empty (the default is %s)", DefaultDataDir)
 				o.DataDir = DefaultDataDir
 			}
 		},
-		"listen": func(_, v *yaml.Node) {
-			d.str(v, sc.at("listen"), &o.Listen)
+		"listen": func(_, v *yaml.Node, ks scope) {
+			d.str(v, ks, &o.Listen)
 			if err := checkListen(o.Listen, true); err != nil {
-				d.fieldErrorf(d.resolve(v), sc.at("listen"), "%v", err)
+				d.fieldErrorf(d.resolve(v), ks, "%v", err)
 			}
 		},
-		"metrics_listen": func(_, v *yaml.Node) {
-			d.str(v, sc.at("metrics_listen"), &o.MetricsListen)
+		"metrics_listen": func(_, v *yaml.Node, ks scope) {
+			d.str(v, ks, &o.MetricsListen)
 			if err := checkListen(o.MetricsListen, false); err != nil {
-				d.fieldErrorf(d.resolve(v), sc.at("metrics_listen"), "%v", err)
+				d.fieldErrorf(d.resolve(v), ks, "%v", err)
 			}
 		},
-		"log_format": func(_, v *yaml.Node) {
-			d.str(v, sc.at("log_format"), &o.LogFormat)
-			d.oneOf(v, sc.at("log_format"), o.LogFormat, "text", "json")
+		"log_format": func(_, v *yaml.Node, ks scope) {
+			d.str(v, ks, &o.LogFormat)
+			d.oneOf(v, ks, o.LogFormat, "text", "json")
 		},
-		"log_level": func(_, v *yaml.Node) {
-			d.str(v, sc.at("log_level"), &o.LogLevel)
-			d.oneOf(v, sc.at("log_level"), o.LogLevel, "debug", "info", "warn", "error")
+		"log_level": func(_, v *yaml.Node, ks scope) {
+			d.str(v, ks, &o.LogLevel)
+			d.oneOf(v, ks, o.LogLevel, "debug", "info", "warn", "error")
 		},
 	})
 }
@@ -213,19 +216,19 @@ func checkListen(s string, unixOK bool) error {
 func (d *decoder) cloud(n *yaml.Node, sc scope, o *Cloud) *yaml.Node {
 	var sim *yaml.Node
 	d.mapping(n, sc, fields{
-		"provider": func(_, v *yaml.Node) {
-			d.str(v, sc.at("provider"), &o.Provider)
-			if !d.oneOf(v, sc.at("provider"), o.Provider, ProviderSimulated, ProviderAliyun) {
+		"provider": func(_, v *yaml.Node, ks scope) {
+			d.str(v, ks, &o.Provider)
+			if !d.oneOf(v, ks, o.Provider, ProviderSimulated, ProviderAliyun) {
 				o.Provider = ""
 			}
 		},
-		"endpoint": func(_, v *yaml.Node) {
-			d.str(v, sc.at("endpoint"), &o.Endpoint)
+		"endpoint": func(_, v *yaml.Node, ks scope) {
+			d.str(v, ks, &o.Endpoint)
 			if err := checkEndpoint(o.Endpoint); err != nil {
-				d.fieldErrorf(d.resolve(v), sc.at("endpoint"), "%v", err)
+				d.fieldErrorf(d.resolve(v), ks, "%v", err)
 			}
 		},
-		"simulated": func(_, v *yaml.Node) { sim = v; d.simulated(v, sc.at("simulated"), &o.Simulated) },
+		"simulated": func(_, v *yaml.Node, ks scope) { sim = v; d.simulated(v, ks, &o.Simulated) },
 	})
 	if sim == nil {
 		o.Simulated = defaultSimulated()
@@ -260,36 +263,36 @@ func checkEndpoint(s string) error {
 func (d *decoder) simulated(n *yaml.Node, sc scope, o *Simulated) {
 	*o = defaultSimulated()
 	d.mapping(n, sc, fields{
-		"time_scale": func(_, v *yaml.Node) {
-			if d.number(v, sc.at("time_scale"), &o.TimeScale) && o.TimeScale <= 0 {
-				d.fieldErrorf(d.resolve(v), sc.at("time_scale"), "must be above 0 (1 = real ECS speed)")
+		"time_scale": func(_, v *yaml.Node, ks scope) {
+			if d.number(v, ks, &o.TimeScale) && o.TimeScale <= 0 {
+				d.fieldErrorf(d.resolve(v), ks, "must be above 0 (1 = real ECS speed)")
 			}
 		},
-		"copy_rate_mibps": func(_, v *yaml.Node) {
-			if d.number(v, sc.at("copy_rate_mibps"), &o.CopyRateMiBps) && o.CopyRateMiBps <= 0 {
-				d.fieldErrorf(d.resolve(v), sc.at("copy_rate_mibps"), "must be above 0")
+		"copy_rate_mibps": func(_, v *yaml.Node, ks scope) {
+			if d.number(v, ks, &o.CopyRateMiBps) && o.CopyRateMiBps <= 0 {
+				d.fieldErrorf(d.resolve(v), ks, "must be above 0")
 			}
 		},
-		"startup_delay": func(_, v *yaml.Node) {
-			if d.duration(v, sc.at("startup_delay"), &o.StartupDelay) && o.StartupDelay < 0 {
-				d.fieldErrorf(d.resolve(v), sc.at("startup_delay"), "must not be negative")
+		"startup_delay": func(_, v *yaml.Node, ks scope) {
+			if d.duration(v, ks, &o.StartupDelay) && o.StartupDelay < 0 {
+				d.fieldErrorf(d.resolve(v), ks, "must not be negative")
 			}
 		},
-		"seed": func(_, v *yaml.Node) { d.integer(v, sc.at("seed"), &o.Seed) },
-		"max_image_size_gib": func(_, v *yaml.Node) {
-			d.intIn(v, sc.at("max_image_size_gib"), 1, math.MaxInt32, &o.MaxImageSizeGiB)
+		"seed": func(_, v *yaml.Node, ks scope) { d.integer(v, ks, &o.Seed) },
+		"max_image_size_gib": func(_, v *yaml.Node, ks scope) {
+			d.intIn(v, ks, 1, math.MaxInt32, &o.MaxImageSizeGiB)
 		},
-		"compliance_rule": func(_, v *yaml.Node) {
-			d.str(v, sc.at("compliance_rule"), &o.ComplianceRule)
-			d.oneOf(v, sc.at("compliance_rule"), o.ComplianceRule, "", RuleMainlandOnly)
+		"compliance_rule": func(_, v *yaml.Node, ks scope) {
+			d.str(v, ks, &o.ComplianceRule)
+			d.oneOf(v, ks, o.ComplianceRule, "", RuleMainlandOnly)
 		},
-		"denied_routes": func(_, v *yaml.Node) {
+		"denied_routes": func(_, v *yaml.Node, ks scope) {
 			var nodes []*yaml.Node
-			o.DeniedRoutes, nodes = d.strList(v, sc.at("denied_routes"))
+			o.DeniedRoutes, nodes = d.strList(v, ks)
 			for i, r := range o.DeniedRoutes {
 				src, dst, ok := strings.Cut(r, ">")
 				if !ok || !regionRE.MatchString(src) || !regionRE.MatchString(dst) {
-					d.fieldErrorf(nodes[i], sc.at("denied_routes").index(i), "%s is not a route; write it as source>destination, e.g. cn-hangzhou>ap-southeast-1", quote(r))
+					d.fieldErrorf(nodes[i], ks.index(i), "%s is not a route; write it as source>destination, e.g. cn-hangzhou>ap-southeast-1", quote(r))
 				}
 			}
 		},
@@ -298,60 +301,60 @@ func (d *decoder) simulated(n *yaml.Node, sc scope, o *Simulated) {
 
 func (d *decoder) scheduler(n *yaml.Node, sc scope, o *Scheduler) {
 	var pollMaxNode *yaml.Node
-	intField := func(name string, lo int64, out *int) func(_, v *yaml.Node) {
-		return func(_, v *yaml.Node) {
+	intField := func(lo int64, out *int) func(_, v *yaml.Node, ks scope) {
+		return func(_, v *yaml.Node, ks scope) {
 			var x int64
-			if d.intIn(v, sc.at(name), lo, math.MaxInt32, &x) {
+			if d.intIn(v, ks, lo, math.MaxInt32, &x) {
 				*out = int(x)
 			}
 		}
 	}
 	d.mapping(n, sc, fields{
-		"copy_slots_per_region": intField("copy_slots_per_region", 1, &o.CopySlotsPerRegion),
-		"lookahead":             intField("lookahead", 0, &o.Lookahead),
-		"max_attempts":          intField("max_attempts", 1, &o.MaxAttempts),
-		"region_slots": func(_, v *yaml.Node) {
+		"copy_slots_per_region": intField(1, &o.CopySlotsPerRegion),
+		"lookahead":             intField(0, &o.Lookahead),
+		"max_attempts":          intField(1, &o.MaxAttempts),
+		"region_slots": func(_, v *yaml.Node, ks scope) {
 			v = d.resolve(v)
 			if v == nil {
 				return
 			}
 			if v.Kind != yaml.MappingNode {
-				d.fieldErrorf(v, sc.at("region_slots"), "expected a mapping of region to slots, got %s", kindName(v))
+				d.fieldErrorf(v, ks, "expected a mapping of region to slots, got %s", kindName(v))
 				return
 			}
 			o.RegionSlots = map[string]int{}
 			for _, p := range d.pairs(v, sc, 0) {
 				if !regionRE.MatchString(p.name) {
-					d.errorf(p.key, sc, "scheduler.region_slots: %s is not a region id (like cn-shanghai)", quote(p.name))
+					d.errorf(p.key, sc, "%s: %s is not a region id (like cn-shanghai)", ks.path, quote(p.name))
 					continue
 				}
 				if _, dup := o.RegionSlots[p.name]; dup {
-					d.errorf(p.key, sc, "scheduler.region_slots: region %s is repeated", p.name)
+					d.errorf(p.key, sc, "%s: region %s is repeated", ks.path, p.name)
 					continue
 				}
 				var x int64
-				if d.intIn(p.val, sc.at("region_slots").at(p.name), 1, math.MaxInt32, &x) {
+				if d.intIn(p.val, ks.at(p.name), 1, math.MaxInt32, &x) {
 					o.RegionSlots[p.name] = int(x)
 				}
 			}
 		},
-		"api_rate_per_second": func(_, v *yaml.Node) {
-			if d.number(v, sc.at("api_rate_per_second"), &o.APIRatePerSecond) && o.APIRatePerSecond <= 0 {
-				d.fieldErrorf(d.resolve(v), sc.at("api_rate_per_second"), "must be above 0")
+		"api_rate_per_second": func(_, v *yaml.Node, ks scope) {
+			if d.number(v, ks, &o.APIRatePerSecond) && o.APIRatePerSecond <= 0 {
+				d.fieldErrorf(d.resolve(v), ks, "must be above 0")
 			}
 		},
-		"poll_min": func(_, v *yaml.Node) {
-			if d.duration(v, sc.at("poll_min"), &o.PollMin) && o.PollMin <= 0 {
-				d.fieldErrorf(d.resolve(v), sc.at("poll_min"), "must be above 0")
+		"poll_min": func(_, v *yaml.Node, ks scope) {
+			if d.duration(v, ks, &o.PollMin) && o.PollMin <= 0 {
+				d.fieldErrorf(d.resolve(v), ks, "must be above 0")
 			}
 		},
-		"poll_max": func(_, v *yaml.Node) {
+		"poll_max": func(_, v *yaml.Node, ks scope) {
 			pollMaxNode = d.resolve(v)
-			if d.duration(v, sc.at("poll_max"), &o.PollMax) && o.PollMax <= 0 {
-				d.fieldErrorf(pollMaxNode, sc.at("poll_max"), "must be above 0")
+			if d.duration(v, ks, &o.PollMax) && o.PollMax <= 0 {
+				d.fieldErrorf(pollMaxNode, ks, "must be above 0")
 			}
 		},
-		"copy_conflict": func(_, v *yaml.Node) { d.boolean(v, sc.at("copy_conflict"), &o.CopyConflict) },
+		"copy_conflict": func(_, v *yaml.Node, ks scope) { d.boolean(v, ks, &o.CopyConflict) },
 	})
 	if o.PollMin > 0 && o.PollMax > 0 && o.PollMax < o.PollMin {
 		at := pollMaxNode

@@ -10,6 +10,9 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// keyPolicyName is the one key a policy decodes before the others.
+const keyPolicyName = "name"
+
 // policy decodes one policy. It returns the node of its name for duplicate
 // reports.
 func (d *decoder) policy(n *yaml.Node, at scope) (Policy, *yaml.Node) {
@@ -28,10 +31,10 @@ func (d *decoder) policy(n *yaml.Node, at scope) (Policy, *yaml.Node) {
 	sc := scope{label: at.path}
 	var nameNode *yaml.Node
 	for _, pr := range d.pairs(n, at, 0) {
-		if pr.name == "name" {
+		if pr.name == keyPolicyName {
 			nameNode = d.resolve(pr.val)
 			var name string
-			d.str(pr.val, sc.at("name"), &name)
+			d.str(pr.val, sc.at(keyPolicyName), &name)
 			if name == "" {
 				d.errorf(nameNode, sc, "name must not be empty")
 			} else if !policyNameRE.MatchString(name) {
@@ -49,42 +52,42 @@ func (d *decoder) policy(n *yaml.Node, at scope) (Policy, *yaml.Node) {
 	var srcNode, dstNode, copyNode *yaml.Node
 	var tn tmplNodes
 	seen := d.mapping(n, sc, fields{
-		"name":         func(_, _ *yaml.Node) {},
-		"source":       func(_, v *yaml.Node) { srcNode = d.resolve(v); d.source(v, sc.at("source"), &p) },
-		"destinations": func(_, v *yaml.Node) { dstNode = d.resolve(v); d.destinations(v, sc.at("destinations"), &p) },
-		"copy":         func(_, v *yaml.Node) { copyNode = d.resolve(v); tn = d.copySpec(v, sc.at("copy"), &p.Copy) },
-		"retention": func(_, v *yaml.Node) {
-			d.mapping(v, sc.at("retention"), fields{
-				"keep_last": func(_, v *yaml.Node) {
+		keyPolicyName:  func(_, _ *yaml.Node, _ scope) {}, // decoded first, above
+		"source":       func(_, v *yaml.Node, ks scope) { srcNode = d.resolve(v); d.source(v, ks, &p) },
+		"destinations": func(_, v *yaml.Node, ks scope) { dstNode = d.resolve(v); d.destinations(v, ks, &p) },
+		"copy":         func(_, v *yaml.Node, ks scope) { copyNode = d.resolve(v); tn = d.copySpec(v, ks, &p.Copy) },
+		"retention": func(_, v *yaml.Node, ks scope) {
+			d.mapping(v, ks, fields{
+				"keep_last": func(_, v *yaml.Node, ks scope) {
 					var x int64
-					if d.intIn(v, sc.at("retention.keep_last"), 1, math.MaxInt32, &x) {
+					if d.intIn(v, ks, 1, math.MaxInt32, &x) {
 						p.Retention.KeepLast = int(x)
 					}
 				},
-				"per_family": func(_, v *yaml.Node) { d.boolean(v, sc.at("retention.per_family"), &p.Retention.PerFamily) },
+				"per_family": func(_, v *yaml.Node, ks scope) { d.boolean(v, ks, &p.Retention.PerFamily) },
 			})
 			if p.Retention.PerFamily && p.Retention.KeepLast == 0 {
 				d.errorf(d.resolve(v), sc, "retention.per_family needs keep_last")
 			}
 		},
-		"max_size_gib": func(_, v *yaml.Node) {
-			d.intIn(v, sc.at("max_size_gib"), 1, math.MaxInt32, &p.MaxSizeGiB)
+		"max_size_gib": func(_, v *yaml.Node, ks scope) {
+			d.intIn(v, ks, 1, math.MaxInt32, &p.MaxSizeGiB)
 		},
-		"priority": func(_, v *yaml.Node) {
+		"priority": func(_, v *yaml.Node, ks scope) {
 			var x int64
-			if d.intIn(v, sc.at("priority"), -1000, 1000, &x) {
+			if d.intIn(v, ks, -1000, 1000, &x) {
 				p.Priority = int32(x)
 			}
 		},
-		"interval": func(_, v *yaml.Node) {
-			if d.duration(v, sc.at("interval"), &p.Interval) && p.Interval < MinInterval {
-				d.fieldErrorf(d.resolve(v), sc.at("interval"), "%s is below the minimum of %s (each run lists images in every region of the policy)", p.Interval, fmtDuration(MinInterval))
+		"interval": func(_, v *yaml.Node, ks scope) {
+			if d.duration(v, ks, &p.Interval) && p.Interval < MinInterval {
+				d.fieldErrorf(d.resolve(v), ks, "%s is below the minimum of %s (each run lists images in every region of the policy)", p.Interval, fmtDuration(MinInterval))
 				p.Interval = DefaultInterval
 			}
 		},
-		"enabled": func(_, v *yaml.Node) { d.boolean(v, sc.at("enabled"), &p.Enabled) },
+		"enabled": func(_, v *yaml.Node, ks scope) { d.boolean(v, ks, &p.Enabled) },
 	})
-	if _, ok := seen["name"]; !ok {
+	if _, ok := seen[keyPolicyName]; !ok {
 		d.errorf(n, sc, "name is missing")
 	}
 	if srcNode == nil {
@@ -130,19 +133,19 @@ func fmtDuration(d interface{ String() string }) string {
 func (d *decoder) source(n *yaml.Node, sc scope, p *Policy) {
 	var imagesNode *yaml.Node
 	seen := d.mapping(n, sc, fields{
-		"region": func(_, v *yaml.Node) {
+		"region": func(_, v *yaml.Node, ks scope) {
 			v = d.resolve(v)
-			d.str(v, sc.at("region"), &p.Source.Region)
+			d.str(v, ks, &p.Source.Region)
 			if v != nil {
 				p.c.srcRegion = pos{v.Line, v.Column}
 			}
-			d.checkRegion(v, sc.at("region"), p.Source.Region)
+			d.checkRegion(v, ks, p.Source.Region)
 		},
-		"images": func(_, v *yaml.Node) {
+		"images": func(_, v *yaml.Node, ks scope) {
 			imagesNode = d.resolve(v)
-			d.selector(v, sc.at("images"), &p.Source.Images, false)
+			d.selector(v, ks, &p.Source.Images, false)
 		},
-		"exclude": func(_, v *yaml.Node) { d.selector(v, sc.at("exclude"), &p.Source.Exclude, true) },
+		"exclude": func(_, v *yaml.Node, ks scope) { d.selector(v, ks, &p.Source.Exclude, true) },
 	})
 	at := d.resolve(n)
 	if at == nil || at.Kind != yaml.MappingNode {
@@ -171,50 +174,50 @@ func (d *decoder) checkRegion(v *yaml.Node, sc scope, region string) {
 
 func (d *decoder) selector(n *yaml.Node, sc scope, s *Selector, exclude bool) {
 	d.mapping(n, sc, fields{
-		"ids": func(_, v *yaml.Node) {
+		"ids": func(_, v *yaml.Node, ks scope) {
 			var nodes []*yaml.Node
-			s.IDs, nodes = d.strList(v, sc.at("ids"))
+			s.IDs, nodes = d.strList(v, ks)
 			seen := map[string]bool{}
 			for i, id := range s.IDs {
 				if !imageIDRE.MatchString(id) {
-					d.fieldErrorf(nodes[i], sc.at("ids").index(i), "%s is not an image id (like m-bp1abcdefghijklmnopq)", quote(id))
+					d.fieldErrorf(nodes[i], ks.index(i), "%s is not an image id (like m-bp1abcdefghijklmnopq)", quote(id))
 				} else if seen[id] {
-					d.fieldErrorf(nodes[i], sc.at("ids").index(i), "%s is listed twice", id)
+					d.fieldErrorf(nodes[i], ks.index(i), "%s is listed twice", id)
 				}
 				seen[id] = true
 			}
 		},
-		"name": func(_, v *yaml.Node) {
-			d.str(v, sc.at("name"), &s.Name)
+		"name": func(_, v *yaml.Node, ks scope) {
+			d.str(v, ks, &s.Name)
 			if s.Name == "" {
-				d.fieldErrorf(d.resolve(v), sc.at("name"), "must not be empty (use \"*\" for every name)")
+				d.fieldErrorf(d.resolve(v), ks, "must not be empty (use \"*\" for every name)")
 			} else if _, err := path.Match(s.Name, ""); err != nil {
-				d.fieldErrorf(d.resolve(v), sc.at("name"), "%s is not a valid glob: %v", quote(s.Name), err)
+				d.fieldErrorf(d.resolve(v), ks, "%s is not a valid glob: %v", quote(s.Name), err)
 			}
 		},
-		"tags": func(_, v *yaml.Node) {
+		"tags": func(_, v *yaml.Node, ks scope) {
 			var keys map[string]*yaml.Node
-			s.Tags, keys = d.strMap(v, sc.at("tags"))
+			s.Tags, keys = d.strMap(v, ks)
 			for k := range s.Tags {
 				if k == "" {
-					d.errorf(keys[k], sc, "%s: tag keys must not be empty", sc.at("tags").path)
+					d.errorf(keys[k], sc, "%s: tag keys must not be empty", ks.path)
 				}
 			}
 			if len(s.Tags) > 20 {
-				d.fieldErrorf(d.resolve(v), sc.at("tags"), "at most 20 tags can be matched (DescribeImages takes Tag.1 to Tag.20)")
+				d.fieldErrorf(d.resolve(v), ks, "at most 20 tags can be matched (DescribeImages takes Tag.1 to Tag.20)")
 			}
 		},
-		"newest": func(key, v *yaml.Node) {
+		"newest": func(key, v *yaml.Node, ks scope) {
 			if exclude {
 				d.errorf(key, sc, "%s: newest is not allowed in exclude", sc.path)
 				return
 			}
 			var x int64
-			if d.integer(v, sc.at("newest"), &x) {
+			if d.integer(v, ks, &x) {
 				if x < 0 {
-					d.fieldErrorf(d.resolve(v), sc.at("newest"), "%d is negative; use a positive count, or leave it out for every match", x)
+					d.fieldErrorf(d.resolve(v), ks, "%d is negative; use a positive count, or leave it out for every match", x)
 				} else if x > math.MaxInt32 {
-					d.fieldErrorf(d.resolve(v), sc.at("newest"), "%d is too large", x)
+					d.fieldErrorf(d.resolve(v), ks, "%d is too large", x)
 				} else {
 					s.Newest = int(x)
 				}
@@ -222,6 +225,10 @@ func (d *decoder) selector(n *yaml.Node, sc scope, s *Selector, exclude bool) {
 		},
 	})
 }
+
+// keyDestinationRegion is a destination's region key; the shorthand "-
+// cn-shanghai" is reported as if it had been written with it.
+const keyDestinationRegion = "region"
 
 func (d *decoder) destinations(n *yaml.Node, sc scope, p *Policy) {
 	n = d.resolve(n)
@@ -251,25 +258,25 @@ func (d *decoder) destinations(n *yaml.Node, sc scope, p *Policy) {
 			d.str(c, isc, &dst.Region)
 		} else {
 			seen := d.mapping(c, isc, fields{
-				"region": func(_, v *yaml.Node) {
+				keyDestinationRegion: func(_, v *yaml.Node, ks scope) {
 					regionNode = d.resolve(v)
-					d.str(v, isc.at("region"), &dst.Region)
+					d.str(v, ks, &dst.Region)
 				},
-				"encrypted": func(_, v *yaml.Node) { encryptedSet = true; d.boolean(v, isc.at("encrypted"), &dst.Encrypted) },
-				"kms_key_id": func(_, v *yaml.Node) {
+				"encrypted": func(_, v *yaml.Node, ks scope) { encryptedSet = true; d.boolean(v, ks, &dst.Encrypted) },
+				"kms_key_id": func(_, v *yaml.Node, ks scope) {
 					kmsNode = d.resolve(v)
-					d.str(v, isc.at("kms_key_id"), &dst.KMSKeyID)
+					d.str(v, ks, &dst.KMSKeyID)
 					if dst.KMSKeyID != "" && !kmsKeyRE.MatchString(dst.KMSKeyID) {
-						d.fieldErrorf(kmsNode, isc.at("kms_key_id"), "%s is not a KMS key id or ARN", quote(dst.KMSKeyID))
+						d.fieldErrorf(kmsNode, ks, "%s is not a KMS key id or ARN", quote(dst.KMSKeyID))
 					}
 				},
 			})
-			if _, ok := seen["region"]; !ok && c.Kind == yaml.MappingNode {
+			if _, ok := seen[keyDestinationRegion]; !ok && c.Kind == yaml.MappingNode {
 				d.errorf(c, sc, "%s.region is missing", isc.path)
 			}
 		}
 		if regionNode != nil {
-			d.checkRegion(regionNode, isc.at("region"), dst.Region)
+			d.checkRegion(regionNode, isc.at(keyDestinationRegion), dst.Region)
 			if first, dup := regions[dst.Region]; dup && dst.Region != "" {
 				d.errorf(regionNode, sc, "destination region %s is listed twice (first at line %d)", dst.Region, first)
 			} else {
@@ -295,49 +302,49 @@ type tmplNodes struct{ name, desc *yaml.Node }
 
 func (d *decoder) copySpec(n *yaml.Node, sc scope, c *Copy) (tn tmplNodes) {
 	d.mapping(n, sc, fields{
-		"name": func(_, v *yaml.Node) {
+		"name": func(_, v *yaml.Node, ks scope) {
 			tn.name = d.resolve(v)
-			d.str(v, sc.at("name"), &c.Name)
+			d.str(v, ks, &c.Name)
 			if c.Name == "" {
-				d.fieldErrorf(d.resolve(v), sc.at("name"), "must not be empty (leave it out for %s)", DefaultCopyName)
+				d.fieldErrorf(d.resolve(v), ks, "must not be empty (leave it out for %s)", DefaultCopyName)
 			}
 		},
-		"description": func(_, v *yaml.Node) { tn.desc = d.resolve(v); d.str(v, sc.at("description"), &c.Description) },
-		"tags": func(_, v *yaml.Node) {
+		"description": func(_, v *yaml.Node, ks scope) { tn.desc = d.resolve(v); d.str(v, ks, &c.Description) },
+		"tags": func(_, v *yaml.Node, ks scope) {
 			var keys map[string]*yaml.Node
-			c.Tags, keys = d.strMap(v, sc.at("tags"))
+			c.Tags, keys = d.strMap(v, ks)
 			for _, k := range sortedKeys(c.Tags) {
 				if err := checkTag(k, c.Tags[k]); err != nil {
-					d.errorf(keys[k], sc, "%s: %v", sc.at("tags").path, err)
+					d.errorf(keys[k], sc, "%s: %v", ks.path, err)
 				}
 			}
 			if max := MaxTags - lineageTagCount; len(c.Tags) > max {
-				d.fieldErrorf(d.resolve(v), sc.at("tags"), "%d tags is more than %d (ECS takes %d tags per copy and replicatord adds %d lineage tags)", len(c.Tags), max, MaxTags, lineageTagCount)
+				d.fieldErrorf(d.resolve(v), ks, "%d tags is more than %d (ECS takes %d tags per copy and replicatord adds %d lineage tags)", len(c.Tags), max, MaxTags, lineageTagCount)
 			}
 		},
-		"copy_source_tags": func(_, v *yaml.Node) { d.boolean(v, sc.at("copy_source_tags"), &c.CopySourceTags) },
-		"image_family": func(_, v *yaml.Node) {
-			d.str(v, sc.at("image_family"), &c.ImageFamily)
+		"copy_source_tags": func(_, v *yaml.Node, ks scope) { d.boolean(v, ks, &c.CopySourceTags) },
+		"image_family": func(_, v *yaml.Node, ks scope) {
+			d.str(v, ks, &c.ImageFamily)
 			if c.ImageFamily != "" && c.ImageFamily != FamilyInherit {
 				if err := CheckFamily(c.ImageFamily); err != nil {
-					d.fieldErrorf(d.resolve(v), sc.at("image_family"), "%v (or use inherit)", err)
+					d.fieldErrorf(d.resolve(v), ks, "%v (or use inherit)", err)
 				}
 			}
 		},
-		"share_with_accounts": func(_, v *yaml.Node) {
+		"share_with_accounts": func(_, v *yaml.Node, ks scope) {
 			var nodes []*yaml.Node
-			c.ShareWithAccounts, nodes = d.strList(v, sc.at("share_with_accounts"))
+			c.ShareWithAccounts, nodes = d.strList(v, ks)
 			seen := map[string]bool{}
 			for i, a := range c.ShareWithAccounts {
 				if !accountRE.MatchString(a) {
-					d.fieldErrorf(nodes[i], sc.at("share_with_accounts").index(i), "%s is not an Alibaba Cloud account id (digits only)", quote(a))
+					d.fieldErrorf(nodes[i], ks.index(i), "%s is not an Alibaba Cloud account id (digits only)", quote(a))
 				} else if seen[a] {
-					d.fieldErrorf(nodes[i], sc.at("share_with_accounts").index(i), "account %s is listed twice", a)
+					d.fieldErrorf(nodes[i], ks.index(i), "account %s is listed twice", a)
 				}
 				seen[a] = true
 			}
 			if len(c.ShareWithAccounts) > 50 {
-				d.fieldErrorf(d.resolve(v), sc.at("share_with_accounts"), "an image can be shared with at most 50 accounts")
+				d.fieldErrorf(d.resolve(v), ks, "an image can be shared with at most 50 accounts")
 			}
 		},
 	})
