@@ -245,7 +245,8 @@ func (d *DB) Close() error {
 		// Watch adds to watchWG under wmu after checking closed; taking
 		// wmu here orders every such Add before Wait.
 		d.wmu.Lock()
-		d.wmu.Unlock() //nolint:staticcheck // empty critical section is the point
+		//lint:ignore SA2001 the empty critical section is the point: it orders Watch's Add before Wait.
+		d.wmu.Unlock()
 		d.watchWG.Wait()
 		err = d.bolt.Close()
 		if err != nil {

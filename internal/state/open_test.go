@@ -100,7 +100,7 @@ func TestDurableAfterSIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.State != job.StateSubmitting || got.ClientToken != job.Token(j.ID, 1) || "done 2\n" != line {
+	if got.State != job.StateSubmitting || got.ClientToken != job.Token(j.ID, 1) || line != "done 2\n" {
 		t.Fatalf("after SIGKILL: state %s token %q (child said %q); the acknowledged update was lost", got.State, got.ClientToken, line)
 	}
 	d.Close()

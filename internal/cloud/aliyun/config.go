@@ -139,7 +139,7 @@ func (c Config) settings() (settings, error) {
 func parseEndpoint(endpoint string, insecure bool) (host, scheme string, err error) {
 	if endpoint == "" {
 		if insecure {
-			return "", "", errors.New("Insecure (plain HTTP) needs an explicit endpoint; the real ECS endpoints are HTTPS only")
+			return "", "", errors.New("plain HTTP (Insecure) needs an explicit endpoint; the real ECS endpoints are HTTPS only")
 		}
 		return "", "HTTPS", nil
 	}
