@@ -15,9 +15,16 @@ import (
 	"github.com/replicatord/replicatord/internal/reconcile"
 )
 
+// Policies is what the policy RPCs need of internal/reconcile.
+type Policies interface {
+	Status() []reconcile.PolicyStatus
+	Plan(ctx context.Context, names []string) ([]policy.Item, error)
+	Trigger(name string) bool
+}
+
 // PolicyOps are the daemon's policy operations behind the policy RPCs.
 type PolicyOps struct {
-	Reconciler *reconcile.Reconciler
+	Reconciler Policies
 	// Reload re-reads and applies the policy file. A refused file returns
 	// a *policy.ValidationErrors and changes nothing.
 	Reload func(ctx context.Context) (added, removed, changed []string, err error)

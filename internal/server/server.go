@@ -1,8 +1,12 @@
-// Package server is the gRPC edge of replicatord: it validates requests,
-// converts between the API and the engine's types, and returns errdefs errors, which
-// transport's interceptors convert once. It holds no logic of its own: jobs are run by
-// internal/scheduler, stored by internal/state, and policies are handled by
-// internal/reconcile.
+// Package server implements replicator.v1.ReplicatorService: it validates
+// requests, converts between the API's messages and the engine's types, and
+// calls the engine. It holds no logic of its own and knows the engine only
+// through the interfaces it declares: Jobs (the scheduler: submit, cancel,
+// retry, estimates) and Policies (the reconciler: status, plan, trigger);
+// jobs are read from the state.Store, and the Copy and Watch streams follow
+// it with state.Snapshot and state.Follow, which own the watch-resume
+// protocol. Handlers return errdefs errors; internal/transport's
+// interceptors turn them into gRPC statuses, once, on the way out.
 package server
 
 import (
@@ -11,6 +15,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -19,9 +24,20 @@ import (
 	"github.com/replicatord/replicatord/internal/cloud"
 	"github.com/replicatord/replicatord/internal/errdefs"
 	"github.com/replicatord/replicatord/internal/job"
-	"github.com/replicatord/replicatord/internal/scheduler"
 	"github.com/replicatord/replicatord/internal/state"
 )
+
+// Jobs is what the server needs of internal/scheduler: it submits, cancels
+// and retries jobs and answers for the plan's estimate. The store is read
+// directly.
+type Jobs interface {
+	Submit(ctx context.Context, jobs ...*job.Job) error
+	Cancel(ctx context.Context, ids []string) ([]*job.Job, error)
+	Retry(ctx context.Context, ids []string) ([]*job.Job, error)
+	PolicyJobs(ctx context.Context, policy string) ([]*job.Job, error)
+	Estimate(sourceRegion, destRegion string, sizeGiB int64) time.Duration
+	Slots(region string) int
+}
 
 // Options configure a Server.
 type Options struct {
@@ -41,7 +57,7 @@ type Options struct {
 type Server struct {
 	pb.UnimplementedReplicatorServiceServer
 	store state.Store
-	sched *scheduler.Scheduler
+	sched Jobs
 	cloud cloud.Provider
 	opts  Options
 
@@ -52,7 +68,7 @@ type Server struct {
 var _ pb.ReplicatorServiceServer = (*Server)(nil)
 
 // New returns a Server.
-func New(store state.Store, sched *scheduler.Scheduler, provider cloud.Provider, opts Options) *Server {
+func New(store state.Store, sched Jobs, provider cloud.Provider, opts Options) *Server {
 	if opts.Clock == nil {
 		opts.Clock = clock.Real{}
 	}
@@ -110,7 +126,7 @@ func (s *Server) Copy(req *pb.CopyRequest, stream grpc.ServerStreamingServer[pb.
 	done := func(j *job.Job) bool {
 		return j.State.Terminal() || (req.GetDetach() && j.DestinationImageID != "")
 	}
-	return s.follow(ctx, state.Filter{IDs: ids}, from, nil, len(ids), done, func(rev int64, j *job.Job) error {
+	return state.Follow(ctx, s.store, s.followOptions(state.Filter{IDs: ids}, from, nil, len(ids), done), func(rev int64, j *job.Job) error {
 		return stream.Send(&pb.CopyResponse{Job: toPB(j), Revision: rev})
 	})
 }
@@ -132,67 +148,6 @@ func (s *Server) sourceImage(ctx context.Context, region, id string) (cloud.Imag
 	return cloud.Image{}, fmt.Errorf("source image %s not found in %s: %w", id, region, errdefs.ErrNotFound)
 }
 
-// follow streams changes of the jobs matching f from revision from until
-// `want` distinct jobs satisfy done (0: never). last holds the revision
-// already sent per job (a snapshot's): an event at or below it is skipped,
-// so a client never sees a job go back. A watcher that falls behind is
-// resumed from the last revision seen.
-func (s *Server) follow(ctx context.Context, f state.Filter, from int64, last map[string]int64, want int, done func(*job.Job) bool, send func(int64, *job.Job) error) error {
-	finished := map[string]bool{}
-	if last == nil {
-		last = map[string]int64{}
-	}
-	for {
-		w, err := s.store.Watch(ctx, from)
-		if err != nil {
-			return err
-		}
-		events := w.Events()
-	stream:
-		for {
-			var ev state.Event
-			select {
-			case <-s.stopping:
-				// Streams would hold a graceful stop for its whole grace
-				// period: end them; clients resume from the revision.
-				w.Close()
-				return fmt.Errorf("replicatord is shutting down; resume with from_revision %d: %w", from, errdefs.ErrUnavailable)
-			case e, ok := <-events:
-				if !ok {
-					break stream
-				}
-				ev = e
-			}
-			from = ev.Revision
-			j := ev.Job
-			if !f.Match(j) || last[j.ID] >= ev.Revision {
-				continue
-			}
-			last[j.ID] = ev.Revision
-			if err := send(ev.Revision, j); err != nil {
-				w.Close()
-				return err
-			}
-			if done != nil && done(j) {
-				finished[j.ID] = true
-				if want > 0 && len(finished) >= want {
-					w.Close()
-					return nil
-				}
-			}
-		}
-		err = w.Err()
-		w.Close()
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err == nil {
-			return fmt.Errorf("watch ended: %w", errdefs.ErrUnavailable)
-		}
-		s.opts.Logger.Debug("watch resumed", "from", from, "reason", err.Error())
-	}
-}
-
 // Watch streams job changes, after a snapshot unless from_revision is set.
 func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.WatchResponse]) error {
 	ctx := stream.Context()
@@ -211,7 +166,7 @@ func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[p
 		return fmt.Errorf("from_revision %d is ahead of the store's revision %d (was the state file replaced?); watch without from_revision to start from a snapshot: %w", from, cur, errdefs.ErrOutOfRange)
 	}
 	if from == 0 {
-		snap, rev, err := s.snapshot(ctx, f)
+		snap, rev, err := state.Snapshot(ctx, s.store, f)
 		if err != nil {
 			return err
 		}
@@ -229,47 +184,26 @@ func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[p
 		for _, j := range snap {
 			seen[j.ID] = j.Revision
 		}
-		from = rev
-		return s.follow(ctx, f, from, seen, 0, nil, sendWatch(stream))
+		return state.Follow(ctx, s.store, s.followOptions(f, rev, seen, 0, nil), sendWatch(stream))
 	}
-	return s.follow(ctx, f, from, nil, 0, nil, sendWatch(stream))
+	return state.Follow(ctx, s.store, s.followOptions(f, from, nil, 0, nil), sendWatch(stream))
+}
+
+// followOptions are the state.FollowOptions of a stream: it ends when the
+// server stops, and resumptions are logged.
+func (s *Server) followOptions(f state.Filter, from int64, seen map[string]int64, want int, done func(*job.Job) bool) state.FollowOptions {
+	return state.FollowOptions{
+		Filter: f, From: from, Seen: seen, Want: want, Done: done,
+		Stop: s.stopping,
+		Resumed: func(from int64, reason error) {
+			s.opts.Logger.Debug("watch resumed", "from", from, "reason", reason.Error())
+		},
+	}
 }
 
 func sendWatch(stream grpc.ServerStreamingServer[pb.WatchResponse]) func(int64, *job.Job) error {
 	return func(rev int64, j *job.Job) error {
 		return stream.Send(&pb.WatchResponse{Revision: rev, Job: toPB(j)})
-	}
-}
-
-// snapshot lists every job matching f. The returned revision is taken
-// before listing, so every change after it is streamed afterwards.
-func (s *Server) snapshot(ctx context.Context, f state.Filter) ([]*job.Job, int64, error) {
-	rev := s.store.Revision()
-	if len(f.IDs) > 0 {
-		var out []*job.Job
-		for _, id := range f.IDs {
-			j, err := s.store.Get(ctx, id)
-			if err != nil {
-				return nil, 0, err
-			}
-			if f.Match(j) {
-				out = append(out, j)
-			}
-		}
-		return out, rev, nil
-	}
-	var out []*job.Job
-	token := ""
-	for {
-		jobs, next, _, err := s.store.List(ctx, f, maxPageSize, token)
-		if err != nil {
-			return nil, 0, err
-		}
-		out = append(out, jobs...)
-		if next == "" {
-			return out, rev, nil
-		}
-		token = next
 	}
 }
 

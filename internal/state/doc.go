@@ -72,7 +72,10 @@
 // the job, so fan-out costs one channel send per watcher. The writer never
 // waits for a watcher: one whose channel is full is ended
 // (errdefs.ErrAborted, "resume from N", N being the last event it will
-// still receive).
+// still receive). Follow builds the API's streams on that: it resumes such a
+// watcher from N itself, skips changes a snapshot (Snapshot) already sent,
+// and ends when the jobs it waits for are done or its Stop channel closes,
+// so a slow client still sees every change once, in order.
 //
 // # Corruption
 //

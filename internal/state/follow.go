@@ -1,0 +1,142 @@
+package state
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/replicatord/replicatord/internal/errdefs"
+	"github.com/replicatord/replicatord/internal/job"
+)
+
+// The watch-resume protocol, on top of Store.Watch, that the API's Copy
+// and Watch streams follow: a client gets a snapshot (Snapshot) and then
+// every change after it (Follow), and a watcher that falls behind is
+// resumed where it was without the client noticing. A Watch ends when its
+// buffer fills (errdefs.ErrAborted); Follow starts a new one from the last
+// revision it saw, so the client still gets every change once, in order.
+
+// FollowOptions say what Follow streams and when it ends.
+type FollowOptions struct {
+	// Filter chooses the jobs; From is the revision to stream after.
+	Filter Filter
+	From   int64
+	// Seen holds the revision already sent per job, e.g. a snapshot's: an
+	// event at or below it is skipped, so a client never sees a job go
+	// back. nil for none. Follow updates it.
+	Seen map[string]int64
+	// Done, when set, reports a job that has reached what the caller waits
+	// for; Follow returns nil once Want distinct jobs have (Want 0: never).
+	Done func(*job.Job) bool
+	Want int
+	// Stop, when closed, ends Follow with errdefs.ErrUnavailable naming the
+	// revision to resume from (a daemon shutting down must not wait for its
+	// streams).
+	Stop <-chan struct{}
+	// Resumed, when set, is told each time a fallen-behind watch is
+	// resumed, from which revision and why.
+	Resumed func(from int64, reason error)
+}
+
+// Follow streams to send every change of the jobs matching o.Filter after
+// o.From, resuming the store's watch whenever it falls behind, until the
+// context ends (its error), send fails (that error), o.Done is satisfied
+// (nil), o.Stop is closed, or the store ends the watch for good (its
+// error: compacted history is ErrOutOfRange, a closed store ErrUnavailable).
+func Follow(ctx context.Context, s Store, o FollowOptions, send func(rev int64, j *job.Job) error) error {
+	finished := map[string]bool{}
+	last := o.Seen
+	if last == nil {
+		last = map[string]int64{}
+	}
+	from := o.From
+	for {
+		w, err := s.Watch(ctx, from)
+		if err != nil {
+			return err
+		}
+		done, err := followOnce(w, o, last, finished, &from, send)
+		if done {
+			w.Close()
+			return err
+		}
+		err = w.Err()
+		w.Close()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil {
+			return fmt.Errorf("watch ended: %w", errdefs.ErrUnavailable)
+		}
+		if o.Resumed != nil {
+			o.Resumed(from, err)
+		}
+	}
+}
+
+// followOnce sends the events of one watch; done reports that Follow is
+// over (with err), as opposed to the watch having ended.
+func followOnce(w Watcher, o FollowOptions, last map[string]int64, finished map[string]bool, from *int64, send func(int64, *job.Job) error) (done bool, err error) {
+	events := w.Events()
+	for {
+		var ev Event
+		select {
+		case <-o.Stop:
+			// Streams would hold a graceful stop for its whole grace
+			// period: end them; clients resume from the revision.
+			return true, fmt.Errorf("replicatord is shutting down; resume with from_revision %d: %w", *from, errdefs.ErrUnavailable)
+		case e, ok := <-events:
+			if !ok {
+				return false, nil
+			}
+			ev = e
+		}
+		*from = ev.Revision
+		j := ev.Job
+		if !o.Filter.Match(j) || last[j.ID] >= ev.Revision {
+			continue
+		}
+		last[j.ID] = ev.Revision
+		if err := send(ev.Revision, j); err != nil {
+			return true, err
+		}
+		if o.Done != nil && o.Done(j) {
+			finished[j.ID] = true
+			if o.Want > 0 && len(finished) >= o.Want {
+				return true, nil
+			}
+		}
+	}
+}
+
+// Snapshot lists every job matching f. The returned revision is taken
+// before listing, so following from it afterwards (with Seen set to the
+// listed jobs' revisions) misses no change and repeats none.
+func Snapshot(ctx context.Context, s Store, f Filter) ([]*job.Job, int64, error) {
+	rev := s.Revision()
+	if len(f.IDs) > 0 {
+		var out []*job.Job
+		for _, id := range f.IDs {
+			j, err := s.Get(ctx, id)
+			if err != nil {
+				return nil, 0, err
+			}
+			if f.Match(j) {
+				out = append(out, j)
+			}
+		}
+		return out, rev, nil
+	}
+	var out []*job.Job
+	token := ""
+	for {
+		jobs, next, _, err := s.List(ctx, f, maxListLimit, token)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, jobs...)
+		if next == "" {
+			return out, rev, nil
+		}
+		token = next
+	}
+}

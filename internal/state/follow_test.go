@@ -1,0 +1,154 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/replicatord/replicatord/internal/errdefs"
+	"github.com/replicatord/replicatord/internal/job"
+)
+
+// A follower whose watch falls behind (its buffer fills while the client
+// is slow) is resumed from the last revision it saw: the client still gets
+// every change once, in order, and Follow ends when Done is met.
+func TestFollowResumesAFallenBehindWatch(t *testing.T) {
+	d, fc := testStore(t, Options{WatchBuffer: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	j := newJob(fc, "", "m", "r")
+	mustCreate(t, d, j)
+	live := make(chan struct{}, 1)
+	d.hookLive = func() {
+		select {
+		case live <- struct{}{}:
+		default:
+		}
+	}
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var got []int64
+	var resumed []int64
+	errc := make(chan error, 1)
+	go func() {
+		errc <- Follow(ctx, d, FollowOptions{
+			From: j.Revision,
+			Done: func(j *job.Job) bool { return j.ProgressPercent == 20 },
+			Want: 1,
+			Resumed: func(from int64, reason error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if !errors.Is(reason, errdefs.ErrAborted) {
+					t.Errorf("resumed because of %v, want a fallen-behind watch (ErrAborted)", reason)
+				}
+				resumed = append(resumed, from)
+			},
+		}, func(rev int64, _ *job.Job) error {
+			mu.Lock()
+			first := len(got) == 0
+			got = append(got, rev)
+			mu.Unlock()
+			if first {
+				<-release // the client is slow: the watch's buffer fills
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-live:
+	case <-ctx.Done():
+		t.Fatal("the watch never went live")
+	}
+	for range 20 {
+		bump(t, d, j.ID)
+	}
+	close(release)
+	if err := <-errc; err != nil {
+		t.Fatalf("Follow: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(resumed) == 0 {
+		t.Fatal("the watch never fell behind; the test proves nothing")
+	}
+	for i, rev := range got {
+		if want := j.Revision + 1 + int64(i); rev != want {
+			t.Fatalf("revisions %v: %d at %d, want %d (a gap or a repeat)", got, rev, i, want)
+		}
+	}
+	if len(got) != 20 {
+		t.Fatalf("got %d changes, want 20: %v", len(got), got)
+	}
+}
+
+// Seen skips what a snapshot already sent; Filter drops other jobs; Stop
+// ends the stream with UNAVAILABLE naming the revision to resume from.
+func TestFollowSeenFilterStop(t *testing.T) {
+	d, fc := testStore(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, b := newJob(fc, "p", "m-a", "r"), newJob(fc, "q", "m-b", "r")
+	mustCreate(t, d, a, b) // revisions 1 and 2
+	from := int64(0)
+	bumped := bump(t, d, a.ID) // revision 3
+	bump(t, d, b.ID)           // revision 4, another policy
+	snap, rev, err := Snapshot(ctx, d, Filter{Policy: "p"})
+	if err != nil || len(snap) != 1 || snap[0].ID != a.ID || rev != 4 {
+		t.Fatalf("Snapshot = %d jobs at %d, %v; want job a at revision 4", len(snap), rev, err)
+	}
+	stop := make(chan struct{})
+	sent := make(chan int64, 10)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- Follow(ctx, d, FollowOptions{
+			Filter: Filter{Policy: "p"}, From: from, Stop: stop,
+			Seen: map[string]int64{a.ID: bumped.Revision},
+		}, func(rev int64, _ *job.Job) error { sent <- rev; return nil })
+	}()
+	last := bump(t, d, a.ID) // revision 5: the first change the follower has not seen
+	select {
+	case rev := <-sent:
+		if rev != last.Revision {
+			t.Fatalf("first change sent: revision %d, want %d (1 and 3 were seen, 2 and 4 are another policy's)", rev, last.Revision)
+		}
+	case <-ctx.Done():
+		t.Fatal("no change sent")
+	}
+	close(stop)
+	err = <-errc
+	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "resume with from_revision 5") {
+		t.Fatalf("after Stop: %v, want ErrUnavailable naming revision 5", err)
+	}
+}
+
+// A send error ends Follow with that error; a compacted start revision is
+// the store's ErrOutOfRange.
+func TestFollowEndings(t *testing.T) {
+	d, fc := testStore(t, Options{HistoryLimit: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	j := newJob(fc, "", "m", "r")
+	mustCreate(t, d, j)
+	for range 5 {
+		bump(t, d, j.ID)
+	}
+	if err := Follow(ctx, d, FollowOptions{From: 0}, func(int64, *job.Job) error { return nil }); !errors.Is(err, errdefs.ErrOutOfRange) {
+		t.Fatalf("from a compacted revision: %v, want ErrOutOfRange", err)
+	}
+	boom := errors.New("client gone")
+	errc := make(chan error, 1)
+	go func() {
+		errc <- Follow(ctx, d, FollowOptions{From: d.Revision()}, func(int64, *job.Job) error { return boom })
+	}()
+	bump(t, d, j.ID)
+	if err := <-errc; !errors.Is(err, boom) {
+		t.Fatalf("send failed: Follow returned %v", err)
+	}
+	snap, _, err := Snapshot(ctx, d, Filter{IDs: []string{j.ID, job.NewID(fc.Now())}})
+	if !errors.Is(err, errdefs.ErrNotFound) || snap != nil {
+		t.Fatalf("Snapshot of an unknown id: %v, %v", snap, err)
+	}
+}
