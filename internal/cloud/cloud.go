@@ -199,8 +199,5 @@ const (
 	CodeImageCopyConflict  = "OperationDenied.ImageCopyConflict"
 	CodeCancelNotSupported = "CancelNotSupported"
 	CodeIncorrectStatus    = "IncorrectImageStatus"
-	CodeImageNotFound      = "InvalidImageId.NotFound"
-	CodeImageCopying       = "OperationDenied.ImageCopying"
-	CodeNameDuplicated     = "InvalidImageName.Duplicated"
 	CodeNotFromCopy        = "ImageCreatedNotFromCopy"
 )

@@ -41,16 +41,6 @@ func (s State) String() string {
 	return fmt.Sprintf("State(%d)", int32(s))
 }
 
-// ParseState parses a state name as String prints it (case-insensitive).
-func ParseState(name string) (State, bool) {
-	for s, n := range stateNames {
-		if s != StateUnspecified && strings.EqualFold(n, name) {
-			return s, true
-		}
-	}
-	return StateUnspecified, false
-}
-
 // Terminal reports whether a job in state s will not change by itself again.
 func (s State) Terminal() bool {
 	return s == StateSucceeded || s == StateFailed || s == StateCancelled

@@ -27,14 +27,6 @@ func TestTransitions(t *testing.T) {
 			t.Errorf("%v -> %v allowed", p[0], p[1])
 		}
 	}
-	for s := StateQueued; s <= StateCancelled; s++ {
-		if got, ok := ParseState(s.String()); !ok || got != s {
-			t.Errorf("ParseState(%q) = %v %v", s, got, ok)
-		}
-	}
-	if _, ok := ParseState("nope"); ok {
-		t.Error("ParseState accepted nonsense")
-	}
 }
 
 // Ids sort by creation time and have one shape.

@@ -22,8 +22,8 @@ func TestLoadTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok.Len() != 2 {
-		t.Errorf("Len() = %d, want 2 distinct tokens", tok.Len())
+	if n := len(tok.digests); n != 2 || tok.String() != "Tokens(2)" {
+		t.Errorf("%d digests (%v), want 2 distinct tokens", n, tok)
 	}
 	for _, good := range []string{tokenA, tokenB} {
 		if !tok.Valid(good) {

@@ -9,15 +9,9 @@ import (
 // BenchmarkQueueAddGetDone measures one Add → Get → Done cycle with every
 // goroutine of RunParallel producing and consuming distinct keys.
 func BenchmarkQueueAddGetDone(b *testing.B) {
-	for _, bc := range []struct {
-		name string
-		less func(a, b uint64) bool
-	}{
-		{"fifo", nil},
-		{"priority", func(a, b uint64) bool { return a%7 < b%7 }},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			q := New(Options[uint64]{Less: bc.less})
+	for _, name := range []string{"fifo"} {
+		b.Run(name, func(b *testing.B) {
+			q := New(Options[uint64]{})
 			defer q.ShutDown()
 			var next atomic.Uint64
 			b.ReportAllocs()

@@ -7,8 +7,9 @@
 //   - never concurrent per key: a key handed out by Get is not handed out again
 //     until Done, and a key added meanwhile is marked dirty and queued again at
 //     Done ("run again afterwards", never "run in parallel");
-//   - fair: FIFO by default, or a heap ordered by Options.Less with ties in
-//     insertion order, for the scheduler's priorities.
+//   - fair: FIFO. The scheduler orders copies itself (ad-hoc first, then
+//     priority, fair shares, longest first) when it admits them to a region,
+//     so the queue needs no priorities.
 //
 // Its core is client-go's three structures under one mutex and sync.Cond:
 // the ready queue (every key in it is dirty and not processing), the dirty set

@@ -18,12 +18,6 @@ type Options[K comparable] struct {
 	// DefaultBackoff; a non-positive Base or Max takes its default, Max is
 	// raised to Base, Jitter is clamped to [0, 1].
 	Backoff Backoff
-	// Less, when set, makes Get return the "least" ready key instead of the
-	// oldest; ties keep insertion order. It is called with the queue's lock
-	// held, so it must be fast and must not call the queue. A key's priority
-	// may only change while it is not ready, or the caller must Add it again,
-	// which re-evaluates its place.
-	Less func(a, b K) bool
 }
 
 // Queue is a work queue of keys of type K; see the package doc. It is safe
@@ -35,7 +29,7 @@ type Queue[K comparable] struct {
 
 	mu         sync.Mutex
 	cond       *sync.Cond // signalled when ready gains a key or on shutdown
-	ready      readyQueue[K]
+	ready      fifo[K]
 	dirty      map[K]struct{}
 	processing map[K]struct{}
 	failures   map[K]int
@@ -66,11 +60,6 @@ func New[K comparable](opts Options[K]) *Queue[K] {
 	if q.clock == nil {
 		q.clock = clock.Real{}
 	}
-	if opts.Less != nil {
-		q.ready = newPrio(opts.Less)
-	} else {
-		q.ready = &fifo[K]{}
-	}
 	q.cond = sync.NewCond(&q.mu)
 	go q.waitLoop()
 	return q
@@ -80,7 +69,7 @@ func New[K comparable](opts Options[K]) *Queue[K] {
 func (q *Queue[K]) Name() string { return q.name }
 
 // Add marks k as needing processing. Adding a key that is already ready is a
-// no-op (with Less, it re-evaluates the key's priority); adding a key that is
+// no-op; adding a key that is
 // being processed queues it again for after Done. Ignored after ShutDown.
 func (q *Queue[K]) Add(k K) {
 	q.mu.Lock()
@@ -94,9 +83,6 @@ func (q *Queue[K]) addLocked(k K) {
 	}
 	_, processing := q.processing[k]
 	if _, dirty := q.dirty[k]; dirty {
-		if !processing {
-			q.ready.fix(k)
-		}
 		return
 	}
 	q.dirty[k] = struct{}{}

@@ -2,7 +2,6 @@ package workqueue
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -108,55 +107,6 @@ func TestNeverConcurrentPerKey(t *testing.T) {
 		if passes[k].Load() == 0 {
 			t.Errorf("key %d was never processed", k)
 		}
-	}
-}
-
-func TestPriorityOrder(t *testing.T) {
-	prio := map[string]int{"low": 1, "high": 9, "mid": 5, "mid2": 5}
-	var mu sync.Mutex
-	q := New(Options[string]{Less: func(a, b string) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return prio[a] > prio[b] // higher priority first
-	}})
-	defer q.ShutDown()
-	for _, k := range []string{"low", "mid", "high", "mid2"} {
-		q.Add(k)
-	}
-	var got []string
-	for range 4 {
-		got = append(got, mustGet(t, q))
-	}
-	if fmt.Sprint(got) != "[high mid mid2 low]" {
-		t.Fatalf("order = %v, want [high mid mid2 low] (ties in insertion order)", got)
-	}
-}
-
-func TestReAddReevaluatesPriority(t *testing.T) {
-	prio := map[string]int{"a": 1, "b": 2, "c": 3}
-	var mu sync.Mutex
-	q := New(Options[string]{Less: func(a, b string) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return prio[a] > prio[b]
-	}})
-	defer q.ShutDown()
-	for _, k := range []string{"a", "b", "c"} {
-		q.Add(k)
-	}
-	mu.Lock()
-	prio["a"] = 10
-	mu.Unlock()
-	q.Add("a") // already ready: re-evaluates its place instead of duplicating
-	if n := q.Len(); n != 3 {
-		t.Fatalf("Len = %d, want 3", n)
-	}
-	var got []string
-	for range 3 {
-		got = append(got, mustGet(t, q))
-	}
-	if fmt.Sprint(got) != "[a c b]" {
-		t.Fatalf("order = %v, want [a c b]", got)
 	}
 }
 
