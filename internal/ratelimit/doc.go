@@ -3,10 +3,10 @@
 // provider's flow control.
 //
 // ECS flow control is per action and per account: 1000 requests per 60 s for
-// CopyImage and DescribeImages (see shared/reference/ecs-api.md §5). The
-// default ceiling is 80% of that, so the daemon stays below the limit even
-// with another client on the same account. Buckets are golang.org/x/time/rate
-// limiters, created on first use of an action.
+// CopyImage and DescribeImages (docs/ecs-api.md, "Rate limits and
+// throttling"). The default ceiling is 80% of that, so the daemon stays
+// below the limit even with another client on the same account. Buckets
+// are golang.org/x/time/rate limiters, created on first use of an action.
 //
 // When a call is throttled anyway, OnThrottle cuts that action's rate
 // multiplicatively and empties its bucket, so the limiter does not answer a

@@ -27,7 +27,7 @@ const (
 )
 
 // classes lists every ECS error code in the reference
-// (/work/shared/reference/ecs-api.md: common codes, CopyImage,
+// (docs/ecs-api.md: common codes, CopyImage,
 // CancelCopyImage, DescribeImages, DeleteImage) with what the engine must do
 // about it. Codes not listed fall back to the rules in Classify.
 //

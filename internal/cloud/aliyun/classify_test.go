@@ -7,7 +7,7 @@ import (
 )
 
 // TestClassifyReferenceCodes lists every error code of the ECS reference
-// (/work/shared/reference/ecs-api.md), table by table, with the HTTP status
+// (docs/ecs-api.md), table by table, with the HTTP status
 // the reference gives it and the class the engine needs. The expectations
 // are written out here, not derived from the table in classify.go, so a
 // change to either shows up.
