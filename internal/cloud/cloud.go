@@ -27,6 +27,20 @@ const (
 // AllStatuses is the Status filter that shows copies in every state.
 var AllStatuses = []string{StatusWaiting, StatusCreating, StatusAvailable, StatusCreateFailed, StatusUnAvailable}
 
+// ECS actions, as ECS spells them. The names key the scheduler's token
+// buckets (one per action, internal/ratelimit), label the metrics and name
+// the action of a cloud Error, so every package uses these constants.
+const (
+	ActionCopyImage                  = "CopyImage"
+	ActionDescribeImages             = "DescribeImages"
+	ActionCancelCopyImage            = "CancelCopyImage"
+	ActionDeleteImage                = "DeleteImage"
+	ActionDescribeRegions            = "DescribeRegions"
+	ActionTagResources               = "TagResources"
+	ActionModifyImageAttribute       = "ModifyImageAttribute"
+	ActionModifyImageSharePermission = "ModifyImageSharePermission"
+)
+
 // MaxIDsPerDescribe is how many image ids one DescribeImages call takes.
 const MaxIDsPerDescribe = 100
 

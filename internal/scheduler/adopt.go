@@ -23,7 +23,7 @@ func (s *Scheduler) Adopt(ctx context.Context, regions []string) (int, error) {
 	var errs []error
 	for _, region := range regions {
 		var imgs []cloud.Image
-		err := s.call(ctx, "DescribeImages", func(ctx context.Context) error {
+		err := s.call(ctx, cloud.ActionDescribeImages, func(ctx context.Context) error {
 			var err error
 			imgs, err = s.cloud.DescribeImages(ctx, cloud.ImageQuery{
 				Region: region, Statuses: cloud.AllStatuses, OwnerAlias: "self",

@@ -30,7 +30,7 @@ func (p paced) do(ctx context.Context, action string, fn func(context.Context) e
 }
 
 func (p paced) CopyImage(ctx context.Context, req cloud.CopyRequest) (id string, err error) {
-	err = p.do(ctx, "CopyImage", func(ctx context.Context) error {
+	err = p.do(ctx, cloud.ActionCopyImage, func(ctx context.Context) error {
 		id, err = p.s.cloud.CopyImage(ctx, req)
 		return err
 	})
@@ -38,7 +38,7 @@ func (p paced) CopyImage(ctx context.Context, req cloud.CopyRequest) (id string,
 }
 
 func (p paced) DescribeImages(ctx context.Context, q cloud.ImageQuery) (imgs []cloud.Image, err error) {
-	err = p.do(ctx, "DescribeImages", func(ctx context.Context) error {
+	err = p.do(ctx, cloud.ActionDescribeImages, func(ctx context.Context) error {
 		imgs, err = p.s.cloud.DescribeImages(ctx, q)
 		return err
 	})
@@ -46,15 +46,15 @@ func (p paced) DescribeImages(ctx context.Context, q cloud.ImageQuery) (imgs []c
 }
 
 func (p paced) CancelCopyImage(ctx context.Context, region, id string) error {
-	return p.do(ctx, "CancelCopyImage", func(ctx context.Context) error { return p.s.cloud.CancelCopyImage(ctx, region, id) })
+	return p.do(ctx, cloud.ActionCancelCopyImage, func(ctx context.Context) error { return p.s.cloud.CancelCopyImage(ctx, region, id) })
 }
 
 func (p paced) DeleteImage(ctx context.Context, region, id string) error {
-	return p.do(ctx, "DeleteImage", func(ctx context.Context) error { return p.s.cloud.DeleteImage(ctx, region, id) })
+	return p.do(ctx, cloud.ActionDeleteImage, func(ctx context.Context) error { return p.s.cloud.DeleteImage(ctx, region, id) })
 }
 
 func (p paced) DescribeRegions(ctx context.Context) (rs []cloud.Region, err error) {
-	err = p.do(ctx, "DescribeRegions", func(ctx context.Context) error {
+	err = p.do(ctx, cloud.ActionDescribeRegions, func(ctx context.Context) error {
 		rs, err = p.s.cloud.DescribeRegions(ctx)
 		return err
 	})
@@ -62,17 +62,17 @@ func (p paced) DescribeRegions(ctx context.Context) (rs []cloud.Region, err erro
 }
 
 func (p paced) TagImages(ctx context.Context, region string, ids []string, tags map[string]string) error {
-	return p.do(ctx, "TagResources", func(ctx context.Context) error { return p.s.cloud.TagImages(ctx, region, ids, tags) })
+	return p.do(ctx, cloud.ActionTagResources, func(ctx context.Context) error { return p.s.cloud.TagImages(ctx, region, ids, tags) })
 }
 
 func (p paced) SetImageFamily(ctx context.Context, region, id, family string) error {
-	return p.do(ctx, "ModifyImageAttribute", func(ctx context.Context) error { return p.s.cloud.SetImageFamily(ctx, region, id, family) })
+	return p.do(ctx, cloud.ActionModifyImageAttribute, func(ctx context.Context) error { return p.s.cloud.SetImageFamily(ctx, region, id, family) })
 }
 
 func (p paced) ShareImage(ctx context.Context, region, id string, accounts []string) error {
-	return p.do(ctx, "ModifyImageSharePermission", func(ctx context.Context) error { return p.s.cloud.ShareImage(ctx, region, id, accounts) })
+	return p.do(ctx, cloud.ActionModifyImageSharePermission, func(ctx context.Context) error { return p.s.cloud.ShareImage(ctx, region, id, accounts) })
 }
 
 func (p paced) UnshareImage(ctx context.Context, region, id string, accounts []string) error {
-	return p.do(ctx, "ModifyImageSharePermission", func(ctx context.Context) error { return p.s.cloud.UnshareImage(ctx, region, id, accounts) })
+	return p.do(ctx, cloud.ActionModifyImageSharePermission, func(ctx context.Context) error { return p.s.cloud.UnshareImage(ctx, region, id, accounts) })
 }

@@ -61,7 +61,7 @@ func (s *Scheduler) poll(ctx context.Context, region string) error {
 			ids[i] = j.DestinationImageID
 		}
 		var imgs []cloud.Image
-		err := s.call(ctx, "DescribeImages", func(ctx context.Context) error {
+		err := s.call(ctx, cloud.ActionDescribeImages, func(ctx context.Context) error {
 			var err error
 			imgs, err = s.cloud.DescribeImages(ctx, cloud.ImageQuery{Region: region, IDs: ids, Statuses: cloud.AllStatuses})
 			return err
@@ -213,7 +213,7 @@ func (s *Scheduler) observe(ctx context.Context, j *job.Job, im cloud.Image, fou
 		// Clean up the failed copy (its snapshots are billed) before the
 		// next attempt. A crash here is safe: the next poll no longer finds
 		// the copy and recopies.
-		err := s.call(ctx, "DeleteImage", func(ctx context.Context) error {
+		err := s.call(ctx, cloud.ActionDeleteImage, func(ctx context.Context) error {
 			return s.cloud.DeleteImage(ctx, j.DestinationRegion, j.DestinationImageID)
 		})
 		if err != nil && cloud.ClassOf(err) != cloud.ClassNotFound {

@@ -72,7 +72,7 @@ func lineageTags(j *job.Job) map[string]string {
 // tags; "" when there is none.
 func (s *Scheduler) findCopy(ctx context.Context, j *job.Job) (string, error) {
 	var imgs []cloud.Image
-	err := s.call(ctx, "DescribeImages", func(ctx context.Context) error {
+	err := s.call(ctx, cloud.ActionDescribeImages, func(ctx context.Context) error {
 		var err error
 		imgs, err = s.cloud.DescribeImages(ctx, cloud.ImageQuery{
 			Region:   j.DestinationRegion,
@@ -121,7 +121,7 @@ func (s *Scheduler) submit(ctx context.Context, j *job.Job) error {
 	}
 	failpoint.Hit(failpoint.BeforeCopyImage)
 	var imageID string
-	err := s.call(ctx, "CopyImage", func(ctx context.Context) error {
+	err := s.call(ctx, cloud.ActionCopyImage, func(ctx context.Context) error {
 		var err error
 		imageID, err = s.cloud.CopyImage(ctx, cloud.CopyRequest{
 			SourceRegion:      j.SourceRegion,
@@ -291,7 +291,7 @@ func (s *Scheduler) cancelCopy(ctx context.Context, j *job.Job) error {
 		return s.cancelled(ctx, j.ID, now)
 	}
 	failpoint.Hit(failpoint.BeforeCancelCopyImage)
-	err := s.call(ctx, "CancelCopyImage", func(ctx context.Context) error {
+	err := s.call(ctx, cloud.ActionCancelCopyImage, func(ctx context.Context) error {
 		return s.cloud.CancelCopyImage(ctx, j.DestinationRegion, j.DestinationImageID)
 	})
 	failpoint.Hit(failpoint.AfterCancelCopyImage)
@@ -309,7 +309,7 @@ func (s *Scheduler) cancelCopy(ctx context.Context, j *job.Job) error {
 	case code == cloud.CodeIncorrectStatus || code == cloud.CodeNotFromCopy:
 		// The copy finished (or failed) before the cancel reached it. A
 		// cancelled job leaves no copy behind, so delete it.
-		derr := s.call(ctx, "DeleteImage", func(ctx context.Context) error {
+		derr := s.call(ctx, cloud.ActionDeleteImage, func(ctx context.Context) error {
 			return s.cloud.DeleteImage(ctx, j.DestinationRegion, j.DestinationImageID)
 		})
 		if derr == nil || cloud.ClassOf(derr) == cloud.ClassNotFound {
@@ -371,11 +371,11 @@ func (s *Scheduler) finish(ctx context.Context, j *job.Job) error {
 		var err error
 		switch name {
 		case "image_family":
-			err = s.call(ctx, "ModifyImageAttribute", func(ctx context.Context) error {
+			err = s.call(ctx, cloud.ActionModifyImageAttribute, func(ctx context.Context) error {
 				return s.cloud.SetImageFamily(ctx, j.DestinationRegion, j.DestinationImageID, j.ImageFamily)
 			})
 		case "share":
-			err = s.call(ctx, "ModifyImageSharePermission", func(ctx context.Context) error {
+			err = s.call(ctx, cloud.ActionModifyImageSharePermission, func(ctx context.Context) error {
 				return s.cloud.ShareImage(ctx, j.DestinationRegion, j.DestinationImageID, j.ShareAccounts)
 			})
 		}

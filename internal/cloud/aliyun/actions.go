@@ -21,7 +21,7 @@ func (p *Provider) CancelCopyImage(ctx context.Context, region, imageID string) 
 	req := ecs.CreateCancelCopyImageRequest()
 	req.RegionId = region
 	req.ImageId = imageID
-	return p.do(ctx, "CancelCopyImage", region, req, func(c *ecs.Client) (string, error) {
+	return p.do(ctx, cloud.ActionCancelCopyImage, region, req, func(c *ecs.Client) (string, error) {
 		resp, err := c.CancelCopyImage(req)
 		if err != nil {
 			return "", err
@@ -42,7 +42,7 @@ func (p *Provider) DeleteImage(ctx context.Context, region, imageID string) erro
 	req := ecs.CreateDeleteImageRequest()
 	req.RegionId = region
 	req.ImageId = imageID
-	return p.do(ctx, "DeleteImage", region, req, func(c *ecs.Client) (string, error) {
+	return p.do(ctx, cloud.ActionDeleteImage, region, req, func(c *ecs.Client) (string, error) {
 		resp, err := c.DeleteImage(req)
 		if err != nil {
 			return "", err
@@ -57,7 +57,7 @@ func (p *Provider) DescribeRegions(ctx context.Context) ([]cloud.Region, error) 
 	req.RegionId = clientRegion
 	req.AcceptLanguage = "en-US"
 	var regions []cloud.Region
-	err := p.do(ctx, "DescribeRegions", clientRegion, req, func(c *ecs.Client) (string, error) {
+	err := p.do(ctx, cloud.ActionDescribeRegions, clientRegion, req, func(c *ecs.Client) (string, error) {
 		resp, err := c.DescribeRegions(req)
 		if err != nil {
 			return "", err
@@ -104,7 +104,7 @@ func (p *Provider) TagImages(ctx context.Context, region string, imageIDs []stri
 				ts = append(ts, ecs.TagResourcesTag{Key: k, Value: tags[k]})
 			}
 			req.Tag = &ts
-			err := p.do(ctx, "TagResources", region, req, func(c *ecs.Client) (string, error) {
+			err := p.do(ctx, cloud.ActionTagResources, region, req, func(c *ecs.Client) (string, error) {
 				resp, err := c.TagResources(req)
 				if err != nil {
 					return "", err
@@ -136,7 +136,7 @@ func (p *Provider) SetImageFamily(ctx context.Context, region, imageID, family s
 	req.RegionId = region
 	req.ImageId = imageID
 	req.ImageFamily = family
-	return p.do(ctx, "ModifyImageAttribute", region, req, func(c *ecs.Client) (string, error) {
+	return p.do(ctx, cloud.ActionModifyImageAttribute, region, req, func(c *ecs.Client) (string, error) {
 		resp, err := c.ModifyImageAttribute(req)
 		if err != nil {
 			return "", err
@@ -181,7 +181,7 @@ func (p *Provider) modifySharing(ctx context.Context, region, imageID string, ac
 		} else {
 			req.RemoveAccount = &list
 		}
-		err := p.do(ctx, "ModifyImageSharePermission", region, req, func(c *ecs.Client) (string, error) {
+		err := p.do(ctx, cloud.ActionModifyImageSharePermission, region, req, func(c *ecs.Client) (string, error) {
 			resp, err := c.ModifyImageSharePermission(req)
 			if err != nil {
 				return "", err

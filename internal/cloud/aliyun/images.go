@@ -70,7 +70,7 @@ func (p *Provider) CopyImage(ctx context.Context, r cloud.CopyRequest) (string, 
 	}
 
 	var imageID string
-	err := p.do(ctx, "CopyImage", r.SourceRegion, req, func(c *ecs.Client) (string, error) {
+	err := p.do(ctx, cloud.ActionCopyImage, r.SourceRegion, req, func(c *ecs.Client) (string, error) {
 		resp, err := c.CopyImage(req)
 		if err != nil {
 			return "", err
@@ -125,12 +125,12 @@ func (p *Provider) DescribeImages(ctx context.Context, q cloud.ImageQuery) ([]cl
 	)
 	for page := 1; ; page++ {
 		if page > maxPages {
-			return nil, &cloud.Error{Action: "DescribeImages", Region: q.Region, Code: CodeInvalidResponse,
+			return nil, &cloud.Error{Action: cloud.ActionDescribeImages, Region: q.Region, Code: CodeInvalidResponse,
 				Message: "more than " + strconv.Itoa(maxPages) + " pages of images", Class: Classify(CodeInvalidResponse, 200)}
 		}
 		req := describeImagesRequest(q, page)
 		var resp *ecs.DescribeImagesResponse
-		err := p.do(ctx, "DescribeImages", q.Region, req, func(c *ecs.Client) (string, error) {
+		err := p.do(ctx, cloud.ActionDescribeImages, q.Region, req, func(c *ecs.Client) (string, error) {
 			r, err := c.DescribeImages(req)
 			if err != nil {
 				return "", err
