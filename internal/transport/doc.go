@@ -28,6 +28,11 @@
 //     peer), never with its metadata, so a token cannot reach the logs. A
 //     panicking handler becomes codes.Internal for the caller and an error
 //     log with the stack for the operator.
+//   - Handlers, auth and recover return internal/errdefs errors; one unary
+//     and one stream interceptor, just inside the logging one, convert them
+//     to gRPC statuses with errgrpc.ToGRPC, so the code follows the error's
+//     class and the message is the handler's, and nothing else builds a
+//     status.
 //
 // One ServerConfig describes one endpoint. A daemon that serves both the
 // socket and TCP runs two grpc.Server values over the same services, because
