@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -236,6 +237,29 @@ func (d *decoder) cloud(n *yaml.Node, sc scope, o *Cloud) *yaml.Node {
 	return sim
 }
 
+// positive decodes a number that must be above 0; hint ends the message.
+func (d *decoder) positive(out *float64, hint string) func(_, v *yaml.Node, ks scope) {
+	return func(_, v *yaml.Node, ks scope) {
+		if d.number(v, ks, out) && *out <= 0 {
+			d.fieldErrorf(d.resolve(v), ks, "must be above 0%s", hint)
+		}
+	}
+}
+
+// positiveDuration decodes a duration that must be above 0, or with zeroOK
+// at least 0.
+func (d *decoder) positiveDuration(out *time.Duration, zeroOK bool) func(_, v *yaml.Node, ks scope) {
+	return func(_, v *yaml.Node, ks scope) {
+		switch {
+		case !d.duration(v, ks, out):
+		case zeroOK && *out < 0:
+			d.fieldErrorf(d.resolve(v), ks, "must not be negative")
+		case !zeroOK && *out <= 0:
+			d.fieldErrorf(d.resolve(v), ks, "must be above 0")
+		}
+	}
+}
+
 func defaultSimulated() Simulated {
 	return Simulated{TimeScale: 60, CopyRateMiBps: 50, StartupDelay: 30e9, Seed: 1, MaxImageSizeGiB: 200}
 }
@@ -263,22 +287,10 @@ func checkEndpoint(s string) error {
 func (d *decoder) simulated(n *yaml.Node, sc scope, o *Simulated) {
 	*o = defaultSimulated()
 	d.mapping(n, sc, fields{
-		"time_scale": func(_, v *yaml.Node, ks scope) {
-			if d.number(v, ks, &o.TimeScale) && o.TimeScale <= 0 {
-				d.fieldErrorf(d.resolve(v), ks, "must be above 0 (1 = real ECS speed)")
-			}
-		},
-		"copy_rate_mibps": func(_, v *yaml.Node, ks scope) {
-			if d.number(v, ks, &o.CopyRateMiBps) && o.CopyRateMiBps <= 0 {
-				d.fieldErrorf(d.resolve(v), ks, "must be above 0")
-			}
-		},
-		"startup_delay": func(_, v *yaml.Node, ks scope) {
-			if d.duration(v, ks, &o.StartupDelay) && o.StartupDelay < 0 {
-				d.fieldErrorf(d.resolve(v), ks, "must not be negative")
-			}
-		},
-		"seed": func(_, v *yaml.Node, ks scope) { d.integer(v, ks, &o.Seed) },
+		"time_scale":      d.positive(&o.TimeScale, " (1 = real ECS speed)"),
+		"copy_rate_mibps": d.positive(&o.CopyRateMiBps, ""),
+		"startup_delay":   d.positiveDuration(&o.StartupDelay, true),
+		"seed":            func(_, v *yaml.Node, ks scope) { d.integer(v, ks, &o.Seed) },
 		"max_image_size_gib": func(_, v *yaml.Node, ks scope) {
 			d.intIn(v, ks, 1, math.MaxInt32, &o.MaxImageSizeGiB)
 		},
@@ -338,21 +350,11 @@ func (d *decoder) scheduler(n *yaml.Node, sc scope, o *Scheduler) {
 				}
 			}
 		},
-		"api_rate_per_second": func(_, v *yaml.Node, ks scope) {
-			if d.number(v, ks, &o.APIRatePerSecond) && o.APIRatePerSecond <= 0 {
-				d.fieldErrorf(d.resolve(v), ks, "must be above 0")
-			}
-		},
-		"poll_min": func(_, v *yaml.Node, ks scope) {
-			if d.duration(v, ks, &o.PollMin) && o.PollMin <= 0 {
-				d.fieldErrorf(d.resolve(v), ks, "must be above 0")
-			}
-		},
-		"poll_max": func(_, v *yaml.Node, ks scope) {
+		"api_rate_per_second": d.positive(&o.APIRatePerSecond, ""),
+		"poll_min":            d.positiveDuration(&o.PollMin, false),
+		"poll_max": func(k, v *yaml.Node, ks scope) {
 			pollMaxNode = d.resolve(v)
-			if d.duration(v, ks, &o.PollMax) && o.PollMax <= 0 {
-				d.fieldErrorf(pollMaxNode, ks, "must be above 0")
-			}
+			d.positiveDuration(&o.PollMax, false)(k, v, ks)
 		},
 		"copy_conflict": func(_, v *yaml.Node, ks scope) { d.boolean(v, ks, &o.CopyConflict) },
 	})
