@@ -6,8 +6,8 @@
 package tools
 
 import (
+	_ "github.com/fzipp/gocyclo/cmd/gocyclo"
 	_ "google.golang.org/grpc/cmd/protoc-gen-go-grpc"
 	_ "google.golang.org/protobuf/cmd/protoc-gen-go"
-	_ "github.com/fzipp/gocyclo/cmd/gocyclo"
 	_ "honnef.co/go/tools/cmd/staticcheck"
 )
