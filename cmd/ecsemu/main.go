@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -60,9 +61,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    1 << 20,
 	}
+	scheme := "http"
+	if opts.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(opts.tlsCert, opts.tlsKey)
+		if err != nil {
+			ln.Close()
+			fmt.Fprintf(stderr, "ecsemu: TLS: %v\n", err)
+			return 2
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+		scheme = "https"
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "ecsemu listening on http://%s\n", ln.Addr())
+	fmt.Fprintf(stdout, "ecsemu listening on %s://%s\n", scheme, ln.Addr())
 	fmt.Fprintf(stderr, "ecsemu: %s\n", opts.summary())
 
 	select {

@@ -42,13 +42,19 @@ type fileConfig struct {
 	ThrottleRate           float64                 `yaml:"throttleRate"`
 	ThrottleCode           string                  `yaml:"throttleCode"`
 	Faults                 map[string]ecsemu.Fault `yaml:"faults"`
+	TLSCert                string                  `yaml:"tlsCert"`
+	TLSKey                 string                  `yaml:"tlsKey"`
+	StateFile              string                  `yaml:"stateFile"`
+	STS                    ecsemu.STSConfig        `yaml:"sts"`
 }
 
 // options are the parsed command line.
 type options struct {
-	listen string
-	cfg    ecsemu.Config
-	source string // where the images came from
+	listen          string
+	tlsCert, tlsKey string // serve HTTPS when both are set
+	stateFile       string
+	cfg             ecsemu.Config
+	source          string // where the images came from
 }
 
 func (o options) summary() string {
@@ -94,7 +100,13 @@ timeScale, copySlotsPerRegion, defaultRateMiBps, routeRates {"src>dst": MiBps},
 startupDelay, maxImageSizeGiB, imageQuotaPerRegion, complianceRule,
 deniedRoutes [src>dst], copyConflict, createFailedRate, cancelNotSupportedRate,
 throttleRate, throttleCode, faults {Action: {internalErrorRate, unavailableRate,
-hangRate, dropRate, latency}}.
+hangRate, dropRate, latency}}, tlsCert, tlsKey, stateFile, sts {accountId,
+tokenLifetime, oidcProviderArn, oidcIssuer, oidcAudience}.
+
+STS (API 2015-04-01: AssumeRole, AssumeRoleWithOIDC, GetCallerIdentity) is
+served on the same address; requests are told apart by Version. The Go SDK
+calls STS over HTTPS only: give --tls-cert/--tls-key and make the client trust
+the certificate (SSL_CERT_FILE).
 
 Flags:
 `
@@ -126,6 +138,14 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		cancelRate   = fs.Float64("cancel-not-supported-rate", 0, "share of CancelCopyImage calls (0..1) answering CancelNotSupported")
 		throttleRate = fs.Float64("throttle-rate", ecsemu.DefaultThrottleRate, "token bucket per action and access key, requests per 60 s (negative = off)")
 		throttleCode = fs.String("throttle-code", ecsemu.DefaultThrottleCode, `error code of a throttled call: "Throttling.User" or "Throttling"`)
+		tlsCert      = fs.String("tls-cert", "", "serve HTTPS with this certificate `file` (PEM; needs --tls-key)")
+		tlsKey       = fs.String("tls-key", "", "private key `file` (PEM) of --tls-cert")
+		stateFile    = fs.String("state-file", "", "keep images, copies and STS sessions in this `file`: loaded at start, written after every change")
+		stsLifetime  = fs.Duration("sts-token-lifetime", 0, "lifetime of STS credentials (default: the request's DurationSeconds); the Go SDK renews 180 s before expiry")
+		stsAccount   = fs.String("sts-account-id", "", "account owning the roles (default: the images' account)")
+		oidcProvider = fs.String("sts-oidc-provider-arn", "", "the only OIDC provider ARN AssumeRoleWithOIDC accepts (default: any of the account)")
+		oidcIssuer   = fs.String("sts-oidc-issuer", "", "iss an OIDC token must carry (default: not checked)")
+		oidcAudience = fs.String("sts-oidc-audience", "", "aud an OIDC token must include (default: not checked)")
 		routeRates   listFlag
 		denied       listFlag
 		faults       listFlag
@@ -158,6 +178,35 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		ComplianceRule: fc.ComplianceRule, DeniedRoutes: fc.DeniedRoutes, CopyConflict: fc.CopyConflict,
 		CreateFailedRate: fc.CreateFailedRate, CancelNotSupportedRate: fc.CancelNotSupportedRate,
 		ThrottleRate: fc.ThrottleRate, ThrottleCode: fc.ThrottleCode, Faults: fc.Faults,
+		STS: fc.STS,
+	}
+	o.tlsCert, o.tlsKey, o.stateFile = fc.TLSCert, fc.TLSKey, fc.StateFile
+	if given["tls-cert"] {
+		o.tlsCert = *tlsCert
+	}
+	if given["tls-key"] {
+		o.tlsKey = *tlsKey
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return options{}, errors.New("--tls-cert and --tls-key go together")
+	}
+	if given["state-file"] {
+		o.stateFile = *stateFile
+	}
+	if given["sts-token-lifetime"] {
+		cfg.STS.TokenLifetime = *stsLifetime
+	}
+	if given["sts-account-id"] {
+		cfg.STS.AccountID = *stsAccount
+	}
+	if given["sts-oidc-provider-arn"] {
+		cfg.STS.OIDCProviderARN = *oidcProvider
+	}
+	if given["sts-oidc-issuer"] {
+		cfg.STS.OIDCIssuer = *oidcIssuer
+	}
+	if given["sts-oidc-audience"] {
+		cfg.STS.OIDCAudience = *oidcAudience
 	}
 	if fc.Listen != "" {
 		o.listen = fc.Listen

@@ -36,13 +36,13 @@ func TestAdminStats(t *testing.T) {
 	r.c.ok("DescribeRegions")
 	r.c.fails(404, "InvalidImageId.NotFound", "CopyImage", "RegionId", "cn-hangzhou", "ImageId", "m-bp1000000000000000000", "DestinationRegionId", "cn-beijing")
 	r.c.copyImage("cn-hangzhou", demoUbuntu, "cn-beijing")
-	r.c.fails(403, "InvalidAction", "StartInstance", "RegionId", "cn-hangzhou")
+	r.c.fails(404, "InvalidAction.NotFound", "StartInstance", "RegionId", "cn-hangzhou")
 
 	var st ecsemu.Stats
 	if code := r.admin("GET", "/_ecsemu/stats", "", &st); code != 200 {
 		t.Fatalf("stats: %d", code)
 	}
-	if st.Calls["DescribeRegions"]["200"] != 1 || st.Calls["CopyImage"]["200"] != 1 || st.Calls["CopyImage"]["InvalidImageId.NotFound"] != 1 || st.Calls["(unknown)"]["InvalidAction"] != 1 {
+	if st.Calls["DescribeRegions"]["200"] != 1 || st.Calls["CopyImage"]["200"] != 1 || st.Calls["CopyImage"]["InvalidImageId.NotFound"] != 1 || st.Calls["(unknown)"]["InvalidAction.NotFound"] != 1 {
 		t.Fatalf("calls %v", st.Calls)
 	}
 	if st.Images["cn-hangzhou"]["Available"] != 10 || st.Images["cn-hangzhou"]["Creating"] != 1 || st.Images["cn-beijing"]["Creating"] != 1 {

@@ -68,6 +68,8 @@ type Config struct {
 	Faults map[string]Fault
 	// Images are the images present at start; nil = DemoImages().
 	Images []FixtureImage
+	// STS configures the emulated Security Token Service (see STSConfig).
+	STS STSConfig
 }
 
 // Fault describes how an action misbehaves. The rates are shares of calls
@@ -235,6 +237,9 @@ func (c Config) withDefaults() (Config, error) {
 		faults[action] = f
 	}
 	c.Faults = faults
+	if err := c.STS.validate(); err != nil {
+		bad("STS: %v", err)
+	}
 	if c.Images == nil {
 		c.Images = DemoImages()
 	} else if err := validateFixtures(c.Images); err != nil {

@@ -41,6 +41,7 @@ type Emulator struct {
 	usedIDs  map[string]bool              // every image and snapshot id ever issued
 	queues   map[string]*regionQueue
 	tokens   map[string]tokenEntry
+	sessions map[string]session // STS credentials by access key id
 	nonces   map[string]time.Time
 	limiters map[string]*rate.Limiter
 	rngCopy  *rand.Rand
@@ -81,6 +82,7 @@ func New(cfg Config) (*Emulator, error) {
 		rngCanc:  rand.New(rand.NewSource(cfg.Seed + 1)),
 		rngFault: rand.New(rand.NewSource(cfg.Seed + 2)),
 		rngID:    rand.New(rand.NewSource(cfg.Seed + 3)),
+		sessions: map[string]session{},
 	}
 	e.reqPrefix = fmt.Sprintf("%08X", uint32(rand.New(rand.NewSource(time.Now().UnixNano())).Int63()))
 	e.resetState()
@@ -206,7 +208,8 @@ func (e *Emulator) newRequestID() string {
 // call is one authenticated API request.
 type call struct {
 	p         params
-	now       time.Time
+	now       time.Time // the emulator clock (copy progress)
+	authNow   time.Time // the clock Timestamps and STS expiry go by
 	rid       string
 	accessKey string
 }
@@ -255,18 +258,24 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rid string) 
 	if name == "" {
 		return fail(errMissing("Action"), regionID)
 	}
-	handler := actions[name]
+	// STS and ECS share the RPC protocol; the version says which API is meant.
+	table := actions
+	if p.get("Version") == stsVersion {
+		table = stsActions
+	}
+	handler := table[name]
 	if handler != nil {
 		out.action = name
 	} else {
 		out.action = actionUnknown
 	}
-	c, aerr := e.authenticate(r.Method, p, rid)
+	c, aerr := e.authenticate(r.Method, p, rid, name == "AssumeRoleWithOIDC")
 	if aerr != nil {
 		return fail(aerr, regionID)
 	}
 	if handler == nil {
-		return fail(newErr(http.StatusForbidden, "InvalidAction", "Specified api %q is not found, please check your url and method.", truncate(name, 64)), regionID)
+		// As the API gateway answers (recorded in the Tea SDK's live tests).
+		return fail(newErr(http.StatusNotFound, "InvalidAction.NotFound", "Specified api is not found, please check your url and method."), regionID)
 	}
 	if aerr := e.throttle(name, c.accessKey, c.now); aerr != nil {
 		return fail(aerr, regionID)
@@ -321,23 +330,43 @@ func (e *Emulator) abandon(w http.ResponseWriter, r *http.Request, out outcome) 
 	return e.record(out)
 }
 
-// authenticate checks signature, timestamp, nonce and version.
-func (e *Emulator) authenticate(method string, p params, rid string) (*call, *apiError) {
-	if aerr := verifySignature(method, p, e.creds); aerr != nil {
-		return nil, aerr
-	}
+// authenticate checks signature (with the SecurityToken of STS keys),
+// timestamp, nonce and version. An anonymous call (AssumeRoleWithOIDC,
+// whose OIDC token is the proof) is checked for timestamp and version only.
+func (e *Emulator) authenticate(method string, p params, rid string, anonymous bool) (*call, *apiError) {
 	now := e.clk.Now()
 	if e.authClk != nil {
 		now = e.authClk.Now()
+	}
+	if anonymous {
+		if ts := p.get("Timestamp"); ts != "" {
+			if _, aerr := checkTimestamp(ts, now); aerr != nil {
+				return nil, aerr
+			}
+		}
+		if aerr := checkVersion(p); aerr != nil {
+			return nil, aerr
+		}
+		return &call{p: p, now: now, authNow: now, rid: rid}, nil
+	}
+	if aerr := checkCommon(p); aerr != nil {
+		return nil, aerr
+	}
+	e.mu.Lock()
+	secret, aerr := e.lookupKey(p.get("AccessKeyId"), p.get("SecurityToken"), now)
+	e.mu.Unlock()
+	if aerr != nil {
+		return nil, aerr
+	}
+	if aerr := verifySignature(method, p, secret); aerr != nil {
+		return nil, aerr
 	}
 	ts, aerr := checkTimestamp(p.get("Timestamp"), now)
 	if aerr != nil {
 		return nil, aerr
 	}
-	if v := p.get("Version"); v == "" {
-		return nil, errMissing("Version")
-	} else if v != apiVersion {
-		return nil, newErr(http.StatusBadRequest, "InvalidParameter", "Specified parameter Version %q is not valid; this API is %s.", truncate(v, 32), apiVersion)
+	if aerr := checkVersion(p); aerr != nil {
+		return nil, aerr
 	}
 	key := p.get("AccessKeyId") + "\x00" + p.get("SignatureNonce")
 	e.mu.Lock()
@@ -354,7 +383,19 @@ func (e *Emulator) authenticate(method string, p params, rid string) (*call, *ap
 			}
 		}
 	}
-	return &call{p: p, now: now, rid: rid, accessKey: p.get("AccessKeyId")}, nil
+	return &call{p: p, now: now, authNow: now, rid: rid, accessKey: p.get("AccessKeyId")}, nil
+}
+
+// checkVersion accepts the two emulated API versions.
+func checkVersion(p params) *apiError {
+	switch v := p.get("Version"); v {
+	case "":
+		return errMissing("Version")
+	case apiVersion, stsVersion:
+		return nil
+	default:
+		return newErr(http.StatusBadRequest, "InvalidParameter", "Specified parameter Version %q is not valid; this endpoint serves ECS %s and STS %s.", truncate(v, 32), apiVersion, stsVersion)
+	}
 }
 
 // throttle takes a token from the bucket of this action and access key.

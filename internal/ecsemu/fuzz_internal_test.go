@@ -21,19 +21,19 @@ func FuzzVerifySignature(f *testing.F) {
 			p[k] = vs[0]
 		}
 		id := p["AccessKeyId"]
-		creds := map[string]string{id: secret}
 		// Garbage never panics.
-		_ = verifySignature(method, p, creds)
+		_ = checkCommon(p)
+		_ = verifySignature(method, p, secret)
 		if id == "" || p["SignatureNonce"] == "" || p["Timestamp"] == "" || p["SignatureType"] != "" ||
 			p["SignatureMethod"] != "" || p["SignatureVersion"] != "" {
 			return
 		}
 		p["Signature"] = Sign(StringToSign(method, p), secret)
-		if aerr := verifySignature(method, p, creds); aerr != nil {
+		if aerr := verifySignature(method, p, secret); aerr != nil {
 			t.Fatalf("correctly signed request refused: %v", aerr)
 		}
 		p["Timestamp"] += "x"
-		if aerr := verifySignature(method, p, creds); aerr == nil || aerr.Code != "SignatureDoesNotMatch" {
+		if aerr := verifySignature(method, p, secret); aerr == nil || aerr.Code != "SignatureDoesNotMatch" {
 			t.Fatalf("changed request accepted: %v", aerr)
 		}
 	})

@@ -181,7 +181,7 @@ func TestProtocolErrors(t *testing.T) {
 		}, 400, "InvalidTimeStamp.Expired"},
 		{"timestamp not UTC format", "DescribeRegions", func(p map[string]string) { p["Timestamp"] = "yesterday"; resign(p) }, 400, "InvalidTimeStamp.Format"},
 		{"bad Version", "DescribeRegions", func(p map[string]string) { p["Version"] = "2016-03-14"; resign(p) }, 400, "InvalidParameter"},
-		{"unknown action", "RunInstances", func(p map[string]string) {}, 403, "InvalidAction"},
+		{"unknown action", "RunInstances", func(p map[string]string) {}, 404, "InvalidAction.NotFound"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -35,6 +35,13 @@ type Stats struct {
 	// CopiedSnapshotGiB the part held by copies, which ECS bills.
 	SnapshotGiB       map[string]int64 `json:"snapshotGiB"`
 	CopiedSnapshotGiB map[string]int64 `json:"copiedSnapshotGiB"`
+	// TokensIssued counts STS credentials issued (AssumeRole,
+	// AssumeRoleWithOIDC); TokensRefused calls refused because their
+	// SecurityToken had expired.
+	TokensIssued  int64 `json:"tokensIssued"`
+	TokensRefused int64 `json:"tokensRefused"`
+	// Sessions is how many STS credentials are still valid.
+	Sessions int `json:"sessions"`
 	// Time is the emulator clock when the stats were taken.
 	Time time.Time `json:"time"`
 }
@@ -46,6 +53,9 @@ type counters struct {
 	Faults          map[string]map[string]int64
 	CopiesSubmitted map[string]int64
 	CopiesCancelled map[string]int64
+	// TokensIssued counts STS credentials issued; TokensRefused ECS or STS
+	// calls refused because their SecurityToken had expired.
+	TokensIssued, TokensRefused int64
 }
 
 func (c *counters) reset() {
@@ -90,7 +100,18 @@ func (e *Emulator) Stats() Stats {
 		Copies:            map[string]map[string]int{},
 		SnapshotGiB:       map[string]int64{},
 		CopiedSnapshotGiB: map[string]int64{},
+		TokensIssued:      e.counters.TokensIssued,
+		TokensRefused:     e.counters.TokensRefused,
 		Time:              now.UTC(),
+	}
+	authNow := now
+	if e.authClk != nil {
+		authNow = e.authClk.Now()
+	}
+	for _, ss := range e.sessions {
+		if authNow.Before(ss.Expires) {
+			s.Sessions++
+		}
 	}
 	for a, m := range e.counters.Calls {
 		s.Calls[a] = copyMap(m)

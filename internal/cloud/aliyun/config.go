@@ -30,6 +30,9 @@ type Config struct {
 	// Credentials are static keys; the zero value uses the SDK's default
 	// chain (see Credentials).
 	Credentials Credentials
+	// AssumeRole, if set, signs with a RAM role's temporary credentials
+	// instead (see AssumeRole in sts.go).
+	AssumeRole *AssumeRole
 	// ConnectTimeout bounds dialing; ReadTimeout bounds a whole call. They
 	// are set on every client and every request, so the SDK's per-API table
 	// and its "sticky" timeouts never apply.
@@ -64,8 +67,8 @@ func (c Config) String() string {
 	} else if u, err := url.Parse(endpoint); err == nil && u.User != nil {
 		endpoint = u.Redacted() // refused by New, but never printed either
 	}
-	return fmt.Sprintf("Config{Endpoint: %s, Insecure: %t, Credentials: %s, ConnectTimeout: %s, ReadTimeout: %s, MaxConcurrency: %d, UserAgent: %q, Observer: %t}",
-		endpoint, c.Insecure, c.Credentials.String(), c.ConnectTimeout, c.ReadTimeout, c.MaxConcurrency, c.UserAgent, c.Observer != nil)
+	return fmt.Sprintf("Config{Endpoint: %s, Insecure: %t, Credentials: %s, AssumeRole: %s, ConnectTimeout: %s, ReadTimeout: %s, MaxConcurrency: %d, UserAgent: %q, Observer: %t}",
+		endpoint, c.Insecure, c.Credentials.String(), c.AssumeRole.String(), c.ConnectTimeout, c.ReadTimeout, c.MaxConcurrency, c.UserAgent, c.Observer != nil)
 }
 
 // GoString is String, so %#v redacts too.
@@ -123,6 +126,9 @@ func (c Config) settings() (settings, error) {
 	}
 	if err := c.Credentials.validate(); err != nil {
 		return s, fmt.Errorf("config: %w", err)
+	}
+	if err := c.AssumeRole.validate(); err != nil {
+		return s, fmt.Errorf("config: AssumeRole: %w", err)
 	}
 	host, scheme, err := parseEndpoint(c.Endpoint, c.Insecure)
 	if err != nil {

@@ -64,6 +64,11 @@ func New(cfg Config) (*Provider, error) {
 		return nil, err
 	}
 	creds := newCredentialSource(cfg.Credentials)
+	if cfg.AssumeRole != nil {
+		if creds, err = newRoleSource(cfg.AssumeRole, cfg.Credentials); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := creds.GetCredentials(); err != nil {
 		return nil, fmt.Errorf("aliyun: no usable Alibaba Cloud credentials: %w", err)
 	}
