@@ -190,6 +190,13 @@ func (d *daemon) startCloud(stdout io.Writer) error {
 		if creds, ok := aliyun.CredentialsFromEnv(); ok {
 			cfg.Credentials = creds
 		}
+		// ALIBABA_CLOUD_ROLE_ARN (with the keys above, or with an OIDC
+		// token file) signs with the role's renewed session keys.
+		role, err := aliyun.AssumeRoleFromEnv(os.Getenv)
+		if err != nil {
+			return &usageError{fmt.Errorf("cloud: %w", err)}
+		}
+		cfg.AssumeRole = role
 		if c.Endpoint != "" && !hasHTTPS(c.Endpoint) {
 			cfg.Insecure = true
 		}
