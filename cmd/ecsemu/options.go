@@ -323,6 +323,10 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	} else {
 		cfg.Images = ecsemu.DemoImages()
 	}
+	cfg.StateFile = o.stateFile
+	if o.stateFile != "" {
+		o.source += "; state file " + o.stateFile + " wins when it exists"
+	}
 	o.cfg = cfg
 	return o, nil
 }

@@ -98,7 +98,7 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 	}
 	d.closers = append(d.closers, func() { d.store.Close() })
 
-	if err := d.startCloud(stdout); err != nil {
+	if err := d.startCloud(stdout, dataDir); err != nil {
 		return nil, err
 	}
 	d.loadRegions(ctx)
@@ -146,8 +146,10 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 }
 
 // startCloud connects the SDK adapter to the real cloud, or to the ECS
-// emulator started here for the simulated cloud.
-func (d *daemon) startCloud(stdout io.Writer) error {
+// emulator started here for the simulated cloud, whose state lives in the
+// data dir next to state.db: a restart finds its copies where it left them,
+// as it would in the cloud.
+func (d *daemon) startCloud(stdout io.Writer, dataDir string) error {
 	c := d.file.Cloud
 	cfg := aliyun.Config{Endpoint: c.Endpoint, UserAgent: "replicatord", Observer: d.observeCall}
 	switch c.Provider {
@@ -165,6 +167,7 @@ func (d *daemon) startCloud(stdout io.Writer) error {
 			ComplianceRule:   sim.ComplianceRule,
 			DeniedRoutes:     sim.DeniedRoutes,
 			CopyConflict:     d.file.Scheduler.CopyConflict,
+			StateFile:        filepath.Join(dataDir, simulatedStateFile),
 		})
 		if err != nil {
 			return &usageError{fmt.Errorf("simulated cloud: %w", err)}
@@ -185,7 +188,7 @@ func (d *daemon) startCloud(stdout io.Writer) error {
 		cfg.Insecure = true
 		cfg.Credentials = aliyun.Credentials{AccessKeyID: "LTAIsim" + id, AccessKeySecret: secret}
 		fmt.Fprintf(stdout, "SIMULATED CLOUD: no real cloud is used; ECS emulator at %s (time scale %gx)\n", cfg.Endpoint, sim.TimeScale)
-		d.log.Warn("simulated cloud: no real cloud is used", "emulator", cfg.Endpoint)
+		d.log.Warn("simulated cloud: no real cloud is used", "emulator", cfg.Endpoint, "state", filepath.Join(dataDir, simulatedStateFile))
 	case policy.ProviderAliyun:
 		if creds, ok := aliyun.CredentialsFromEnv(); ok {
 			cfg.Credentials = creds
@@ -211,6 +214,9 @@ func (d *daemon) startCloud(stdout io.Writer) error {
 	d.closers = append(d.closers, p.Close)
 	return nil
 }
+
+// simulatedStateFile holds the simulated cloud's images and copies.
+const simulatedStateFile = "simulated-cloud.json"
 
 func hasHTTPS(endpoint string) bool {
 	return len(endpoint) > 8 && endpoint[:8] == "https://"

@@ -93,10 +93,16 @@ func (e *Emulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		}
 		e.mu.Lock()
 		e.counters.reset()
+		var err error
 		if state == "true" {
 			e.resetState()
+			err = e.persistLocked()
 		}
 		e.mu.Unlock()
+		if err != nil {
+			adminError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]bool{"reset": true, "state": state == "true"})
 	case "GET /_ecsemu/images":
 		writeJSON(w, http.StatusOK, e.adminImages(r.URL.Query().Get("region")))

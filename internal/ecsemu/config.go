@@ -70,6 +70,11 @@ type Config struct {
 	Images []FixtureImage
 	// STS configures the emulated Security Token Service (see STSConfig).
 	STS STSConfig
+	// StateFile, if set, keeps the state (images, copies, ClientTokens,
+	// STS sessions, queues) in this file: loaded by New when it exists
+	// (then Images are not loaded), else created from Images; rewritten
+	// atomically after every change, before the answer is sent.
+	StateFile string
 }
 
 // Fault describes how an action misbehaves. The rates are shares of calls

@@ -27,6 +27,7 @@ type Emulator struct {
 	creds     map[string]string
 	slots     int
 	fixtures  []FixtureImage
+	stateFile string // "" = in memory only
 	reqSeq    atomic.Uint64
 	reqPrefix string
 
@@ -87,6 +88,12 @@ func New(cfg Config) (*Emulator, error) {
 	e.reqPrefix = fmt.Sprintf("%08X", uint32(rand.New(rand.NewSource(time.Now().UnixNano())).Int63()))
 	e.resetState()
 	e.counters.reset()
+	if cfg.StateFile != "" {
+		e.stateFile = cfg.StateFile
+		if err := e.openState(cfg.StateFile); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
 }
 
@@ -149,7 +156,7 @@ func (e *Emulator) AddImage(f FixtureImage) error {
 		}
 	}
 	e.loadFixture(f)
-	return nil
+	return e.persistLocked()
 }
 
 // Close releases requests blocked in hang or latency faults by dropping
@@ -307,6 +314,14 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rid string) 
 	e.mu.Lock()
 	c.now = e.clk.Now()
 	resp, aerr := handler(e, c)
+	if aerr == nil && !readOnly[name] {
+		// Durable before answering: a client that saw the answer finds the
+		// change after a restart.
+		if err := e.persistLocked(); err != nil {
+			e.counters.StateErrors++
+			aerr = newErr(http.StatusInternalServerError, "InternalError", "The request processing has failed due to some unknown error, exception or failure.")
+		}
+	}
 	e.mu.Unlock()
 	if aerr != nil {
 		return fail(aerr, regionID)

@@ -1,6 +1,7 @@
 package ecsemu
 
 import (
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,7 +38,56 @@ type image struct {
 	fixedStatus     string
 	copy            *copyTask
 	shared          map[string]time.Time // account id -> when shared
+	meta            imageMeta
 }
+
+// imageMeta are the catalogue attributes of an image; the zero value is a
+// custom image of the account (self), BIOS boot, usable by instances.
+type imageMeta struct {
+	// OwnerAlias is "" (self), "system", "others" or "marketplace".
+	OwnerAlias string `json:"ownerAlias,omitempty" yaml:"ownerAlias"`
+	// OwnerID is the owning account; 0 = the emulated account.
+	OwnerID      int64  `json:"ownerId,omitempty" yaml:"ownerId"`
+	BootMode     string `json:"bootMode,omitempty" yaml:"bootMode"` // "" = BIOS
+	ProductCode  string `json:"productCode,omitempty" yaml:"productCode"`
+	SupplierName string `json:"supplierName,omitempty" yaml:"supplierName"`
+	ImageVersion string `json:"imageVersion,omitempty" yaml:"imageVersion"`
+	// NoIoOptimized and NoCloudinit invert the support flags, which are
+	// true for almost every image.
+	NoIoOptimized bool `json:"noIoOptimized,omitempty" yaml:"noIoOptimized"`
+	NoCloudinit   bool `json:"noCloudinit,omitempty" yaml:"noCloudinit"`
+	// Public marks an image shared with everyone (a community image).
+	Public bool `json:"public,omitempty" yaml:"public"`
+}
+
+func (m imageMeta) validate() error {
+	switch m.OwnerAlias {
+	case "", "system", "others", "marketplace":
+	default:
+		return fmt.Errorf("ownerAlias %q is not system, others or marketplace", m.OwnerAlias)
+	}
+	switch m.BootMode {
+	case "", "BIOS", "UEFI", "UEFI-Preferred":
+	default:
+		return fmt.Errorf("bootMode %q is not BIOS, UEFI or UEFI-Preferred", m.BootMode)
+	}
+	if m.OwnerAlias == "marketplace" && m.ProductCode == "" {
+		return fmt.Errorf("a marketplace image needs a productCode")
+	}
+	return nil
+}
+
+// alias is the ImageOwnerAlias of the image.
+func (m imageMeta) alias() string {
+	if m.OwnerAlias == "" {
+		return "self"
+	}
+	return m.OwnerAlias
+}
+
+// own reports an image of the account, which it may copy, share, modify
+// and delete.
+func (m imageMeta) own() bool { return m.OwnerAlias == "" }
 
 // status is the ECS status of the image at now.
 func (im *image) status(now time.Time) string {

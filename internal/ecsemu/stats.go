@@ -40,6 +40,9 @@ type Stats struct {
 	// SecurityToken had expired.
 	TokensIssued  int64 `json:"tokensIssued"`
 	TokensRefused int64 `json:"tokensRefused"`
+	// StateErrors counts failed writes of the state file (each answered
+	// 500 InternalError).
+	StateErrors int64 `json:"stateErrors"`
 	// Sessions is how many STS credentials are still valid.
 	Sessions int `json:"sessions"`
 	// Time is the emulator clock when the stats were taken.
@@ -56,6 +59,8 @@ type counters struct {
 	// TokensIssued counts STS credentials issued; TokensRefused ECS or STS
 	// calls refused because their SecurityToken had expired.
 	TokensIssued, TokensRefused int64
+	// StateErrors counts failed writes of the state file.
+	StateErrors int64
 }
 
 func (c *counters) reset() {
@@ -102,6 +107,7 @@ func (e *Emulator) Stats() Stats {
 		CopiedSnapshotGiB: map[string]int64{},
 		TokensIssued:      e.counters.TokensIssued,
 		TokensRefused:     e.counters.TokensRefused,
+		StateErrors:       e.counters.StateErrors,
 		Time:              now.UTC(),
 	}
 	authNow := now
