@@ -46,6 +46,7 @@ type fileConfig struct {
 	TLSKey                 string                  `yaml:"tlsKey"`
 	StateFile              string                  `yaml:"stateFile"`
 	STS                    ecsemu.STSConfig        `yaml:"sts"`
+	Catalog                *bool                   `yaml:"catalog"`
 }
 
 // options are the parsed command line.
@@ -100,7 +101,7 @@ timeScale, copySlotsPerRegion, defaultRateMiBps, routeRates {"src>dst": MiBps},
 startupDelay, maxImageSizeGiB, imageQuotaPerRegion, complianceRule,
 deniedRoutes [src>dst], copyConflict, createFailedRate, cancelNotSupportedRate,
 throttleRate, throttleCode, faults {Action: {internalErrorRate, unavailableRate,
-hangRate, dropRate, latency}}, tlsCert, tlsKey, stateFile, sts {accountId,
+hangRate, dropRate, latency}}, tlsCert, tlsKey, stateFile, catalog, sts {accountId,
 tokenLifetime, oidcProviderArn, oidcIssuer, oidcAudience}.
 
 STS (API 2015-04-01: AssumeRole, AssumeRoleWithOIDC, GetCallerIdentity) is
@@ -138,6 +139,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		cancelRate   = fs.Float64("cancel-not-supported-rate", 0, "share of CancelCopyImage calls (0..1) answering CancelNotSupported")
 		throttleRate = fs.Float64("throttle-rate", ecsemu.DefaultThrottleRate, "token bucket per action and access key, requests per 60 s (negative = off)")
 		throttleCode = fs.String("throttle-code", ecsemu.DefaultThrottleCode, `error code of a throttled call: "Throttling.User" or "Throttling"`)
+		catalog      = fs.Bool("catalog", true, "serve the catalogue: public images in every region, images shared by another account, marketplace images (false = only the account's own)")
 		tlsCert      = fs.String("tls-cert", "", "serve HTTPS with this certificate `file` (PEM; needs --tls-key)")
 		tlsKey       = fs.String("tls-key", "", "private key `file` (PEM) of --tls-cert")
 		stateFile    = fs.String("state-file", "", "keep images, copies and STS sessions in this `file`: loaded at start, written after every change")
@@ -189,6 +191,12 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return options{}, errors.New("--tls-cert and --tls-key go together")
+	}
+	if fc.Catalog != nil {
+		cfg.NoCatalog = !*fc.Catalog
+	}
+	if given["catalog"] {
+		cfg.NoCatalog = !*catalog
 	}
 	if given["state-file"] {
 		o.stateFile = *stateFile

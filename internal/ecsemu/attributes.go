@@ -11,7 +11,10 @@ const (
 	maxSharesPerImage = 50
 )
 
-// modifyImageAttribute changes ImageName, Description and ImageFamily.
+// modifyImageAttribute changes ImageName, Description, ImageFamily,
+// BootMode and Status: Deprecated hides an Available image from the default
+// listing (Status=Deprecated lists it) and stops it from being copied or
+// shared; Available restores it.
 func modifyImageAttribute(e *Emulator, c *call) (any, *apiError) {
 	regionID, aerr := requireRegion(c.p)
 	if aerr != nil {
@@ -26,6 +29,23 @@ func modifyImageAttribute(e *Emulator, c *call) (any, *apiError) {
 		return nil, errImageNotFound(id)
 	}
 	name, desc, family := c.p.get("ImageName"), c.p.get("Description"), c.p.get("ImageFamily")
+	status, boot := c.p.get("Status"), c.p.get("BootMode")
+	switch status {
+	case "", "Available", "Deprecated":
+	default:
+		return nil, errInvalid("Status", "%q is not Deprecated or Available", truncate(status, 32))
+	}
+	if status != "" {
+		// Only a finished image can be deprecated or restored.
+		if s := im.status(c.now); s != "Available" && s != "Deprecated" {
+			return nil, newErr(http.StatusBadRequest, "IncorrectImageStatus", "The image is %s; only Available or Deprecated images change status.", s)
+		}
+	}
+	switch boot {
+	case "", "BIOS", "UEFI", "UEFI-Preferred":
+	default:
+		return nil, errInvalid("BootMode", "%q is not BIOS, UEFI or UEFI-Preferred", truncate(boot, 32))
+	}
 	if name != "" {
 		if aerr := checkImageName(name); aerr != nil {
 			return nil, aerr
@@ -52,6 +72,18 @@ func modifyImageAttribute(e *Emulator, c *call) (any, *apiError) {
 	}
 	if family != "" {
 		im.Family = family
+	}
+	switch status {
+	case "Deprecated":
+		im.meta.Deprecated = true
+	case "Available":
+		im.meta.Deprecated = false
+		if im.fixedStatus == "Deprecated" {
+			im.fixedStatus = "Available"
+		}
+	}
+	if boot != "" {
+		im.meta.BootMode = boot
 	}
 	return requestIDBody{RequestId: c.rid}, nil
 }
@@ -85,8 +117,23 @@ func modifyImageSharePermission(e *Emulator, c *call) (any, *apiError) {
 			return nil, newErr(http.StatusBadRequest, "InvalidAccount.NotFound", "The specified account %q does not exist.", truncate(acct, 32))
 		}
 	}
-	if len(add) > 0 && im.status(c.now) != "Available" {
+	public := c.p.get("IsPublic")
+	var makePublic bool
+	if public != "" {
+		v, aerr := parseBool(c.p, "IsPublic")
+		if aerr != nil {
+			return nil, aerr
+		}
+		makePublic = v
+	}
+	if (len(add) > 0 || makePublic) && im.status(c.now) != "Available" {
 		return nil, newErr(http.StatusBadRequest, "IncorrectImageStatus", "Only Available images can be shared.")
+	}
+	if makePublic && im.Encrypted {
+		return nil, newErr(http.StatusForbidden, "InvalidImage.Encrypted", "Encrypted images cannot be published as community images.")
+	}
+	if len(add) > 0 && (makePublic || im.meta.Public && public != "false") {
+		return nil, newErr(http.StatusBadRequest, "OperationDenied.CommunityImage", "Community images cannot be shared with accounts.")
 	}
 	next := map[string]time.Time{}
 	for k, v := range im.shared {
@@ -104,6 +151,9 @@ func modifyImageSharePermission(e *Emulator, c *call) (any, *apiError) {
 		return nil, newErr(http.StatusForbidden, "QuotaExceed.ShareImageUser", "The number of accounts an image is shared with exceeds the limit (%d).", maxSharesPerImage)
 	}
 	im.shared = next
+	if public != "" {
+		im.meta.Public = makePublic
+	}
 	return requestIDBody{RequestId: c.rid}, nil
 }
 

@@ -68,6 +68,10 @@ type Config struct {
 	Faults map[string]Fault
 	// Images are the images present at start; nil = DemoImages().
 	Images []FixtureImage
+	// NoCatalog hides the catalogue (public images in every region, images
+	// shared by another account, marketplace images): only the account's
+	// own images exist then.
+	NoCatalog bool
 	// STS configures the emulated Security Token Service (see STSConfig).
 	STS STSConfig
 	// StateFile, if set, keeps the state (images, copies, ClientTokens,

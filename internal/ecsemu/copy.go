@@ -97,7 +97,22 @@ func copyImage(e *Emulator, c *call) (any, *apiError) {
 	if len(token) > 64 || !printableASCII(token) {
 		return nil, errInvalid("ClientToken", "it must be at most 64 printable ASCII characters")
 	}
-	if srcRegion == dst && !encrypted {
+	// Images of the catalogue: shared-in images may be copied within their
+	// region only; marketplace and public images not at all.
+	cat := e.catalogImage(srcRegion, srcID)
+	if cat != nil {
+		switch cat.meta.alias() {
+		case "others":
+			if dst != srcRegion {
+				return nil, newErr(http.StatusForbidden, "OperationDenied.SameRegionOnly", "Shared images can only be copied within the same region.")
+			}
+		case "marketplace":
+			return nil, newErr(http.StatusForbidden, "OperationDenied.NotAuthorized", "Marketplace images cannot be copied.")
+		default:
+			return nil, newErr(http.StatusNotFound, "InvalidImageId.NotFound", "The specified image %s does not exist; public images are not copied, run instances from them.", srcID)
+		}
+	}
+	if srcRegion == dst && !encrypted && cat == nil {
 		return nil, newErr(http.StatusForbidden, "IncorrectDestinationRegion", "The destination region cannot be the source region.")
 	}
 
@@ -121,7 +136,13 @@ func copyImage(e *Emulator, c *call) (any, *apiError) {
 
 	src := e.imageIn(srcRegion, srcID)
 	if src == nil {
+		src = cat
+	}
+	if src == nil {
 		return nil, errImageNotFound(srcID)
+	}
+	if src.meta.Public && src.meta.own() {
+		return nil, newErr(http.StatusBadRequest, "OperationDenied.CommunityImage", "Community images cannot be copied.")
 	}
 	if src.status(c.now) != "Available" {
 		return nil, newErr(http.StatusBadRequest, "IncorrectImageStatus", "The image not available.")
@@ -307,6 +328,9 @@ func deleteImage(e *Emulator, c *call) (any, *apiError) {
 	}
 	if len(im.shared) > 0 {
 		return nil, newErr(http.StatusForbidden, "ImageUseShared", "The specified image has been shared to other accounts; unshare it first.")
+	}
+	if im.meta.Public {
+		return nil, newErr(http.StatusForbidden, "ImageIsPublic", "The specified image is a community image; make it private (IsPublic=false) first.")
 	}
 	if dry, _ := parseBool(c.p, "DryRun"); dry {
 		return nil, errDryRun()

@@ -76,7 +76,7 @@ func TestCopyQueueWaitingCreatingAvailable(t *testing.T) {
 		t.Fatalf("available copy progress %v", im["Progress"])
 	}
 	// Default Status filter: only Available images, and all six are.
-	list := images(c.ok("DescribeImages", "RegionId", "cn-beijing", "PageSize", "100"))
+	list := images(c.ok("DescribeImages", "RegionId", "cn-beijing", "PageSize", "100", "ImageOwnerAlias", "self"))
 	if len(list) != 6 {
 		t.Fatalf("DescribeImages cn-beijing lists %d images, want 6", len(list))
 	}

@@ -1,9 +1,12 @@
 package ecsemu
 
 import (
+	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // imageStatuses are the Status filter values of DescribeImages.
@@ -18,7 +21,13 @@ type describeImagesBody struct {
 	Images     struct{ Image []imageJSON }
 }
 
-// describeImages lists the images of a region, newest first.
+// describeImages lists the images of a region, newest first. Filters
+// follow the DescribeImages reference: ImageOwnerAlias (empty = every image
+// but marketplace ones), Status (default Available, so Deprecated images
+// are hidden unless asked for), OSType, Architecture, Usage, IsPublic,
+// ImageOwnerId, the IsSupport… flags, Filter.N creation times, tags,
+// ResourceGroupId (images of the default group are always shown) and
+// DryRun. Invalid values answer the documented codes.
 func describeImages(e *Emulator, c *call) (any, *apiError) {
 	p := c.p
 	regionID, aerr := requireRegion(p)
@@ -45,6 +54,47 @@ func describeImages(e *Emulator, c *call) (any, *apiError) {
 	default:
 		return nil, newErr(http.StatusBadRequest, "InvalidImageOwnerAlias.ValueNotSupported", "The specified ImageOwnerAlias %q is not one of self, system, others, marketplace.", truncate(alias, 32))
 	}
+	osType := p.get("OSType")
+	switch osType {
+	case "", "linux", "windows":
+	default:
+		return nil, newErr(http.StatusNotFound, "InvalidOSType", "The specified OSType %q is not linux or windows.", truncate(osType, 32))
+	}
+	arch := p.get("Architecture")
+	switch arch {
+	case "", "i386", "x86_64", "arm64":
+	default:
+		return nil, newErr(http.StatusNotFound, "InvalidArchitecture", "The specified Architecture %q is not i386, x86_64 or arm64.", truncate(arch, 32))
+	}
+	usage := p.get("Usage")
+	switch usage {
+	case "", "instance", "none":
+	default:
+		return nil, newErr(http.StatusNotFound, "InvalidUsage", "The specified Usage %q is not instance or none.", truncate(usage, 32))
+	}
+	var owner int64 = -1
+	if v := p.get("ImageOwnerId"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return nil, errInvalid("ImageOwnerId", "%q is not an account id", truncate(v, 32))
+		}
+		owner = n
+	}
+	flags := map[string]*bool{}
+	for _, name := range []string{"IsPublic", "IsSupportIoOptimized", "IsSupportCloudinit", "ShowExpired"} {
+		if p.get(name) == "" {
+			continue
+		}
+		v, aerr := parseBool(p, name)
+		if aerr != nil {
+			return nil, aerr
+		}
+		flags[name] = &v
+	}
+	from, to, aerr := parseCreationFilter(p)
+	if aerr != nil {
+		return nil, aerr
+	}
 	tags, aerr := parseTags(p, "Tag")
 	if aerr != nil {
 		return nil, aerr
@@ -57,28 +107,55 @@ func describeImages(e *Emulator, c *call) (any, *apiError) {
 	if aerr != nil {
 		return nil, aerr
 	}
+	dryRun, aerr := parseBool(p, "DryRun")
+	if aerr != nil {
+		return nil, aerr
+	}
 	name, family, snapshot, rg := p.get("ImageName"), p.get("ImageFamily"), p.get("SnapshotId"), p.get("ResourceGroupId")
+	if rg != "" && !resourceGroupRe.MatchString(rg) {
+		return nil, newErr(http.StatusNotFound, "InvalidResourceGroup.NotFound", "The specified resource group does not exist.")
+	}
+	if dryRun {
+		return nil, errDryRun()
+	}
 	idSet := map[string]bool{}
 	for _, id := range ids {
 		idSet[id] = true
 	}
 
+	candidates := make([]*image, 0, len(e.byRegion[regionID])+len(e.catalog[regionID]))
+	for _, im := range e.byRegion[regionID] {
+		candidates = append(candidates, im)
+	}
+	candidates = append(candidates, e.catalog[regionID]...)
 	var match []*image
-	// Every emulated image belongs to the caller (self); the other owner
-	// aliases therefore list nothing.
-	if alias == "" || alias == "self" {
-		for _, im := range e.byRegion[regionID] {
-			if !statuses[im.status(c.now)] ||
-				len(idSet) > 0 && !idSet[im.ID] ||
-				name != "" && !strings.Contains(im.Name, name) ||
-				family != "" && im.Family != family ||
-				rg != "" && im.ResourceGroupID != rg ||
-				snapshot != "" && !hasSnapshot(im, snapshot) ||
-				!hasTags(im, tags) {
-				continue
-			}
-			match = append(match, im)
+	for _, im := range candidates {
+		a := im.meta.alias()
+		switch {
+		case alias == "" && a == "marketplace", alias != "" && a != alias:
+			continue
 		}
+		if !statuses[im.status(c.now)] ||
+			len(idSet) > 0 && !idSet[im.ID] ||
+			name != "" && !strings.Contains(im.Name, name) ||
+			family != "" && im.Family != family ||
+			// The default resource group's images are listed whatever
+			// group is asked for.
+			rg != "" && im.ResourceGroupID != rg && im.ResourceGroupID != "" ||
+			snapshot != "" && !hasSnapshot(im, snapshot) ||
+			osType != "" && im.os.Type != osType ||
+			arch != "" && im.os.Arch != arch ||
+			usage != "" && im.usage() != usage ||
+			owner >= 0 && im.ownerID() != owner ||
+			!flagIs(flags["IsPublic"], im.meta.Public) ||
+			!flagIs(flags["IsSupportIoOptimized"], !im.meta.NoIoOptimized) ||
+			!flagIs(flags["IsSupportCloudinit"], !im.meta.NoCloudinit) ||
+			!from.IsZero() && im.CreationTime.Before(from) ||
+			!to.IsZero() && im.CreationTime.After(to) ||
+			!hasTags(im, tags) {
+			continue
+		}
+		match = append(match, im)
 	}
 	sort.Slice(match, func(i, j int) bool {
 		a, b := match[i], match[j]
@@ -95,6 +172,57 @@ func describeImages(e *Emulator, c *call) (any, *apiError) {
 		}
 	}
 	return body, nil
+}
+
+func flagIs(want *bool, v bool) bool { return want == nil || *want == v }
+
+// filterTimeForm is the layout of the Filter.N creation times.
+const filterTimeForm = "2006-01-02T15:04Z"
+
+// parseCreationFilter reads Filter.N.Key/Value: CreationStartTime and
+// CreationEndTime (yyyy-MM-ddTHH:mmZ, both ends included at minute
+// precision) and NetworkType (vpc or classic; every emulated image is
+// usable on both, so it only validates).
+func parseCreationFilter(p params) (from, to time.Time, aerr *apiError) {
+	for n := 1; ; n++ {
+		k, v := p.get(fmt.Sprintf("Filter.%d.Key", n)), p.get(fmt.Sprintf("Filter.%d.Value", n))
+		if k == "" && v == "" {
+			if n > 1 || !hasPrefixKey(p, "Filter.") {
+				return from, to, nil
+			}
+			return from, to, newErr(http.StatusNotFound, "InvalidFilterKey.NotFound", "Filter.N must count from 1.")
+		}
+		switch k {
+		case "CreationStartTime", "CreationEndTime":
+			t, err := time.Parse(filterTimeForm, v)
+			if err != nil {
+				return from, to, newErr(http.StatusNotFound, "InvalidFilterValue", "The value %q of %s is not yyyy-MM-ddTHH:mmZ.", truncate(v, 32), k)
+			}
+			if k == "CreationStartTime" {
+				from = t
+			} else {
+				to = t.Add(time.Minute - time.Nanosecond)
+			}
+		case "NetworkType":
+			if v != "vpc" && v != "classic" {
+				return from, to, newErr(http.StatusBadRequest, "InvalidFilterValue.NetworkType", "The value %q of NetworkType is not vpc or classic.", truncate(v, 32))
+			}
+		default:
+			return from, to, newErr(http.StatusNotFound, "InvalidFilterKey.NotFound", "The filter key %q is not CreationStartTime, CreationEndTime or NetworkType.", truncate(k, 32))
+		}
+		if n > 10 {
+			return from, to, newErr(http.StatusBadRequest, "InvalidParameter", "At most 10 filters are allowed.")
+		}
+	}
+}
+
+func hasPrefixKey(p params, prefix string) bool {
+	for k := range p {
+		if strings.HasPrefix(k, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 func hasSnapshot(im *image, id string) bool {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/replicatord/replicatord/internal/ecsemu"
 )
 
 func names(list []map[string]any) []string {
@@ -18,7 +20,7 @@ func names(list []map[string]any) []string {
 func TestDescribeImagesPagingAndOrder(t *testing.T) {
 	r := newRig(t, nil)
 	c := r.c
-	all := c.ok("DescribeImages", "RegionId", "cn-hangzhou", "PageSize", "100")
+	all := c.ok("DescribeImages", "RegionId", "cn-hangzhou", "PageSize", "100", "ImageOwnerAlias", "self")
 	if all["TotalCount"].(float64) != 10 || all["RegionId"] != "cn-hangzhou" {
 		t.Fatalf("Available images in cn-hangzhou: TotalCount %v", all["TotalCount"])
 	}
@@ -35,12 +37,12 @@ func TestDescribeImagesPagingAndOrder(t *testing.T) {
 	}
 
 	// Default page size is 10; pages of 3 walk the same list.
-	if m := c.ok("DescribeImages", "RegionId", "cn-hangzhou"); m["PageSize"].(float64) != 10 || m["PageNumber"].(float64) != 1 || len(images(m)) != 10 {
+	if m := c.ok("DescribeImages", "RegionId", "cn-hangzhou", "ImageOwnerAlias", "self"); m["PageSize"].(float64) != 10 || m["PageNumber"].(float64) != 1 || len(images(m)) != 10 {
 		t.Fatalf("defaults: %v %v %d", m["PageSize"], m["PageNumber"], len(images(m)))
 	}
 	var walked []string
 	for page := 1; page <= 4; page++ {
-		m := c.ok("DescribeImages", "RegionId", "cn-hangzhou", "PageSize", "3", "PageNumber", fmt.Sprint(page))
+		m := c.ok("DescribeImages", "RegionId", "cn-hangzhou", "PageSize", "3", "PageNumber", fmt.Sprint(page), "ImageOwnerAlias", "self")
 		if m["TotalCount"].(float64) != 10 {
 			t.Fatalf("page %d TotalCount %v", page, m["TotalCount"])
 		}
@@ -49,7 +51,7 @@ func TestDescribeImagesPagingAndOrder(t *testing.T) {
 	if fmt.Sprint(walked) != fmt.Sprint(names(list)) {
 		t.Fatalf("pages:\n%v\nwant\n%v", walked, names(list))
 	}
-	if m := c.ok("DescribeImages", "RegionId", "cn-hangzhou", "PageSize", "3", "PageNumber", "5"); len(images(m)) != 0 {
+	if m := c.ok("DescribeImages", "RegionId", "cn-hangzhou", "PageSize", "3", "PageNumber", "5", "ImageOwnerAlias", "self"); len(images(m)) != 0 {
 		t.Fatal("page past the end is not empty")
 	}
 	for _, bad := range [][]string{{"PageSize", "0"}, {"PageSize", "101"}, {"PageSize", "ten"}, {"PageNumber", "0"}, {"PageNumber", "-1"}} {
@@ -58,7 +60,7 @@ func TestDescribeImagesPagingAndOrder(t *testing.T) {
 }
 
 func TestDescribeImagesFilters(t *testing.T) {
-	r := newRig(t, nil)
+	r := newRig(t, func(c *ecsemu.Config) { c.NoCatalog = true })
 	c := r.c
 	count := func(kv ...string) int {
 		t.Helper()

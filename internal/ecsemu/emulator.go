@@ -27,7 +27,8 @@ type Emulator struct {
 	creds     map[string]string
 	slots     int
 	fixtures  []FixtureImage
-	stateFile string // "" = in memory only
+	stateFile string              // "" = in memory only
+	catalog   map[string][]*image // public, shared and marketplace images; read-only
 	reqSeq    atomic.Uint64
 	reqPrefix string
 
@@ -84,6 +85,10 @@ func New(cfg Config) (*Emulator, error) {
 		rngFault: rand.New(rand.NewSource(cfg.Seed + 2)),
 		rngID:    rand.New(rand.NewSource(cfg.Seed + 3)),
 		sessions: map[string]session{},
+		catalog:  map[string][]*image{},
+	}
+	if !cfg.NoCatalog {
+		e.catalog = buildCatalog()
 	}
 	e.reqPrefix = fmt.Sprintf("%08X", uint32(rand.New(rand.NewSource(time.Now().UnixNano())).Int63()))
 	e.resetState()

@@ -56,8 +56,15 @@ type imageMeta struct {
 	// true for almost every image.
 	NoIoOptimized bool `json:"noIoOptimized,omitempty" yaml:"noIoOptimized"`
 	NoCloudinit   bool `json:"noCloudinit,omitempty" yaml:"noCloudinit"`
-	// Public marks an image shared with everyone (a community image).
+	// Public marks an image shared with everyone: system and marketplace
+	// images, and community images (ModifyImageSharePermission IsPublic).
 	Public bool `json:"public,omitempty" yaml:"public"`
+	// Usage is "instance" when instances run the image, else "" (none).
+	Usage        string `json:"usage,omitempty" yaml:"usage"`
+	NonRootLogin bool   `json:"nonRootLogin,omitempty" yaml:"nonRootLogin"`
+	// Deprecated is set by ModifyImageAttribute Status=Deprecated: an
+	// Available image then shows Deprecated.
+	Deprecated bool `json:"deprecated,omitempty" yaml:"deprecated"`
 }
 
 func (m imageMeta) validate() error {
@@ -65,6 +72,11 @@ func (m imageMeta) validate() error {
 	case "", "system", "others", "marketplace":
 	default:
 		return fmt.Errorf("ownerAlias %q is not system, others or marketplace", m.OwnerAlias)
+	}
+	switch m.Usage {
+	case "", "none", "instance":
+	default:
+		return fmt.Errorf("usage %q is not instance or none", m.Usage)
 	}
 	switch m.BootMode {
 	case "", "BIOS", "UEFI", "UEFI-Preferred":
@@ -91,10 +103,14 @@ func (m imageMeta) own() bool { return m.OwnerAlias == "" }
 
 // status is the ECS status of the image at now.
 func (im *image) status(now time.Time) string {
+	s := im.fixedStatus
 	if im.copy != nil {
-		return im.copy.status(now)
+		s = im.copy.status(now)
 	}
-	return im.fixedStatus
+	if s == "Available" && im.meta.Deprecated {
+		return "Deprecated"
+	}
+	return s
 }
 
 // inFlight reports a copy still Waiting or Creating.
@@ -156,8 +172,20 @@ type (
 		Usage                   string
 		ProductCode             string
 		ResourceGroupId         string
+		SupplierName            string
 		Tags                    tagsJSON
 		DiskDeviceMappings      diskMappingsJSON
+		Features                featuresJSON
+		DetectionOptions        detectionJSON
+	}
+	featuresJSON struct {
+		NvmeSupport string
+	}
+	detectionJSON struct {
+		Status string
+		Items  struct {
+			Item []struct{ Name, Value, RiskLevel, RiskCode string }
+		}
 	}
 	tagsJSON struct {
 		Tag []tagJSON
@@ -197,31 +225,41 @@ func (im *image) render(now time.Time) imageJSON {
 	progress := strconv.Itoa(pct) + "%"
 	remainSec := int64((remain + time.Second - 1) / time.Second)
 	j := imageJSON{
-		ImageId:              im.ID,
-		ImageName:            im.Name,
-		ImageFamily:          im.Family,
-		Description:          im.Description,
-		Status:               status,
-		Progress:             progress,
-		Size:                 im.SizeGiB,
-		CreationTime:         im.CreationTime.UTC().Format(timestampForm),
-		ImageOwnerAlias:      "self",
-		ImageOwnerId:         ownerID,
-		IsCopied:             im.copy != nil,
-		IsSelfShared:         strconv.FormatBool(len(im.shared) > 0),
-		IsSupportIoOptimized: true,
-		IsSupportCloudinit:   true,
-		OSName:               im.os.Name,
-		OSNameEn:             im.os.NameEn,
-		OSType:               im.os.Type,
-		Platform:             im.os.Platform,
-		Architecture:         im.os.Arch,
-		BootMode:             "BIOS",
-		Usage:                "none",
-		ResourceGroupId:      im.ResourceGroupID,
-		Tags:                 tagsJSON{Tag: sortedTags(im.Tags)},
-		DiskDeviceMappings:   diskMappingsJSON{DiskDeviceMapping: []diskJSON{}},
+		ImageId:                 im.ID,
+		ImageName:               im.Name,
+		ImageFamily:             im.Family,
+		Description:             im.Description,
+		Status:                  status,
+		Progress:                progress,
+		Size:                    im.SizeGiB,
+		CreationTime:            im.CreationTime.UTC().Format(timestampForm),
+		ImageOwnerAlias:         im.meta.alias(),
+		ImageOwnerId:            im.ownerID(),
+		IsCopied:                im.copy != nil,
+		IsSelfShared:            strconv.FormatBool(len(im.shared) > 0),
+		IsPublic:                im.meta.Public,
+		IsSupportIoOptimized:    !im.meta.NoIoOptimized,
+		IsSupportCloudinit:      !im.meta.NoCloudinit,
+		LoginAsNonRootSupported: im.meta.NonRootLogin,
+		ImageVersion:            im.meta.ImageVersion,
+		ProductCode:             im.meta.ProductCode,
+		SupplierName:            im.meta.SupplierName,
+		IsSubscribed:            false,
+		OSName:                  im.os.Name,
+		OSNameEn:                im.os.NameEn,
+		OSType:                  im.os.Type,
+		Platform:                im.os.Platform,
+		Architecture:            im.os.Arch,
+		BootMode:                im.bootMode(),
+		Usage:                   im.usage(),
+		ResourceGroupId:         im.ResourceGroupID,
+		Tags:                    tagsJSON{Tag: sortedTags(im.Tags)},
+		DiskDeviceMappings:      diskMappingsJSON{DiskDeviceMapping: []diskJSON{}},
+		Features:                featuresJSON{NvmeSupport: im.nvme()},
 	}
+	// Image check (DetectionOptions) has not run on any emulated image.
+	j.DetectionOptions.Status = "Unchecked"
+	j.DetectionOptions.Items.Item = []struct{ Name, Value, RiskLevel, RiskCode string }{}
 	for _, d := range im.Disks {
 		j.DiskDeviceMappings.DiskDeviceMapping = append(j.DiskDeviceMappings.DiskDeviceMapping, diskJSON{
 			SnapshotId:    d.SnapshotID,
@@ -236,6 +274,39 @@ func (im *image) render(now time.Time) imageJSON {
 		})
 	}
 	return j
+}
+
+func (im *image) ownerID() int64 {
+	switch {
+	case im.meta.OwnerID != 0:
+		return im.meta.OwnerID
+	case im.meta.OwnerAlias == "marketplace":
+		return 0
+	}
+	return ownerID
+}
+
+func (im *image) bootMode() string {
+	if im.meta.BootMode == "" {
+		return "BIOS"
+	}
+	return im.meta.BootMode
+}
+
+func (im *image) usage() string {
+	if im.meta.Usage == "" {
+		return "none"
+	}
+	return im.meta.Usage
+}
+
+// nvme is "supported" for the UEFI images of the catalogue (the newer
+// builds), "unsupported" otherwise.
+func (im *image) nvme() string {
+	if im.meta.BootMode == "UEFI" || im.meta.BootMode == "UEFI-Preferred" {
+		return "supported"
+	}
+	return "unsupported"
 }
 
 func sortedTags(tags map[string]string) []tagJSON {

@@ -177,9 +177,16 @@ func TestConformanceLifecycle(t *testing.T) {
 	}
 
 	// Default Status filter: Available only; Creating shows with the filter.
-	ims, err := env.p.DescribeImages(ctx, cloud.ImageQuery{Region: "cn-hangzhou"})
+	ims, err := env.p.DescribeImages(ctx, cloud.ImageQuery{Region: "cn-hangzhou", OwnerAlias: "self"})
 	if err != nil || len(ims) != 3 {
-		t.Errorf("Available images in cn-hangzhou: %d, %v; want 3", len(ims), err)
+		t.Errorf("own Available images in cn-hangzhou: %d, %v; want 3", len(ims), err)
+	}
+	// Without an owner alias ECS lists public and shared images too (not
+	// marketplace ones), and the adapter pages through all of them.
+	sys, others, _ := ecsemu.CatalogSize("cn-hangzhou")
+	ims, err = env.p.DescribeImages(ctx, cloud.ImageQuery{Region: "cn-hangzhou"})
+	if err != nil || len(ims) != 3+sys+others {
+		t.Errorf("every Available image in cn-hangzhou: %d, %v; want %d", len(ims), err, 3+sys+others)
 	}
 	ims, err = env.p.DescribeImages(ctx, cloud.ImageQuery{Region: "cn-hangzhou", Name: "golden", Tags: map[string]string{"role": "golden"}})
 	if err != nil || len(ims) != 1 || ims[0].ID != srcA {
@@ -339,7 +346,7 @@ func TestConformanceDryRun(t *testing.T) {
 	if err != nil || id != "" {
 		t.Fatalf("DryRun = %q, %v; want \"\", nil", id, err)
 	}
-	ims, err := env.p.DescribeImages(context.Background(), cloud.ImageQuery{Region: "cn-beijing", Statuses: cloud.AllStatuses})
+	ims, err := env.p.DescribeImages(context.Background(), cloud.ImageQuery{Region: "cn-beijing", Statuses: cloud.AllStatuses, OwnerAlias: "self"})
 	if err != nil || len(ims) != 1 || ims[0].ID != inBeijing {
 		t.Errorf("after DryRun cn-beijing holds %v, %v; want only the fixture", ims, err)
 	}
@@ -509,7 +516,7 @@ func BenchmarkDescribeImages(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer p.Close()
-	q := cloud.ImageQuery{Region: "cn-beijing", Statuses: cloud.AllStatuses}
+	q := cloud.ImageQuery{Region: "cn-beijing", Statuses: cloud.AllStatuses, OwnerAlias: "self"}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
