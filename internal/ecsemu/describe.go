@@ -257,15 +257,19 @@ type describeRegionsBody struct {
 	Regions   struct{ Region []regionJSON }
 }
 
-// describeRegions lists the emulated regions; AcceptLanguage=en-US gives
-// English names, anything else the Chinese ones (the ECS default).
+// describeRegions lists the emulated regions with their names in the
+// AcceptLanguage DescribeRegions supports: zh-CN (the default), en-US, ja.
+// Other values get the default, as no error is documented for them.
 func describeRegions(e *Emulator, c *call) (any, *apiError) {
-	english := strings.EqualFold(c.p.get("AcceptLanguage"), "en-US")
+	lang := strings.ToLower(c.p.get("AcceptLanguage"))
 	body := describeRegionsBody{RequestId: c.rid}
 	for _, r := range regions {
 		name := r.LocalName
-		if english {
+		switch lang {
+		case "en-us":
 			name = r.EnName
+		case "ja":
+			name = r.JaName
 		}
 		body.Regions.Region = append(body.Regions.Region, regionJSON{RegionId: r.ID, LocalName: name, RegionEndpoint: r.Endpoint, Status: "available"})
 	}

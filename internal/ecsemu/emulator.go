@@ -252,10 +252,12 @@ func (e *Emulator) record(out outcome) outcome {
 
 func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rid string) outcome {
 	out := outcome{action: actionNone}
+	// How answers are written; known once the request is parsed.
+	ans := answer{host: r.Host, product: "Ecs"}
 	fail := func(err *apiError, regionID string) outcome {
 		out.code = err.Code
 		e.record(out)
-		writeError(w, rid, regionID, err)
+		ans.writeError(w, rid, err)
 		return out
 	}
 	if r.URL.Path != "/" {
@@ -267,6 +269,11 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rid string) 
 	}
 	regionID := p.get("RegionId")
 	name := p.get("Action")
+	ans.xml = strings.EqualFold(p.get("Format"), "XML")
+	ans.root = name + "Response"
+	if p.get("Version") == stsVersion {
+		ans.product = "Sts"
+	}
 	if name == "" {
 		return fail(errMissing("Action"), regionID)
 	}
@@ -333,7 +340,7 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rid string) 
 	}
 	out.code = "200"
 	e.record(out)
-	writeJSON(w, http.StatusOK, resp)
+	ans.write(w, http.StatusOK, resp)
 	return out
 }
 
@@ -442,25 +449,65 @@ func (e *Emulator) throttle(action, accessKey string, now time.Time) *apiError {
 	if e.cfg.ThrottleCode == "Throttling" {
 		msg = "Request was denied due to request throttling."
 	}
-	return newErr(http.StatusBadRequest, e.cfg.ThrottleCode, "%s", msg)
-}
-
-// hostID is the HostId of an answer in a region.
-func hostID(regionID string) string {
-	if r := findRegion(regionID); r != nil {
-		return "ecs." + r.ID + ".aliyuncs.com"
+	aerr := newErr(http.StatusBadRequest, e.cfg.ThrottleCode, "%s", msg)
+	// The time until the bucket holds a token again.
+	if r := float64(lim.Limit()); r > 0 {
+		aerr.RetryAfter = time.Duration((1 - lim.TokensAt(now)) / r * float64(time.Second))
 	}
-	return "ecs.aliyuncs.com"
+	return aerr
 }
 
-func writeError(w http.ResponseWriter, rid, regionID string, err *apiError) {
-	writeJSON(w, err.Status, errorBody{
+// answer is how a request's answers are written: JSON (the default) or
+// XML as Format asks, with the HostId of the endpoint the client called
+// (its Host header), as the gateway answers.
+type answer struct {
+	host, product, root string
+	xml                 bool
+}
+
+func (a answer) hostID() string {
+	if a.host == "" {
+		return "ecs.aliyuncs.com"
+	}
+	return a.host
+}
+
+func (a answer) writeError(w http.ResponseWriter, rid string, err *apiError) {
+	if err.RetryAfter > 0 {
+		// Milliseconds, as the Darabonba clients read it.
+		w.Header().Set("x-acs-retry-after", strconv.FormatInt(int64((err.RetryAfter+time.Millisecond-1)/time.Millisecond), 10))
+	}
+	body := errorBody{
 		RequestId: rid,
-		HostId:    hostID(regionID),
+		HostId:    a.hostID(),
 		Code:      err.Code,
 		Message:   err.Message,
-		Recommend: "https://api.aliyun.com/troubleshoot?q=" + err.Code + "&product=Ecs&requestId=" + rid,
-	})
+		Recommend: "https://api.aliyun.com/troubleshoot?q=" + err.Code + "&product=" + a.product + "&requestId=" + rid,
+	}
+	if a.xml {
+		a.root = "Error"
+	}
+	a.write(w, err.Status, body)
+}
+
+func (a answer) write(w http.ResponseWriter, status int, v any) {
+	if !a.xml {
+		writeJSON(w, status, v)
+		return
+	}
+	data, err := json.Marshal(v)
+	var out []byte
+	if err == nil {
+		out, err = jsonToXML(a.root, data)
+	}
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, errorBody{HostId: a.hostID(), Code: "InternalError", Message: "response encoding failed"})
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml;charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	w.WriteHeader(status)
+	_, _ = w.Write(out)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

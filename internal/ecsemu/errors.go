@@ -3,6 +3,7 @@ package ecsemu
 import (
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // apiError is an ECS error answer: HTTP status, Code and Message.
@@ -10,6 +11,8 @@ type apiError struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter, when set, is sent as x-acs-retry-after (ms).
+	RetryAfter time.Duration
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }

@@ -1,6 +1,7 @@
 package ecsemu_test
 
 import (
+	"encoding/xml"
 	"io"
 	"net/http"
 	"net/url"
@@ -61,11 +62,21 @@ func TestSignatureDocumentedExample(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	m := decode(t, resp.StatusCode, body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("documented request: %d %v", resp.StatusCode, m)
+	// The documented request asks for Format=XML, and gets XML.
+	var x struct {
+		XMLName   xml.Name
+		RequestId string
+		Regions   struct {
+			Region []struct{ RegionId, LocalName string }
+		}
 	}
-	if n := len(m["Regions"].(map[string]any)["Region"].([]any)); n < 20 {
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/xml") {
+		t.Fatalf("documented request: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	if err := xml.Unmarshal(body, &x); err != nil || x.XMLName.Local != "DescribeRegionsResponse" || x.RequestId == "" {
+		t.Fatalf("XML answer %v: %+v", err, x)
+	}
+	if n := len(x.Regions.Region); n < 20 || x.Regions.Region[0].RegionId == "" {
 		t.Fatalf("DescribeRegions listed %d regions, want about 20", n)
 	}
 }
