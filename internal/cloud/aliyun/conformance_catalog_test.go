@@ -254,8 +254,16 @@ func TestConformanceProtocolDetails(t *testing.T) {
 	unknown := requests.NewCommonRequest()
 	unknown.Domain, unknown.Version, unknown.ApiName, unknown.Scheme = host, "2014-05-26", "DescribeInstanceHistory", "http"
 	_, err := c.ProcessCommonRequest(unknown)
-	if se := wantServerError(t, "unknown action", err, 404, "InvalidAction.NotFound"); se != nil && se.HostId() != host {
-		t.Errorf("HostId %q, want %q", se.HostId(), host)
+	if se := wantServerError(t, "unknown action", err, 404, "InvalidAction.NotFound"); se != nil {
+		if se.HostId() != host {
+			t.Errorf("HostId %q, want %q", se.HostId(), host)
+		}
+		if want := "https://api.aliyun.com/troubleshoot?q=InvalidAction.NotFound&product=Ecs&requestId=" + se.RequestId(); se.Recommend() != want {
+			t.Errorf("Recommend %q, want %q", se.Recommend(), want)
+		}
+		if !strings.Contains(se.Message(), "Specified api is not found") {
+			t.Errorf("Message %q", se.Message())
+		}
 	}
 	oldVersion := requests.NewCommonRequest()
 	oldVersion.Domain, oldVersion.Version, oldVersion.ApiName, oldVersion.Scheme = host, "2013-01-10", "DescribeRegions", "http"

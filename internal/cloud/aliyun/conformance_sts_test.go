@@ -152,6 +152,23 @@ func TestConformanceSTSExpiredTokenRefused(t *testing.T) {
 	if st := e.emu.Stats(); st.TokensRefused != 1 {
 		t.Errorf("TokensRefused %d, want 1", st.TokensRefused)
 	}
+	// Unknown tokens are refused too, whatever the key.
+	for name, tc := range map[string]struct {
+		creds Credentials
+		code  string
+	}{
+		"another token":           {Credentials{AccessKeyID: cr.AccessKeyId, AccessKeySecret: cr.AccessKeySecret, SecurityToken: "CAISforged0000"}, "InvalidSecurityToken.MismatchWithAccessKey"},
+		"unknown key and token":   {Credentials{AccessKeyID: "STS.NUforged", AccessKeySecret: "forged-secret", SecurityToken: "CAISforged0000"}, "InvalidSecurityToken.Malformed"},
+		"long-term key and token": {Credentials{AccessKeyID: testKeyID, AccessKeySecret: testSecret, SecurityToken: cr.SecurityToken}, "InvalidSecurityToken.MismatchWithAccessKey"},
+	} {
+		bad, err := New(Config{Endpoint: e.srv.URL, Insecure: true, Credentials: tc.creds})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = bad.DescribeRegions(ctx)
+		wantError(t, name, err, tc.code, cloud.ClassPermanent, 400)
+		bad.Close()
+	}
 }
 
 // tlsSTS serves the emulator over HTTPS too (the SDK's role providers call
