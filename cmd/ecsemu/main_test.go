@@ -29,6 +29,10 @@ func TestUsageErrors(t *testing.T) {
 	dir := t.TempDir()
 	badYAML := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(badYAML, []byte("timeScale: 2\nslots: 3\n"), 0o600)
+	badState := filepath.Join(dir, "state.json")
+	os.WriteFile(badState, []byte(`{"version":1,"images":[{"id":"m-x"}]}`), 0o600)
+	notPEM := filepath.Join(dir, "cert.pem")
+	os.WriteFile(notPEM, []byte("not a certificate"), 0o600)
 	creds := []string{"--access-key-id", "id", "--access-key-secret", "hunter2-secret"}
 	cases := []struct {
 		name string
@@ -54,6 +58,12 @@ func TestUsageErrors(t *testing.T) {
 		{"missing fixture", append(creds, "--fixture", filepath.Join(dir, "none.yaml")), env(), "fixture file"},
 		{"missing config", append(creds, "--config", filepath.Join(dir, "none.yaml")), env(), "config file"},
 		{"unknown config key", append(creds, "--config", badYAML), env(), "slots"},
+		{"cert without key", append(creds, "--tls-cert", notPEM), env(), "--tls-cert and --tls-key"},
+		{"bad certificate", append(creds, "--tls-cert", notPEM, "--tls-key", notPEM, "--listen", "127.0.0.1:0"), env(), "TLS"},
+		{"bad state file", append(creds, "--state-file", badState), env(), badState},
+		{"state file in a missing dir", append(creds, "--state-file", filepath.Join(dir, "no", "s.json")), env(), "state file"},
+		{"negative STS lifetime", append(creds, "--sts-token-lifetime", "-1s"), env(), "tokenLifetime"},
+		{"bad OIDC provider", append(creds, "--sts-oidc-provider-arn", "oidc"), env(), "oidcProviderArn"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -156,5 +166,29 @@ func TestServeOnAFreePortAndStop(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), "topsecret") {
 		t.Fatal("the secret was printed")
+	}
+}
+
+func TestCatalogueStateAndSTSOptions(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfgFile, []byte("catalog: false\nstateFile: "+filepath.Join(dir, "s.json")+"\nsts: {tokenLifetime: 190s, oidcIssuer: https://issuer.example}\n"), 0o600)
+	creds := []string{"--access-key-id", "id", "--access-key-secret", "secret"}
+	o, err := parseOptions(append(creds, "--config", cfgFile), env(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.cfg.NoCatalog || o.cfg.StateFile != filepath.Join(dir, "s.json") || o.cfg.STS.TokenLifetime != 190*time.Second || o.cfg.STS.OIDCIssuer != "https://issuer.example" {
+		t.Fatalf("from the file: %+v", o.cfg)
+	}
+	o, err = parseOptions(append(creds, "--config", cfgFile, "--catalog=true", "--sts-token-lifetime", "5m", "--state-file", ""), env(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.cfg.NoCatalog || o.cfg.STS.TokenLifetime != 5*time.Minute || o.cfg.StateFile != "" {
+		t.Fatalf("flags over the file: %+v", o.cfg)
+	}
+	if o, _ := parseOptions(creds, env(), io.Discard); o.cfg.NoCatalog {
+		t.Fatal("the catalogue is off by default")
 	}
 }
