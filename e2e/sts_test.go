@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
@@ -61,16 +62,31 @@ type stsStats struct {
 // A daemon whose credentials are a RAM role assumed through ecsemu's STS,
 // with sessions that live 185 s: the SDK renews them 180 s before expiry,
 // so about every 5 s. It keeps copying across several renewals with no
-// failed job, and nothing is refused for an expired token.
+// failed job, and nothing is refused for an expired token. RamRoleArn signs
+// AssumeRole with an access key; OIDC (RRSA) exchanges a token file and the
+// daemon has no key at all.
 func TestRAMRoleCredentialsRenewWhileCopying(t *testing.T) {
+	testRoleRenewal(t, "AssumeRole")
+}
+
+func TestOIDCRoleCredentialsRenewWhileCopying(t *testing.T) {
+	testRoleRenewal(t, "AssumeRoleWithOIDC")
+}
+
+func testRoleRenewal(t *testing.T, action string) {
+	const (
+		role     = "acs:ram::1234567890123456:role/replicatord"
+		provider = "acs:ram::1234567890123456:oidc-provider/ack-rrsa-e2e"
+		issuer   = "https://oidc-ack.example/e2e"
+	)
 	dir := t.TempDir()
 	certFile, keyFile := selfSigned(t, dir)
 	emu := start(t, "ecsemu", credsEnv(), "--listen", "127.0.0.1:0", "--time-scale", "60", "--seed", "7",
-		"--tls-cert", certFile, "--tls-key", keyFile, "--sts-token-lifetime", "185s")
+		"--tls-cert", certFile, "--tls-key", keyFile, "--sts-token-lifetime", "185s",
+		"--sts-oidc-provider-arn", provider, "--sts-oidc-issuer", issuer, "--sts-oidc-audience", "sts.aliyuncs.com")
 	line := emu.waitLine("listening on https://", 30*time.Second)
 	endpoint := strings.Fields(line[strings.Index(line, "https://"):])[0]
 	host := strings.TrimPrefix(endpoint, "https://")
-
 	pem, err := os.ReadFile(certFile)
 	if err != nil {
 		t.Fatal(err)
@@ -96,11 +112,22 @@ func TestRAMRoleCredentialsRenewWhileCopying(t *testing.T) {
 	e.socket = filepath.Join(dir, "data", "replicatord.sock")
 	e.config = filepath.Join(dir, "replicatord.yaml")
 	e.writeConfig("")
-	env := append(credsEnv(),
-		"SSL_CERT_FILE="+certFile,
-		"ALIBABA_CLOUD_ROLE_ARN=acs:ram::1234567890123456:role/replicatord",
-		"ALIBABA_CLOUD_ROLE_SESSION_NAME=e2e",
-		"ALIBABA_CLOUD_STS_ENDPOINT="+host)
+	env := []string{"SSL_CERT_FILE=" + certFile, "ALIBABA_CLOUD_ROLE_ARN=" + role,
+		"ALIBABA_CLOUD_ROLE_SESSION_NAME=e2e", "ALIBABA_CLOUD_STS_ENDPOINT=" + host}
+	if action == "AssumeRole" {
+		env = append(env, credsEnv()...)
+	} else {
+		tokenFile := filepath.Join(dir, "token")
+		enc := base64.RawURLEncoding.EncodeToString
+		claims, _ := json.Marshal(map[string]any{"iss": issuer, "aud": "sts.aliyuncs.com", "sub": "system:serviceaccount:ops:replicatord",
+			"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()})
+		if err := os.WriteFile(tokenFile, []byte(enc([]byte(`{"alg":"RS256","kid":"e2e"}`))+"."+enc(claims)+"."+enc([]byte("sig"))), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// No access key at all: the OIDC token is the only credential.
+		env = append(env, "ALIBABA_CLOUD_ACCESS_KEY_ID=", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=",
+			"ALIBABA_CLOUD_OIDC_PROVIDER_ARN="+provider, "ALIBABA_CLOUD_OIDC_TOKEN_FILE="+tokenFile)
+	}
 	e.daemon = start(t, "replicatord", env, "--config", e.config)
 	e.daemon.waitLine("replicatord ready", 30*time.Second)
 
@@ -120,8 +147,8 @@ func TestRAMRoleCredentialsRenewWhileCopying(t *testing.T) {
 		e.waitState(id, "JOB_STATE_SUCCEEDED", 3*time.Minute)
 	}
 	s := stats()
-	if n := s.Calls["AssumeRole"]["200"]; n < 3 {
-		t.Errorf("AssumeRole answered 200 %d times, want 3 or more renewals", n)
+	if n := s.Calls[action]["200"]; n < 3 {
+		t.Errorf("%s answered 200 %d times, want 3 or more renewals", action, n)
 	}
 	if s.TokensRefused != 0 {
 		t.Errorf("%d calls refused for an expired token", s.TokensRefused)

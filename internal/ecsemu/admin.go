@@ -28,7 +28,7 @@ const maxAdminBody = 64 << 10
 //	GET    /_ecsemu/config          run-time knobs
 //	PUT    /_ecsemu/config          change some run-time knobs (fields left out stay)
 //	POST   /_ecsemu/reset           zero the counters; ?state=true also restores the fixture images
-//	GET    /_ecsemu/images          every image with its status (?region= to filter)
+//	GET    /_ecsemu/images          every image of the account with its status (?region= to filter; not the catalogue)
 func (e *Emulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	route := r.Method + " " + r.URL.Path
 	switch route {
