@@ -1,7 +1,6 @@
 package ecsemu
 
 import (
-	"net/http"
 	"strings"
 	"time"
 )
@@ -141,12 +140,6 @@ func (e *Emulator) catalogImage(regionID, id string) *image {
 		}
 	}
 	return nil
-}
-
-// errNotOwn is the answer to changing a catalogue image. ECS does not document
-// one code for it; the image is not the caller's, so it is not found.
-func errNotOwn(im *image) *apiError {
-	return newErr(http.StatusNotFound, "InvalidImageId.NotFound", "The specified image %s does not exist.", im.ID)
 }
 
 // CatalogSize is how many catalogue images a region holds, for tools.

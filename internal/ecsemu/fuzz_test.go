@@ -2,9 +2,11 @@ package ecsemu_test
 
 import (
 	"encoding/json"
+	"encoding/xml"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 
@@ -16,6 +18,20 @@ import (
 // an error the five string fields.
 func checkAnswer(t *testing.T, rec *httptest.ResponseRecorder) {
 	t.Helper()
+	if strings.HasPrefix(rec.Header().Get("Content-Type"), "text/xml") {
+		// Format=XML: the same invariants in XML.
+		var x struct {
+			XMLName                                     xml.Name
+			RequestId, HostId, Code, Message, Recommend string
+		}
+		if err := xml.Unmarshal(rec.Body.Bytes(), &x); err != nil {
+			t.Fatalf("status %d: body is not XML: %q", rec.Code, rec.Body.Bytes())
+		}
+		if rec.Code >= 300 && (x.XMLName.Local != "Error" || x.RequestId == "" || x.Code == "" || x.Message == "" || x.Recommend == "") {
+			t.Fatalf("status %d: XML error lacks a field: %q", rec.Code, rec.Body.Bytes())
+		}
+		return
+	}
 	var m map[string]any
 	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
 		t.Fatalf("status %d: body is not JSON: %q", rec.Code, rec.Body.Bytes())
@@ -74,6 +90,35 @@ func FuzzServeHTTP(f *testing.F) {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		rec := httptest.NewRecorder()
 		emu.ServeHTTP(rec, req)
+		checkAnswer(t, rec)
+	})
+}
+
+// FuzzStateFile feeds garbage state files to New: an error or a working
+// emulator, never a panic.
+func FuzzStateFile(f *testing.F) {
+	f.Add(`{"version":1}`)
+	f.Add(`{"version":1,"queues":{"cn-beijing":{"base":[],"tasks":[null]}}}`)
+	f.Add(`{"version":1,"images":[{"id":"m-bp1aaaaaaaaaaaaaaaaaaa","region":"cn-hangzhou","name":"x","sizeGiB":1,"copy":{"duration":1}}]}`)
+	f.Add(`{"version":1,"stsSessions":[{"accessKeyId":"STS.x"}]}`)
+	f.Fuzz(func(t *testing.T, content string) {
+		path := t.TempDir() + "/state.json"
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		emu, err := ecsemu.New(ecsemu.Config{Credentials: map[string]string{testKeyID: testSecret}, Clock: fakeAt(), StateFile: path})
+		if err != nil {
+			return
+		}
+		defer emu.Close()
+		rec := httptest.NewRecorder()
+		c := newClient(t, "", fakeAt())
+		p := c.signed("DescribeImages", "RegionId", "cn-beijing", "Status", "Waiting,Creating,Available,CreateFailed")
+		q := url.Values{}
+		for k, v := range p {
+			q.Set(k, v)
+		}
+		emu.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/?"+q.Encode(), nil))
 		checkAnswer(t, rec)
 	})
 }

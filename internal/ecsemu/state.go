@@ -208,6 +208,9 @@ func (e *Emulator) restore(sf stateFile) error {
 		q := newRegionQueue(e.slots)
 		copy(q.base, qs.Base)
 		for j, ts := range qs.Tasks {
+			if ts == nil {
+				return fmt.Errorf("queue of %s, task %d: empty", region, j+1)
+			}
 			var t *copyTask
 			if ts.ImageID != "" {
 				im := images[ts.ImageID]

@@ -75,7 +75,7 @@ func TestConformanceSTSClient(t *testing.T) {
 		t.Fatalf("AssumeRole answer %+v", resp)
 	}
 	exp, err := time.Parse("2006-01-02T15:04:05Z", cr.Expiration)
-	if err != nil || exp.Sub(time.Now()) > 900*time.Second || exp.Sub(time.Now()) < 890*time.Second {
+	if left := time.Until(exp); err != nil || left > 900*time.Second || left < 890*time.Second {
 		t.Fatalf("Expiration %q (%v), want about 900 s from now", cr.Expiration, err)
 	}
 
