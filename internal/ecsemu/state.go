@@ -127,6 +127,30 @@ func (e *Emulator) snapshot(now time.Time) stateFile {
 
 // restore replaces the state with sf after checking it. mu is held (or e
 // is not shared yet). Errors name the bad entry and change nothing.
+// check refuses an image entry of a state file that the emulator could not
+// have written: images and names hold the entries restored before it.
+func (is imageState) check(images map[string]*image, names map[string]bool) error {
+	switch {
+	case findRegion(is.Region) == nil:
+		return fmt.Errorf("unknown region %q", is.Region)
+	case !imageIDRe.MatchString(is.ID):
+		return fmt.Errorf("not an image id")
+	case images[is.ID] != nil:
+		return fmt.Errorf("duplicate id")
+	case is.Copy == nil && !fixtureStat[is.Status]:
+		return fmt.Errorf("status %q is not an image status", is.Status)
+	case is.Copy != nil && is.Status != "":
+		return fmt.Errorf("a copy has no fixed status")
+	case is.Copy != nil && (is.Copy.Duration <= 0 || is.Copy.End.Before(is.Copy.Start)):
+		return fmt.Errorf("copy task times are inconsistent")
+	case names[is.Region+"/"+is.Name]:
+		return fmt.Errorf("name %q is used twice in %s", is.Name, is.Region)
+	case is.SizeGiB <= 0:
+		return fmt.Errorf("size %d", is.SizeGiB)
+	}
+	return is.Meta.validate()
+}
+
 func (e *Emulator) restore(sf stateFile) error {
 	if sf.Version != stateVersion {
 		return fmt.Errorf("version %d is not %d", sf.Version, stateVersion)
@@ -139,27 +163,8 @@ func (e *Emulator) restore(sf stateFile) error {
 	}
 	names := map[string]bool{}
 	for i, is := range sf.Images {
-		where := fmt.Sprintf("image %d (%s)", i+1, is.ID)
-		switch {
-		case findRegion(is.Region) == nil:
-			return fmt.Errorf("%s: unknown region %q", where, is.Region)
-		case !imageIDRe.MatchString(is.ID):
-			return fmt.Errorf("%s: not an image id", where)
-		case images[is.ID] != nil:
-			return fmt.Errorf("%s: duplicate id", where)
-		case is.Copy == nil && !fixtureStat[is.Status]:
-			return fmt.Errorf("%s: status %q is not an image status", where, is.Status)
-		case is.Copy != nil && is.Status != "":
-			return fmt.Errorf("%s: a copy has no fixed status", where)
-		case is.Copy != nil && (is.Copy.Duration <= 0 || is.Copy.End.Before(is.Copy.Start)):
-			return fmt.Errorf("%s: copy task times are inconsistent", where)
-		case names[is.Region+"/"+is.Name]:
-			return fmt.Errorf("%s: name %q is used twice in %s", where, is.Name, is.Region)
-		case is.SizeGiB <= 0:
-			return fmt.Errorf("%s: size %d", where, is.SizeGiB)
-		}
-		if err := is.Meta.validate(); err != nil {
-			return fmt.Errorf("%s: %v", where, err)
+		if err := is.check(images, names); err != nil {
+			return fmt.Errorf("image %d (%s): %v", i+1, is.ID, err)
 		}
 		names[is.Region+"/"+is.Name] = true
 		im := &image{ID: is.ID, Region: is.Region, Name: is.Name, Description: is.Description, Family: is.Family,
@@ -205,23 +210,9 @@ func (e *Emulator) restore(sf stateFile) error {
 		if len(qs.Base) != e.slots {
 			return fmt.Errorf("queue of %s has %d slots, the emulator %d (CopySlotsPerRegion changed?)", region, len(qs.Base), e.slots)
 		}
-		q := newRegionQueue(e.slots)
-		copy(q.base, qs.Base)
-		for j, ts := range qs.Tasks {
-			if ts == nil {
-				return fmt.Errorf("queue of %s, task %d: empty", region, j+1)
-			}
-			var t *copyTask
-			if ts.ImageID != "" {
-				im := images[ts.ImageID]
-				if im == nil || im.copy == nil || im.Region != region {
-					return fmt.Errorf("queue of %s, task %d: image %s is not a copy into %s", region, j+1, ts.ImageID, region)
-				}
-				t = im.copy
-			} else {
-				t = ts.task()
-			}
-			q.tasks = append(q.tasks, t)
+		q, err := e.restoreQueue(region, qs, images)
+		if err != nil {
+			return err
 		}
 		queues[region] = q
 	}
@@ -232,6 +223,30 @@ func (e *Emulator) restore(sf stateFile) error {
 		q.reschedule(e.clk.Now())
 	}
 	return nil
+}
+
+// restoreQueue rebuilds the copy queue of region from its state; the tasks
+// of copies are those of the images restored already.
+func (e *Emulator) restoreQueue(region string, qs queueState, images map[string]*image) (*regionQueue, error) {
+	q := newRegionQueue(e.slots)
+	copy(q.base, qs.Base)
+	for j, ts := range qs.Tasks {
+		if ts == nil {
+			return nil, fmt.Errorf("queue of %s, task %d: empty", region, j+1)
+		}
+		var t *copyTask
+		if ts.ImageID != "" {
+			im := images[ts.ImageID]
+			if im == nil || im.copy == nil || im.Region != region {
+				return nil, fmt.Errorf("queue of %s, task %d: image %s is not a copy into %s", region, j+1, ts.ImageID, region)
+			}
+			t = im.copy
+		} else {
+			t = ts.task()
+		}
+		q.tasks = append(q.tasks, t)
+	}
+	return q, nil
 }
 
 // LoadState reads a state file as written by the emulator.
