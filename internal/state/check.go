@@ -16,13 +16,20 @@ const maxCheckProblems = 100
 
 // Check opens the state file read-only (it fails if a daemon holds it) and
 // verifies it: bbolt's page-level consistency check, then this package's
-// layout — schema version, every record decodes, meta revisions agree with
-// the events, and every index entry matches its job and every job its index
-// entries. It returns nil for a healthy file, otherwise every problem found
+// layout — schema version, every record decodes (jobs, events, request
+// records), meta revisions agree with the events, every index entry matches
+// its job and every job its index entries, and request records name jobs
+// that exist. An empty (0-byte) file, or a bbolt file without replicatord's
+// buckets, is reported as such. It returns nil for a healthy file, otherwise every problem found
 // (up to 100) joined, wrapped in errdefs.ErrDataLoss.
 func Check(path string) error {
 	if path == "" {
 		return errdefs.Invalid("state_file", "path is empty")
+	}
+	if exists, err := checkExisting(path); err != nil {
+		return err
+	} else if !exists {
+		return fmt.Errorf("state file %s does not exist: %w", path, errdefs.ErrNotFound)
 	}
 	bdb, err := openBolt(path, &bolt.Options{
 		ReadOnly:     true,
@@ -89,7 +96,10 @@ func checkLayout(path string, tx *bolt.Tx, add func(error) bool) {
 	if !ok {
 		return
 	}
-	checkIndex(idx, expected, add)
+	if !checkIndex(idx, expected, add) {
+		return
+	}
+	checkRequests(tx, add)
 }
 
 // checkBuckets checks the schema version and that every bucket exists; it
@@ -100,11 +110,15 @@ func checkBuckets(path string, tx *bolt.Tx, add func(error) bool) (*bolt.Bucket,
 		add(err)
 		return nil, false
 	}
+	if v == 0 {
+		add(errEmptyBolt(path))
+		return nil, false
+	}
 	if v != schemaVersion() {
 		add(fmt.Errorf("schema version %d, this replicatord checks version %d (open it with replicatord once to migrate)", v, schemaVersion()))
 		return nil, false
 	}
-	for _, name := range [][]byte{bucketJobs, bucketEvents} {
+	for _, name := range [][]byte{bucketJobs, bucketEvents, bucketRequests} {
 		if tx.Bucket(name) == nil {
 			add(fmt.Errorf("bucket %s is missing", name))
 			return nil, false
@@ -187,7 +201,8 @@ func checkJobs(tx *bolt.Tx, rev int64, add func(error) bool) (map[string]bool, b
 }
 
 // checkIndex checks that the index holds exactly the expected entries.
-func checkIndex(idx *bolt.Bucket, expected map[string]bool, add func(error) bool) {
+// false: stop.
+func checkIndex(idx *bolt.Bucket, expected map[string]bool, add func(error) bool) bool {
 	for _, name := range indexNames {
 		err := idx.Bucket(name).ForEach(func(k, _ []byte) error {
 			key := string(name) + "/" + string(k)
@@ -201,14 +216,39 @@ func checkIndex(idx *bolt.Bucket, expected map[string]bool, add func(error) bool
 			return nil
 		})
 		if err != nil {
-			return
+			return false
 		}
 	}
 	for key := range expected {
 		if !add(fmt.Errorf("index/%q is missing", key)) {
-			return
+			return false
 		}
 	}
+	return true
+}
+
+// checkRequests checks that the request records decode, are filed under
+// their id and name jobs that exist.
+func checkRequests(tx *bolt.Tx, add func(error) bool) {
+	jobs := tx.Bucket(bucketJobs)
+	_ = tx.Bucket(bucketRequests).ForEach(func(k, v []byte) error {
+		rec, err := decodeRequest("requests/"+string(k), v)
+		if err == nil && rec.ID != string(k) {
+			err = fmt.Errorf("requests/%s holds request %q", k, rec.ID)
+		}
+		if err == nil {
+			for _, id := range rec.JobIDs {
+				if jobs.Get([]byte(id)) == nil {
+					err = fmt.Errorf("requests/%s names job %q, which does not exist", k, id)
+					break
+				}
+			}
+		}
+		if err != nil && !add(err) {
+			return errStop
+		}
+		return nil
+	})
 }
 
 // walkAll reads every key and value of every bucket, which makes bbolt load

@@ -41,6 +41,10 @@ type DB struct {
 	watchers  map[*watcher]struct{}
 	watchWG   sync.WaitGroup
 
+	// cmu guards corrupt: the keys of undecodable records met by reads.
+	cmu     sync.Mutex
+	corrupt map[string]bool
+
 	// hookLive, when set by a test, runs when a watcher starts receiving
 	// live events.
 	hookLive func()
@@ -51,12 +55,14 @@ var _ Store = (*DB)(nil)
 // errStop ends a bbolt ForEach early.
 var errStop = errors.New("stop")
 
-// Open opens or creates the state file at path (mode 0600), migrates its
-// layout in one transaction if it is older, and starts the writer. It fails
-// quickly with errdefs.ErrUnavailable when another process holds the file,
-// with errdefs.ErrFailedPrecondition when the file's schema is newer than
-// this build's, and with errdefs.ErrDataLoss when the file is not a bbolt
-// database or is corrupt.
+// Open opens the state file at path, or creates it (mode 0600) when
+// nothing is there, migrates its layout in one transaction if it is older,
+// and starts the writer. It fails quickly with errdefs.ErrUnavailable when
+// another process holds the file, with errdefs.ErrFailedPrecondition when
+// the file's schema is newer than this build's or the file is a bbolt
+// database of another program, and with errdefs.ErrDataLoss when the file
+// is empty, not a bbolt database, or corrupt. An existing file is never
+// taken for a new store (see create.go).
 func Open(path string, opts Options) (*DB, error) {
 	return open(path, opts, migrations)
 }
@@ -68,6 +74,18 @@ func open(path string, opts Options, list []migration) (*DB, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	exists, err := checkExisting(path)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		if err := create(path, opts, list); err != nil {
+			return nil, err
+		}
+		if _, err := checkExisting(path); err != nil {
+			return nil, err
+		}
 	}
 	bdb, err := openBolt(path, &bolt.Options{
 		Timeout: opts.LockTimeout,
@@ -104,7 +122,7 @@ func (d *DB) init(list []migration) (err error) {
 			err = fmt.Errorf("state file %s is corrupt (bbolt failed reading it: %v): %w", d.path, p, errdefs.ErrDataLoss)
 		}
 	}()
-	if err := migrate(d.path, d.bolt, list); err != nil {
+	if err := migrateFile(d.path, d.bolt, list, false); err != nil {
 		return err
 	}
 	return d.bolt.View(func(tx *bolt.Tx) error {

@@ -8,7 +8,7 @@
 // migration to the migrations slice (schema.go) and a test for it.
 //
 //	meta/
-//	    schema_version      -> uint64 big endian (currently 1)
+//	    schema_version      -> uint64 big endian (currently 2)
 //	    revision            -> uint64 big endian, revision of the last change
 //	    compacted_revision  -> uint64 big endian, newest revision whose event was deleted
 //	jobs/
@@ -21,11 +21,37 @@
 //	    policy/<policy>\x00<job id>        -> ""  (jobs with a policy)
 //	    image/<source image id>\x00<job id> -> ""
 //	    region/<destination region>\x00<job id> -> ""
+//	requests/
+//	    <client request id> -> version byte 1, then JSON of RequestRecord:
+//	                           fingerprint of the parameters, summary,
+//	                           create time, the answering job ids and
+//	                           whether each existed before (requests.go)
 //
 // Every value is written and read only by this package. A record is a
 // version byte followed by JSON of job.Job; the byte lets the encoding change
 // without a full migration. A record that does not decode is reported as
-// errdefs.ErrDataLoss naming its key, never a panic.
+// errdefs.ErrDataLoss naming its key, never a panic: Get and Update of that
+// job fail so, while List, Active (the scheduler's start), Watch and
+// CreateRequest skip it and report it once through Options.OnCorrupt (the
+// daemon logs it and counts it in replicatord_state_corrupt_records), so
+// one bad record cannot take every listing down. Scan meets every record
+// once, for a report at start.
+//
+// # Requests
+//
+// CreateRequest writes an API request's jobs and, when the client gave a
+// request id, the id's record in ONE transaction, after checking in that
+// transaction whether the id is recorded (replay, or ErrAlreadyExists for
+// other parameters) and which existing jobs the request may reuse. Because
+// the writer applies requests one after another, concurrent identical
+// requests create their jobs once. Records are kept like jobs (no expiry).
+//
+// # Creating the file
+//
+// A new state file is written to a temporary file beside it and
+// hard-linked into place (create.go), so a file at the path is never half
+// made: an empty file, or a bbolt file without the meta bucket, is refused
+// rather than taken for a new store.
 //
 // # Writes: group commit
 //

@@ -72,7 +72,8 @@ func (d *DB) List(ctx context.Context, f Filter, limit int, pageToken string) ([
 			}
 			j, err := decodeJob("jobs/"+id, v)
 			if err != nil {
-				return err
+				d.reportCorrupt("jobs/"+id, err)
+				continue
 			}
 			if f.Match(j) {
 				out = append(out, j)
@@ -225,7 +226,8 @@ func mergeDesc(its []func() (string, bool)) func() (string, bool) {
 }
 
 // Active returns every non-terminal job, oldest first, read through
-// index/active only (at restart this touches ~1% of the file).
+// index/active only (at restart this touches ~1% of the file). Records
+// that do not decode are reported and skipped.
 func (d *DB) Active(ctx context.Context) ([]*job.Job, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -241,7 +243,10 @@ func (d *DB) Active(ctx context.Context) ([]*job.Job, error) {
 			}
 			j, err := decodeJob("jobs/"+string(k), v)
 			if err != nil {
-				return err
+				// The scheduler cannot run a job it cannot read; the
+				// record is reported, the other jobs go on.
+				d.reportCorrupt("jobs/"+string(k), err)
+				continue
 			}
 			out = append(out, j)
 		}

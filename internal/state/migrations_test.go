@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -20,7 +21,7 @@ var migrationTests = []struct {
 }{
 	{
 		name:    "initial layout",
-		prepare: func(t *testing.T, tx *bolt.Tx) {}, // a new, empty bbolt file
+		prepare: nil, // no file: Open creates it
 		check: func(t *testing.T, tx *bolt.Tx) {
 			for _, b := range [][]byte{bucketMeta, bucketJobs, bucketEvents, bucketIndex} {
 				if tx.Bucket(b) == nil {
@@ -34,6 +35,23 @@ var migrationTests = []struct {
 			}
 			if rev, compacted, err := readRevisions("", tx); err != nil || rev != 0 || compacted != 0 {
 				t.Errorf("revisions %d/%d, %v", rev, compacted, err)
+			}
+		},
+	},
+	{
+		name: "requests bucket",
+		prepare: func(t *testing.T, tx *bolt.Tx) {
+			// A version-1 file with a job in it.
+			if err := tx.Bucket(bucketJobs).Put([]byte("j-1"), []byte{codecJSON, '{', '}'}); err != nil {
+				t.Fatal(err)
+			}
+		},
+		check: func(t *testing.T, tx *bolt.Tx) {
+			if tx.Bucket(bucketRequests) == nil {
+				t.Errorf("bucket requests missing")
+			}
+			if tx.Bucket(bucketJobs).Get([]byte("j-1")) == nil {
+				t.Errorf("the job was lost by the migration")
 			}
 		},
 	},
@@ -54,15 +72,15 @@ func TestMigrations(t *testing.T) {
 	for i, mt := range migrationTests {
 		t.Run(mt.name, func(t *testing.T) {
 			path := t.TempDir() + "/state.db"
-			rawUpdate(t, path, func(tx *bolt.Tx) error {
-				if i > 0 {
+			if mt.prepare != nil {
+				rawUpdate(t, path, func(tx *bolt.Tx) error {
 					if err := runTo(tx, migrations[:i]); err != nil {
 						return err
 					}
-				}
-				mt.prepare(t, tx)
-				return nil
-			})
+					mt.prepare(t, tx)
+					return nil
+				})
+			}
 			d, err := Open(path, Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -104,8 +122,9 @@ func TestOlderSchemaMigrates(t *testing.T) {
 	d.Close()
 
 	calls := 0
+	next := schemaVersion() + 1
 	fake := append(append([]migration(nil), migrations...), migration{
-		version: 2, name: "fake: add a bucket",
+		version: next, name: "fake: add a bucket",
 		migrate: func(tx *bolt.Tx) error {
 			calls++
 			_, err := tx.CreateBucket([]byte("fake"))
@@ -120,7 +139,7 @@ func TestOlderSchemaMigrates(t *testing.T) {
 		t.Fatalf("job after migration: %+v, %v", got, err)
 	}
 	_ = d2.bolt.View(func(tx *bolt.Tx) error {
-		if v, _ := readSchemaVersion("", tx); v != 2 || tx.Bucket([]byte("fake")) == nil {
+		if v, _ := readSchemaVersion("", tx); v != next || tx.Bucket([]byte("fake")) == nil {
 			t.Errorf("after migration: version %d, fake bucket %v", v, tx.Bucket([]byte("fake")) != nil)
 		}
 		return nil
@@ -135,9 +154,9 @@ func TestOlderSchemaMigrates(t *testing.T) {
 	if calls != 1 {
 		t.Fatalf("fake migration ran %d times, want 1", calls)
 	}
-	// And this build (version 1) now refuses the file.
+	// And this build now refuses the file.
 	if _, err := Open(d.Path(), Options{}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
-		t.Fatalf("Open of a version-2 file by a version-1 build = %v", err)
+		t.Fatalf("Open of a newer file by this build = %v", err)
 	}
 }
 
@@ -147,15 +166,16 @@ func TestFailedMigrationChangesNothing(t *testing.T) {
 	d, _ := testStore(t, Options{})
 	d.Close()
 	before := fileHash(t, d.Path())
+	v := schemaVersion()
 	fake := append(append([]migration(nil), migrations...),
-		migration{version: 2, name: "adds a bucket", migrate: func(tx *bolt.Tx) error {
+		migration{version: v + 1, name: "adds a bucket", migrate: func(tx *bolt.Tx) error {
 			_, err := tx.CreateBucket([]byte("half"))
 			return err
 		}},
-		migration{version: 3, name: "fails", migrate: func(tx *bolt.Tx) error { return errors.New("disk says no") }},
+		migration{version: v + 2, name: "fails", migrate: func(tx *bolt.Tx) error { return errors.New("disk says no") }},
 	)
 	_, err := open(d.Path(), Options{}, fake)
-	if err == nil || !strings.Contains(err.Error(), "migration to schema version 3 (fails)") {
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("migration to schema version %d (fails)", v+2)) {
 		t.Fatalf("open = %v, want the failing migration named", err)
 	}
 	if fileHash(t, d.Path()) != before {

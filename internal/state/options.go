@@ -30,6 +30,12 @@ type Options struct {
 	// Batching uses real time whatever the clock, so a fake clock in tests
 	// never stalls a commit.
 	Clock clock.Clock
+	// OnCorrupt, when set, is called once per record (bucket/key) found not
+	// to decode by a read that then skips it (List, Active, Watch,
+	// CreateRequest, Scan), e.g. to log it and count it in a metric. It
+	// runs inside a read or write transaction: it must be quick and must
+	// not call the store.
+	OnCorrupt func(key string, err error)
 }
 
 const (

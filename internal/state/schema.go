@@ -14,6 +14,9 @@ var (
 	bucketJobs   = []byte("jobs")
 	bucketEvents = []byte("events")
 	bucketIndex  = []byte("index")
+	// bucketRequests holds the records of API requests with a client
+	// request id (requests.go).
+	bucketRequests = []byte("requests")
 
 	indexActive = []byte("active")
 	indexState  = []byte("state")
@@ -39,6 +42,7 @@ type migration struct {
 // a crash during migration leaves the file as it was.
 var migrations = []migration{
 	{version: 1, name: "initial layout", migrate: migrateInitial},
+	{version: 2, name: "requests bucket", migrate: migrateRequests},
 }
 
 // schemaVersion is the newest layout this build reads and writes.
@@ -70,6 +74,17 @@ func migrateInitial(tx *bolt.Tx) error {
 	return nil
 }
 
+// migrateRequests adds the bucket of request records (idempotent Copy).
+func migrateRequests(tx *bolt.Tx) error {
+	_, err := tx.CreateBucketIfNotExists(bucketRequests)
+	return err
+}
+
+func errEmptyBolt(path string) error {
+	return fmt.Errorf("state file %s is a bbolt database with no buckets, not a replicatord state file (replicatord creates its files whole, so this one was made by something else); "+
+		"move it away to start with a new, empty state: %w", path, errdefs.ErrFailedPrecondition)
+}
+
 // readSchemaVersion returns the file's schema version: 0 for a new, empty
 // bbolt file. It refuses a bbolt file that some other program wrote.
 func readSchemaVersion(path string, tx *bolt.Tx) (int64, error) {
@@ -93,9 +108,11 @@ func readSchemaVersion(path string, tx *bolt.Tx) (int64, error) {
 	return readU64("state file "+path+": meta/schema_version", v)
 }
 
-// migrate runs every migration newer than the file's version in one
-// transaction. It refuses, without writing, a file newer than list knows.
-func migrate(path string, db *bolt.DB, list []migration) error {
+// migrateFile runs every migration newer than the file's version in one
+// transaction. It refuses, without writing, a file newer than list knows,
+// and, unless creating (the file was just made by create), a bbolt file
+// without replicatord's layout.
+func migrateFile(path string, db *bolt.DB, list []migration, creating bool) error {
 	var have int64
 	if err := db.View(func(tx *bolt.Tx) error {
 		var err error
@@ -103,6 +120,9 @@ func migrate(path string, db *bolt.DB, list []migration) error {
 		return err
 	}); err != nil {
 		return err
+	}
+	if have == 0 && !creating {
+		return errEmptyBolt(path)
 	}
 	want := list[len(list)-1].version
 	if have > want {

@@ -27,11 +27,23 @@ type Store interface {
 	// into one transaction, and fn runs inside it). ErrNotFound for an
 	// unknown id.
 	Update(ctx context.Context, id string, fn func(*job.Job) error) (*job.Job, error)
-	// Get returns one job, or ErrNotFound.
+	// CreateRequest creates the jobs of an API request and records its id,
+	// atomically: a recorded id with the same fingerprint returns the
+	// recorded jobs (Replayed) and creates nothing, one with another
+	// fingerprint fails with ErrAlreadyExists; jobs that r.Reuse accepts
+	// an existing job for are not created. See Request.
+	CreateRequest(ctx context.Context, r *Request) (*RequestResult, error)
+	// GetRequest returns a recorded request id with its jobs, or
+	// ErrNotFound.
+	GetRequest(ctx context.Context, id string) (*RequestResult, error)
+	// Get returns one job, or ErrNotFound (ErrDataLoss for a record that
+	// does not decode).
 	Get(ctx context.Context, id string) (*job.Job, error)
 	// List returns jobs matching f, newest first, at most limit (1..1000),
 	// from pageToken; it also returns the token of the next page ("" at the
-	// end) and the revision the list was read at.
+	// end) and the revision the list was read at. Records that do not
+	// decode are reported (Options.OnCorrupt) and skipped, as they are by
+	// Active and Watch: one bad record must not hide every other job.
 	List(ctx context.Context, f Filter, limit int, pageToken string) (jobs []*job.Job, next string, rev int64, err error)
 	// Active returns every non-terminal job, read through an index.
 	Active(ctx context.Context) ([]*job.Job, error)

@@ -129,7 +129,7 @@ func (w *watcher) catchUp() {
 		d.wmu.Unlock()
 	}
 	for {
-		evs, err := d.readEvents(w.next, historyChunk)
+		evs, upTo, full, err := d.readEvents(w.next, historyChunk)
 		if err != nil {
 			end(err)
 			return
@@ -146,7 +146,9 @@ func (w *watcher) catchUp() {
 				return
 			}
 		}
-		if len(evs) == historyChunk {
+		// Records that did not decode were skipped: move past them too.
+		w.next = max(w.next, upTo)
+		if full {
 			continue
 		}
 		d.wmu.Lock()
@@ -212,10 +214,17 @@ func (d *DB) endWatchers() {
 	}
 }
 
-// readEvents returns up to n events from revision next on. It fails with
-// errdefs.ErrOutOfRange when next has been compacted away meanwhile.
-func (d *DB) readEvents(next int64, n int) ([]Event, error) {
-	var out []Event
+// readEvents reads up to n event records from revision next on and returns
+// the events that decode (the others are reported and skipped), the
+// revision after the last record read, and whether n records were read.
+// It fails with errdefs.ErrOutOfRange when next has been compacted away
+// meanwhile.
+func (d *DB) readEvents(next int64, n int) ([]Event, int64, bool, error) {
+	var (
+		out  []Event
+		upTo = next
+		full bool
+	)
 	err := d.view(func(tx *bolt.Tx) error {
 		rev, compacted, err := readRevisions(d.path, tx)
 		if err != nil {
@@ -227,7 +236,8 @@ func (d *DB) readEvents(next int64, n int) ([]Event, error) {
 		}
 		c := tx.Bucket(bucketEvents).Cursor()
 		want := next
-		for k, v := c.Seek(revKey(next)); k != nil && len(out) < n; k, v = c.Next() {
+		skipped := 0
+		for k, v := c.Seek(revKey(next)); k != nil && len(out)+skipped < n; k, v = c.Next() {
 			r, err := readU64("events key", k)
 			if err != nil {
 				return err
@@ -235,17 +245,24 @@ func (d *DB) readEvents(next int64, n int) ([]Event, error) {
 			if r != want {
 				return fmt.Errorf("state file %s: events: revision %d missing (found %d): %w", d.path, want, r, errdefs.ErrDataLoss)
 			}
-			j, err := decodeJob(fmt.Sprintf("events/%d", r), v)
+			key := fmt.Sprintf("events/%d", r)
+			j, err := decodeJob(key, v)
 			if err != nil {
-				return err
+				// A watcher cannot be sent what cannot be read: report
+				// it and go on with the next revision.
+				d.reportCorrupt(key, err)
+				want++
+				skipped++
+				continue
 			}
 			out = append(out, Event{Revision: r, Job: j})
 			want++
 		}
-		if len(out) < n && want <= rev {
+		if len(out)+skipped < n && want <= rev {
 			return fmt.Errorf("state file %s: events: revision %d missing: %w", d.path, want, errdefs.ErrDataLoss)
 		}
+		upTo, full = want, len(out)+skipped == n
 		return nil
 	})
-	return out, err
+	return out, upTo, full, err
 }

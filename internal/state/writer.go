@@ -21,8 +21,10 @@ type request struct {
 	create []*job.Job // Create: clones of the caller's jobs
 	id     string     // Update
 	fn     func(*job.Job) error
+	creq   *Request // CreateRequest
 
 	// Set by the writer while applying; answered after the commit.
+	cres   *RequestResult
 	out    []*job.Job
 	events []Event
 	err    error
@@ -231,10 +233,10 @@ func (d *DB) commit(batch []*request) {
 	err := d.apply(live)
 	if errors.Is(err, errRetrySingly) {
 		for _, r := range live {
-			r.out, r.events, r.err = nil, nil, nil
+			r.out, r.events, r.err, r.cres = nil, nil, nil, nil
 			if err := d.apply([]*request{r}); err != nil {
 				r.err = err
-				r.out, r.events = nil, nil
+				r.out, r.events, r.cres = nil, nil, nil
 			}
 			d.finish([]*request{r})
 		}
@@ -245,7 +247,7 @@ func (d *DB) commit(batch []*request) {
 			if r.err == nil {
 				r.err = err
 			}
-			r.out, r.events = nil, nil
+			r.out, r.events, r.cres = nil, nil, nil
 		}
 	}
 	d.finish(live)
@@ -287,11 +289,17 @@ func (d *DB) apply(reqs []*request) (err error) {
 			return err
 		}
 		first := rev
+		wrote := false // a request record written without a revision
 		for _, r := range reqs {
 			var storageErr error
-			if r.create != nil {
+			switch {
+			case r.creq != nil:
+				var w bool
+				rev, w, r.err, storageErr = d.applyCreateRequest(tx, rev, r)
+				wrote = wrote || w
+			case r.create != nil:
 				rev, r.err, storageErr = d.applyCreate(tx, rev, r)
-			} else {
+			default:
 				rev, r.err, storageErr = d.applyUpdate(tx, rev, r)
 			}
 			if storageErr != nil {
@@ -302,6 +310,9 @@ func (d *DB) apply(reqs []*request) (err error) {
 			}
 		}
 		if rev == first {
+			if wrote {
+				return nil
+			}
 			return errNoChange // roll back: committing would cost an fsync for nothing
 		}
 		if err := tx.Bucket(bucketMeta).Put(keyRevision, u64(uint64(rev))); err != nil {
