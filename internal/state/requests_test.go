@@ -14,7 +14,6 @@ import (
 	"github.com/replicatord/replicatord/internal/job"
 )
 
-
 func TestCreateRequestReplaysSameID(t *testing.T) {
 	d, fc := testStore(t, Options{})
 	ctx := context.Background()

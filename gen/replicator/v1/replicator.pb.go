@@ -99,6 +99,59 @@ func (JobState) EnumDescriptor() ([]byte, []int) {
 	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{0}
 }
 
+// CopyOutcome says why a job is in a Copy's answer.
+type CopyOutcome int32
+
+const (
+	CopyOutcome_COPY_OUTCOME_UNSPECIFIED CopyOutcome = 0
+	// The request created this job.
+	CopyOutcome_COPY_OUTCOME_CREATED CopyOutcome = 1
+	// The job existed before the request (an earlier Copy or a policy's):
+	// it already copies, or copied, this image there, so no copy was made.
+	CopyOutcome_COPY_OUTCOME_EXISTING CopyOutcome = 2
+)
+
+// Enum value maps for CopyOutcome.
+var (
+	CopyOutcome_name = map[int32]string{
+		0: "COPY_OUTCOME_UNSPECIFIED",
+		1: "COPY_OUTCOME_CREATED",
+		2: "COPY_OUTCOME_EXISTING",
+	}
+	CopyOutcome_value = map[string]int32{
+		"COPY_OUTCOME_UNSPECIFIED": 0,
+		"COPY_OUTCOME_CREATED":     1,
+		"COPY_OUTCOME_EXISTING":    2,
+	}
+)
+
+func (x CopyOutcome) Enum() *CopyOutcome {
+	p := new(CopyOutcome)
+	*p = x
+	return p
+}
+
+func (x CopyOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CopyOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_replicator_v1_replicator_proto_enumTypes[1].Descriptor()
+}
+
+func (CopyOutcome) Type() protoreflect.EnumType {
+	return &file_replicator_v1_replicator_proto_enumTypes[1]
+}
+
+func (x CopyOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CopyOutcome.Descriptor instead.
+func (CopyOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{1}
+}
+
 // PlanAction is what a policy would do for one image in one region.
 type PlanAction int32
 
@@ -151,11 +204,11 @@ func (x PlanAction) String() string {
 }
 
 func (PlanAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_replicator_v1_replicator_proto_enumTypes[1].Descriptor()
+	return file_replicator_v1_replicator_proto_enumTypes[2].Descriptor()
 }
 
 func (PlanAction) Type() protoreflect.EnumType {
-	return &file_replicator_v1_replicator_proto_enumTypes[1]
+	return &file_replicator_v1_replicator_proto_enumTypes[2]
 }
 
 func (x PlanAction) Number() protoreflect.EnumNumber {
@@ -164,7 +217,7 @@ func (x PlanAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PlanAction.Descriptor instead.
 func (PlanAction) EnumDescriptor() ([]byte, []int) {
-	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{1}
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{2}
 }
 
 // JobError explains a failed job, keeping the cloud's own words.
@@ -568,9 +621,24 @@ type CopyRequest struct {
 	Tags map[string]string `protobuf:"bytes,8,rep,name=tags,proto3" json:"tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Return once every job is accepted by ECS (or terminal) instead of
 	// streaming until the copies finish.
-	Detach        bool `protobuf:"varint,9,opt,name=detach,proto3" json:"detach,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Detach bool `protobuf:"varint,9,opt,name=detach,proto3" json:"detach,omitempty"`
+	// Client-chosen id of this request, like ECS's ClientToken: 1 to 64
+	// printable ASCII characters other than space (0x21-0x7E); empty for
+	// none. Send the same id when retrying a call whose answer was lost (a
+	// timeout, a broken connection): the daemon returns the jobs the first
+	// call made instead of making new copies. The id is compared with the
+	// parameters of the first call (all fields but detach, destinations in
+	// any order); different parameters fail with ALREADY_EXISTS. Ids are
+	// kept with the jobs, in the state file.
+	RequestId string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Make a new copy even where a job of the same source image, destination
+	// region and copy name is SUCCEEDED or still running. Without it such a
+	// job is returned (outcome EXISTING). A copy without
+	// destination_image_name matches a job of any name; encrypted matches only
+	// encrypted jobs (with the same kms_key_id when one is given).
+	AllowDuplicate bool `protobuf:"varint,11,opt,name=allow_duplicate,json=allowDuplicate,proto3" json:"allow_duplicate,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CopyRequest) Reset() {
@@ -666,11 +734,31 @@ func (x *CopyRequest) GetDetach() bool {
 	return false
 }
 
+func (x *CopyRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CopyRequest) GetAllowDuplicate() bool {
+	if x != nil {
+		return x.AllowDuplicate
+	}
+	return false
+}
+
 type CopyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The job that changed.
-	Job           *Job  `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
-	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	Job      *Job  `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	Revision int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Whether the request created the job or found it existing. For a
+	// replayed request_id it is what the first call answered.
+	Outcome CopyOutcome `protobuf:"varint,3,opt,name=outcome,proto3,enum=replicator.v1.CopyOutcome" json:"outcome,omitempty"`
+	// True when request_id was seen before: this answer repeats the first
+	// call's jobs, and nothing was created now.
+	Replayed      bool `protobuf:"varint,4,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -717,6 +805,20 @@ func (x *CopyResponse) GetRevision() int64 {
 		return x.Revision
 	}
 	return 0
+}
+
+func (x *CopyResponse) GetOutcome() CopyOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return CopyOutcome_COPY_OUTCOME_UNSPECIFIED
+}
+
+func (x *CopyResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
 }
 
 type WatchRequest struct {
@@ -2108,7 +2210,7 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\x11next_attempt_time\x18\x19 \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAttemptTime\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc1\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x89\x04\n" +
 	"\vCopyRequest\x12#\n" +
 	"\rsource_region\x18\x01 \x01(\tR\fsourceRegion\x12&\n" +
 	"\x0fsource_image_id\x18\x02 \x01(\tR\rsourceImageId\x12/\n" +
@@ -2119,13 +2221,19 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\n" +
 	"kms_key_id\x18\a \x01(\tR\bkmsKeyId\x128\n" +
 	"\x04tags\x18\b \x03(\v2$.replicator.v1.CopyRequest.TagsEntryR\x04tags\x12\x16\n" +
-	"\x06detach\x18\t \x01(\bR\x06detach\x1a7\n" +
+	"\x06detach\x18\t \x01(\bR\x06detach\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\n" +
+	" \x01(\tR\trequestId\x12'\n" +
+	"\x0fallow_duplicate\x18\v \x01(\bR\x0eallowDuplicate\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"P\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa2\x01\n" +
 	"\fCopyResponse\x12$\n" +
 	"\x03job\x18\x01 \x01(\v2\x12.replicator.v1.JobR\x03job\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"\xbb\x01\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x124\n" +
+	"\aoutcome\x18\x03 \x01(\x0e2\x1a.replicator.v1.CopyOutcomeR\aoutcome\x12\x1a\n" +
+	"\breplayed\x18\x04 \x01(\bR\breplayed\"\xbb\x01\n" +
 	"\fWatchRequest\x12\x17\n" +
 	"\ajob_ids\x18\x01 \x03(\tR\x06jobIds\x12\x16\n" +
 	"\x06policy\x18\x02 \x01(\tR\x06policy\x12&\n" +
@@ -2228,7 +2336,11 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\x13JOB_STATE_SUCCEEDED\x10\x05\x12\x14\n" +
 	"\x10JOB_STATE_FAILED\x10\x06\x12\x18\n" +
 	"\x14JOB_STATE_CANCELLING\x10\a\x12\x17\n" +
-	"\x13JOB_STATE_CANCELLED\x10\b*\xbb\x01\n" +
+	"\x13JOB_STATE_CANCELLED\x10\b*`\n" +
+	"\vCopyOutcome\x12\x1c\n" +
+	"\x18COPY_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14COPY_OUTCOME_CREATED\x10\x01\x12\x19\n" +
+	"\x15COPY_OUTCOME_EXISTING\x10\x02*\xbb\x01\n" +
 	"\n" +
 	"PlanAction\x12\x1b\n" +
 	"\x17PLAN_ACTION_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -2263,96 +2375,98 @@ func file_replicator_v1_replicator_proto_rawDescGZIP() []byte {
 	return file_replicator_v1_replicator_proto_rawDescData
 }
 
-var file_replicator_v1_replicator_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_replicator_v1_replicator_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_replicator_v1_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_replicator_v1_replicator_proto_goTypes = []any{
 	(JobState)(0),                     // 0: replicator.v1.JobState
-	(PlanAction)(0),                   // 1: replicator.v1.PlanAction
-	(*JobError)(nil),                  // 2: replicator.v1.JobError
-	(*PostCopyAction)(nil),            // 3: replicator.v1.PostCopyAction
-	(*Job)(nil),                       // 4: replicator.v1.Job
-	(*CopyRequest)(nil),               // 5: replicator.v1.CopyRequest
-	(*CopyResponse)(nil),              // 6: replicator.v1.CopyResponse
-	(*WatchRequest)(nil),              // 7: replicator.v1.WatchRequest
-	(*WatchResponse)(nil),             // 8: replicator.v1.WatchResponse
-	(*CancelRequest)(nil),             // 9: replicator.v1.CancelRequest
-	(*CancelResponse)(nil),            // 10: replicator.v1.CancelResponse
-	(*RetryRequest)(nil),              // 11: replicator.v1.RetryRequest
-	(*RetryResponse)(nil),             // 12: replicator.v1.RetryResponse
-	(*GetJobRequest)(nil),             // 13: replicator.v1.GetJobRequest
-	(*GetJobResponse)(nil),            // 14: replicator.v1.GetJobResponse
-	(*ListJobsRequest)(nil),           // 15: replicator.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),          // 16: replicator.v1.ListJobsResponse
-	(*JobStateCount)(nil),             // 17: replicator.v1.JobStateCount
-	(*Policy)(nil),                    // 18: replicator.v1.Policy
-	(*ListPoliciesRequest)(nil),       // 19: replicator.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),      // 20: replicator.v1.ListPoliciesResponse
-	(*PlanItem)(nil),                  // 21: replicator.v1.PlanItem
-	(*PlanPoliciesRequest)(nil),       // 22: replicator.v1.PlanPoliciesRequest
-	(*PlanPoliciesResponse)(nil),      // 23: replicator.v1.PlanPoliciesResponse
-	(*ValidationError)(nil),           // 24: replicator.v1.ValidationError
-	(*ReloadPoliciesRequest)(nil),     // 25: replicator.v1.ReloadPoliciesRequest
-	(*ReloadPoliciesResponse)(nil),    // 26: replicator.v1.ReloadPoliciesResponse
-	(*ReconcilePoliciesRequest)(nil),  // 27: replicator.v1.ReconcilePoliciesRequest
-	(*ReconcilePoliciesResponse)(nil), // 28: replicator.v1.ReconcilePoliciesResponse
-	nil,                               // 29: replicator.v1.Job.TagsEntry
-	nil,                               // 30: replicator.v1.CopyRequest.TagsEntry
-	(*timestamppb.Timestamp)(nil),     // 31: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 32: google.protobuf.Duration
+	(CopyOutcome)(0),                  // 1: replicator.v1.CopyOutcome
+	(PlanAction)(0),                   // 2: replicator.v1.PlanAction
+	(*JobError)(nil),                  // 3: replicator.v1.JobError
+	(*PostCopyAction)(nil),            // 4: replicator.v1.PostCopyAction
+	(*Job)(nil),                       // 5: replicator.v1.Job
+	(*CopyRequest)(nil),               // 6: replicator.v1.CopyRequest
+	(*CopyResponse)(nil),              // 7: replicator.v1.CopyResponse
+	(*WatchRequest)(nil),              // 8: replicator.v1.WatchRequest
+	(*WatchResponse)(nil),             // 9: replicator.v1.WatchResponse
+	(*CancelRequest)(nil),             // 10: replicator.v1.CancelRequest
+	(*CancelResponse)(nil),            // 11: replicator.v1.CancelResponse
+	(*RetryRequest)(nil),              // 12: replicator.v1.RetryRequest
+	(*RetryResponse)(nil),             // 13: replicator.v1.RetryResponse
+	(*GetJobRequest)(nil),             // 14: replicator.v1.GetJobRequest
+	(*GetJobResponse)(nil),            // 15: replicator.v1.GetJobResponse
+	(*ListJobsRequest)(nil),           // 16: replicator.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),          // 17: replicator.v1.ListJobsResponse
+	(*JobStateCount)(nil),             // 18: replicator.v1.JobStateCount
+	(*Policy)(nil),                    // 19: replicator.v1.Policy
+	(*ListPoliciesRequest)(nil),       // 20: replicator.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),      // 21: replicator.v1.ListPoliciesResponse
+	(*PlanItem)(nil),                  // 22: replicator.v1.PlanItem
+	(*PlanPoliciesRequest)(nil),       // 23: replicator.v1.PlanPoliciesRequest
+	(*PlanPoliciesResponse)(nil),      // 24: replicator.v1.PlanPoliciesResponse
+	(*ValidationError)(nil),           // 25: replicator.v1.ValidationError
+	(*ReloadPoliciesRequest)(nil),     // 26: replicator.v1.ReloadPoliciesRequest
+	(*ReloadPoliciesResponse)(nil),    // 27: replicator.v1.ReloadPoliciesResponse
+	(*ReconcilePoliciesRequest)(nil),  // 28: replicator.v1.ReconcilePoliciesRequest
+	(*ReconcilePoliciesResponse)(nil), // 29: replicator.v1.ReconcilePoliciesResponse
+	nil,                               // 30: replicator.v1.Job.TagsEntry
+	nil,                               // 31: replicator.v1.CopyRequest.TagsEntry
+	(*timestamppb.Timestamp)(nil),     // 32: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 33: google.protobuf.Duration
 }
 var file_replicator_v1_replicator_proto_depIdxs = []int32{
 	0,  // 0: replicator.v1.Job.state:type_name -> replicator.v1.JobState
-	2,  // 1: replicator.v1.Job.error:type_name -> replicator.v1.JobError
-	31, // 2: replicator.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	31, // 3: replicator.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	31, // 4: replicator.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
-	32, // 5: replicator.v1.Job.remaining:type_name -> google.protobuf.Duration
-	29, // 6: replicator.v1.Job.tags:type_name -> replicator.v1.Job.TagsEntry
-	3,  // 7: replicator.v1.Job.post_copy_actions:type_name -> replicator.v1.PostCopyAction
-	31, // 8: replicator.v1.Job.next_attempt_time:type_name -> google.protobuf.Timestamp
-	30, // 9: replicator.v1.CopyRequest.tags:type_name -> replicator.v1.CopyRequest.TagsEntry
-	4,  // 10: replicator.v1.CopyResponse.job:type_name -> replicator.v1.Job
-	4,  // 11: replicator.v1.WatchResponse.job:type_name -> replicator.v1.Job
-	4,  // 12: replicator.v1.CancelResponse.jobs:type_name -> replicator.v1.Job
-	4,  // 13: replicator.v1.RetryResponse.jobs:type_name -> replicator.v1.Job
-	4,  // 14: replicator.v1.GetJobResponse.job:type_name -> replicator.v1.Job
-	0,  // 15: replicator.v1.ListJobsRequest.states:type_name -> replicator.v1.JobState
-	4,  // 16: replicator.v1.ListJobsResponse.jobs:type_name -> replicator.v1.Job
-	0,  // 17: replicator.v1.JobStateCount.state:type_name -> replicator.v1.JobState
-	32, // 18: replicator.v1.Policy.interval:type_name -> google.protobuf.Duration
-	31, // 19: replicator.v1.Policy.last_reconcile_time:type_name -> google.protobuf.Timestamp
-	31, // 20: replicator.v1.Policy.next_reconcile_time:type_name -> google.protobuf.Timestamp
-	17, // 21: replicator.v1.Policy.job_counts:type_name -> replicator.v1.JobStateCount
-	18, // 22: replicator.v1.ListPoliciesResponse.policies:type_name -> replicator.v1.Policy
-	1,  // 23: replicator.v1.PlanItem.action:type_name -> replicator.v1.PlanAction
-	21, // 24: replicator.v1.PlanPoliciesResponse.items:type_name -> replicator.v1.PlanItem
-	32, // 25: replicator.v1.PlanPoliciesResponse.estimated_duration:type_name -> google.protobuf.Duration
-	24, // 26: replicator.v1.ReloadPoliciesResponse.errors:type_name -> replicator.v1.ValidationError
-	5,  // 27: replicator.v1.ReplicatorService.Copy:input_type -> replicator.v1.CopyRequest
-	7,  // 28: replicator.v1.ReplicatorService.Watch:input_type -> replicator.v1.WatchRequest
-	9,  // 29: replicator.v1.ReplicatorService.Cancel:input_type -> replicator.v1.CancelRequest
-	11, // 30: replicator.v1.ReplicatorService.Retry:input_type -> replicator.v1.RetryRequest
-	13, // 31: replicator.v1.ReplicatorService.GetJob:input_type -> replicator.v1.GetJobRequest
-	15, // 32: replicator.v1.ReplicatorService.ListJobs:input_type -> replicator.v1.ListJobsRequest
-	19, // 33: replicator.v1.ReplicatorService.ListPolicies:input_type -> replicator.v1.ListPoliciesRequest
-	22, // 34: replicator.v1.ReplicatorService.PlanPolicies:input_type -> replicator.v1.PlanPoliciesRequest
-	25, // 35: replicator.v1.ReplicatorService.ReloadPolicies:input_type -> replicator.v1.ReloadPoliciesRequest
-	27, // 36: replicator.v1.ReplicatorService.ReconcilePolicies:input_type -> replicator.v1.ReconcilePoliciesRequest
-	6,  // 37: replicator.v1.ReplicatorService.Copy:output_type -> replicator.v1.CopyResponse
-	8,  // 38: replicator.v1.ReplicatorService.Watch:output_type -> replicator.v1.WatchResponse
-	10, // 39: replicator.v1.ReplicatorService.Cancel:output_type -> replicator.v1.CancelResponse
-	12, // 40: replicator.v1.ReplicatorService.Retry:output_type -> replicator.v1.RetryResponse
-	14, // 41: replicator.v1.ReplicatorService.GetJob:output_type -> replicator.v1.GetJobResponse
-	16, // 42: replicator.v1.ReplicatorService.ListJobs:output_type -> replicator.v1.ListJobsResponse
-	20, // 43: replicator.v1.ReplicatorService.ListPolicies:output_type -> replicator.v1.ListPoliciesResponse
-	23, // 44: replicator.v1.ReplicatorService.PlanPolicies:output_type -> replicator.v1.PlanPoliciesResponse
-	26, // 45: replicator.v1.ReplicatorService.ReloadPolicies:output_type -> replicator.v1.ReloadPoliciesResponse
-	28, // 46: replicator.v1.ReplicatorService.ReconcilePolicies:output_type -> replicator.v1.ReconcilePoliciesResponse
-	37, // [37:47] is the sub-list for method output_type
-	27, // [27:37] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	3,  // 1: replicator.v1.Job.error:type_name -> replicator.v1.JobError
+	32, // 2: replicator.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	32, // 3: replicator.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	32, // 4: replicator.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
+	33, // 5: replicator.v1.Job.remaining:type_name -> google.protobuf.Duration
+	30, // 6: replicator.v1.Job.tags:type_name -> replicator.v1.Job.TagsEntry
+	4,  // 7: replicator.v1.Job.post_copy_actions:type_name -> replicator.v1.PostCopyAction
+	32, // 8: replicator.v1.Job.next_attempt_time:type_name -> google.protobuf.Timestamp
+	31, // 9: replicator.v1.CopyRequest.tags:type_name -> replicator.v1.CopyRequest.TagsEntry
+	5,  // 10: replicator.v1.CopyResponse.job:type_name -> replicator.v1.Job
+	1,  // 11: replicator.v1.CopyResponse.outcome:type_name -> replicator.v1.CopyOutcome
+	5,  // 12: replicator.v1.WatchResponse.job:type_name -> replicator.v1.Job
+	5,  // 13: replicator.v1.CancelResponse.jobs:type_name -> replicator.v1.Job
+	5,  // 14: replicator.v1.RetryResponse.jobs:type_name -> replicator.v1.Job
+	5,  // 15: replicator.v1.GetJobResponse.job:type_name -> replicator.v1.Job
+	0,  // 16: replicator.v1.ListJobsRequest.states:type_name -> replicator.v1.JobState
+	5,  // 17: replicator.v1.ListJobsResponse.jobs:type_name -> replicator.v1.Job
+	0,  // 18: replicator.v1.JobStateCount.state:type_name -> replicator.v1.JobState
+	33, // 19: replicator.v1.Policy.interval:type_name -> google.protobuf.Duration
+	32, // 20: replicator.v1.Policy.last_reconcile_time:type_name -> google.protobuf.Timestamp
+	32, // 21: replicator.v1.Policy.next_reconcile_time:type_name -> google.protobuf.Timestamp
+	18, // 22: replicator.v1.Policy.job_counts:type_name -> replicator.v1.JobStateCount
+	19, // 23: replicator.v1.ListPoliciesResponse.policies:type_name -> replicator.v1.Policy
+	2,  // 24: replicator.v1.PlanItem.action:type_name -> replicator.v1.PlanAction
+	22, // 25: replicator.v1.PlanPoliciesResponse.items:type_name -> replicator.v1.PlanItem
+	33, // 26: replicator.v1.PlanPoliciesResponse.estimated_duration:type_name -> google.protobuf.Duration
+	25, // 27: replicator.v1.ReloadPoliciesResponse.errors:type_name -> replicator.v1.ValidationError
+	6,  // 28: replicator.v1.ReplicatorService.Copy:input_type -> replicator.v1.CopyRequest
+	8,  // 29: replicator.v1.ReplicatorService.Watch:input_type -> replicator.v1.WatchRequest
+	10, // 30: replicator.v1.ReplicatorService.Cancel:input_type -> replicator.v1.CancelRequest
+	12, // 31: replicator.v1.ReplicatorService.Retry:input_type -> replicator.v1.RetryRequest
+	14, // 32: replicator.v1.ReplicatorService.GetJob:input_type -> replicator.v1.GetJobRequest
+	16, // 33: replicator.v1.ReplicatorService.ListJobs:input_type -> replicator.v1.ListJobsRequest
+	20, // 34: replicator.v1.ReplicatorService.ListPolicies:input_type -> replicator.v1.ListPoliciesRequest
+	23, // 35: replicator.v1.ReplicatorService.PlanPolicies:input_type -> replicator.v1.PlanPoliciesRequest
+	26, // 36: replicator.v1.ReplicatorService.ReloadPolicies:input_type -> replicator.v1.ReloadPoliciesRequest
+	28, // 37: replicator.v1.ReplicatorService.ReconcilePolicies:input_type -> replicator.v1.ReconcilePoliciesRequest
+	7,  // 38: replicator.v1.ReplicatorService.Copy:output_type -> replicator.v1.CopyResponse
+	9,  // 39: replicator.v1.ReplicatorService.Watch:output_type -> replicator.v1.WatchResponse
+	11, // 40: replicator.v1.ReplicatorService.Cancel:output_type -> replicator.v1.CancelResponse
+	13, // 41: replicator.v1.ReplicatorService.Retry:output_type -> replicator.v1.RetryResponse
+	15, // 42: replicator.v1.ReplicatorService.GetJob:output_type -> replicator.v1.GetJobResponse
+	17, // 43: replicator.v1.ReplicatorService.ListJobs:output_type -> replicator.v1.ListJobsResponse
+	21, // 44: replicator.v1.ReplicatorService.ListPolicies:output_type -> replicator.v1.ListPoliciesResponse
+	24, // 45: replicator.v1.ReplicatorService.PlanPolicies:output_type -> replicator.v1.PlanPoliciesResponse
+	27, // 46: replicator.v1.ReplicatorService.ReloadPolicies:output_type -> replicator.v1.ReloadPoliciesResponse
+	29, // 47: replicator.v1.ReplicatorService.ReconcilePolicies:output_type -> replicator.v1.ReconcilePoliciesResponse
+	38, // [38:48] is the sub-list for method output_type
+	28, // [28:38] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_replicator_v1_replicator_proto_init() }
@@ -2365,7 +2479,7 @@ func file_replicator_v1_replicator_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_replicator_v1_replicator_proto_rawDesc), len(file_replicator_v1_replicator_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,

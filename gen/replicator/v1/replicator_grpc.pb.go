@@ -46,6 +46,16 @@ type ReplicatorServiceClient interface {
 	// Copy creates one job per destination region and streams every change to
 	// those jobs until all are terminal (or, with detach, until all are
 	// accepted by ECS or terminal).
+	//
+	// Copy is idempotent in two ways. A request_id makes a retry safe: the
+	// same id with the same parameters returns (and streams) the same jobs as
+	// the first call, without copying again; the same id with other
+	// parameters fails with ALREADY_EXISTS naming the earlier request. And,
+	// unless allow_duplicate is set, a destination that already has a job of
+	// the same source image and copy name that is SUCCEEDED or still running
+	// (not being cancelled), made by Copy or by a policy, gets that job
+	// instead of a second copy. Each CopyResponse says which happened
+	// (outcome).
 	Copy(ctx context.Context, in *CopyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CopyResponse], error)
 	// Watch streams job changes, optionally filtered, from a revision or from
 	// a snapshot of the current jobs.
@@ -213,6 +223,16 @@ type ReplicatorServiceServer interface {
 	// Copy creates one job per destination region and streams every change to
 	// those jobs until all are terminal (or, with detach, until all are
 	// accepted by ECS or terminal).
+	//
+	// Copy is idempotent in two ways. A request_id makes a retry safe: the
+	// same id with the same parameters returns (and streams) the same jobs as
+	// the first call, without copying again; the same id with other
+	// parameters fails with ALREADY_EXISTS naming the earlier request. And,
+	// unless allow_duplicate is set, a destination that already has a job of
+	// the same source image and copy name that is SUCCEEDED or still running
+	// (not being cancelled), made by Copy or by a policy, gets that job
+	// instead of a second copy. Each CopyResponse says which happened
+	// (outcome).
 	Copy(*CopyRequest, grpc.ServerStreamingServer[CopyResponse]) error
 	// Watch streams job changes, optionally filtered, from a revision or from
 	// a snapshot of the current jobs.
