@@ -258,6 +258,34 @@ func (s *Scheduler) Submit(ctx context.Context, jobs ...*job.Job) error {
 	return nil
 }
 
+// SubmitRequest stores the jobs of an API request through
+// Store.CreateRequest (an id replays, Reuse answers with existing jobs) and
+// schedules the jobs it created. Defaults are filled as by Submit.
+func (s *Scheduler) SubmitRequest(ctx context.Context, r *state.Request) (*state.RequestResult, error) {
+	now := s.opts.Clock.Now()
+	for _, j := range r.Jobs {
+		if j.ID == "" {
+			j.ID = job.NewID(now)
+		}
+		if j.State == job.StateUnspecified {
+			j.State = job.StateQueued
+		}
+		if j.CreateTime.IsZero() {
+			j.CreateTime = now
+		}
+		j.UpdateTime = now
+	}
+	res, err := s.store.CreateRequest(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range res.Created {
+		s.track(j.Clone())
+		s.kick(j)
+	}
+	return res, nil
+}
+
 // Cancel asks for jobs to be cancelled. Queued jobs are cancelled at once;
 // jobs with a copy in ECS become CANCELLING and CancelCopyImage is sent.
 // Finished jobs give ErrFailedPrecondition; nothing is changed then.

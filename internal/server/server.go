@@ -11,9 +11,14 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +37,9 @@ import (
 // directly.
 type Jobs interface {
 	Submit(ctx context.Context, jobs ...*job.Job) error
+	// SubmitRequest submits an API request's jobs and records its id with
+	// them, or answers with the jobs it reuses (see state.Request).
+	SubmitRequest(ctx context.Context, r *state.Request) (*state.RequestResult, error)
 	Cancel(ctx context.Context, ids []string) ([]*job.Job, error)
 	Retry(ctx context.Context, ids []string) ([]*job.Job, error)
 	PolicyJobs(ctx context.Context, policy string) ([]*job.Job, error)
@@ -85,20 +93,71 @@ func (s *Server) Stop() { s.stopOnce.Do(func() { close(s.stopping) }) }
 // Register registers the service on g.
 func (s *Server) Register(g *grpc.Server) { pb.RegisterReplicatorServiceServer(g, s) }
 
-// Copy creates one job per destination and streams their changes.
+// Copy creates one job per destination and streams their changes. With a
+// request_id, a repeated call answers with the first call's jobs; without
+// allow_duplicate, a job that already makes (or made) the same copy answers
+// instead of a new one.
 func (s *Server) Copy(req *pb.CopyRequest, stream grpc.ServerStreamingServer[pb.CopyResponse]) error {
 	ctx := stream.Context()
 	if err := s.validateCopy(req); err != nil {
 		return err
 	}
-	src, err := s.sourceImage(ctx, req.GetSourceRegion(), req.GetSourceImageId())
+	res, err := s.copyRequest(ctx, req)
 	if err != nil {
 		return err
 	}
+	ids := res.Record.JobIDs
+	outcome := make(map[string]pb.CopyOutcome, len(ids))
+	var existing []string
+	for i, id := range ids {
+		outcome[id] = pb.CopyOutcome_COPY_OUTCOME_CREATED
+		if i < len(res.Record.Existing) && res.Record.Existing[i] {
+			outcome[id] = pb.CopyOutcome_COPY_OUTCOME_EXISTING
+			existing = append(existing, id)
+		}
+	}
+	s.opts.Logger.Info("copy requested", "image", req.GetSourceImageId(), "from", req.GetSourceRegion(), "to", req.GetDestinationRegions(),
+		"jobs", ids, "existing", existing, "request_id", req.GetRequestId(), "replayed", res.Replayed)
+	done := func(j *job.Job) bool {
+		return j.State.Terminal() || (req.GetDetach() && j.DestinationImageID != "")
+	}
+	// Every job is sent as it is now first (an existing or replayed job may
+	// have no change left to stream), then its changes.
+	o := s.followOptions(state.Filter{IDs: ids}, 0, nil, len(ids), done)
+	o.Current = true
+	return state.Follow(ctx, s.store, o, func(rev int64, j *job.Job) error {
+		return stream.Send(&pb.CopyResponse{Job: toPB(j), Revision: rev, Outcome: outcome[j.ID], Replayed: res.Replayed})
+	})
+}
+
+// copyRequest answers a valid Copy with its jobs: the first answer again
+// for a request_id already seen with the same parameters (ALREADY_EXISTS
+// with other parameters), otherwise the jobs the scheduler created or
+// reused.
+func (s *Server) copyRequest(ctx context.Context, req *pb.CopyRequest) (*state.RequestResult, error) {
+	fp, summary := copyFingerprint(req)
+	if id := req.GetRequestId(); id != "" {
+		// A replay needs neither the source (it may be gone by now) nor a
+		// write; CreateRequest checks again, atomically, for a concurrent
+		// first call.
+		r, err := s.store.GetRequest(ctx, id)
+		switch {
+		case err == nil && r.Record.Fingerprint != fp:
+			return nil, r.Record.ErrReused()
+		case err == nil:
+			return r, nil
+		case !errors.Is(err, errdefs.ErrNotFound):
+			return nil, err
+		}
+	}
+	src, err := s.sourceImage(ctx, req.GetSourceRegion(), req.GetSourceImageId())
+	if err != nil {
+		return nil, err
+	}
 	now := s.opts.Clock.Now()
-	var jobs []*job.Job
+	r := &state.Request{ID: req.GetRequestId(), Fingerprint: fp, Summary: summary}
 	for _, d := range req.GetDestinationRegions() {
-		jobs = append(jobs, &job.Job{
+		r.Jobs = append(r.Jobs, &job.Job{
 			ID:                     job.NewID(now),
 			SourceRegion:           req.GetSourceRegion(),
 			SourceImageID:          req.GetSourceImageId(),
@@ -114,21 +173,53 @@ func (s *Server) Copy(req *pb.CopyRequest, stream grpc.ServerStreamingServer[pb.
 			CreateTime:             now,
 		})
 	}
-	from := s.store.Revision()
-	if err := s.sched.Submit(ctx, jobs...); err != nil {
-		return err
+	if !req.GetAllowDuplicate() {
+		r.Reuse = reusable
 	}
-	ids := make([]string, len(jobs))
-	for i, j := range jobs {
-		ids[i] = j.ID
+	return s.sched.SubmitRequest(ctx, r)
+}
+
+// reusable says whether an existing job answers a Copy without a new copy
+// (wanted is the job the Copy would create; the store has matched source
+// and destination): the existing job is SUCCEEDED or still on its way (not
+// being cancelled), has the requested copy name when one was given, and is
+// encrypted (with the requested key, if any) when encryption was asked for.
+func reusable(existing, wanted *job.Job) bool {
+	live := !existing.State.Terminal() && existing.State != job.StateCancelling && !existing.CancelRequested
+	if existing.State != job.StateSucceeded && !live {
+		return false
 	}
-	s.opts.Logger.Info("copy requested", "image", req.GetSourceImageId(), "from", req.GetSourceRegion(), "to", req.GetDestinationRegions(), "jobs", ids)
-	done := func(j *job.Job) bool {
-		return j.State.Terminal() || (req.GetDetach() && j.DestinationImageID != "")
+	if wanted.DestinationImageName != "" && existing.DestinationImageName != wanted.DestinationImageName {
+		return false
 	}
-	return state.Follow(ctx, s.store, s.followOptions(state.Filter{IDs: ids}, from, nil, len(ids), done), func(rev int64, j *job.Job) error {
-		return stream.Send(&pb.CopyResponse{Job: toPB(j), Revision: rev})
-	})
+	if wanted.Encrypted && (!existing.Encrypted || (wanted.KMSKeyID != "" && existing.KMSKeyID != wanted.KMSKeyID)) {
+		return false
+	}
+	return true
+}
+
+// copyFingerprint digests what a Copy asks for — every field but detach
+// and request_id, destinations in any order — and summarises it for the
+// error that refuses a reused request_id.
+func copyFingerprint(req *pb.CopyRequest) (fingerprint, summary string) {
+	dests := slices.Clone(req.GetDestinationRegions())
+	slices.Sort(dests)
+	b, _ := json.Marshal(struct {
+		SourceRegion, SourceImageID string
+		Destinations                []string
+		Name, Description           string
+		Encrypted                   bool
+		KMSKeyID                    string
+		Tags                        map[string]string // encoded with sorted keys
+		AllowDuplicate              bool
+	}{req.GetSourceRegion(), req.GetSourceImageId(), dests, req.GetDestinationImageName(), req.GetDestinationDescription(),
+		req.GetEncrypted(), req.GetKmsKeyId(), req.GetTags(), req.GetAllowDuplicate()})
+	sum := sha256.Sum256(b)
+	summary = fmt.Sprintf("copy %s from %s to %s", req.GetSourceImageId(), req.GetSourceRegion(), strings.Join(dests, ", "))
+	if n := req.GetDestinationImageName(); n != "" {
+		summary += " named " + n
+	}
+	return hex.EncodeToString(sum[:]), summary
 }
 
 // sourceImage looks the source up in ECS: it must exist and be Available.

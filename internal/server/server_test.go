@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,10 +17,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/replicatord/replicatord/gen/replicator/v1"
+	"github.com/replicatord/replicatord/internal/cloud"
 	"github.com/replicatord/replicatord/internal/cloud/aliyun"
 	"github.com/replicatord/replicatord/internal/ecsemu"
+	"github.com/replicatord/replicatord/internal/job"
 	"github.com/replicatord/replicatord/internal/scheduler"
 	"github.com/replicatord/replicatord/internal/state"
 	"github.com/replicatord/replicatord/internal/transport"
@@ -43,6 +48,7 @@ type stack struct {
 	store  *state.DB
 	srv    *Server
 	client pb.ReplicatorServiceClient
+	cloud  *aliyun.Provider
 }
 
 func newStack(t *testing.T, opts state.Options) *stack {
@@ -103,7 +109,7 @@ func newStack(t *testing.T, opts state.Options) *stack {
 		hs.Close()
 		emu.Close()
 	})
-	return &stack{store: store, srv: srv, client: pb.NewReplicatorServiceClient(conn)}
+	return &stack{store: store, srv: srv, client: pb.NewReplicatorServiceClient(conn), cloud: prov}
 }
 
 // Every bad request gets INVALID_ARGUMENT (or NOT_FOUND) naming the field,
@@ -144,6 +150,36 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"reserved tag", with(func(r *pb.CopyRequest) { r.Tags = map[string]string{"replicatord:job-id": "x"} }), codes.InvalidArgument, "tags"},
 		{"empty tag key", with(func(r *pb.CopyRequest) { r.Tags = map[string]string{"": "x"} }), codes.InvalidArgument, "tags"},
 		{"unknown image", with(func(r *pb.CopyRequest) { r.SourceImageId = "m-bp1nosuchimage00000000" }), codes.NotFound, "m-bp1nosuchimage00000000"},
+		{"request id too long", with(func(r *pb.CopyRequest) { r.RequestId = strings.Repeat("r", 65) }), codes.InvalidArgument, "request_id"},
+		{"request id with a space", with(func(r *pb.CopyRequest) { r.RequestId = "my request" }), codes.InvalidArgument, "request_id"},
+		{"request id not ASCII", with(func(r *pb.CopyRequest) { r.RequestId = "réq" }), codes.InvalidArgument, "printable ASCII"},
+		{"NUL in description", with(func(r *pb.CopyRequest) { r.DestinationDescription = "nul\x00here" }), codes.InvalidArgument, "U+0000"},
+		{"newline in description", with(func(r *pb.CopyRequest) { r.DestinationDescription = "two\nlines" }), codes.InvalidArgument, "destination_description"},
+		{"NUL in tag key", with(func(r *pb.CopyRequest) { r.Tags = map[string]string{"te\x00am": "x"} }), codes.InvalidArgument, "control character"},
+		{"escape in tag value", with(func(r *pb.CopyRequest) { r.Tags = map[string]string{"team": "\x1b[31mred"} }), codes.InvalidArgument, "U+001B"},
+		{"reserved tag, capitalised", with(func(r *pb.CopyRequest) { r.Tags = map[string]string{"Replicatord:job-id": "x"} }), codes.InvalidArgument, "reserved"},
+		{"reserved tag, upper case", with(func(r *pb.CopyRequest) { r.Tags = map[string]string{"REPLICATORD:policy": "x"} }), codes.InvalidArgument, "reserved"},
+		{"Aliyun tag", with(func(r *pb.CopyRequest) { r.Tags = map[string]string{"Aliyun-x": "x"} }), codes.InvalidArgument, "aliyun"},
+	}
+	// A huge value is echoed clipped, in the error as in the logs.
+	huge := "cn-" + strings.Repeat("a", 1<<20)
+	for _, c := range []struct {
+		name string
+		req  *pb.CopyRequest
+	}{
+		{"1 MiB unknown region", with(func(r *pb.CopyRequest) { r.DestinationRegions = []string{huge} })},
+		{"1 MiB source region", with(func(r *pb.CopyRequest) { r.SourceRegion = huge })},
+		{"1 MiB tag key", with(func(r *pb.CopyRequest) { r.Tags = map[string]string{"Replicatord:" + huge: "x"} })},
+		{"1 MiB request id", with(func(r *pb.CopyRequest) { r.RequestId = huge })},
+	} {
+		st, err := s.client.Copy(ctx, c.req)
+		if err == nil {
+			_, err = st.Recv()
+		}
+		msg := status.Convert(err).Message()
+		if status.Code(err) != codes.InvalidArgument || len(msg) > 600 || !strings.Contains(msg, "bytes)") {
+			t.Errorf("%s: %v, %d-byte message %.300q; want INVALID_ARGUMENT with the value clipped", c.name, status.Code(err), len(msg), msg)
+		}
 	}
 	rev := s.store.Revision()
 	for _, c := range copyCases {
@@ -371,5 +407,217 @@ func TestStopEndsStreams(t *testing.T) {
 	_, err = w.Recv()
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "from_revision") {
 		t.Fatalf("after Stop: %v, want UNAVAILABLE naming the revision to resume from", err)
+	}
+}
+
+// copyAll runs one Copy to its end and returns its last message per job.
+func copyAll(t *testing.T, c pb.ReplicatorServiceClient, req *pb.CopyRequest) (map[string]*pb.CopyResponse, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st, err := c.Copy(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*pb.CopyResponse{}
+	var lastRev int64
+	for {
+		m, err := st.Recv()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		if m.Revision <= lastRev {
+			t.Errorf("copy stream revision %d after %d", m.Revision, lastRev)
+		}
+		lastRev = m.Revision
+		if prev, ok := out[m.Job.Id]; ok && (prev.Outcome != m.Outcome || prev.Replayed != m.Replayed) {
+			t.Errorf("job %s: outcome changed within one stream", m.Job.Id)
+		}
+		out[m.Job.Id] = m
+	}
+}
+
+// copiesOf lists the copies of src in region as ECS (the emulator) has them.
+func (s *stack) copiesOf(t *testing.T, region, src string) int {
+	t.Helper()
+	imgs, err := s.cloud.DescribeImages(context.Background(), cloud.ImageQuery{Region: region, Statuses: cloud.AllStatuses})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, im := range imgs {
+		if im.Tags[job.TagSourceImage] == src {
+			n++
+		}
+	}
+	return n
+}
+
+func ids(m map[string]*pb.CopyResponse) []string {
+	var out []string
+	for id := range m {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// The same request_id twice makes one copy per destination; the second
+// call streams the same jobs, marked replayed; other parameters under the
+// same id are ALREADY_EXISTS naming the first request.
+func TestCopyRequestIDIsIdempotent(t *testing.T) {
+	s := newStack(t, state.Options{})
+	req := &pb.CopyRequest{SourceRegion: "cn-hangzhou", SourceImageId: img20, DestinationRegions: []string{"cn-beijing", "cn-shanghai"},
+		DestinationImageName: "alinux-copy", RequestId: "pipeline-run-42"}
+	first, err := copyAll(t, s.client, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, m := range first {
+		if m.Outcome != pb.CopyOutcome_COPY_OUTCOME_CREATED || m.Replayed || m.Job.State != pb.JobState_JOB_STATE_SUCCEEDED {
+			t.Fatalf("first call, job %s: outcome %v replayed %v state %v", id, m.Outcome, m.Replayed, m.Job.State)
+		}
+	}
+	// The retry lists the destinations in another order: same request.
+	retry := proto.Clone(req).(*pb.CopyRequest)
+	retry.DestinationRegions = []string{"cn-shanghai", "cn-beijing"}
+	second, err := copyAll(t, s.client, retry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ids(first), ids(second)) || len(first) != 2 {
+		t.Fatalf("retry answered jobs %v, first call %v", ids(second), ids(first))
+	}
+	for id, m := range second {
+		if !m.Replayed || m.Outcome != pb.CopyOutcome_COPY_OUTCOME_CREATED || m.Job.State != pb.JobState_JOB_STATE_SUCCEEDED {
+			t.Errorf("retry, job %s: replayed %v outcome %v state %v", id, m.Replayed, m.Outcome, m.Job.State)
+		}
+	}
+	for _, r := range []string{"cn-beijing", "cn-shanghai"} {
+		if n := s.copiesOf(t, r, img20); n != 1 {
+			t.Errorf("%s has %d copies of %s in ECS, want 1", r, n, img20)
+		}
+	}
+	other := proto.Clone(req).(*pb.CopyRequest)
+	other.DestinationImageName = "another-name"
+	_, err = copyAll(t, s.client, other)
+	msg := status.Convert(err).Message()
+	if status.Code(err) != codes.AlreadyExists || !strings.Contains(msg, "pipeline-run-42") || !strings.Contains(msg, "named alinux-copy") {
+		t.Fatalf("same id, other parameters: %v %q; want ALREADY_EXISTS naming the earlier request", status.Code(err), msg)
+	}
+	for _, id := range ids(first) {
+		if !strings.Contains(msg, id) {
+			t.Errorf("the refusal does not name job %s: %q", id, msg)
+		}
+	}
+}
+
+// Concurrent identical requests over real gRPC create their jobs once.
+func TestCopyConcurrentSameRequestID(t *testing.T) {
+	s := newStack(t, state.Options{})
+	req := &pb.CopyRequest{SourceRegion: "cn-hangzhou", SourceImageId: img20, DestinationRegions: []string{"cn-beijing"}, Detach: true, RequestId: "same-id", AllowDuplicate: true}
+	const n = 8
+	var wg sync.WaitGroup
+	answers := make([][]string, n)
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m, err := copyAll(t, s.client, req)
+			answers[i], errs[i] = ids(m), err
+		}()
+	}
+	wg.Wait()
+	for i := range answers {
+		if errs[i] != nil {
+			t.Fatalf("call %d: %v", i, errs[i])
+		}
+		if len(answers[i]) != 1 || answers[i][0] != answers[0][0] {
+			t.Fatalf("call %d answered %v, call 0 %v", i, answers[i], answers[0])
+		}
+	}
+	jobs, _, _, err := s.store.List(context.Background(), state.Filter{}, 100, "")
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("%d concurrent identical calls stored %d jobs (%v), want 1", n, len(jobs), err)
+	}
+}
+
+// Without a request id, a Copy of what a job already copies returns that
+// job (EXISTING) instead of a second copy; allow_duplicate makes one; a
+// different name, or encryption, is a different copy.
+func TestCopyReturnsExistingJob(t *testing.T) {
+	s := newStack(t, state.Options{})
+	req := func() *pb.CopyRequest {
+		return &pb.CopyRequest{SourceRegion: "cn-hangzhou", SourceImageId: img20, DestinationRegions: []string{"cn-beijing"}}
+	}
+	succeeded := func(what string, m map[string]*pb.CopyResponse) {
+		t.Helper()
+		for id, r := range m {
+			if r.Job.State != pb.JobState_JOB_STATE_SUCCEEDED {
+				t.Fatalf("%s: job %s ended %v %v", what, id, r.Job.State, r.Job.Error)
+			}
+		}
+	}
+	first, err := copyAll(t, s.client, req())
+	if err != nil {
+		t.Fatal(err)
+	}
+	succeeded("first", first)
+	noName := req()
+	noName.DestinationRegions = []string{"cn-beijing", "cn-shanghai"}
+	again, err := copyAll(t, s.client, noName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != 2 {
+		t.Fatalf("answered %d jobs, want 2", len(again))
+	}
+	for id, m := range again {
+		switch {
+		case first[id] != nil && m.Outcome != pb.CopyOutcome_COPY_OUTCOME_EXISTING:
+			t.Errorf("job %s of the first call: outcome %v, want EXISTING", id, m.Outcome)
+		case first[id] == nil && (m.Outcome != pb.CopyOutcome_COPY_OUTCOME_CREATED || m.Job.DestinationRegion != "cn-shanghai"):
+			t.Errorf("new job %s: outcome %v region %s, want a CREATED cn-shanghai job", id, m.Outcome, m.Job.DestinationRegion)
+		}
+	}
+	if n := s.copiesOf(t, "cn-beijing", img20); n != 1 {
+		t.Fatalf("cn-beijing has %d copies after the repeated Copy, want 1", n)
+	}
+	forced := req()
+	forced.AllowDuplicate = true
+	dup, err := copyAll(t, s.client, forced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	succeeded("allow_duplicate", dup)
+	for id, m := range dup {
+		if first[id] != nil || m.Outcome != pb.CopyOutcome_COPY_OUTCOME_CREATED {
+			t.Errorf("allow_duplicate answered job %s outcome %v, want a new CREATED job", id, m.Outcome)
+		}
+	}
+	renamed := req()
+	renamed.DestinationImageName = "other-name"
+	m, err := copyAll(t, s.client, renamed)
+	if err != nil || len(m) != 1 || m[ids(m)[0]].Outcome != pb.CopyOutcome_COPY_OUTCOME_CREATED {
+		t.Fatalf("a copy of another name was not created: %v %v", m, err)
+	}
+	succeeded("renamed", m)
+	// Asking again for that name finds it.
+	if m2, err := copyAll(t, s.client, renamed); err != nil || len(m2) != 1 || m2[ids(m)[0]] == nil || m2[ids(m)[0]].Outcome != pb.CopyOutcome_COPY_OUTCOME_EXISTING {
+		t.Errorf("the named copy asked again: %v %v, want job %s EXISTING", m2, err, ids(m)[0])
+	}
+	// Encryption asked for is not answered by a plain copy.
+	enc := req()
+	enc.Encrypted = true
+	enc.Detach = true
+	if m3, err := copyAll(t, s.client, enc); err != nil || len(m3) != 1 || m3[ids(m3)[0]].Outcome != pb.CopyOutcome_COPY_OUTCOME_CREATED {
+		t.Errorf("an encrypted copy was answered by a plain one: %v %v", m3, err)
+	}
+	if n := s.copiesOf(t, "cn-beijing", img20); n != 4 {
+		t.Fatalf("cn-beijing has %d copies, want 4 (first, forced, renamed, encrypted)", n)
 	}
 }

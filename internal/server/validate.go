@@ -2,12 +2,15 @@ package server
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
 	pb "github.com/replicatord/replicatord/gen/replicator/v1"
 	"github.com/replicatord/replicatord/internal/errdefs"
+	"github.com/replicatord/replicatord/internal/input"
 	"github.com/replicatord/replicatord/internal/job"
+	"github.com/replicatord/replicatord/internal/state"
 )
 
 // Limits on requests, checked before anything is touched.
@@ -36,7 +39,7 @@ func (s *Server) checkRegion(field, r string) error {
 	}
 	if s.opts.Regions != nil {
 		if known := s.opts.Regions(); known != nil && !known[r] {
-			return errdefs.Invalid(field, "unknown region %q", r)
+			return errdefs.Invalid(field, "unknown region %q", clip(r))
 		}
 	}
 	return nil
@@ -46,8 +49,8 @@ func checkImageName(field, name string) error {
 	switch {
 	case !imageNameRe.MatchString(name):
 		return errdefs.Invalid(field, "%q is not a valid ECS image name: 2-128 characters, starting with a letter; letters, digits, '.', ':', '_', '-'", clip(name))
-	case strings.HasPrefix(name, "acs:") || strings.HasPrefix(name, "aliyun"):
-		return errdefs.Invalid(field, "%q must not start with acs: or aliyun", clip(name))
+	case input.HasPrefixFold(name, "acs:") || input.HasPrefixFold(name, "aliyun"):
+		return errdefs.Invalid(field, "%q must not start with acs: or aliyun (in any case)", clip(name))
 	}
 	return nil
 }
@@ -62,6 +65,9 @@ func checkDescription(field, d string) error {
 	case strings.HasPrefix(d, "http://") || strings.HasPrefix(d, "https://"):
 		return errdefs.Invalid(field, "must not start with http:// or https://")
 	}
+	if err := input.CheckControl(d); err != nil {
+		return errdefs.Invalid(field, "%v", err)
+	}
 	return nil
 }
 
@@ -69,18 +75,29 @@ func checkTags(field string, tags map[string]string) error {
 	if len(tags) > maxUserTags {
 		return errdefs.Invalid(field, "at most %d tags (ECS allows 20 and replicatord uses 5 for lineage), got %d", maxUserTags, len(tags))
 	}
-	for k, v := range tags {
+	// Sorted, so that the same bad request always names the same tag.
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := tags[k]
 		switch {
 		case k == "":
 			return errdefs.Invalid(field, "tag key must not be empty")
 		case utf8.RuneCountInString(k) > 128 || !utf8.ValidString(k):
 			return errdefs.Invalid(field, "tag key %q is longer than 128 characters or not UTF-8", clip(k))
-		case strings.HasPrefix(k, "aliyun") || strings.HasPrefix(k, "acs:"):
-			return errdefs.Invalid(field, "tag key %q must not start with aliyun or acs:", clip(k))
-		case strings.HasPrefix(k, "replicatord:"):
-			return errdefs.Invalid(field, "tag key %q is reserved for replicatord's lineage tags", clip(k))
+		case input.CheckControl(k) != nil:
+			return errdefs.Invalid(field, "tag key %q %v", clip(k), input.CheckControl(k))
+		case input.HasPrefixFold(k, "aliyun") || input.HasPrefixFold(k, "acs:"):
+			return errdefs.Invalid(field, "tag key %q must not start with aliyun or acs: (in any case)", clip(k))
+		case input.HasPrefixFold(k, "replicatord:"):
+			return errdefs.Invalid(field, "tag key %q is reserved for replicatord's lineage tags (the prefix replicatord: in any case)", clip(k))
 		case utf8.RuneCountInString(v) > 128 || !utf8.ValidString(v):
 			return errdefs.Invalid(field, "value of tag %q is longer than 128 characters or not UTF-8", clip(k))
+		case input.CheckControl(v) != nil:
+			return errdefs.Invalid(field, "value of tag %q %v", clip(k), input.CheckControl(v))
 		}
 	}
 	return nil
@@ -107,6 +124,11 @@ func checkJobIDs(field string, ids []string) error {
 }
 
 func (s *Server) validateCopy(r *pb.CopyRequest) error {
+	if id := r.GetRequestId(); id != "" {
+		if err := state.ValidRequestID(id); err != nil {
+			return errdefs.Invalid("request_id", "%q %v", clip(id), err)
+		}
+	}
 	if err := s.checkRegion("source_region", r.GetSourceRegion()); err != nil {
 		return err
 	}
@@ -152,13 +174,12 @@ func (s *Server) validateCopy(r *pb.CopyRequest) error {
 	if len(r.GetKmsKeyId()) > 128 {
 		return errdefs.Invalid("kms_key_id", "is longer than 128 characters")
 	}
+	if err := input.CheckControl(r.GetKmsKeyId()); err != nil {
+		return errdefs.Invalid("kms_key_id", "%v", err)
+	}
 	return checkTags("tags", r.GetTags())
 }
 
-// clip keeps echoed input short in error messages.
-func clip(s string) string {
-	if len(s) > 64 {
-		s = s[:61] + "..."
-	}
-	return strings.ToValidUTF8(s, "?")
-}
+// clip keeps echoed input short in error messages (input.Clip: about
+// 200 bytes, valid UTF-8).
+func clip(s string) string { return input.Clip(s) }

@@ -1,8 +1,10 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/replicatord/replicatord/internal/errdefs"
 	"github.com/replicatord/replicatord/internal/job"
@@ -35,6 +37,13 @@ type FollowOptions struct {
 	// Resumed, when set, is told each time a fallen-behind watch is
 	// resumed, from which revision and why.
 	Resumed func(from int64, reason error)
+	// Current, with Filter.IDs, first sends every one of those jobs as it
+	// is now, read at one revision and in revision order, then the changes
+	// after that revision (From is ignored): a job with no change left to
+	// come (finished, or reused from an earlier request) is still sent, a
+	// job already Done counts towards Want, and the stream's revisions only
+	// increase. A job that does not exist or does not decode is an error.
+	Current bool
 }
 
 // Follow streams to send every change of the jobs matching o.Filter after
@@ -49,6 +58,15 @@ func Follow(ctx context.Context, s Store, o FollowOptions, send func(rev int64, 
 		last = map[string]int64{}
 	}
 	from := o.From
+	if o.Current {
+		var (
+			done bool
+			err  error
+		)
+		if from, done, err = sendCurrent(ctx, s, o, last, finished, send); done || err != nil {
+			return err
+		}
+	}
 	for {
 		w, err := s.Watch(ctx, from)
 		if err != nil {
@@ -71,6 +89,39 @@ func Follow(ctx context.Context, s Store, o FollowOptions, send func(rev int64, 
 			o.Resumed(from, err)
 		}
 	}
+}
+
+// sendCurrent sends the jobs of o.Filter.IDs as they are now (see
+// FollowOptions.Current) and returns the revision they were read at; done
+// reports that o.Want jobs are already Done.
+func sendCurrent(ctx context.Context, s Store, o FollowOptions, last map[string]int64, finished map[string]bool, send func(int64, *job.Job) error) (rev int64, done bool, err error) {
+	ids := o.Filter.IDs
+	now, _, rev, err := s.List(ctx, Filter{IDs: ids}, len(ids), "")
+	if err != nil {
+		return 0, false, err
+	}
+	if len(now) < len(ids) {
+		// List skips a record that does not decode: Get names it.
+		for _, id := range ids {
+			if _, err := s.Get(ctx, id); err != nil {
+				return 0, false, err
+			}
+		}
+	}
+	slices.SortFunc(now, func(a, b *job.Job) int { return cmp.Compare(a.Revision, b.Revision) })
+	for _, j := range now {
+		if !o.Filter.Match(j) {
+			continue
+		}
+		last[j.ID] = j.Revision
+		if err := send(j.Revision, j); err != nil {
+			return 0, false, err
+		}
+		if o.Done != nil && o.Done(j) {
+			finished[j.ID] = true
+		}
+	}
+	return rev, o.Want > 0 && len(finished) >= o.Want, nil
 }
 
 // followOnce sends the events of one watch; done reports that Follow is

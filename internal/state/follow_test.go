@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -150,5 +151,78 @@ func TestFollowEndings(t *testing.T) {
 	snap, _, err := Snapshot(ctx, d, Filter{IDs: []string{j.ID, job.NewID(fc.Now())}})
 	if !errors.Is(err, errdefs.ErrNotFound) || snap != nil {
 		t.Fatalf("Snapshot of an unknown id: %v, %v", snap, err)
+	}
+}
+
+// Current sends each job as it is now, in revision order, before any
+// change: not its history, and a job already Done counts, so Follow ends
+// without waiting for a change that will never come. Then it follows from
+// the revision the jobs were read at. An unknown id is an error.
+func TestFollowCurrent(t *testing.T) {
+	d, fc := testStore(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, b := newJob(fc, "", "m-a", "r"), newJob(fc, "", "m-b", "r")
+	mustCreate(t, d, a, b) // revisions 1 and 2
+	bump(t, d, b.ID)       // 3
+	bump(t, d, a.ID)       // 4
+	doneB := bump(t, d, b.ID)
+	done := func(j *job.Job) bool { return j.ProgressPercent >= 2 }
+
+	type sent struct {
+		id  string
+		rev int64
+	}
+	var mu sync.Mutex
+	var got []sent
+	send := func(rev int64, j *job.Job) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if rev != j.Revision {
+			t.Errorf("sent revision %d with a job at revision %d", rev, j.Revision)
+		}
+		got = append(got, sent{j.ID, rev})
+		return nil
+	}
+	// b is done already: with Want 1 the current jobs alone end Follow.
+	err := Follow(ctx, d, FollowOptions{Filter: Filter{IDs: []string{b.ID, a.ID}}, Current: true, Done: done, Want: 1}, send)
+	if err != nil {
+		t.Fatalf("Follow, one job already done: %v", err)
+	}
+	if want := []sent{{a.ID, 4}, {b.ID, doneB.Revision}}; !slices.Equal(got, want) {
+		t.Fatalf("sent %v, want each job once as it is now, in revision order: %v", got, want)
+	}
+
+	// Want 2: a's next change after the current jobs' revision ends it.
+	got = nil
+	errc := make(chan error, 1)
+	live := make(chan struct{}, 1)
+	d.hookLive = func() {
+		select {
+		case live <- struct{}{}:
+		default:
+		}
+	}
+	go func() {
+		errc <- Follow(ctx, d, FollowOptions{Filter: Filter{IDs: []string{a.ID, b.ID}}, Current: true, Done: done, Want: 2}, send)
+	}()
+	select {
+	case <-live:
+	case <-ctx.Done():
+		t.Fatal("the watch never went live")
+	}
+	doneA := bump(t, d, a.ID)
+	if err := <-errc; err != nil {
+		t.Fatalf("Follow: %v", err)
+	}
+	mu.Lock()
+	if want := []sent{{a.ID, 4}, {b.ID, doneB.Revision}, {a.ID, doneA.Revision}}; !slices.Equal(got, want) {
+		t.Fatalf("sent %v, want the current jobs then a's change: %v", got, want)
+	}
+	mu.Unlock()
+
+	err = Follow(ctx, d, FollowOptions{Filter: Filter{IDs: []string{a.ID, "j-nope"}}, Current: true}, send)
+	if !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("Current with an unknown id: %v, want ErrNotFound", err)
 	}
 }

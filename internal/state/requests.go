@@ -50,6 +50,14 @@ type RequestRecord struct {
 	Existing []bool `json:"existing,omitempty"`
 }
 
+// ErrReused is the errdefs.ErrAlreadyExists error for a new request that
+// reuses this record's id with other parameters; it names the earlier
+// request.
+func (r *RequestRecord) ErrReused() error {
+	return fmt.Errorf("request_id %q was already used at %s by another request (%s; jobs %s); use a new request_id for a different request: %w",
+		r.ID, r.CreateTime.UTC().Format(time.RFC3339), r.Summary, strings.Join(r.JobIDs, ", "), errdefs.ErrAlreadyExists)
+}
+
 // RequestResult is the answer to CreateRequest or GetRequest.
 type RequestResult struct {
 	// Record is the request as stored (ID "" for a request without one).
@@ -199,8 +207,7 @@ func (d *DB) applyCreateRequest(tx *bolt.Tx, rev int64, r *request) (int64, bool
 				return rev, false, err, nil
 			}
 			if rec.Fingerprint != cr.Fingerprint {
-				return rev, false, fmt.Errorf("request_id %q was already used at %s by another request (%s; jobs %s); use a new request_id for a different request: %w",
-					cr.ID, rec.CreateTime.UTC().Format(time.RFC3339), rec.Summary, strings.Join(rec.JobIDs, ", "), errdefs.ErrAlreadyExists), nil
+				return rev, false, rec.ErrReused(), nil
 			}
 			res, err := replay(tx, rec)
 			if err != nil {
