@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/replicatord/replicatord/internal/input"
 	"github.com/replicatord/replicatord/internal/transport"
 )
 
@@ -44,7 +45,7 @@ type target struct {
 // unix:path.sock and host:port.
 func parseAddress(addr string) (target, error) {
 	bad := func(why string) (target, error) {
-		return target{}, fmt.Errorf("bad --address %q: %s; want unix:///abs/path.sock, unix://rel/path.sock or host:port", addr, why)
+		return target{}, fmt.Errorf("bad --address %s: %s; want unix:///abs/path.sock, unix://rel/path.sock or host:port", input.Quote(addr), why)
 	}
 	switch {
 	case addr == "":
@@ -83,7 +84,7 @@ func (t target) checkPath() error {
 		p = abs
 	}
 	if len(p) > maxUnixPath {
-		return fmt.Errorf("bad --address: socket path %q is %d bytes, longer than the %d a unix socket allows", p, len(p), maxUnixPath)
+		return fmt.Errorf("bad --address: socket path %s is %d bytes, longer than the %d a unix socket allows", input.Quote(p), len(p), maxUnixPath)
 	}
 	return nil
 }

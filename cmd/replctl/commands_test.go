@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -276,6 +277,11 @@ func TestCopyExitCodesAndOutputs(t *testing.T) {
 	want := &replicatorv1.CopyRequest{SourceRegion: "cn-hangzhou", SourceImageId: "m-bp1src0000000000001",
 		DestinationRegions: []string{"cn-shanghai", "cn-beijing"}, DestinationImageName: "web", Encrypted: true, KmsKeyId: "k1",
 		Tags: map[string]string{"team": "web", "env": "a=b"}}
+	// Every invocation sends a fresh random request id.
+	if !strings.HasPrefix(got.GetRequestId(), "replctl-") || len(got.GetRequestId()) != 40 {
+		t.Errorf("request id %q, want replctl- and 32 hex digits", got.GetRequestId())
+	}
+	got.RequestId = ""
 	if !proto.Equal(got, want) {
 		t.Errorf("request = %v, want %v", got, want)
 	}
@@ -529,5 +535,106 @@ func TestCopyStreamCutAfterLastJob(t *testing.T) {
 	res := runReplctl(t, context.Background(), nil, "--address", addr, "copy", "m-1", "--from", "a", "--to", "b")
 	if res.code != 0 || res.stderr != "" {
 		t.Errorf("exit %d, stderr %q", res.code, res.stderr)
+	}
+}
+
+// A Copy that cannot reach the daemon is sent again, a bounded number of
+// times, always with the same request id, so that a first call that did
+// reach the daemon is replayed there instead of copying twice.
+func TestCopyRetriesUnavailableWithSameRequestID(t *testing.T) {
+	defer func(d time.Duration) { copyRetryMin = d }(copyRetryMin)
+	copyRetryMin = time.Millisecond
+	var mu sync.Mutex
+	var ids []string
+	srv := &fakeServer{copy: func(r *replicatorv1.CopyRequest, st grpc.ServerStreamingServer[replicatorv1.CopyResponse]) error {
+		mu.Lock()
+		ids = append(ids, r.GetRequestId())
+		n := len(ids)
+		mu.Unlock()
+		if n < 3 {
+			return status.Error(codes.Unavailable, "connection reset")
+		}
+		return copyScript(withRev(sampleJob("j-0001", "cn-shanghai", stSucceeded, 100), 4))(r, st)
+	}}
+	addr := serve(t, srv)
+	res := runReplctl(t, context.Background(), nil, "--address", addr, "copy", "m-1", "--from", "a", "--to", "b")
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	if len(ids) != 3 || ids[0] == "" || ids[1] != ids[0] || ids[2] != ids[0] {
+		t.Fatalf("Copy sent %d times with request ids %q, want 3 times the same id", len(ids), ids)
+	}
+	if !strings.Contains(res.stderr, "sending the copy again with request id "+ids[0]) {
+		t.Errorf("stderr does not say the copy was sent again: %q", res.stderr)
+	}
+
+	// Bounded: a daemon that stays unavailable gets copyAttempts calls.
+	ids = nil
+	srv.copy = func(r *replicatorv1.CopyRequest, _ grpc.ServerStreamingServer[replicatorv1.CopyResponse]) error {
+		mu.Lock()
+		ids = append(ids, r.GetRequestId())
+		mu.Unlock()
+		return status.Error(codes.Unavailable, "still down")
+	}
+	res = runReplctl(t, context.Background(), nil, "--address", addr, "copy", "m-1", "--from", "a", "--to", "b", "--request-id", "build-7")
+	if res.code != 10+int(codes.Unavailable) || len(ids) != copyAttempts {
+		t.Fatalf("exit %d after %d calls, want %d after %d", res.code, len(ids), 10+int(codes.Unavailable), copyAttempts)
+	}
+	for _, id := range ids {
+		if id != "build-7" {
+			t.Fatalf("--request-id build-7 sent as %q", id)
+		}
+	}
+
+	// Other errors are not retried.
+	ids = nil
+	srv.copy = func(r *replicatorv1.CopyRequest, _ grpc.ServerStreamingServer[replicatorv1.CopyResponse]) error {
+		mu.Lock()
+		ids = append(ids, r.GetRequestId())
+		mu.Unlock()
+		return status.Error(codes.AlreadyExists, `request_id "build-7" was already used`)
+	}
+	res = runReplctl(t, context.Background(), nil, "--address", addr, "copy", "m-1", "--from", "a", "--to", "b", "--request-id", "build-7")
+	if res.code != 10+int(codes.AlreadyExists) || len(ids) != 1 || !strings.Contains(res.stderr, "already used") {
+		t.Fatalf("ALREADY_EXISTS: exit %d after %d calls, stderr %q", res.code, len(ids), res.stderr)
+	}
+}
+
+// --force and --request-id reach the request; a bad id is a usage error
+// and nothing is sent; the answer's outcome is shown.
+func TestCopyForceRequestIDAndOutcome(t *testing.T) {
+	var got []*replicatorv1.CopyRequest
+	srv := &fakeServer{copy: func(r *replicatorv1.CopyRequest, st grpc.ServerStreamingServer[replicatorv1.CopyResponse]) error {
+		got = append(got, r)
+		for _, m := range []*replicatorv1.CopyResponse{
+			{Job: withRev(sampleJob("j-0001", "cn-shanghai", stSucceeded, 100), 3), Revision: 3, Outcome: replicatorv1.CopyOutcome_COPY_OUTCOME_EXISTING, Replayed: r.GetRequestId() == "again"},
+			{Job: withRev(sampleJob("j-0002", "cn-beijing", stSucceeded, 100), 5), Revision: 5, Outcome: replicatorv1.CopyOutcome_COPY_OUTCOME_CREATED, Replayed: r.GetRequestId() == "again"},
+		} {
+			if err := st.Send(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}
+	addr := serve(t, srv)
+	res := runReplctl(t, context.Background(), nil, "--address", addr, "copy", "m-1", "--from", "a", "--to", "cn-shanghai,cn-beijing", "--force", "--request-id", "pipeline/42:a")
+	if res.code != 0 || len(got) != 1 || !got[0].GetAllowDuplicate() || got[0].GetRequestId() != "pipeline/42:a" {
+		t.Fatalf("exit %d, requests %v", res.code, got)
+	}
+	if !strings.Contains(res.stderr, "existing job answers cn-shanghai j-0001") || strings.Contains(res.stderr, "j-0002") {
+		t.Errorf("stderr does not name the existing job alone: %q", res.stderr)
+	}
+	if got := runReplctl(t, context.Background(), nil, "--address", addr, "copy", "m-1", "--from", "a", "--to", "b", "--request-id", "again"); !strings.Contains(got.stderr, "request id again was answered before") {
+		t.Errorf("a replayed answer is not said: %q", got.stderr)
+	}
+	n := len(got)
+	for _, bad := range []string{"has space", strings.Repeat("x", 65), "nul\x00"} {
+		res := runReplctl(t, context.Background(), nil, "--address", addr, "copy", "m-1", "--from", "a", "--to", "b", "--request-id", bad)
+		if res.code != exitUsage || !strings.Contains(res.stderr, "bad --request-id") {
+			t.Errorf("--request-id %q: exit %d, stderr %q", bad, res.code, res.stderr)
+		}
+	}
+	if len(got) != n {
+		t.Errorf("a bad --request-id was sent")
 	}
 }

@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
@@ -13,13 +17,14 @@ import (
 	replicatorv1 "github.com/replicatord/replicatord/gen/replicator/v1"
 	"github.com/replicatord/replicatord/internal/errdefs"
 	"github.com/replicatord/replicatord/internal/errgrpc"
+	"github.com/replicatord/replicatord/internal/input"
 )
 
 func newCopyCommand(a *app) *cobra.Command {
 	var (
-		from, name, description, kmsKey, groupBy string
-		to, tags                                 []string
-		encrypted, detach                        bool
+		from, name, description, kmsKey, groupBy, requestID string
+		to, tags                                            []string
+		encrypted, detach, force                            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "copy IMAGE --from REGION --to REGION[,REGION...]",
@@ -30,6 +35,15 @@ protojson lines with -o json.
 
 The copies run in the daemon: interrupting replctl (Ctrl-C, exit 130) does not
 stop them; follow them again with 'replctl watch --job ID'.
+
+A destination that already has a job of this image (and of --name, when
+given) that SUCCEEDED or is still running — made by an earlier copy or by a
+policy — is answered with that job: no second copy is made, and replctl says
+so. --force makes a new copy anyway.
+
+Every invocation sends a request id (random, or --request-id) and sends the
+same id again when it retries after losing the daemon, so a retry never makes
+a second copy. Reusing an id with other parameters is refused (exit 16).
 
 Exit code: 0 when every job SUCCEEDED, 1 when any FAILED, 3 when none failed
 but some were CANCELLED. With --detach, replctl returns once ECS accepted every
@@ -42,7 +56,13 @@ copy, with 0 unless a job already failed.`,
       --encrypted --kms-key key-123 --tag team=web --tag env=prod --detach
 
   # In a script: one JSON line per change, and the exit code tells the result
-  replctl copy m-bp1abc --from cn-hangzhou --to cn-shanghai -o json > copy.log`,
+  replctl copy m-bp1abc --from cn-hangzhou --to cn-shanghai -o json > copy.log
+
+  # A pipeline step that may run twice: the id makes the second run a no-op
+  replctl copy m-bp1abc --from cn-hangzhou --to cn-shanghai --request-id "build-$BUILD_ID"
+
+  # A second copy even though one exists there
+  replctl copy m-bp1abc --from cn-hangzhou --to cn-shanghai --force`,
 		Args: argsUsage(cobra.ExactArgs(1)),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			req := &replicatorv1.CopyRequest{
@@ -54,6 +74,15 @@ copy, with 0 unless a job already failed.`,
 				Encrypted:              encrypted,
 				KmsKeyId:               kmsKey,
 				Detach:                 detach,
+				AllowDuplicate:         force,
+				RequestId:              requestID,
+			}
+			if requestID != "" {
+				if err := input.CheckRequestID(requestID); err != nil {
+					return usagef("bad --request-id %s: %v", input.Quote(requestID), err)
+				}
+			} else {
+				req.RequestId = newRequestID()
 			}
 			if len(req.DestinationRegions) == 0 {
 				return usagef("--to: give at least one destination region")
@@ -82,6 +111,8 @@ copy, with 0 unless a job already failed.`,
 	f.StringArrayVar(&tags, "tag", nil, "tag KEY=VALUE on the copies (repeatable)")
 	f.BoolVar(&detach, "detach", false, "return once ECS accepted every copy instead of following them")
 	f.StringVar(&groupBy, "group-by", groupByImage, "live view grouping: policy or image")
+	f.BoolVar(&force, "force", false, "make a new copy even where a job of this image already succeeded or runs")
+	f.StringVar(&requestID, "request-id", "", "request id (1-64 printable ASCII, no spaces); the same id with the same flags returns the same jobs (default: random per invocation)")
 	_ = cmd.MarkFlagRequired("from")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
@@ -96,10 +127,10 @@ func parseTags(tags []string) (map[string]string, error) {
 	for _, t := range tags {
 		k, v, ok := strings.Cut(t, "=")
 		if !ok || strings.TrimSpace(k) == "" {
-			return nil, usagef("bad --tag %q: want KEY=VALUE", t)
+			return nil, usagef("bad --tag %s: want KEY=VALUE", input.Quote(t))
 		}
 		if _, dup := out[k]; dup {
-			return nil, usagef("bad --tag %q: key %q given twice", t, k)
+			return nil, usagef("bad --tag %s: key %s given twice", input.Quote(t), input.Quote(k))
 		}
 		out[k] = v
 	}
@@ -108,14 +139,29 @@ func parseTags(tags []string) (map[string]string, error) {
 
 func checkGroupBy(v string) error {
 	if v != groupByPolicy && v != groupByImage {
-		return usagef("bad --group-by %q: want policy or image", v)
+		return usagef("bad --group-by %s: want policy or image", input.Quote(v))
 	}
 	return nil
 }
 
-// copy runs Copy and follows its jobs. If the stream breaks after jobs were
-// created, it follows them with Watch instead: Copy is not idempotent, so it
-// is never sent twice.
+// Bounded retry of a Copy that could not reach the daemon before any job
+// was seen. The request id makes it safe: a first call that did reach the
+// daemon is replayed, not repeated.
+var (
+	copyAttempts = 4
+	copyRetryMin = 250 * time.Millisecond
+)
+
+// newRequestID returns a random request id for one invocation.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand never fails on Linux
+	return "replctl-" + hex.EncodeToString(b[:])
+}
+
+// copy runs Copy and follows its jobs. A Copy that fails UNAVAILABLE before
+// any job arrived is sent again, with the same request id, a few times. If
+// the stream breaks after jobs arrived, it follows them with Watch instead.
 func (a *app) copy(ctx context.Context, req *replicatorv1.CopyRequest, groupBy string) error {
 	client, err := a.client(ctx)
 	if err != nil {
@@ -132,12 +178,38 @@ func (a *app) copy(ctx context.Context, req *replicatorv1.CopyRequest, groupBy s
 		}
 		return recvOf(stream), nil
 	}
-	err = f.pump(ctx, open, func(m proto.Message) (bool, error) {
+	existing := map[string]string{} // job id -> destination region
+	noted := false
+	handle := func(m proto.Message) (bool, error) {
 		r := m.(*replicatorv1.CopyResponse)
 		f.rev = max(f.rev, r.GetRevision())
-		return false, f.show(r, r.GetJob())
-	})
-	err = errgrpc.ToNative(err)
+		j := r.GetJob()
+		if r.GetReplayed() && !noted {
+			noted = true
+			f.out.note("request id " + req.GetRequestId() + " was answered before: following its jobs, nothing new is copied")
+		}
+		if r.GetOutcome() == replicatorv1.CopyOutcome_COPY_OUTCOME_EXISTING && existing[j.GetId()] == "" {
+			existing[j.GetId()] = j.GetDestinationRegion()
+			f.out.note(existingNote(existing))
+		}
+		return false, f.show(r, j)
+	}
+	backoff := copyRetryMin
+	for attempt := 1; ; attempt++ {
+		err = errgrpc.ToNative(f.pump(ctx, open, handle))
+		if len(tr.jobs) > 0 || !errors.Is(err, errdefs.ErrUnavailable) || attempt >= copyAttempts || ctx.Err() != nil {
+			break
+		}
+		f.out.note(fmt.Sprintf("daemon unavailable (%s); sending the copy again with request id %s (attempt %d of %d)",
+			input.Clip(err.Error()), req.GetRequestId(), attempt+1, copyAttempts))
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+		backoff *= 2
+	}
 	switch {
 	case errors.Is(err, io.EOF) && req.GetDetach(), err != nil && tr.allTerminal():
 		// Done; a stream cut after the last job finished loses nothing.
@@ -165,6 +237,16 @@ func (a *app) copy(ctx context.Context, req *replicatorv1.CopyRequest, groupBy s
 }
 
 // copyResult turns the final job states into the exit code.
+// existingNote tells which destinations were answered by existing jobs.
+func existingNote(existing map[string]string) string {
+	var parts []string
+	for id, region := range existing {
+		parts = append(parts, region+" "+id)
+	}
+	slices.Sort(parts)
+	return "existing job answers " + strings.Join(parts, ", ") + " (it already copies or copied this image there; no new copy; --force makes one)"
+}
+
 func copyResult(tr *tracker) error {
 	n := len(tr.jobs)
 	if failed := tr.count(replicatorv1.JobState_JOB_STATE_FAILED); failed > 0 {

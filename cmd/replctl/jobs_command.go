@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	replicatorv1 "github.com/replicatord/replicatord/gen/replicator/v1"
+	"github.com/replicatord/replicatord/internal/input"
 )
 
 func newJobsCommand(a *app) *cobra.Command {
@@ -39,7 +40,7 @@ pages to the end.`,
 			for _, s := range splitList(states) {
 				st, ok := parseStateFlag(s)
 				if !ok {
-					return usagef("bad --state %q: want queued, submitting, waiting, copying, succeeded, failed, cancelling or cancelled", s)
+					return usagef("bad --state %s: want queued, submitting, waiting, copying, succeeded, failed, cancelling or cancelled", input.Quote(s))
 				}
 				req.States = append(req.States, st)
 			}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	replicatorv1 "github.com/replicatord/replicatord/gen/replicator/v1"
+	"github.com/replicatord/replicatord/internal/input"
 )
 
 // buildVersion is set with -ldflags "-X main.buildVersion=v1.2.3".
@@ -121,7 +122,7 @@ func newRootCommand(a *app) *cobra.Command {
 		RunE: runE(func(c *cobra.Command, args []string) error {
 			cmd, _, err := c.Root().Find(args)
 			if err != nil || cmd == nil {
-				return usagef("unknown help topic %q", strings.Join(args, " "))
+				return usagef("unknown help topic %s", input.Quote(strings.Join(args, " ")))
 			}
 			return cmd.Help()
 		}),
@@ -177,7 +178,7 @@ func (a *app) applyEnv(cmd *cobra.Command) error {
 	switch a.g.output {
 	case "table", "json", "yaml":
 	default:
-		return usagef("bad -o %q: want table, json or yaml", a.g.output)
+		return usagef("bad -o %s: want table, json or yaml", input.Quote(a.g.output))
 	}
 	if _, err := parseAddress(a.g.address); err != nil {
 		return &usageError{err}

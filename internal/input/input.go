@@ -67,3 +67,21 @@ func CheckControl(s string) error {
 func HasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
+
+// MaxRequestID is the longest request id (ECS's ClientToken allows 64).
+const MaxRequestID = 64
+
+// CheckRequestID returns why id is not a client request id, or nil: 1 to
+// 64 printable ASCII characters other than space (0x21-0x7E), like ECS's
+// ClientToken.
+func CheckRequestID(id string) error {
+	if id == "" || len(id) > MaxRequestID {
+		return fmt.Errorf("must be 1 to %d characters, got %d", MaxRequestID, len(id))
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x21 || c > 0x7e {
+			return fmt.Errorf("must be printable ASCII without spaces (0x21-0x7E); byte %d is %#02x", i, c)
+		}
+	}
+	return nil
+}

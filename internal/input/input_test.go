@@ -65,3 +65,16 @@ func TestHasPrefixFold(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckRequestID(t *testing.T) {
+	for _, ok := range []string{"a", "pipeline-42/build:7", strings.Repeat("~", 64), "!#$%&'()*+,-./"} {
+		if err := CheckRequestID(ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", strings.Repeat("a", 65), "has space", "tab\t", "nul\x00", "é", "del\x7f"} {
+		if err := CheckRequestID(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/replicatord/replicatord/internal/errdefs"
+	"github.com/replicatord/replicatord/internal/input"
 	"github.com/replicatord/replicatord/internal/job"
 )
 
@@ -71,22 +72,9 @@ type RequestResult struct {
 	Replayed bool
 }
 
-// maxRequestIDLen bounds request ids (ECS's ClientToken allows 64).
-const maxRequestIDLen = 64
-
 // ValidRequestID returns why id is not a request id, or nil: 1 to 64
-// printable ASCII characters other than space.
-func ValidRequestID(id string) error {
-	if id == "" || len(id) > maxRequestIDLen {
-		return fmt.Errorf("must be 1 to %d characters, got %d", maxRequestIDLen, len(id))
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c < 0x21 || c > 0x7e {
-			return fmt.Errorf("must be printable ASCII without spaces (0x21-0x7E); byte %d is %#02x", i, c)
-		}
-	}
-	return nil
-}
+// printable ASCII characters other than space (input.CheckRequestID).
+func ValidRequestID(id string) error { return input.CheckRequestID(id) }
 
 const codecRequestJSON byte = 1
 
