@@ -92,11 +92,12 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	d.store, err = state.Open(filepath.Join(dataDir, "state.db"), state.Options{})
+	d.store, err = state.Open(filepath.Join(dataDir, "state.db"), state.Options{OnCorrupt: d.corruptRecord})
 	if err != nil {
 		return nil, err
 	}
 	d.closers = append(d.closers, func() { d.store.Close() })
+	d.scanState()
 
 	if err := d.startCloud(stdout, dataDir); err != nil {
 		return nil, err
@@ -500,6 +501,39 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("log format %q is not text or json", format)
+}
+
+// corruptRecord reports a state record that does not decode: the store
+// skips it in listings, watches and the scheduler's start. Called inside a
+// store transaction: it only logs and sets a gauge.
+func (d *daemon) corruptRecord(key string, err error) {
+	d.log.Error("state file record does not decode; it is skipped (run replicatord --check-state on a copy of the file for every problem)",
+		"record", key, "error", err.Error())
+	if d.store != nil {
+		d.metrics.SetCorruptRecords(d.store.CorruptRecords())
+	}
+}
+
+// scanState reads every record of the state file once, in the background,
+// so that an undecodable record is reported at start and not only when a
+// listing meets it. It never delays readiness.
+func (d *daemon) scanState() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		records, corrupt, err := d.store.Scan(ctx)
+		d.metrics.SetCorruptRecords(d.store.CorruptRecords())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			d.log.Error("state file scan failed", "error", err.Error())
+		case corrupt > 0:
+			d.log.Error("state file scan: some records do not decode and are skipped", "records", records, "corrupt", corrupt, "state", d.store.Path())
+		case err == nil:
+			d.log.Debug("state file scan: every record decodes", "records", records)
+		}
+	}()
+	d.closers = append(d.closers, func() { cancel(); <-done })
 }
 
 // checkState runs bbolt's consistency check on a state file.

@@ -61,6 +61,14 @@ func TestCheckState(t *testing.T) {
 	if code := run([]string{"--check-state", garbage}, &out, &errb); code != exitFailed || !strings.Contains(errb.String(), "garbage.db") {
 		t.Fatalf("garbage file: exit %d %q", code, errb.String())
 	}
+	// A 0-byte file is named as such (it used to be "bad file descriptor").
+	empty := filepath.Join(dir, "empty.db")
+	os.WriteFile(empty, nil, 0o600)
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"--check-state", empty}, &out, &errb); code != exitFailed || !strings.Contains(errb.String(), "empty (0 bytes)") || strings.Contains(errb.String(), "bad file descriptor") {
+		t.Fatalf("empty file: exit %d %q", code, errb.String())
+	}
 }
 
 func TestNewLogger(t *testing.T) {

@@ -96,6 +96,7 @@ func TestScrapeSeesCountersMove(t *testing.T) {
 	m.WatchStarted()
 	done()
 	done() // idempotent
+	m.SetCorruptRecords(2)
 
 	after := scrape(t, srv.URL)
 	checks := []struct {
@@ -115,6 +116,7 @@ func TestScrapeSeesCountersMove(t *testing.T) {
 		{"replicatord_reconcile_errors_total", L{"policy": "base-images"}, 1},
 		{"replicatord_job_transitions_total", L{"from": "queued", "to": "submitting"}, 2},
 		{"replicatord_watchers", nil, 1},
+		{"replicatord_state_corrupt_records", nil, 2},
 		{"replicatord_oldest_queued_job_age_seconds", nil, 0},
 	}
 	for _, c := range checks {
@@ -246,7 +248,7 @@ func TestLint(t *testing.T) {
 		}
 	}
 	sort.Strings(ours)
-	if len(ours) != 13 {
+	if len(ours) != 14 {
 		t.Errorf("%d own metrics: %v", len(ours), ours)
 	}
 	for _, n := range ours {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/replicatord/replicatord/internal/input"
 )
 
 // maxNodes is how many nodes a walk may visit, counting every expansion of
@@ -493,15 +495,5 @@ func quote(s string) string {
 	if looksLikeAccessKey(s) {
 		return "(a value that looks like an access key, not shown)"
 	}
-	const max = 64
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8Start(s[cut]) {
-			cut--
-		}
-		return strconv.Quote(s[:cut]) + "…"
-	}
-	return strconv.Quote(s)
+	return input.Quote(s)
 }
-
-func utf8Start(b byte) bool { return b&0xC0 != 0x80 }

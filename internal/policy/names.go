@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/replicatord/replicatord/internal/input"
 )
 
 var (
@@ -47,7 +49,7 @@ func CheckDescription(s string) error {
 	case strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://"):
 		return fmt.Errorf("must not start with http:// or https://")
 	}
-	return nil
+	return input.CheckControl(s)
 }
 
 // CheckFamily returns why an image family name breaks the ECS rules, or nil.
@@ -65,7 +67,8 @@ func CheckFamily(s string) error {
 }
 
 // checkTag returns why a tag breaks the ECS rules, or nil. Keys starting
-// with "replicatord:" are the lineage tags and belong to replicatord.
+// with "replicatord:", in any case, are the lineage tags and belong to
+// replicatord; control characters are refused in keys and values.
 func checkTag(k, v string) error {
 	switch {
 	case k == "":
@@ -76,10 +79,14 @@ func checkTag(k, v string) error {
 		return fmt.Errorf("tag key %s must not start with \"acs:\" or \"aliyun\"", quote(k))
 	case strings.HasPrefix(k, "http://") || strings.HasPrefix(k, "https://"):
 		return fmt.Errorf("tag key %s must not start with http:// or https://", quote(k))
-	case strings.HasPrefix(k, lineagePrefix):
+	case input.HasPrefixFold(k, lineagePrefix):
 		return fmt.Errorf("tag key %s is reserved: replicatord sets the %s* lineage tags itself", quote(k), lineagePrefix)
+	case input.CheckControl(k) != nil:
+		return fmt.Errorf("tag key %s %v", quote(k), input.CheckControl(k))
 	case utf8.RuneCountInString(v) > 128:
 		return fmt.Errorf("the value of tag %s is longer than 128 characters", quote(k))
+	case input.CheckControl(v) != nil:
+		return fmt.Errorf("the value of tag %s %v", quote(k), input.CheckControl(v))
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"text/template"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/replicatord/replicatord/internal/input"
 )
 
 // keyPolicyName is the one key a policy decodes before the others.
@@ -198,9 +200,14 @@ func (d *decoder) selector(n *yaml.Node, sc scope, s *Selector, exclude bool) {
 		"tags": func(_, v *yaml.Node, ks scope) {
 			var keys map[string]*yaml.Node
 			s.Tags, keys = d.strMap(v, ks)
-			for k := range s.Tags {
-				if k == "" {
+			for _, k := range sortedKeys(s.Tags) {
+				switch {
+				case k == "":
 					d.errorf(keys[k], sc, "%s: tag keys must not be empty", ks.path)
+				case input.CheckControl(k) != nil:
+					d.errorf(keys[k], sc, "%s: tag key %s %v", ks.path, quote(k), input.CheckControl(k))
+				case input.CheckControl(s.Tags[k]) != nil:
+					d.errorf(keys[k], sc, "%s: the value of tag %s %v", ks.path, quote(k), input.CheckControl(s.Tags[k]))
 				}
 			}
 			if len(s.Tags) > 20 {

@@ -286,6 +286,18 @@ func TestParseErrors(t *testing.T) {
 			`policies.yaml:10:5: policy "a": unknown key "x" (known keys: copy, destinations, enabled, interval, max_size_gib, name, priority, retention, source)`,
 			`policies.yaml:10:16: key "password" holds a secret; ` + credentialHint,
 		}},
+		{"reserved prefix in any case", valid + "    copy: {tags: {Replicatord:policy: x, REPLICATORD:job-id: y}}\n", []string{
+			`policies.yaml:13:19: policy "golden-to-east": copy.tags: tag key "Replicatord:policy" is reserved: replicatord sets the replicatord:* lineage tags itself`,
+			`policies.yaml:13:42: policy "golden-to-east": copy.tags: tag key "REPLICATORD:job-id" is reserved: replicatord sets the replicatord:* lineage tags itself`,
+		}},
+		{"control characters", valid + "    copy:\n      tags: {\"te\\0am\": x, env: \"a\\eb\"}\n      description: \"two\\nlines\"\n", []string{
+			`policies.yaml:14:14: policy "golden-to-east": copy.tags: tag key "te\x00am" contains the control character U+0000 at byte 2 (control characters, NUL included, are not allowed)`,
+			`policies.yaml:14:27: policy "golden-to-east": copy.tags: the value of tag "env" contains the control character U+001B at byte 1 (control characters, NUL included, are not allowed)`,
+			`policies.yaml:15:20: policy "golden-to-east": test render failed: copy.description renders "two\nlines", which is not a valid ECS description: it contains the control character U+000A at byte 3 (control characters, NUL included, are not allowed)`,
+		}},
+		{"long value clipped", "version: 1\npolicies:\n  - name: " + strings.Repeat("K", 5000) + "\n    source: {region: cn-hangzhou, images: {name: \"*\"}}\n    destinations: [cn-beijing]\n", []string{
+			`policies.yaml:3:11: policies[0]: name "` + strings.Repeat("K", 200) + `"…(5000 bytes) must be 1 to 63 lowercase letters, digits and "-", starting with a letter or digit`,
+		}},
 		{"repeated tag key", valid + "    copy: {tags: {a: b, a: c}}\n", []string{
 			`policies.yaml:13:25: policy "golden-to-east": copy.tags: key "a" is repeated (first at line 13)`}},
 	} {

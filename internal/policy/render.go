@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/replicatord/replicatord/internal/cloud"
+	"github.com/replicatord/replicatord/internal/input"
 	"github.com/replicatord/replicatord/internal/job"
 )
 
@@ -290,7 +291,7 @@ func (p *Policy) CopyTags(src cloud.Image) map[string]string {
 	tags := map[string]string{}
 	if p.Copy.CopySourceTags {
 		for k, v := range src.Tags {
-			if !hasReservedPrefix(k) && !strings.HasPrefix(k, lineagePrefix) {
+			if !hasReservedPrefix(k) && !input.HasPrefixFold(k, lineagePrefix) {
 				tags[k] = v
 			}
 		}
