@@ -56,6 +56,9 @@ func TestBadInputReplctlFlags(t *testing.T) {
 		{"negative from-revision", []string{"watch", "--from-revision", "-3"}, []string{"bad --from-revision -3"}, ""},
 		{"get without an id", []string{"get"}, []string{"accepts 1 arg(s), received 0"}, ""},
 		{"cancel without ids", []string{"cancel"}, []string{"give job ids"}, ""},
+		{"request id with a space", append(copyArgs, "--request-id", "my build"), []string{"bad --request-id", "without spaces"}, ""},
+		{"request id too long", append(copyArgs, "--request-id", strings.Repeat("r", 65)), []string{"bad --request-id", "1 to 64"}, ""},
+		{"request id not ASCII", append(copyArgs, "--request-id", "réq"), []string{"bad --request-id", "printable ASCII"}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -35,11 +35,19 @@ func TestBadInput(t *testing.T) {
 		{"unknown image", []string{"copy", "m-doesnotexist000000000", "--from", source, "--to", "cn-beijing"}, 15, []string{"m-doesnotexist000000000", "not found"}},
 		{"unknown job", []string{"get", "j-00000000000000000000000000"}, 15, []string{"j-00000000000000000000000000"}},
 		{"bad job id", []string{"cancel", "nope"}, 13, []string{"job_ids"}},
+		{"escape in description", []string{"copy", imgAlinux, "--from", source, "--to", "cn-beijing", "--description", "red \x1b[31m text"}, 13, []string{"destination_description", "U+001B"}},
+		{"newline in tag value", []string{"copy", imgAlinux, "--from", source, "--to", "cn-beijing", "--tag", "team=a\nb"}, 13, []string{"tags", "U+000A"}},
+		{"tab in tag key", []string{"copy", imgAlinux, "--from", source, "--to", "cn-beijing", "--tag", "te\tam=x"}, 13, []string{"tags", "U+0009"}},
+		{"reserved tag, capital R", []string{"copy", imgAlinux, "--from", source, "--to", "cn-beijing", "--tag", "Replicatord:policy=x"}, 13, []string{"tags", "Replicatord:policy", "reserved"}},
+		{"100 KiB region", []string{"copy", imgAlinux, "--from", source, "--to", "cn-" + strings.Repeat("a", 100<<10)}, 13, []string{"destination_regions", "…(102403 bytes)"}},
 	}
 	for _, c := range cases {
 		out, code := e.ctl(c.args...)
 		if code != c.code {
-			t.Errorf("%s: exit %d, want %d; output: %s", c.name, code, c.code, out)
+			t.Errorf("%s: exit %d, want %d; output: %.500s", c.name, code, c.code, out)
+		}
+		if len(out) > 2000 {
+			t.Errorf("%s: the error echoes %d bytes of input; values must be clipped", c.name, len(out))
 		}
 		for _, w := range c.wants {
 			if !strings.Contains(out, w) {
@@ -53,6 +61,12 @@ func TestBadInput(t *testing.T) {
 	}
 	if after := jobsNow(); after != before {
 		t.Errorf("bad requests changed the jobs:\nbefore %s\nafter %s", before, after)
+	}
+	// Nor do they make huge log lines.
+	for _, l := range strings.Split(e.daemon.output(), "\n") {
+		if len(l) > 4096 {
+			t.Errorf("a %d-byte daemon log line: %.300s", len(l), l)
+		}
 	}
 
 	// A second daemon on the same data dir fails fast with a clear error.
@@ -80,6 +94,8 @@ func TestBadConfig(t *testing.T) {
 		"syntax":      {"version: 1\ncloud: {provider: simulated\n", []string{"bad.yaml:"}},
 		"unknown key": {"version: 1\ncloud: {provider: simulated}\nshceduler: {}\n", []string{"bad.yaml:3:", "shceduler"}},
 		"version":     {"version: 7\ncloud: {provider: simulated}\n", []string{"bad.yaml:1:", "version"}},
+		"control characters and reserved prefix": {"version: 1\ncloud: {provider: simulated}\npolicies:\n  - name: p\n    source: {region: cn-hangzhou, images: {name: \"*\"}}\n    destinations: [cn-beijing]\n    copy:\n      tags: {\"te\\0am\": x, Replicatord:policy: y}\n      description: \"a\\eb\"\n",
+			[]string{"bad.yaml:8:", `tag key "te\x00am" contains the control character U+0000`, `tag key "Replicatord:policy" is reserved`, "bad.yaml:9:", "U+001B"}},
 	}
 	for name, c := range cases {
 		path := filepath.Join(dir, "bad.yaml")

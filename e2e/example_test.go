@@ -70,6 +70,23 @@ func TestExampleFilePlan(t *testing.T) {
 	if sum(after["DescribeImages"]) <= sum(before["DescribeImages"]) {
 		t.Errorf("plan did not read ECS at all")
 	}
+
+	// The README walk-through's first copy: the example policy already
+	// copies this image there, so replctl answers with the policy's jobs
+	// instead of making second copies (README: "A walk through replctl").
+	out, code = e.ctl("copy", "m-bp1f5c9ka0z2wn3hj6ys", "--from", "cn-hangzhou", "--to", "cn-shanghai,cn-beijing", "-o", "json")
+	if code != 0 {
+		t.Fatalf("walk-through copy: exit %d: %s", code, out)
+	}
+	answers := copyAnswers(t, out)
+	if len(answers) != 2 {
+		t.Fatalf("walk-through copy answered %d jobs: %s", len(answers), out)
+	}
+	for id, a := range answers {
+		if a.Outcome != "COPY_OUTCOME_EXISTING" || a.Policy != "golden-to-east" || a.Job.State != "JOB_STATE_SUCCEEDED" {
+			t.Errorf("walk-through copy, job %s: outcome %s policy %q state %s; want the policy's SUCCEEDED job, EXISTING", id, a.Outcome, a.Policy, a.Job.State)
+		}
+	}
 	if d.stop() != 0 {
 		t.Errorf("daemon did not stop cleanly")
 	}

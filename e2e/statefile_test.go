@@ -26,28 +26,40 @@ func TestStateFileFaults(t *testing.T) {
 		name  string
 		make  func(t *testing.T, path string)
 		wants []string
+		// checkWants must be in --check-state's output too.
+		checkWants []string
 	}{
+		{"empty (0 bytes)", func(t *testing.T, path string) {
+			writeStateBytes(t, path, nil)
+		}, []string{"is empty (0 bytes)", "not a replicatord state file"}, []string{"is empty (0 bytes)"}},
+		{"bbolt file with no buckets", func(t *testing.T, path string) {
+			db, err := bolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+		}, []string{"bbolt database with no buckets", "not a replicatord state file"}, []string{"no buckets"}},
 		{"truncated", func(t *testing.T, path string) {
 			writeStateBytes(t, path, good[:len(good)/2])
-		}, []string{"corrupt"}},
+		}, []string{"corrupt"}, nil},
 		{"truncated below the header", func(t *testing.T, path string) {
 			writeStateBytes(t, path, good[:100])
-		}, []string{"not a bbolt database or its header is corrupt"}},
+		}, []string{"not a bbolt database or its header is corrupt"}, nil},
 		{"garbage over the root page", func(t *testing.T, path string) {
 			b := bytes.Clone(good)
 			for _, root := range rootPages(t, good) {
 				copy(b[root*uint64(pageSize):], bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef}, pageSize/4))
 			}
 			writeStateBytes(t, path, b)
-		}, []string{"corrupt"}},
+		}, []string{"corrupt"}, nil},
 		{"garbage over both meta pages", func(t *testing.T, path string) {
 			b := bytes.Clone(good)
 			copy(b, bytes.Repeat([]byte{0x5a}, 2*pageSize))
 			writeStateBytes(t, path, b)
-		}, []string{"not a bbolt database or its header is corrupt"}},
+		}, []string{"not a bbolt database or its header is corrupt"}, nil},
 		{"not a bbolt file", func(t *testing.T, path string) {
 			writeStateBytes(t, path, bytes.Repeat([]byte("this is a text file, not a database\n"), 1000))
-		}, []string{"not a bbolt database"}},
+		}, []string{"not a bbolt database"}, []string{"not a bbolt database"}},
 		{"newer schema", func(t *testing.T, path string) {
 			writeStateBytes(t, path, good)
 			db, err := bolt.Open(path, 0o600, nil)
@@ -60,7 +72,7 @@ func TestStateFileFaults(t *testing.T) {
 				t.Fatal(err)
 			}
 			db.Close()
-		}, []string{"schema version 99", "supports up to 1"}},
+		}, []string{"schema version 99", "supports up to 2"}, nil},
 		{"bbolt file of another program", func(t *testing.T, path string) {
 			db, err := bolt.Open(path, 0o600, nil)
 			if err != nil {
@@ -76,7 +88,7 @@ func TestStateFileFaults(t *testing.T) {
 				t.Fatal(err)
 			}
 			db.Close()
-		}, []string{"not a replicatord state file", "widgets"}},
+		}, []string{"not a replicatord state file", "widgets"}, []string{"widgets"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -117,6 +129,14 @@ func TestStateFileFaults(t *testing.T) {
 			cout, err := chk.CombinedOutput()
 			if err == nil {
 				t.Errorf("--check-state passed a bad file: %s", cout)
+			}
+			for _, w := range c.checkWants {
+				if !strings.Contains(string(cout), w) {
+					t.Errorf("--check-state does not name %q: %s", w, cout)
+				}
+			}
+			if strings.Contains(string(cout), "bad file descriptor") {
+				t.Errorf("--check-state hides the problem behind an I/O error: %s", cout)
 			}
 			assertNoPanic(t, string(cout))
 		})
