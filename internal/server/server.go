@@ -1,12 +1,18 @@
 // Package server implements replicator.v1.ReplicatorService: it validates
 // requests, converts between the API's messages and the engine's types, and
-// calls the engine. It holds no logic of its own and knows the engine only
+// calls the engine. It holds no engine logic and knows the engine only
 // through the interfaces it declares: Jobs (the scheduler: submit, cancel,
 // retry, estimates) and Policies (the reconciler: status, plan, trigger);
 // jobs are read from the state.Store, and the Copy and Watch streams follow
 // it with state.Snapshot and state.Follow, which own the watch-resume
 // protocol. Handlers return errdefs errors; internal/transport's
 // interceptors turn them into gRPC statuses, once, on the way out.
+//
+// What it decides is what a request means: for Copy, the fingerprint a
+// request_id is bound to (every parameter but detach) and which existing
+// job may answer a destination instead of a new copy (reusable); the store
+// applies both atomically (state.Store.CreateRequest, through
+// Jobs.SubmitRequest). Echoed input is clipped with internal/input.
 package server
 
 import (
