@@ -208,11 +208,12 @@ func TestStateFileDiskFull(t *testing.T) {
 		}
 	}
 	filler.Close()
-	// Enough new jobs that their records need new pages.
+	// Enough new jobs that their records need new pages (--force: the same
+	// copy again would otherwise be answered by the existing jobs).
 	var failed bool
 	for i := 0; i < 20 && !failed; i++ {
 		out, code = ctl("copy", imgUbuntu, "--from", source, "--to", "cn-shanghai,cn-shenzhen,cn-qingdao,cn-chengdu,ap-southeast-1", "--detach", "-o", "json",
-			"--name", "filler-"+strings.Repeat("x", 100), "--description", strings.Repeat("d", 250))
+			"--name", "filler-"+strings.Repeat("x", 100), "--description", strings.Repeat("d", 250), "--force")
 		assertNoPanic(t, out)
 		failed = code != 0
 	}
