@@ -39,6 +39,7 @@ func TestBadInput(t *testing.T) {
 		{"newline in tag value", []string{"copy", imgAlinux, "--from", source, "--to", "cn-beijing", "--tag", "team=a\nb"}, 13, []string{"tags", "U+000A"}},
 		{"tab in tag key", []string{"copy", imgAlinux, "--from", source, "--to", "cn-beijing", "--tag", "te\tam=x"}, 13, []string{"tags", "U+0009"}},
 		{"reserved tag, capital R", []string{"copy", imgAlinux, "--from", source, "--to", "cn-beijing", "--tag", "Replicatord:policy=x"}, 13, []string{"tags", "Replicatord:policy", "reserved"}},
+		{"100 KiB policy name", []string{"reconcile", strings.Repeat("p", 100<<10)}, 15, []string{"policy", "…(102400 bytes)"}},
 		{"100 KiB region", []string{"copy", imgAlinux, "--from", source, "--to", "cn-" + strings.Repeat("a", 100<<10)}, 13, []string{"destination_regions", "…(102403 bytes)"}},
 	}
 	for _, c := range cases {

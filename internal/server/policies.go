@@ -184,7 +184,7 @@ func (s *Server) ReconcilePolicies(ctx context.Context, req *pb.ReconcilePolicie
 			return nil, errdefs.Invalid("policies", "a policy name must not be empty")
 		}
 		if s.policyByName(ops, n) == nil {
-			return nil, fmt.Errorf("policy %q: %w", n, errdefs.ErrNotFound)
+			return nil, fmt.Errorf("policy %q: %w", clip(n), errdefs.ErrNotFound)
 		}
 	}
 	var out []string
