@@ -141,7 +141,9 @@ func TestPlanBlocked(t *testing.T) {
 	cancelledJob := jobFor("j-c", cancelled, "cn-shanghai", job.StateCancelled, "")
 	retryJob := jobFor("j-t", cancelled, "cn-beijing", job.StateFailed, "")
 	retryJob.Error = &job.Error{Code: "InternalError", Retryable: true}
-	obs := Observed{Sources: []cloud.Image{big, creating, bad, refused, cancelled, manyTags},
+	// A source tag with a control character is never sent to ECS.
+	ctrl := img("m-ctl", "golden-ctl", 0, map[string]string{"role": "golden", "note": "a\x1bb"})
+	obs := Observed{Sources: []cloud.Image{big, creating, bad, refused, cancelled, manyTags, ctrl},
 		Jobs: []*job.Job{refusedJob, oldJob, cancelledJob, retryJob}}
 	checkPlan(t, p, obs, `
 blocked m-new>cn-shanghai golden-new-copy (source is Creating, not Available)
@@ -156,6 +158,8 @@ blocked m-can>cn-shanghai golden-can-copy (job j-c was cancelled; retry it to co
 copy m-can>cn-beijing golden-can-copy
 blocked m-tags>cn-shanghai golden-tags-copy (the copy would carry 24 tags (source tags, copy.tags and 5 lineage tags), more than the 20 ECS accepts)
 blocked m-tags>cn-beijing golden-tags-copy (the copy would carry 24 tags (source tags, copy.tags and 5 lineage tags), more than the 20 ECS accepts)
+blocked m-ctl>cn-shanghai golden-ctl-copy (source tag: the value of tag "note" contains the control character U+001B at byte 1 (control characters, NUL included, are not allowed))
+blocked m-ctl>cn-beijing golden-ctl-copy (source tag: the value of tag "note" contains the control character U+001B at byte 1 (control characters, NUL included, are not allowed))
 `)
 }
 

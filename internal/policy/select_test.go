@@ -91,7 +91,7 @@ func TestCopyTagsAndFamily(t *testing.T) {
       copy_source_tags: true
       image_family: inherit
 `)
-	src := img("m-a", "x", 1, map[string]string{"os": "ubuntu", "acs:system": "x", "replicatord:policy": "other", "role": "golden"})
+	src := img("m-a", "x", 1, map[string]string{"os": "ubuntu", "acs:system": "x", "replicatord:policy": "other", "Replicatord:job-id": "forged", "role": "golden"})
 	src.Family = "golden-ubuntu"
 	got := p.CopyTags(src)
 	want := map[string]string{"team": "platform", "os": "overridden", "role": "golden",
