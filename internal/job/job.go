@@ -26,12 +26,17 @@ const (
 	StateFailed      State = 6
 	StateCancelling  State = 7 // CancelCopyImage sent or to be sent
 	StateCancelled   State = 8
+	// StatePruned: the job's copy was Available (the job SUCCEEDED) and is
+	// gone now: deleted by retention, or by someone else. Only SUCCEEDED
+	// means "launchable".
+	StatePruned State = 9
 )
 
 var stateNames = map[State]string{
 	StateUnspecified: "UNSPECIFIED", StateQueued: "QUEUED", StateSubmitting: "SUBMITTING",
 	StateWaiting: "WAITING", StateCopying: "COPYING", StateSucceeded: "SUCCEEDED",
 	StateFailed: "FAILED", StateCancelling: "CANCELLING", StateCancelled: "CANCELLED",
+	StatePruned: "PRUNED",
 }
 
 func (s State) String() string {
@@ -43,7 +48,7 @@ func (s State) String() string {
 
 // Terminal reports whether a job in state s will not change by itself again.
 func (s State) Terminal() bool {
-	return s == StateSucceeded || s == StateFailed || s == StateCancelled
+	return s == StateSucceeded || s == StateFailed || s == StateCancelled || s == StatePruned
 }
 
 // InCloud reports whether a job in state s may have a copy in ECS that
@@ -58,6 +63,7 @@ func (s State) InCloud() bool {
 var rank = map[State]int{
 	StateQueued: 1, StateSubmitting: 2, StateWaiting: 3, StateCopying: 4,
 	StateCancelling: 5, StateSucceeded: 6, StateFailed: 6, StateCancelled: 6,
+	StatePruned: 7,
 }
 
 // Rank returns the position of s in a job's life.
@@ -71,9 +77,10 @@ var allowed = map[State][]State{
 	StateWaiting:    {StateCopying, StateSucceeded, StateFailed, StateCancelling, StateQueued},
 	StateCopying:    {StateWaiting, StateSucceeded, StateFailed, StateCancelling, StateQueued},
 	StateCancelling: {StateCancelled, StateSucceeded, StateFailed},
-	StateSucceeded:  {},
+	StateSucceeded:  {StatePruned},
 	StateFailed:     {StateQueued},
 	StateCancelled:  {StateQueued},
+	StatePruned:     {},
 }
 
 // CheckTransition returns an error when a job may not go from one state to
@@ -143,9 +150,32 @@ type Job struct {
 	// ClientToken is the CopyImage idempotency token of the current attempt.
 	// It is stored before CopyImage is sent.
 	ClientToken string `json:"client_token,omitempty"`
-	// CancelRequested is set by Cancel; the scheduler acts on it.
-	CancelRequested bool     `json:"cancel_requested,omitempty"`
-	PostCopy        []Action `json:"post_copy,omitempty"`
+	// CancelRequested is set by Cancel; the scheduler acts on it until the
+	// copy is gone, whatever ECS answers, outside the retry budget.
+	CancelRequested bool `json:"cancel_requested,omitempty"`
+	// CancelledBy and CancelTime say who asked for the cancel and when; the
+	// store keeps a tombstone of a cancelled policy job's (policy, source,
+	// destination) from them, so that no reconcile brings the pair back.
+	CancelledBy string    `json:"cancelled_by,omitempty"`
+	CancelTime  time.Time `json:"cancel_time,omitzero"`
+	// Adopted: the job follows a copy found by its tags that no job of this
+	// installation's store knew (a lost or new state file). The copy is not
+	// proven to be ours: it is never deleted, cancelled or modified unless
+	// its policy sets retention.prune_adopted. AdoptionReason says what it
+	// was matched on.
+	Adopted        bool   `json:"adopted,omitempty"`
+	AdoptionReason string `json:"adoption_reason,omitempty"`
+	// Failure is why a job fails once its copy is removed: a job that
+	// fails with a copy in ECS goes CANCELLING (without CancelRequested)
+	// and ends FAILED with this error once the copy is gone.
+	Failure *Error `json:"failure,omitempty"`
+	// LookupFirst: the next submit first looks for a copy an earlier attempt
+	// may have left in ECS (set by Retry when no copy was recorded).
+	LookupFirst bool `json:"lookup_first,omitempty"`
+	// PruneReason says why a PRUNED job's copy is gone (FinishTime is when
+	// replicatord saw it go).
+	PruneReason string   `json:"prune_reason,omitempty"`
+	PostCopy    []Action `json:"post_copy,omitempty"`
 
 	CreateTime      time.Time `json:"create_time"`
 	UpdateTime      time.Time `json:"update_time"`
@@ -172,6 +202,10 @@ func (j *Job) Clone() *Job {
 	if j.Error != nil {
 		e := *j.Error
 		c.Error = &e
+	}
+	if j.Failure != nil {
+		e := *j.Failure
+		c.Failure = &e
 	}
 	c.ShareAccounts = append([]string(nil), j.ShareAccounts...)
 	c.PostCopy = append([]Action(nil), j.PostCopy...)
@@ -238,4 +272,48 @@ const (
 	TagSourceRegion = "replicatord:source-region"
 	TagPolicy       = "replicatord:policy"
 	TagAttempt      = "replicatord:attempt"
+	// TagOwner names the installation (daemon.owner) that made the copy.
+	// Adoption, lineage lookups and retention consider only copies with
+	// this installation's owner; copies made before the tag existed are
+	// recognised only through their jobs in the store.
+	TagOwner = "replicatord:owner"
 )
+
+// DefaultOwner is daemon.owner when the config does not set it.
+const DefaultOwner = "replicatord"
+
+// CheckOwner validates an installation name: 1 to 64 printable ASCII
+// characters, no spaces (it is a tag value, and RAM policy conditions
+// compare it literally).
+func CheckOwner(s string) error {
+	if s == "" {
+		return fmt.Errorf("owner must not be empty")
+	}
+	if len(s) > 64 {
+		return fmt.Errorf("owner is %d characters, more than 64", len(s))
+	}
+	for _, c := range s {
+		if c <= ' ' || c > '~' {
+			return fmt.Errorf("owner %q holds %q: only printable ASCII without spaces", s, c)
+		}
+	}
+	return nil
+}
+
+// Tombstone marks a (policy, source image, destination region) whose job
+// was cancelled: no reconcile copies or adopts it again until the job is
+// retried. The store keeps it in the same transaction as the job's cancel
+// and checks it in the same transaction as a new job's creation.
+type Tombstone struct {
+	Policy            string    `json:"policy"`
+	SourceImageID     string    `json:"source_image_id"`
+	DestinationRegion string    `json:"destination_region"`
+	JobID             string    `json:"job_id"`
+	By                string    `json:"by,omitempty"`
+	Time              time.Time `json:"time"`
+}
+
+// TombstoneKey is the key of the pair a policy job copies.
+func TombstoneKey(policy, sourceImageID, destinationRegion string) string {
+	return policy + "\x00" + sourceImageID + "\x00" + destinationRegion
+}

@@ -8,7 +8,7 @@
 // migration to the migrations slice (schema.go) and a test for it.
 //
 //	meta/
-//	    schema_version      -> uint64 big endian (currently 2)
+//	    schema_version      -> uint64 big endian (currently 3)
 //	    revision            -> uint64 big endian, revision of the last change
 //	    compacted_revision  -> uint64 big endian, newest revision whose event was deleted
 //	jobs/
@@ -26,6 +26,14 @@
 //	                           fingerprint of the parameters, summary,
 //	                           create time, the answering job ids and
 //	                           whether each existed before (requests.go)
+//	tombstones/                            (schema 3)
+//	    <policy>\x00<source image id>\x00<destination region> -> JSON of job.Tombstone
+//
+// A tombstone is written in the same transaction as the Update that first
+// sets CancelRequested on a policy job, and deleted in the same transaction
+// as the Update that retries that job (CANCELLED or FAILED back to QUEUED).
+// CreateUnlessCancelled checks them in the same transaction as its insert,
+// so a reconcile that listed ECS before a cancel cannot bring the pair back.
 //
 // Every value is written and read only by this package. A record is a
 // version byte followed by JSON of job.Job; the byte lets the encoding change

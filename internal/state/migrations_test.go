@@ -55,6 +55,22 @@ var migrationTests = []struct {
 			}
 		},
 	},
+	{
+		name: "cancel tombstones",
+		prepare: func(t *testing.T, tx *bolt.Tx) {
+			if tx.Bucket(bucketTombs) != nil {
+				t.Errorf("bucket %s exists before its migration", bucketTombs)
+			}
+		},
+		check: func(t *testing.T, tx *bolt.Tx) {
+			if tx.Bucket(bucketTombs) == nil {
+				t.Errorf("bucket %s missing", bucketTombs)
+			}
+			if tx.Bucket(bucketJobs) == nil {
+				t.Errorf("bucket %s gone", bucketJobs)
+			}
+		},
+	},
 }
 
 func TestEveryMigrationHasATest(t *testing.T) {

@@ -17,6 +17,8 @@ var (
 	// bucketRequests holds the records of API requests with a client
 	// request id (requests.go).
 	bucketRequests = []byte("requests")
+	// bucketTombs holds the cancel tombstones (writer.go, keepTombstone).
+	bucketTombs = []byte("tombstones")
 
 	indexActive = []byte("active")
 	indexState  = []byte("state")
@@ -43,6 +45,12 @@ type migration struct {
 var migrations = []migration{
 	{version: 1, name: "initial layout", migrate: migrateInitial},
 	{version: 2, name: "requests bucket", migrate: migrateRequests},
+	{version: 3, name: "cancel tombstones", migrate: migrateTombstones},
+}
+
+func migrateTombstones(tx *bolt.Tx) error {
+	_, err := tx.CreateBucketIfNotExists(bucketTombs)
+	return err
 }
 
 // schemaVersion is the newest layout this build reads and writes.

@@ -18,6 +18,16 @@ type Store interface {
 	// success it sets Revision, UpdateTime and (when zero) CreateTime on the
 	// caller's jobs, as stored.
 	Create(ctx context.Context, jobs ...*job.Job) error
+	// CreateUnlessCancelled is Create for policy jobs: a job whose
+	// (policy, source image, destination region) holds a tombstone is left
+	// out, checked in the same transaction as the insert, and its
+	// tombstone returned. The store keeps tombstones itself: Update writes
+	// one when it first sets CancelRequested on a job with a policy
+	// (from CancelledBy and CancelTime), and deletes it when that job is
+	// retried (CANCELLED or FAILED back to QUEUED), in the same transaction.
+	CreateUnlessCancelled(ctx context.Context, jobs ...*job.Job) (skipped []job.Tombstone, err error)
+	// Tombstones returns the tombstones of a policy.
+	Tombstones(ctx context.Context, policy string) ([]job.Tombstone, error)
 	// Update reads job id, calls fn on a copy and, unless fn returns an
 	// error (returned unchanged) or changes nothing, stores the result with
 	// a new revision and returns it. The store sets Revision and UpdateTime

@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -22,6 +23,9 @@ type request struct {
 	id     string     // Update
 	fn     func(*job.Job) error
 	creq   *Request // CreateRequest
+	// unlessCancelled: leave out created jobs whose pair has a tombstone.
+	unlessCancelled bool
+	skipped         []job.Tombstone
 
 	// Set by the writer while applying; answered after the commit.
 	cres   *RequestResult
@@ -47,29 +51,101 @@ const maxIDLen = 256
 // success the caller's jobs get their Revision, CreateTime and UpdateTime
 // as stored. ErrAlreadyExists, changing nothing, if any id exists.
 func (d *DB) Create(ctx context.Context, jobs ...*job.Job) error {
+	_, err := d.create(ctx, false, jobs)
+	return err
+}
+
+// CreateUnlessCancelled is Create, except that jobs whose (policy, source,
+// destination) holds a tombstone are left out (in the same transaction)
+// and their tombstones returned. The jobs created get Revision etc. as
+// with Create; those left out keep Revision 0.
+func (d *DB) CreateUnlessCancelled(ctx context.Context, jobs ...*job.Job) ([]job.Tombstone, error) {
+	return d.create(ctx, true, jobs)
+}
+
+func (d *DB) create(ctx context.Context, unlessCancelled bool, jobs []*job.Job) ([]job.Tombstone, error) {
 	if len(jobs) == 0 {
-		return nil
+		return nil, nil
 	}
 	seen := make(map[string]bool, len(jobs))
 	clones := make([]*job.Job, len(jobs))
 	for i, j := range jobs {
 		if err := validateNew(j); err != nil {
-			return err
+			return nil, err
 		}
 		if seen[j.ID] {
-			return fmt.Errorf("job %q appears twice in one Create: %w", j.ID, errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("job %q appears twice in one Create: %w", j.ID, errdefs.ErrInvalidArgument)
 		}
 		seen[j.ID] = true
 		clones[i] = j.Clone()
 	}
-	r := &request{ctx: ctx, create: clones}
+	r := &request{ctx: ctx, create: clones, unlessCancelled: unlessCancelled}
 	if err := d.submit(r); err != nil {
-		return err
+		return nil, err
 	}
-	for i, j := range jobs {
-		j.Revision = r.out[i].Revision
-		j.CreateTime = r.out[i].CreateTime
-		j.UpdateTime = r.out[i].UpdateTime
+	out := map[string]*job.Job{}
+	for _, j := range r.out {
+		out[j.ID] = j
+	}
+	for _, j := range jobs {
+		if o := out[j.ID]; o != nil {
+			j.Revision = o.Revision
+			j.CreateTime = o.CreateTime
+			j.UpdateTime = o.UpdateTime
+		}
+	}
+	return r.skipped, nil
+}
+
+// Tombstones returns the tombstones of a policy.
+func (d *DB) Tombstones(ctx context.Context, policy string) ([]job.Tombstone, error) {
+	var out []job.Tombstone
+	err := d.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTombs)
+		c := b.Cursor()
+		prefix := append([]byte(policy), sep)
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var t job.Tombstone
+			if err := json.Unmarshal(v, &t); err != nil {
+				return fmt.Errorf("state file %s: tombstones/%q does not decode: %v: %w", d.path, k, err, errdefs.ErrDataLoss)
+			}
+			out = append(out, t)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func tombKey(policy, src, dst string) []byte {
+	return []byte(job.TombstoneKey(policy, src, dst))
+}
+
+// keepTombstone writes or deletes the tombstone of a policy job's pair as
+// an Update changes the job (see Store.CreateUnlessCancelled).
+func keepTombstone(tx *bolt.Tx, old, j *job.Job) error {
+	if j.Policy == "" {
+		return nil
+	}
+	b := tx.Bucket(bucketTombs)
+	k := tombKey(j.Policy, j.SourceImageID, j.DestinationRegion)
+	switch {
+	case j.CancelRequested && !old.CancelRequested:
+		v, err := json.Marshal(job.Tombstone{Policy: j.Policy, SourceImageID: j.SourceImageID,
+			DestinationRegion: j.DestinationRegion, JobID: j.ID, By: j.CancelledBy, Time: j.CancelTime})
+		if err != nil {
+			return err
+		}
+		return b.Put(k, v)
+	case old.State.Terminal() && j.State == job.StateQueued:
+		v := b.Get(k)
+		if v == nil {
+			return nil
+		}
+		var t job.Tombstone
+		if json.Unmarshal(v, &t) == nil && t.JobID != j.ID {
+			return nil // another job's cancel
+		}
+		return b.Delete(k)
 	}
 	return nil
 }
@@ -359,9 +435,36 @@ func (d *DB) applyCreate(tx *bolt.Tx, rev int64, r *request) (int64, error, erro
 			return rev, fmt.Errorf("job %q: %w", j.ID, errdefs.ErrAlreadyExists), nil
 		}
 	}
+	list := r.create
+	if r.unlessCancelled {
+		r.skipped = nil
+		tombs := tx.Bucket(bucketTombs)
+		keep := r.create[:0:0]
+		for _, j := range r.create {
+			if j.Policy == "" {
+				keep = append(keep, j)
+				continue
+			}
+			v := tombs.Get(tombKey(j.Policy, j.SourceImageID, j.DestinationRegion))
+			if v == nil {
+				keep = append(keep, j)
+				continue
+			}
+			var t job.Tombstone
+			if err := json.Unmarshal(v, &t); err != nil {
+				return rev, fmt.Errorf("state file %s: a tombstone of policy %q does not decode: %v: %w", d.path, j.Policy, err, errdefs.ErrDataLoss), nil
+			}
+			r.skipped = append(r.skipped, t)
+		}
+		list = keep
+		if len(keep) == 0 {
+			r.out = nil
+			return rev, nil, nil
+		}
+	}
 	now := d.now()
-	encoded := make([][]byte, len(r.create))
-	for i, j := range r.create {
+	encoded := make([][]byte, len(list))
+	for i, j := range list {
 		j.Revision = rev + int64(i) + 1
 		if j.CreateTime.IsZero() {
 			j.CreateTime = now
@@ -374,7 +477,7 @@ func (d *DB) applyCreate(tx *bolt.Tx, rev int64, r *request) (int64, error, erro
 		encoded[i] = b
 	}
 	events := tx.Bucket(bucketEvents)
-	for i, j := range r.create {
+	for i, j := range list {
 		if err := jobs.Put([]byte(j.ID), encoded[i]); err != nil {
 			return rev, nil, err
 		}
@@ -386,8 +489,8 @@ func (d *DB) applyCreate(tx *bolt.Tx, rev int64, r *request) (int64, error, erro
 		}
 		r.events = append(r.events, Event{Revision: j.Revision, Job: j.Clone()})
 	}
-	r.out = r.create
-	return rev + int64(len(r.create)), nil, nil
+	r.out = list
+	return rev + int64(len(list)), nil, nil
 }
 
 // applyUpdate runs r.fn on the stored job and writes the result.
@@ -438,6 +541,9 @@ func (d *DB) applyUpdate(tx *bolt.Tx, rev int64, r *request) (int64, error, erro
 		return rev, nil, err
 	}
 	if err := updateIndexes(tx, old, j); err != nil {
+		return rev, nil, err
+	}
+	if err := keepTombstone(tx, old, j); err != nil {
 		return rev, nil, err
 	}
 	r.events = []Event{{Revision: rev, Job: j.Clone()}}

@@ -44,6 +44,10 @@ const (
 	JobState_JOB_STATE_CANCELLING JobState = 7
 	// The job was cancelled and no copy is left behind.
 	JobState_JOB_STATE_CANCELLED JobState = 8
+	// The job's copy was Available (SUCCEEDED) and is gone now: deleted by
+	// retention, or found deleted outside replicatord. prune_reason says
+	// which, finish_time when. Only SUCCEEDED means "launchable".
+	JobState_JOB_STATE_PRUNED JobState = 9
 )
 
 // Enum value maps for JobState.
@@ -58,6 +62,7 @@ var (
 		6: "JOB_STATE_FAILED",
 		7: "JOB_STATE_CANCELLING",
 		8: "JOB_STATE_CANCELLED",
+		9: "JOB_STATE_PRUNED",
 	}
 	JobState_value = map[string]int32{
 		"JOB_STATE_UNSPECIFIED": 0,
@@ -69,6 +74,7 @@ var (
 		"JOB_STATE_FAILED":      6,
 		"JOB_STATE_CANCELLING":  7,
 		"JOB_STATE_CANCELLED":   8,
+		"JOB_STATE_PRUNED":      9,
 	}
 )
 
@@ -169,6 +175,13 @@ const (
 	PlanAction_PLAN_ACTION_BLOCKED PlanAction = 5
 	// A job is already working on it.
 	PlanAction_PLAN_ACTION_IN_PROGRESS PlanAction = 6
+	// An image with replicatord's tags that this installation cannot prove it
+	// made (another owner, partial or inconsistent tags, a job id its store
+	// does not know); reason says why. It is never touched.
+	PlanAction_PLAN_ACTION_FOREIGN PlanAction = 7
+	// The pair was cancelled; it is not copied or adopted again until the job
+	// is retried. reason says who cancelled it and when.
+	PlanAction_PLAN_ACTION_SKIPPED_CANCELLED PlanAction = 8
 )
 
 // Enum value maps for PlanAction.
@@ -181,15 +194,19 @@ var (
 		4: "PLAN_ACTION_PRUNE",
 		5: "PLAN_ACTION_BLOCKED",
 		6: "PLAN_ACTION_IN_PROGRESS",
+		7: "PLAN_ACTION_FOREIGN",
+		8: "PLAN_ACTION_SKIPPED_CANCELLED",
 	}
 	PlanAction_value = map[string]int32{
-		"PLAN_ACTION_UNSPECIFIED": 0,
-		"PLAN_ACTION_COPY":        1,
-		"PLAN_ACTION_EXISTS":      2,
-		"PLAN_ACTION_ADOPT":       3,
-		"PLAN_ACTION_PRUNE":       4,
-		"PLAN_ACTION_BLOCKED":     5,
-		"PLAN_ACTION_IN_PROGRESS": 6,
+		"PLAN_ACTION_UNSPECIFIED":       0,
+		"PLAN_ACTION_COPY":              1,
+		"PLAN_ACTION_EXISTS":            2,
+		"PLAN_ACTION_ADOPT":             3,
+		"PLAN_ACTION_PRUNE":             4,
+		"PLAN_ACTION_BLOCKED":           5,
+		"PLAN_ACTION_IN_PROGRESS":       6,
+		"PLAN_ACTION_FOREIGN":           7,
+		"PLAN_ACTION_SKIPPED_CANCELLED": 8,
 	}
 )
 
@@ -395,8 +412,20 @@ type Job struct {
 	PostCopyActions        []*PostCopyAction    `protobuf:"bytes,24,rep,name=post_copy_actions,json=postCopyActions,proto3" json:"post_copy_actions,omitempty"`
 	// When the job waits for a retry, when it will be tried again.
 	NextAttemptTime *timestamppb.Timestamp `protobuf:"bytes,25,opt,name=next_attempt_time,json=nextAttemptTime,proto3" json:"next_attempt_time,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The job follows a copy found by its lineage tags that no job of this
+	// installation knew (a lost or new state file). replicatord never
+	// deletes, cancels or modifies an adopted copy unless its policy sets
+	// retention.prune_adopted.
+	Adopted bool `protobuf:"varint,26,opt,name=adopted,proto3" json:"adopted,omitempty"`
+	// What an adopted copy was matched on.
+	AdoptionReason string `protobuf:"bytes,27,opt,name=adoption_reason,json=adoptionReason,proto3" json:"adoption_reason,omitempty"`
+	// Why a PRUNED job's copy is gone.
+	PruneReason string `protobuf:"bytes,28,opt,name=prune_reason,json=pruneReason,proto3" json:"prune_reason,omitempty"`
+	// Who asked for the cancel, and when.
+	CancelledBy   string                 `protobuf:"bytes,29,opt,name=cancelled_by,json=cancelledBy,proto3" json:"cancelled_by,omitempty"`
+	CancelTime    *timestamppb.Timestamp `protobuf:"bytes,30,opt,name=cancel_time,json=cancelTime,proto3" json:"cancel_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -600,6 +629,41 @@ func (x *Job) GetPostCopyActions() []*PostCopyAction {
 func (x *Job) GetNextAttemptTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.NextAttemptTime
+	}
+	return nil
+}
+
+func (x *Job) GetAdopted() bool {
+	if x != nil {
+		return x.Adopted
+	}
+	return false
+}
+
+func (x *Job) GetAdoptionReason() string {
+	if x != nil {
+		return x.AdoptionReason
+	}
+	return ""
+}
+
+func (x *Job) GetPruneReason() string {
+	if x != nil {
+		return x.PruneReason
+	}
+	return ""
+}
+
+func (x *Job) GetCancelledBy() string {
+	if x != nil {
+		return x.CancelledBy
+	}
+	return ""
+}
+
+func (x *Job) GetCancelTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CancelTime
 	}
 	return nil
 }
@@ -2176,7 +2240,8 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\x0ePostCopyAction\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04done\x18\x02 \x01(\bR\x04done\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"\x9f\t\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\xe5\n" +
+	"\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06policy\x18\x02 \x01(\tR\x06policy\x12#\n" +
@@ -2207,7 +2272,13 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"kms_key_id\x18\x16 \x01(\tR\bkmsKeyId\x120\n" +
 	"\x04tags\x18\x17 \x03(\v2\x1c.replicator.v1.Job.TagsEntryR\x04tags\x12I\n" +
 	"\x11post_copy_actions\x18\x18 \x03(\v2\x1d.replicator.v1.PostCopyActionR\x0fpostCopyActions\x12F\n" +
-	"\x11next_attempt_time\x18\x19 \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAttemptTime\x1a7\n" +
+	"\x11next_attempt_time\x18\x19 \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAttemptTime\x12\x18\n" +
+	"\aadopted\x18\x1a \x01(\bR\aadopted\x12'\n" +
+	"\x0fadoption_reason\x18\x1b \x01(\tR\x0eadoptionReason\x12!\n" +
+	"\fprune_reason\x18\x1c \x01(\tR\vpruneReason\x12!\n" +
+	"\fcancelled_by\x18\x1d \x01(\tR\vcancelledBy\x12;\n" +
+	"\vcancel_time\x18\x1e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"cancelTime\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x89\x04\n" +
@@ -2326,7 +2397,7 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\x18ReconcilePoliciesRequest\x12\x1a\n" +
 	"\bpolicies\x18\x01 \x03(\tR\bpolicies\"7\n" +
 	"\x19ReconcilePoliciesResponse\x12\x1a\n" +
-	"\bpolicies\x18\x01 \x03(\tR\bpolicies*\xe5\x01\n" +
+	"\bpolicies\x18\x01 \x03(\tR\bpolicies*\xfb\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10JOB_STATE_QUEUED\x10\x01\x12\x18\n" +
@@ -2336,11 +2407,12 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\x13JOB_STATE_SUCCEEDED\x10\x05\x12\x14\n" +
 	"\x10JOB_STATE_FAILED\x10\x06\x12\x18\n" +
 	"\x14JOB_STATE_CANCELLING\x10\a\x12\x17\n" +
-	"\x13JOB_STATE_CANCELLED\x10\b*`\n" +
+	"\x13JOB_STATE_CANCELLED\x10\b\x12\x14\n" +
+	"\x10JOB_STATE_PRUNED\x10\t*`\n" +
 	"\vCopyOutcome\x12\x1c\n" +
 	"\x18COPY_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14COPY_OUTCOME_CREATED\x10\x01\x12\x19\n" +
-	"\x15COPY_OUTCOME_EXISTING\x10\x02*\xbb\x01\n" +
+	"\x15COPY_OUTCOME_EXISTING\x10\x02*\xf7\x01\n" +
 	"\n" +
 	"PlanAction\x12\x1b\n" +
 	"\x17PLAN_ACTION_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -2349,7 +2421,9 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\x11PLAN_ACTION_ADOPT\x10\x03\x12\x15\n" +
 	"\x11PLAN_ACTION_PRUNE\x10\x04\x12\x17\n" +
 	"\x13PLAN_ACTION_BLOCKED\x10\x05\x12\x1b\n" +
-	"\x17PLAN_ACTION_IN_PROGRESS\x10\x062\xb4\x06\n" +
+	"\x17PLAN_ACTION_IN_PROGRESS\x10\x06\x12\x17\n" +
+	"\x13PLAN_ACTION_FOREIGN\x10\a\x12!\n" +
+	"\x1dPLAN_ACTION_SKIPPED_CANCELLED\x10\b2\xb4\x06\n" +
 	"\x11ReplicatorService\x12A\n" +
 	"\x04Copy\x12\x1a.replicator.v1.CopyRequest\x1a\x1b.replicator.v1.CopyResponse0\x01\x12D\n" +
 	"\x05Watch\x12\x1b.replicator.v1.WatchRequest\x1a\x1c.replicator.v1.WatchResponse0\x01\x12E\n" +
@@ -2423,50 +2497,51 @@ var file_replicator_v1_replicator_proto_depIdxs = []int32{
 	30, // 6: replicator.v1.Job.tags:type_name -> replicator.v1.Job.TagsEntry
 	4,  // 7: replicator.v1.Job.post_copy_actions:type_name -> replicator.v1.PostCopyAction
 	32, // 8: replicator.v1.Job.next_attempt_time:type_name -> google.protobuf.Timestamp
-	31, // 9: replicator.v1.CopyRequest.tags:type_name -> replicator.v1.CopyRequest.TagsEntry
-	5,  // 10: replicator.v1.CopyResponse.job:type_name -> replicator.v1.Job
-	1,  // 11: replicator.v1.CopyResponse.outcome:type_name -> replicator.v1.CopyOutcome
-	5,  // 12: replicator.v1.WatchResponse.job:type_name -> replicator.v1.Job
-	5,  // 13: replicator.v1.CancelResponse.jobs:type_name -> replicator.v1.Job
-	5,  // 14: replicator.v1.RetryResponse.jobs:type_name -> replicator.v1.Job
-	5,  // 15: replicator.v1.GetJobResponse.job:type_name -> replicator.v1.Job
-	0,  // 16: replicator.v1.ListJobsRequest.states:type_name -> replicator.v1.JobState
-	5,  // 17: replicator.v1.ListJobsResponse.jobs:type_name -> replicator.v1.Job
-	0,  // 18: replicator.v1.JobStateCount.state:type_name -> replicator.v1.JobState
-	33, // 19: replicator.v1.Policy.interval:type_name -> google.protobuf.Duration
-	32, // 20: replicator.v1.Policy.last_reconcile_time:type_name -> google.protobuf.Timestamp
-	32, // 21: replicator.v1.Policy.next_reconcile_time:type_name -> google.protobuf.Timestamp
-	18, // 22: replicator.v1.Policy.job_counts:type_name -> replicator.v1.JobStateCount
-	19, // 23: replicator.v1.ListPoliciesResponse.policies:type_name -> replicator.v1.Policy
-	2,  // 24: replicator.v1.PlanItem.action:type_name -> replicator.v1.PlanAction
-	22, // 25: replicator.v1.PlanPoliciesResponse.items:type_name -> replicator.v1.PlanItem
-	33, // 26: replicator.v1.PlanPoliciesResponse.estimated_duration:type_name -> google.protobuf.Duration
-	25, // 27: replicator.v1.ReloadPoliciesResponse.errors:type_name -> replicator.v1.ValidationError
-	6,  // 28: replicator.v1.ReplicatorService.Copy:input_type -> replicator.v1.CopyRequest
-	8,  // 29: replicator.v1.ReplicatorService.Watch:input_type -> replicator.v1.WatchRequest
-	10, // 30: replicator.v1.ReplicatorService.Cancel:input_type -> replicator.v1.CancelRequest
-	12, // 31: replicator.v1.ReplicatorService.Retry:input_type -> replicator.v1.RetryRequest
-	14, // 32: replicator.v1.ReplicatorService.GetJob:input_type -> replicator.v1.GetJobRequest
-	16, // 33: replicator.v1.ReplicatorService.ListJobs:input_type -> replicator.v1.ListJobsRequest
-	20, // 34: replicator.v1.ReplicatorService.ListPolicies:input_type -> replicator.v1.ListPoliciesRequest
-	23, // 35: replicator.v1.ReplicatorService.PlanPolicies:input_type -> replicator.v1.PlanPoliciesRequest
-	26, // 36: replicator.v1.ReplicatorService.ReloadPolicies:input_type -> replicator.v1.ReloadPoliciesRequest
-	28, // 37: replicator.v1.ReplicatorService.ReconcilePolicies:input_type -> replicator.v1.ReconcilePoliciesRequest
-	7,  // 38: replicator.v1.ReplicatorService.Copy:output_type -> replicator.v1.CopyResponse
-	9,  // 39: replicator.v1.ReplicatorService.Watch:output_type -> replicator.v1.WatchResponse
-	11, // 40: replicator.v1.ReplicatorService.Cancel:output_type -> replicator.v1.CancelResponse
-	13, // 41: replicator.v1.ReplicatorService.Retry:output_type -> replicator.v1.RetryResponse
-	15, // 42: replicator.v1.ReplicatorService.GetJob:output_type -> replicator.v1.GetJobResponse
-	17, // 43: replicator.v1.ReplicatorService.ListJobs:output_type -> replicator.v1.ListJobsResponse
-	21, // 44: replicator.v1.ReplicatorService.ListPolicies:output_type -> replicator.v1.ListPoliciesResponse
-	24, // 45: replicator.v1.ReplicatorService.PlanPolicies:output_type -> replicator.v1.PlanPoliciesResponse
-	27, // 46: replicator.v1.ReplicatorService.ReloadPolicies:output_type -> replicator.v1.ReloadPoliciesResponse
-	29, // 47: replicator.v1.ReplicatorService.ReconcilePolicies:output_type -> replicator.v1.ReconcilePoliciesResponse
-	38, // [38:48] is the sub-list for method output_type
-	28, // [28:38] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	32, // 9: replicator.v1.Job.cancel_time:type_name -> google.protobuf.Timestamp
+	31, // 10: replicator.v1.CopyRequest.tags:type_name -> replicator.v1.CopyRequest.TagsEntry
+	5,  // 11: replicator.v1.CopyResponse.job:type_name -> replicator.v1.Job
+	1,  // 12: replicator.v1.CopyResponse.outcome:type_name -> replicator.v1.CopyOutcome
+	5,  // 13: replicator.v1.WatchResponse.job:type_name -> replicator.v1.Job
+	5,  // 14: replicator.v1.CancelResponse.jobs:type_name -> replicator.v1.Job
+	5,  // 15: replicator.v1.RetryResponse.jobs:type_name -> replicator.v1.Job
+	5,  // 16: replicator.v1.GetJobResponse.job:type_name -> replicator.v1.Job
+	0,  // 17: replicator.v1.ListJobsRequest.states:type_name -> replicator.v1.JobState
+	5,  // 18: replicator.v1.ListJobsResponse.jobs:type_name -> replicator.v1.Job
+	0,  // 19: replicator.v1.JobStateCount.state:type_name -> replicator.v1.JobState
+	33, // 20: replicator.v1.Policy.interval:type_name -> google.protobuf.Duration
+	32, // 21: replicator.v1.Policy.last_reconcile_time:type_name -> google.protobuf.Timestamp
+	32, // 22: replicator.v1.Policy.next_reconcile_time:type_name -> google.protobuf.Timestamp
+	18, // 23: replicator.v1.Policy.job_counts:type_name -> replicator.v1.JobStateCount
+	19, // 24: replicator.v1.ListPoliciesResponse.policies:type_name -> replicator.v1.Policy
+	2,  // 25: replicator.v1.PlanItem.action:type_name -> replicator.v1.PlanAction
+	22, // 26: replicator.v1.PlanPoliciesResponse.items:type_name -> replicator.v1.PlanItem
+	33, // 27: replicator.v1.PlanPoliciesResponse.estimated_duration:type_name -> google.protobuf.Duration
+	25, // 28: replicator.v1.ReloadPoliciesResponse.errors:type_name -> replicator.v1.ValidationError
+	6,  // 29: replicator.v1.ReplicatorService.Copy:input_type -> replicator.v1.CopyRequest
+	8,  // 30: replicator.v1.ReplicatorService.Watch:input_type -> replicator.v1.WatchRequest
+	10, // 31: replicator.v1.ReplicatorService.Cancel:input_type -> replicator.v1.CancelRequest
+	12, // 32: replicator.v1.ReplicatorService.Retry:input_type -> replicator.v1.RetryRequest
+	14, // 33: replicator.v1.ReplicatorService.GetJob:input_type -> replicator.v1.GetJobRequest
+	16, // 34: replicator.v1.ReplicatorService.ListJobs:input_type -> replicator.v1.ListJobsRequest
+	20, // 35: replicator.v1.ReplicatorService.ListPolicies:input_type -> replicator.v1.ListPoliciesRequest
+	23, // 36: replicator.v1.ReplicatorService.PlanPolicies:input_type -> replicator.v1.PlanPoliciesRequest
+	26, // 37: replicator.v1.ReplicatorService.ReloadPolicies:input_type -> replicator.v1.ReloadPoliciesRequest
+	28, // 38: replicator.v1.ReplicatorService.ReconcilePolicies:input_type -> replicator.v1.ReconcilePoliciesRequest
+	7,  // 39: replicator.v1.ReplicatorService.Copy:output_type -> replicator.v1.CopyResponse
+	9,  // 40: replicator.v1.ReplicatorService.Watch:output_type -> replicator.v1.WatchResponse
+	11, // 41: replicator.v1.ReplicatorService.Cancel:output_type -> replicator.v1.CancelResponse
+	13, // 42: replicator.v1.ReplicatorService.Retry:output_type -> replicator.v1.RetryResponse
+	15, // 43: replicator.v1.ReplicatorService.GetJob:output_type -> replicator.v1.GetJobResponse
+	17, // 44: replicator.v1.ReplicatorService.ListJobs:output_type -> replicator.v1.ListJobsResponse
+	21, // 45: replicator.v1.ReplicatorService.ListPolicies:output_type -> replicator.v1.ListPoliciesResponse
+	24, // 46: replicator.v1.ReplicatorService.PlanPolicies:output_type -> replicator.v1.PlanPoliciesResponse
+	27, // 47: replicator.v1.ReplicatorService.ReloadPolicies:output_type -> replicator.v1.ReloadPoliciesResponse
+	29, // 48: replicator.v1.ReplicatorService.ReconcilePolicies:output_type -> replicator.v1.ReconcilePoliciesResponse
+	39, // [39:49] is the sub-list for method output_type
+	29, // [29:39] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_replicator_v1_replicator_proto_init() }
