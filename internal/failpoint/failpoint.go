@@ -7,31 +7,59 @@
 // points when the process starts: a comma-separated list of NAME or NAME@N
 // (fire on the Nth hit, counting from 1). A hit that fires sends SIGKILL to
 // the process itself: nothing is flushed, nothing deferred runs.
+//
+// NAME=pause (or NAME@N=pause) pauses instead of killing, so that a test
+// can order a race: the process creates NAME.reached in the directory
+// REPLICATORD_FAILPOINT_DIR and waits until the test creates NAME.release
+// there (without that directory, a pause point is ignored).
 package failpoint
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
-// EnvVar names the points to arm.
-const EnvVar = "REPLICATORD_FAILPOINTS"
+// EnvVar names the points to arm; DirEnvVar is where pause points meet
+// the test.
+const (
+	EnvVar    = "REPLICATORD_FAILPOINTS"
+	DirEnvVar = "REPLICATORD_FAILPOINT_DIR"
+)
 
 var (
-	mu    sync.Mutex
-	armed = parse(os.Getenv(EnvVar))
-	hits  = map[string]int{}
+	mu     sync.Mutex
+	armed  = parse(os.Getenv(EnvVar))
+	paused = parsePauses(os.Getenv(EnvVar))
+	hits   = map[string]int{}
 	// kill is replaced in tests.
 	kill = func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 )
+
+// parsePauses returns the names armed with =pause.
+func parsePauses(spec string) map[string]bool {
+	m := map[string]bool{}
+	for _, p := range strings.Split(spec, ",") {
+		p = strings.TrimSpace(p)
+		if name, ok := strings.CutSuffix(p, "=pause"); ok {
+			if i := strings.IndexByte(name, '@'); i > 0 {
+				name = name[:i]
+			}
+			m[name] = true
+		}
+	}
+	return m
+}
 
 func parse(spec string) map[string]int {
 	m := map[string]int{}
 	for _, p := range strings.Split(spec, ",") {
 		p = strings.TrimSpace(p)
+		p = strings.TrimSuffix(p, "=pause")
 		if p == "" {
 			continue
 		}
@@ -58,9 +86,30 @@ func Hit(name string) {
 		hits[name]++
 		ok = hits[name] == nth
 	}
+	pause := paused[name]
 	mu.Unlock()
-	if ok {
+	switch {
+	case ok && pause:
+		wait(name)
+	case ok:
 		kill()
+	}
+}
+
+// wait announces that the process reached name and waits for the release.
+func wait(name string) {
+	dir := os.Getenv(DirEnvVar)
+	if dir == "" {
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".reached"), nil, 0o600); err != nil {
+		return
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, name+".release")); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -71,4 +120,11 @@ const (
 	WhileCreating         = "while-creating"
 	BeforeCancelCopyImage = "before-cancelcopyimage"
 	AfterCancelCopyImage  = "after-cancelcopyimage"
+)
+
+// Points the reconciler marks.
+const (
+	// ReconcileAfterList: a policy run listed the copies and has not read
+	// the jobs yet.
+	ReconcileAfterList = "reconcile-after-list"
 )

@@ -40,6 +40,8 @@ type Metrics struct {
 	reconcileRuns *prometheus.CounterVec
 	reconcileErrs *prometheus.CounterVec
 	transitions   *prometheus.CounterVec
+	cancelRetries *prometheus.CounterVec
+	refused       *prometheus.CounterVec
 	watchers      prometheus.Gauge
 	corrupt       prometheus.Gauge
 
@@ -93,6 +95,14 @@ func New() *Metrics {
 			Namespace: namespace, Name: "job_transitions_total",
 			Help: "Job state transitions, by previous and new state.",
 		}, []string{"from", "to"}),
+		cancelRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "cancel_retries_total",
+			Help: "Cancels (and removals of a failing job's copy) to be tried again, by the ECS error code that stopped them; a cancel has no retry budget.",
+		}, []string{"code"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "ownership_refusals_total",
+			Help: "ECS calls that change an image not sent because the state store does not prove the image is this installation's copy, by action.",
+		}, []string{"action"}),
 		watchers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "watchers",
 			Help: "Watch streams currently connected.",
@@ -106,7 +116,7 @@ func New() *Metrics {
 	m.reg.MustRegister(
 		m.copyDuration, m.queueDepth, m.slotsInUse, m.slotLimit,
 		m.apiCalls, m.apiDuration, m.throttles,
-		m.reconcileRuns, m.reconcileErrs, m.transitions, m.watchers, m.corrupt, m.jobs,
+		m.reconcileRuns, m.reconcileErrs, m.transitions, m.cancelRetries, m.refused, m.watchers, m.corrupt, m.jobs,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -34,3 +34,19 @@ func (m *Metrics) Transition(from, to string) {
 	}
 	m.transitions.WithLabelValues(sanitize(strings.ToLower(from), "unknown"), sanitize(strings.ToLower(to), "unknown")).Inc()
 }
+
+// CancelRetry counts a cancel to be tried again, by ECS error code.
+func (m *Metrics) CancelRetry(code string) {
+	if m == nil {
+		return
+	}
+	m.cancelRetries.WithLabelValues(sanitize(code, "Unknown")).Inc()
+}
+
+// Refused counts an ECS call not sent for want of proof of ownership.
+func (m *Metrics) Refused(action string) {
+	if m == nil {
+		return
+	}
+	m.refused.WithLabelValues(sanitize(action, "Unknown")).Inc()
+}

@@ -13,10 +13,15 @@ import (
 )
 
 // Adopt rebuilds jobs from the copies ECS holds with replicatord's lineage
-// tags, for a state file that was lost or replaced: a copy still in flight
-// is followed again instead of being made a second time, and a finished
-// copy is recorded as SUCCEEDED. Copies whose job the store knows are left
-// alone. It returns how many jobs it created.
+// tags and this installation's owner tag, for a state file that was lost
+// or replaced: a copy still in flight is followed again instead of being
+// made a second time, and a finished copy is recorded as SUCCEEDED. The
+// jobs say they are adopted and what they were matched on: tags are no
+// proof, so the copies are never cancelled, deleted or modified unless
+// their policy sets retention.prune_adopted. Copies whose job the store
+// knows, copies of another owner and copies without an owner tag (made
+// before it existed: only their jobs prove them ours) are left alone. It
+// returns how many jobs it created.
 func (s *Scheduler) Adopt(ctx context.Context, regions []string) (int, error) {
 	now := s.opts.Clock.Now()
 	adopted := 0
@@ -27,7 +32,7 @@ func (s *Scheduler) Adopt(ctx context.Context, regions []string) (int, error) {
 			var err error
 			imgs, err = s.cloud.DescribeImages(ctx, cloud.ImageQuery{
 				Region: region, Statuses: cloud.AllStatuses, OwnerAlias: "self",
-				Tags: map[string]string{job.TagJobID: ""}, // key only: any job
+				Tags: map[string]string{job.TagJobID: "", job.TagOwner: s.opts.Owner}, // any job of ours
 			})
 			return err
 		})
@@ -38,7 +43,7 @@ func (s *Scheduler) Adopt(ctx context.Context, regions []string) (int, error) {
 		var jobs []*job.Job
 		for _, im := range imgs {
 			j := adoptedJob(im, region, now)
-			if j == nil {
+			if j == nil || im.Tags[job.TagOwner] != s.opts.Owner {
 				continue
 			}
 			if _, err := s.store.Get(ctx, j.ID); !errors.Is(err, errdefs.ErrNotFound) {
@@ -83,6 +88,11 @@ func adoptedJob(im cloud.Image, region string, now time.Time) *job.Job {
 		ProgressPercent:      im.ProgressPercent,
 		CreateTime:           now,
 		Tags:                 userTags(t),
+		Adopted:              true,
+		AdoptionReason: fmt.Sprintf("found by tags %s=%s, %s=%s, %s=%s/%s, attempt %s with a new state file at %s",
+			job.TagOwner, t[job.TagOwner], job.TagJobID, t[job.TagJobID], job.TagSourceImage, t[job.TagSourceRegion], t[job.TagSourceImage],
+			t[job.TagAttempt], now.UTC().Format(time.RFC3339)),
+		SubmitTime: now,
 	}
 	switch im.Status {
 	case cloud.StatusAvailable:
@@ -102,7 +112,7 @@ func userTags(tags map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range tags {
 		switch k {
-		case job.TagJobID, job.TagSourceImage, job.TagSourceRegion, job.TagPolicy, job.TagAttempt:
+		case job.TagJobID, job.TagSourceImage, job.TagSourceRegion, job.TagPolicy, job.TagAttempt, job.TagOwner:
 		default:
 			out[k] = v
 		}

@@ -96,6 +96,7 @@ func (s *Scheduler) dispatch(ctx context.Context, region string) error {
 			j.State = job.StateSubmitting
 			j.Attempts++
 			j.ClientToken = job.Token(j.ID, j.Attempts)
+			j.LookupFirst = false // durable as SUBMITTING: a restart looks up anyway
 			j.SubmitTime = now
 			j.Error = nil
 			j.Retries = 0
@@ -107,6 +108,12 @@ func (s *Scheduler) dispatch(ctx context.Context, region string) error {
 		}
 		if err != nil {
 			return err
+		}
+		if j.LookupFirst {
+			// A retried job: an earlier attempt may have left a copy.
+			s.mu.Lock()
+			s.recovering[admitted.ID] = true
+			s.mu.Unlock()
 		}
 		free--
 		perPolicy[admitted.Policy]++

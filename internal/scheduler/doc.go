@@ -34,6 +34,23 @@
 // all workers (internal/ratelimit); a Throttling answer lowers that action's
 // rate multiplicatively and successes raise it additively (AIMD).
 //
+// Ownership: every call that changes or removes an image (CancelCopyImage,
+// DeleteImage, sharing, image family) goes through mutate (guard.go), which
+// sends it only if the store records the image as the copy of the job it
+// is for; tags alone never suffice, and adopted copies (found by tags with
+// a new state file) are refused unless a policy allows it. Copies carry
+// replicatord:owner (Options.Owner); lookups and adoption ignore other
+// owners.
+//
+// Cancels and failures end clean: a CANCELLING job is carried through
+// until its copy is gone (CancelCopyImage, or once the copy is Available,
+// unsharing and DeleteImage), retried with capped backoff outside the
+// retry budget (cancelWait). A job that fails with a copy in ECS goes
+// CANCELLING without CancelRequested and ends FAILED once the copy is
+// gone. So every copy the scheduler made is tracked by a non-terminal job
+// until it is kept (SUCCEEDED) or gone; a retried job first looks for a
+// copy an earlier attempt left (LookupFirst).
+//
 // Polling adapts: the next poll of a region is when its earliest in-flight
 // copy is expected to finish (from ECS's RemainTime and the observed
 // progress rate), bounded by PollMin and PollMax.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/replicatord/replicatord/internal/clock"
+	"github.com/replicatord/replicatord/internal/job"
 )
 
 // Options configure a Scheduler; zero values take the defaults below.
@@ -47,6 +48,9 @@ type Options struct {
 	CallTimeout time.Duration
 	// Observer receives events for metrics; nil for none.
 	Observer Observer
+	// Owner is this installation's name (daemon.owner), written on every
+	// copy as the tag replicatord:owner; default job.DefaultOwner.
+	Owner string
 }
 
 // Observer is told what happens, for metrics. Methods must not block.
@@ -55,6 +59,12 @@ type Observer interface {
 	Throttled(action string)
 	RegionLoad(region string, queued, inFlight int)
 	Transition(from, to string)
+	// CancelRetry: a cancel (or the cleanup of a copy) will be tried again;
+	// code is the ECS error code that stopped it.
+	CancelRetry(code string)
+	// Refused: an ECS call that changes an image was not sent because the
+	// store does not prove the image is ours.
+	Refused(action string)
 }
 
 func (o *Options) setDefaults() {
@@ -88,6 +98,9 @@ func (o *Options) setDefaults() {
 	defd(&o.PollMax, 10*time.Minute)
 	defd(&o.CallTimeout, 30*time.Second)
 	defd(&o.VanishGrace, 2*time.Minute)
+	if o.Owner == "" {
+		o.Owner = job.DefaultOwner
+	}
 	if o.APIRate <= 0 {
 		o.APIRate = 13
 	}

@@ -143,9 +143,40 @@ func (s *Scheduler) observe(ctx context.Context, j *job.Job, im cloud.Image, fou
 	if j.State == job.StateCancelling {
 		switch {
 		case !found:
-			return observation{}, s.cancelled(ctx, j.ID, now)
+			// ECS lists a new copy with some delay: a copy never seen by a
+			// poll and missing just after it was accepted is not gone yet.
+			if grace := j.SubmitTime.Add(s.opts.VanishGrace); j.CloudStatus == "" && !s.cancelSent(j.ID) && now.Before(grace) {
+				return observation{look: min(grace.Sub(now), s.opts.PollMax)}, nil
+			}
+			return observation{}, s.cancelled(ctx, j.ID, now, "")
 		case im.Status == cloud.StatusAvailable || im.Status == cloud.StatusCreateFailed || im.Status == cloud.StatusUnAvailable:
-			s.queue.Add(keyJob + j.ID) // cancel turns into delete
+			// The copy ended: the cancel turns into a delete (cancelCopy
+			// reads the status from the job).
+			if j.CloudStatus != im.Status {
+				if _, err := s.update(ctx, j.ID, func(j *job.Job) error {
+					if j.State != job.StateCancelling {
+						return errSkip
+					}
+					j.CloudStatus = im.Status
+					j.ProgressPercent = im.ProgressPercent
+					j.NextAttemptTime = now
+					return nil
+				}); ignoreSkip(err) != nil {
+					return observation{}, err
+				}
+			}
+			s.queue.Add(keyJob + j.ID)
+		case j.CloudStatus != im.Status || j.ProgressPercent != im.ProgressPercent:
+			if _, err := s.update(ctx, j.ID, func(j *job.Job) error {
+				if j.State != job.StateCancelling {
+					return errSkip
+				}
+				j.CloudStatus = im.Status
+				j.ProgressPercent = im.ProgressPercent
+				return nil
+			}); ignoreSkip(err) != nil {
+				return observation{}, err
+			}
 		}
 		return observation{look: s.opts.PollMin}, nil
 	}
@@ -212,12 +243,15 @@ func (s *Scheduler) observe(ctx context.Context, j *job.Job, im cloud.Image, fou
 	default: // CreateFailed, UnAvailable
 		// Clean up the failed copy (its snapshots are billed) before the
 		// next attempt. A crash here is safe: the next poll no longer finds
-		// the copy and recopies.
-		err := s.call(ctx, cloud.ActionDeleteImage, func(ctx context.Context) error {
-			return s.cloud.DeleteImage(ctx, j.DestinationRegion, j.DestinationImageID)
-		})
-		if err != nil && cloud.ClassOf(err) != cloud.ClassNotFound {
-			return observation{look: s.opts.PollMin}, nil // try the cleanup again soon
+		// the copy and recopies. An adopted copy is not proven ours: it is
+		// left, and the next attempt makes a copy of our own.
+		if !j.Adopted {
+			err := s.mutate(ctx, cloud.ActionDeleteImage, j.ID, j.DestinationRegion, j.DestinationImageID, false, func(ctx context.Context) error {
+				return s.cloud.DeleteImage(ctx, j.DestinationRegion, j.DestinationImageID)
+			})
+			if err != nil && cloud.ClassOf(err) != cloud.ClassNotFound {
+				return observation{look: s.opts.PollMin}, nil // try the cleanup again soon
+			}
 		}
 		return observation{}, s.recopy(ctx, j, &job.Error{Code: "CreateFailed", Message: "ECS reported the copy " + j.DestinationImageID + " as " + im.Status})
 	}

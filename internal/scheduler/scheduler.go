@@ -37,7 +37,12 @@ type Scheduler struct {
 	// failed ambiguously: ECS may hold their copy already, so they are
 	// looked up before CopyImage is sent again.
 	recovering map[string]bool
-	conflict   bool
+	// ambiguous is when each job's CopyImage last failed in a way that may
+	// hide a copy ECS accepted (a timeout or 5xx).
+	ambiguous map[string]time.Time
+	// cancelOK holds jobs whose CancelCopyImage ECS accepted.
+	cancelOK map[string]bool
+	conflict bool
 	// fair holds each region's fair queue between policies.
 	fair map[string]*fairQueue
 	// nextPoll is when each region's next poll is due, if one is pending.
@@ -58,6 +63,8 @@ func New(store state.Store, provider cloud.Provider, opts Options) *Scheduler {
 		live:       make(map[string]*job.Job),
 		started:    make(map[string]time.Time),
 		recovering: make(map[string]bool),
+		ambiguous:  make(map[string]time.Time),
+		cancelOK:   make(map[string]bool),
 		fair:       make(map[string]*fairQueue),
 		nextPoll:   make(map[string]time.Time),
 		est:        newEstimator(),
@@ -92,6 +99,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		regions[j.DestinationRegion] = true
 		if j.State == job.StateSubmitting {
 			s.recovering[j.ID] = true
+			s.ambiguous[j.ID] = s.opts.Clock.Now()
 		}
 	}
 	s.mu.Unlock()
@@ -218,6 +226,8 @@ func (s *Scheduler) track(j *job.Job) {
 		delete(s.live, j.ID)
 		delete(s.started, j.ID)
 		delete(s.recovering, j.ID)
+		delete(s.ambiguous, j.ID)
+		delete(s.cancelOK, j.ID)
 		return
 	}
 	if j.State == job.StateQueued {
@@ -235,6 +245,19 @@ func (s *Scheduler) get(id string) *job.Job {
 // Submit stores new jobs durably and schedules them. A job with a
 // DestinationImageID and state WAITING or COPYING adopts an existing copy.
 func (s *Scheduler) Submit(ctx context.Context, jobs ...*job.Job) error {
+	s.prepare(jobs)
+	if err := s.store.Create(ctx, jobs...); err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		s.track(j.Clone())
+		s.kick(j)
+	}
+	return nil
+}
+
+// prepare fills in what a new job needs before it is stored.
+func (s *Scheduler) prepare(jobs []*job.Job) {
 	now := s.opts.Clock.Now()
 	for _, j := range jobs {
 		if j.ID == "" {
@@ -248,14 +271,6 @@ func (s *Scheduler) Submit(ctx context.Context, jobs ...*job.Job) error {
 		}
 		j.UpdateTime = now
 	}
-	if err := s.store.Create(ctx, jobs...); err != nil {
-		return err
-	}
-	for _, j := range jobs {
-		s.track(j.Clone())
-		s.kick(j)
-	}
-	return nil
 }
 
 // SubmitRequest stores the jobs of an API request through
@@ -301,12 +316,19 @@ func (s *Scheduler) Cancel(ctx context.Context, ids []string) ([]*job.Job, error
 	}
 	out := make([]*job.Job, 0, len(ids))
 	now := s.opts.Clock.Now()
+	by := actor(ctx)
 	for _, id := range ids {
 		j, err := s.update(ctx, id, func(j *job.Job) error {
+			if !j.State.Terminal() && !j.CancelRequested {
+				// Durable, and (for a policy job) the store's tombstone
+				// of the pair, in the same transaction.
+				j.CancelledBy, j.CancelTime = by, now
+			}
 			switch {
 			case j.State.Terminal():
 				return fmt.Errorf("job %s is already %s: %w", j.ID, j.State, errdefs.ErrFailedPrecondition)
 			case j.State == job.StateQueued:
+				j.CancelRequested = true
 				j.State = job.StateCancelled
 				j.FinishTime = now
 			case j.State == job.StateWaiting || j.State == job.StateCopying:
@@ -329,6 +351,21 @@ func (s *Scheduler) Cancel(ctx context.Context, ids []string) ([]*job.Job, error
 	return out, nil
 }
 
+type actorKey struct{}
+
+// WithActor returns ctx saying who asks (for a cancel's tombstone and the
+// job's cancelled_by), e.g. "api unix:@" or "api 10.0.0.5:41234".
+func WithActor(ctx context.Context, who string) context.Context {
+	return context.WithValue(ctx, actorKey{}, who)
+}
+
+func actor(ctx context.Context) string {
+	if s, ok := ctx.Value(actorKey{}).(string); ok && s != "" {
+		return s
+	}
+	return "api"
+}
+
 // Retry starts a new attempt of failed or cancelled jobs.
 func (s *Scheduler) Retry(ctx context.Context, ids []string) ([]*job.Job, error) {
 	for _, id := range ids {
@@ -346,8 +383,13 @@ func (s *Scheduler) Retry(ctx context.Context, ids []string) ([]*job.Job, error)
 			if j.State != job.StateFailed && j.State != job.StateCancelled {
 				return fmt.Errorf("job %s is %s: %w", j.ID, j.State, errdefs.ErrFailedPrecondition)
 			}
+			// No copy was recorded: an earlier attempt may still have left
+			// one in ECS (an ambiguous CopyImage). Look for it first.
+			lookup := j.DestinationImageID == "" && j.Attempts > 0
 			resetForNewAttempt(j)
 			j.AttemptBase = j.Attempts // a fresh budget; tokens stay unique
+			j.LookupFirst = lookup
+			j.CancelledBy, j.CancelTime = "", time.Time{}
 			return nil
 		})
 		if err != nil {
@@ -368,6 +410,8 @@ func resetForNewAttempt(j *job.Job) {
 	j.Remaining = 0
 	j.ClientToken = ""
 	j.CancelRequested = false
+	j.Adopted = false // the next copy is ours
+	j.AdoptionReason = ""
 	j.Retries = 0
 	j.FinishTime = time.Time{}
 	j.SubmitTime = time.Time{}

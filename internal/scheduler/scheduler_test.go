@@ -211,7 +211,7 @@ func TestRestartAdoptsAcceptedCopy(t *testing.T) {
 	store.Close()
 	id, err := h.cloud.CopyImage(context.Background(), cloud.CopyRequest{
 		SourceRegion: srcRegion, SourceImageID: j.SourceImageID, DestinationRegion: j.DestinationRegion,
-		Tags: lineageTags(j), ClientToken: j.ClientToken,
+		Tags: lineageTags(j, job.DefaultOwner), ClientToken: j.ClientToken,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/replicatord/replicatord/internal/cloud"
@@ -53,7 +54,7 @@ func ignoreSkip(err error) error {
 
 // lineageTags are put on every copy so that replicatord can find the copies
 // it made, even without its state file.
-func lineageTags(j *job.Job) map[string]string {
+func lineageTags(j *job.Job, owner string) map[string]string {
 	t := make(map[string]string, len(j.Tags)+5)
 	for k, v := range j.Tags {
 		t[k] = v
@@ -62,14 +63,19 @@ func lineageTags(j *job.Job) map[string]string {
 	t[job.TagSourceImage] = j.SourceImageID
 	t[job.TagSourceRegion] = j.SourceRegion
 	t[job.TagAttempt] = strconv.Itoa(int(j.Attempts))
+	t[job.TagOwner] = owner
 	if j.Policy != "" {
 		t[job.TagPolicy] = j.Policy
 	}
 	return t
 }
 
-// findCopy looks for the copy of j's current attempt in ECS by its lineage
-// tags; "" when there is none.
+// findCopy looks for the copy of j in ECS by its lineage tags: its own
+// job id, an attempt of this job (the current one preferred: a retry also
+// finds what an earlier attempt left), and this installation's owner (or
+// none, for copies made before the owner tag). "" when there is none.
+// What it finds is recorded as the job's copy: the proof of ownership of
+// crash recovery.
 func (s *Scheduler) findCopy(ctx context.Context, j *job.Job) (string, error) {
 	var imgs []cloud.Image
 	err := s.call(ctx, cloud.ActionDescribeImages, func(ctx context.Context) error {
@@ -77,19 +83,33 @@ func (s *Scheduler) findCopy(ctx context.Context, j *job.Job) (string, error) {
 		imgs, err = s.cloud.DescribeImages(ctx, cloud.ImageQuery{
 			Region:   j.DestinationRegion,
 			Statuses: cloud.AllStatuses,
-			Tags:     map[string]string{job.TagJobID: j.ID, job.TagAttempt: strconv.Itoa(int(j.Attempts))},
+			Tags:     map[string]string{job.TagJobID: j.ID},
 		})
 		return err
 	})
 	if err != nil {
 		return "", err
 	}
+	best, bestAttempt := "", 0
 	for _, im := range imgs {
-		if im.Status != cloud.StatusCreateFailed {
-			return im.ID, nil
+		if im.Status == cloud.StatusCreateFailed || im.Tags[job.TagJobID] != j.ID {
+			continue
+		}
+		if o, ok := im.Tags[job.TagOwner]; ok && o != s.opts.Owner {
+			continue
+		}
+		if im.Tags[job.TagSourceImage] != j.SourceImageID || im.Tags[job.TagSourceRegion] != j.SourceRegion {
+			continue
+		}
+		a, err := strconv.Atoi(im.Tags[job.TagAttempt])
+		if err != nil || a < 1 || a > int(j.Attempts) {
+			continue
+		}
+		if a > bestAttempt {
+			best, bestAttempt = im.ID, a
 		}
 	}
-	return "", nil
+	return best, nil
 }
 
 // submit sends CopyImage for a job whose intent (state SUBMITTING with its
@@ -103,9 +123,21 @@ func (s *Scheduler) submit(ctx context.Context, j *job.Job) error {
 		if err != nil {
 			return s.retryLater(ctx, j, err)
 		}
-		s.doneRecovering(j.ID)
 		if found != "" {
+			s.doneRecovering(j.ID)
 			return s.accepted(ctx, j.ID, found)
+		}
+		// ECS lists a new copy with some delay: after an ambiguous
+		// CopyImage, "none found" means none only after VanishGrace.
+		if at := s.ambiguousSince(j.ID); j.CancelRequested && !at.IsZero() && now.Before(at.Add(s.opts.VanishGrace)) {
+			d := min(at.Add(s.opts.VanishGrace).Sub(now), s.opts.PollMax)
+			s.queue.AddAfter(keyJob+j.ID, d)
+			return nil
+		}
+		s.doneRecovering(j.ID)
+		if j.Error != nil && j.Retries >= int32(s.opts.MaxRetries) && !j.CancelRequested {
+			// The retries are used up and no copy hides in ECS: fail now.
+			return s.failWith(ctx, j.ID, &job.Error{Code: j.Error.Code, Message: j.Error.Message, RequestID: j.Error.RequestID})
 		}
 		if j.CancelRequested {
 			_, err := s.update(ctx, j.ID, func(j *job.Job) error {
@@ -131,7 +163,7 @@ func (s *Scheduler) submit(ctx context.Context, j *job.Job) error {
 			Description:       j.DestinationDescription,
 			Encrypted:         j.Encrypted,
 			KMSKeyID:          j.KMSKeyID,
-			Tags:              lineageTags(j),
+			Tags:              lineageTags(j, s.opts.Owner),
 			ClientToken:       j.ClientToken,
 		})
 		return err
@@ -151,6 +183,11 @@ func (s *Scheduler) submit(ctx context.Context, j *job.Job) error {
 		// by lineage first, in case ECS does not honour the ClientToken.
 		s.mu.Lock()
 		s.recovering[j.ID] = true
+		if noAnswer(err) {
+			// No answer at all: ECS may have made the copy and not list it
+			// yet, so a cancel waits out the listing delay.
+			s.ambiguous[j.ID] = s.opts.Clock.Now()
+		}
 		s.mu.Unlock()
 		return s.retryLater(ctx, j, err)
 	case cloud.ClassQuota:
@@ -179,6 +216,13 @@ func (s *Scheduler) submit(ctx context.Context, j *job.Job) error {
 	default:
 		return s.fail(ctx, j.ID, err)
 	}
+}
+
+// noAnswer reports whether a call got no usable answer from ECS (a
+// timeout, a broken connection, an unreadable reply), as opposed to an ECS
+// error answer such as InternalError.
+func noAnswer(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || strings.HasPrefix(cloud.CodeOf(err), "SDK.")
 }
 
 // accepted records that ECS holds the copy imageID for job id.
@@ -217,7 +261,13 @@ func (s *Scheduler) retryLater(ctx context.Context, j *job.Job, cause error) err
 	// Throttling is flow control, not failure: it slows the job (and the
 	// action, see call) but never uses up its retries.
 	throttled := cloud.ClassOf(cause) == cloud.ClassThrottled
-	if !throttled && j.Retries+1 > int32(s.opts.MaxRetries) {
+	if j.State == job.StateCancelling {
+		return s.cancelWait(ctx, j, cause) // a cancel has no budget
+	}
+	// A job whose CopyImage may have been accepted fails only once a
+	// lookup found no copy (submit does it): keep looking until then.
+	hidden := j.State == job.StateSubmitting && s.isRecovering(j.ID)
+	if !throttled && !hidden && j.Retries+1 > int32(s.opts.MaxRetries) {
 		return s.fail(ctx, j.ID, cause)
 	}
 	d := backoff(s.opts.RetryBase, s.opts.RetryMax, int(min(j.Retries, 16)))
@@ -227,8 +277,8 @@ func (s *Scheduler) retryLater(ctx context.Context, j *job.Job, cause error) err
 		if j.State != state {
 			return errSkip
 		}
-		if !throttled || j.Retries < int32(s.opts.MaxRetries) {
-			j.Retries++ // grows the backoff; capped for throttles
+		if (!throttled && !hidden) || j.Retries < int32(s.opts.MaxRetries) {
+			j.Retries++ // grows the backoff; capped for throttles and lookups
 		}
 		j.Error = jobError(cause, true)
 		j.NextAttemptTime = now.Add(d)
@@ -255,18 +305,38 @@ func backoff(base, max time.Duration, n int) time.Duration {
 }
 
 func (s *Scheduler) fail(ctx context.Context, id string, cause error) error {
+	return s.failWith(ctx, id, jobError(cause, false))
+}
+
+// failWith ends a job FAILED. A job with a copy of ours in ECS first
+// removes it (as a cancel does, state CANCELLING without CancelRequested)
+// and fails once it is gone: no job ends FAILED with its copy in ECS.
+func (s *Scheduler) failWith(ctx context.Context, id string, why *job.Error) error {
 	now := s.opts.Clock.Now()
-	_, err := s.update(ctx, id, func(j *job.Job) error {
+	j, err := s.update(ctx, id, func(j *job.Job) error {
 		if j.State.Terminal() {
 			return errSkip
 		}
-		j.State = job.StateFailed
-		j.Error = jobError(cause, false)
-		j.FinishTime = now
+		j.Error = why
 		j.NextAttemptTime = time.Time{}
+		if j.DestinationImageID != "" && !j.Adopted && j.State != job.StateQueued {
+			j.State = job.StateCancelling
+			j.Failure = why
+			j.Retries = 0
+			return nil
+		}
+		j.State = job.StateFailed
+		j.FinishTime = now
 		return nil
 	})
-	return ignoreSkip(err)
+	if err != nil {
+		return ignoreSkip(err)
+	}
+	if j.State == job.StateCancelling {
+		s.log.Warn("job failed; removing its copy before it ends FAILED", "job", j.ID, "copy", j.DestinationImageID, "code", why.Code)
+		s.queue.Add(keyJob + j.ID)
+	}
+	return nil
 }
 
 func jobError(err error, retryable bool) *job.Error {
@@ -284,19 +354,35 @@ func jobError(err error, retryable bool) *job.Error {
 	return &job.Error{Code: code, Message: err.Error(), Retryable: retryable}
 }
 
-// cancelCopy sends CancelCopyImage for a CANCELLING job and settles it.
+// cancelCopy carries a CANCELLING job through until its copy is gone,
+// whatever ECS answers and however long it takes: CancelCopyImage while
+// the copy is in flight; once it is Available (the copy finished first, or
+// ECS answered CancelNotSupported and the copy ran to its end) or failed,
+// unsharing and DeleteImage. Every failure is retried with capped backoff
+// outside the job's retry budget (cancelWait). An adopted copy is not
+// proven ours and is left alone.
 func (s *Scheduler) cancelCopy(ctx context.Context, j *job.Job) error {
 	now := s.opts.Clock.Now()
 	if j.DestinationImageID == "" {
-		return s.cancelled(ctx, j.ID, now)
+		return s.cancelled(ctx, j.ID, now, "")
+	}
+	if j.Adopted {
+		return s.cancelled(ctx, j.ID, now, "the copy "+j.DestinationImageID+" was adopted, not made by this installation: left in ECS")
+	}
+	switch j.CloudStatus {
+	case cloud.StatusAvailable, cloud.StatusCreateFailed, cloud.StatusUnAvailable:
+		return s.removeCopy(ctx, j)
 	}
 	failpoint.Hit(failpoint.BeforeCancelCopyImage)
-	err := s.call(ctx, cloud.ActionCancelCopyImage, func(ctx context.Context) error {
+	err := s.mutate(ctx, cloud.ActionCancelCopyImage, j.ID, j.DestinationRegion, j.DestinationImageID, false, func(ctx context.Context) error {
 		return s.cloud.CancelCopyImage(ctx, j.DestinationRegion, j.DestinationImageID)
 	})
 	failpoint.Hit(failpoint.AfterCancelCopyImage)
 	if err == nil {
 		// ECS removes the copy; a poll soon confirms it is gone.
+		s.mu.Lock()
+		s.cancelOK[j.ID] = true
+		s.mu.Unlock()
 		s.schedulePoll(j.DestinationRegion, s.opts.PollMin)
 		return nil
 	}
@@ -305,34 +391,65 @@ func (s *Scheduler) cancelCopy(ctx context.Context, j *job.Job) error {
 	}
 	switch code := cloud.CodeOf(err); {
 	case cloud.ClassOf(err) == cloud.ClassNotFound:
-		return s.cancelled(ctx, j.ID, now)
+		return s.cancelled(ctx, j.ID, now, "")
 	case code == cloud.CodeIncorrectStatus || code == cloud.CodeNotFromCopy:
 		// The copy finished (or failed) before the cancel reached it. A
 		// cancelled job leaves no copy behind, so delete it.
-		derr := s.call(ctx, cloud.ActionDeleteImage, func(ctx context.Context) error {
-			return s.cloud.DeleteImage(ctx, j.DestinationRegion, j.DestinationImageID)
-		})
-		if derr == nil || cloud.ClassOf(derr) == cloud.ClassNotFound {
-			return s.cancelled(ctx, j.ID, now)
-		}
-		return s.retryLater(ctx, j, derr)
-	case code == cloud.CodeCancelNotSupported:
-		// Keep following the copy: once it finishes it is deleted above.
-		return s.retryLater(ctx, j, err)
+		return s.removeCopy(ctx, j)
 	}
-	switch cloud.ClassOf(err) {
-	case cloud.ClassThrottled, cloud.ClassRetryable, cloud.ClassQuota:
-		return s.retryLater(ctx, j, err)
-	}
-	return s.fail(ctx, j.ID, err)
+	// CancelNotSupported: keep following the copy; a poll turns the cancel
+	// into a delete once it ends. Anything else: try again later.
+	return s.cancelWait(ctx, j, err)
 }
 
-func (s *Scheduler) cancelled(ctx context.Context, id string, now time.Time) error {
+// removeCopy deletes a cancelled (or failing) job's copy, taking back the
+// sharing the job granted first (ECS refuses to delete a shared image).
+func (s *Scheduler) removeCopy(ctx context.Context, j *job.Job) error {
+	now := s.opts.Clock.Now()
+	if len(j.ShareAccounts) > 0 && j.CloudStatus == cloud.StatusAvailable {
+		err := s.mutate(ctx, cloud.ActionModifyImageSharePermission, j.ID, j.DestinationRegion, j.DestinationImageID, false, func(ctx context.Context) error {
+			return s.cloud.UnshareImage(ctx, j.DestinationRegion, j.DestinationImageID, j.ShareAccounts)
+		})
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil && cloud.ClassOf(err) == cloud.ClassNotFound {
+			return s.cancelled(ctx, j.ID, now, "")
+		}
+		if err != nil {
+			return s.cancelWait(ctx, j, err)
+		}
+	}
+	err := s.mutate(ctx, cloud.ActionDeleteImage, j.ID, j.DestinationRegion, j.DestinationImageID, false, func(ctx context.Context) error {
+		return s.cloud.DeleteImage(ctx, j.DestinationRegion, j.DestinationImageID)
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err == nil || cloud.ClassOf(err) == cloud.ClassNotFound {
+		return s.cancelled(ctx, j.ID, now, "")
+	}
+	return s.cancelWait(ctx, j, err)
+}
+
+// cancelled ends a CANCELLING job whose copy is gone (or was never ours):
+// CANCELLED after a cancel, FAILED (keeping its error) after the cleanup
+// of a failing job. note, when set, says why a copy was left.
+func (s *Scheduler) cancelled(ctx context.Context, id string, now time.Time, note string) error {
 	_, err := s.update(ctx, id, func(j *job.Job) error {
 		if j.State.Terminal() {
 			return errSkip
 		}
 		j.State = job.StateCancelled
+		j.Error = nil
+		if j.Failure != nil && !j.CancelRequested {
+			j.State = job.StateFailed // the cleanup of a failing job is done
+			j.Error = j.Failure
+		}
+		j.Failure = nil
+		if note != "" {
+			j.Error = &job.Error{Code: "AdoptedCopyKept", Message: note}
+		}
 		j.FinishTime = now
 		j.NextAttemptTime = time.Time{}
 		if j.CloudStatus != cloud.StatusAvailable {
@@ -344,7 +461,11 @@ func (s *Scheduler) cancelled(ctx context.Context, id string, now time.Time) err
 }
 
 // postCopyActions lists the actions a job needs once its copy is Available.
+// An adopted copy is not proven ours and is not modified.
 func postCopyActions(j *job.Job) []string {
+	if j.Adopted {
+		return nil
+	}
 	var a []string
 	if j.ImageFamily != "" {
 		a = append(a, "image_family")
@@ -371,11 +492,11 @@ func (s *Scheduler) finish(ctx context.Context, j *job.Job) error {
 		var err error
 		switch name {
 		case "image_family":
-			err = s.call(ctx, cloud.ActionModifyImageAttribute, func(ctx context.Context) error {
+			err = s.mutate(ctx, cloud.ActionModifyImageAttribute, j.ID, j.DestinationRegion, j.DestinationImageID, false, func(ctx context.Context) error {
 				return s.cloud.SetImageFamily(ctx, j.DestinationRegion, j.DestinationImageID, j.ImageFamily)
 			})
 		case "share":
-			err = s.call(ctx, cloud.ActionModifyImageSharePermission, func(ctx context.Context) error {
+			err = s.mutate(ctx, cloud.ActionModifyImageSharePermission, j.ID, j.DestinationRegion, j.DestinationImageID, false, func(ctx context.Context) error {
 				return s.cloud.ShareImage(ctx, j.DestinationRegion, j.DestinationImageID, j.ShareAccounts)
 			})
 		}
