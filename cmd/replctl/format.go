@@ -33,7 +33,8 @@ func parseStateFlag(v string) (replicatorv1.JobState, bool) {
 func terminal(s replicatorv1.JobState) bool {
 	return s == replicatorv1.JobState_JOB_STATE_SUCCEEDED ||
 		s == replicatorv1.JobState_JOB_STATE_FAILED ||
-		s == replicatorv1.JobState_JOB_STATE_CANCELLED
+		s == replicatorv1.JobState_JOB_STATE_CANCELLED ||
+		s == replicatorv1.JobState_JOB_STATE_PRUNED
 }
 
 // shortDuration prints d the way kubectl prints ages: 45s, 3m10s, 2h05m, 3d4h.

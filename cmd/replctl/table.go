@@ -74,6 +74,15 @@ func writeJobDetail(w io.Writer, j *replicatorv1.Job, now time.Time) error {
 		row("Retryable", fmt.Sprint(e.GetRetryable()))
 	}
 	row("Attempts", fmt.Sprint(j.GetAttempts()))
+	if j.GetAdopted() {
+		row("Adopted", "yes: "+oneLine(j.GetAdoptionReason()))
+	}
+	if j.GetCancelTime() != nil {
+		row("Cancelled by", oneLine(j.GetCancelledBy())+" at "+ts(j.GetCancelTime()))
+	}
+	if j.GetPruneReason() != "" {
+		row("Pruned", oneLine(j.GetPruneReason()))
+	}
 	if j.GetNextAttemptTime() != nil {
 		row("Next attempt", ts(j.GetNextAttemptTime()))
 	}

@@ -114,6 +114,8 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 		RegionSlots:    sc.RegionSlots,
 		Lookahead:      sc.Lookahead,
 		MaxAttempts:    sc.MaxAttempts,
+		MaxRetries:     sc.MaxRetries,
+		Owner:          file.Daemon.Owner,
 		APIRate:        sc.APIRatePerSecond,
 		PollMin:        sc.PollMin,
 		PollMax:        sc.PollMax,
@@ -406,6 +408,7 @@ func (d *daemon) serveMetrics(ctx context.Context, addr string) error {
 func (d *daemon) startPolicies() {
 	d.rec = reconcile.New(d.sched.Paced(), d.sched, reconcile.Options{
 		Logger: d.log.With("component", "reconcile"),
+		Owner:  d.file.Daemon.Owner,
 		OnRun: func(name string, err error, dur time.Duration) {
 			d.metrics.ObserveReconcile(name, err)
 		},

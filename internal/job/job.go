@@ -6,6 +6,7 @@
 package job
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -316,4 +317,20 @@ type Tombstone struct {
 // TombstoneKey is the key of the pair a policy job copies.
 func TombstoneKey(policy, sourceImageID, destinationRegion string) string {
 	return policy + "\x00" + sourceImageID + "\x00" + destinationRegion
+}
+
+type actorKey struct{}
+
+// WithActor returns ctx saying who asks for a change (for a cancel's
+// cancelled_by and tombstone), e.g. "api (unix socket)".
+func WithActor(ctx context.Context, who string) context.Context {
+	return context.WithValue(ctx, actorKey{}, who)
+}
+
+// Actor is who WithActor named, or "api".
+func Actor(ctx context.Context) string {
+	if s, ok := ctx.Value(actorKey{}).(string); ok && s != "" {
+		return s
+	}
+	return "api"
 }

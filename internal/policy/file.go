@@ -24,6 +24,7 @@ const (
 	DefaultCopySlotsPerRegion = 5
 	DefaultLookahead          = 3
 	DefaultMaxAttempts        = 5
+	DefaultMaxRetries         = 10
 	DefaultAPIRatePerSecond   = 13
 	DefaultPollMin            = 2 * time.Second
 	DefaultPollMax            = 10 * time.Minute
@@ -54,6 +55,10 @@ type Daemon struct {
 	MetricsListen string
 	LogFormat     string // text | json
 	LogLevel      string // debug | info | warn | error
+	// Owner names this installation; it is written on every copy as the
+	// tag replicatord:owner, and only copies with it are adopted, looked
+	// up or pruned (job.DefaultOwner when absent).
+	Owner string
 }
 
 // Cloud says which cloud the daemon talks to. Credentials are never here:
@@ -91,6 +96,9 @@ type Scheduler struct {
 	PollMin            time.Duration
 	PollMax            time.Duration
 	CopyConflict       bool
+	// MaxRetries bounds transient failures of one step of a job before it
+	// fails (cancels are never bounded: they go on until the copy is gone).
+	MaxRetries int
 }
 
 // Policy is one replication policy: which source images must exist in
@@ -159,6 +167,10 @@ type Retention struct {
 	// source's family; sources without one form one group), so that one
 	// policy can keep the 3 newest builds of every golden image line.
 	PerFamily bool
+	// PruneAdopted lets retention delete adopted copies: copies found by
+	// their tags that no job of this installation's store knew, so not
+	// proven to be ours (false: they are kept and shown, never deleted).
+	PruneAdopted bool
 }
 
 // compiled is what Parse derives from a policy: parsed templates and the

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/replicatord/replicatord/internal/job"
 )
 
 // Parse decodes and statically validates a policy file. path is used in
@@ -115,10 +117,10 @@ func (d *decoder) syntaxError(err error) {
 // file_ decodes the top level.
 func (d *decoder) file_(n *yaml.Node, f *File) {
 	sc := scope{}
-	f.Daemon = Daemon{DataDir: DefaultDataDir, LogFormat: "text", LogLevel: "info"}
+	f.Daemon = Daemon{DataDir: DefaultDataDir, LogFormat: "text", LogLevel: "info", Owner: job.DefaultOwner}
 	f.Cloud = Cloud{Provider: ProviderSimulated, Simulated: defaultSimulated()}
 	f.Scheduler = Scheduler{
-		CopySlotsPerRegion: DefaultCopySlotsPerRegion, Lookahead: DefaultLookahead, MaxAttempts: DefaultMaxAttempts,
+		CopySlotsPerRegion: DefaultCopySlotsPerRegion, Lookahead: DefaultLookahead, MaxAttempts: DefaultMaxAttempts, MaxRetries: DefaultMaxRetries,
 		APIRatePerSecond: DefaultAPIRatePerSecond, PollMin: DefaultPollMin, PollMax: DefaultPollMax,
 	}
 	var cloudNode, simNode *yaml.Node
@@ -177,6 +179,13 @@ func (d *decoder) daemon(n *yaml.Node, sc scope, o *Daemon) {
 		"log_level": func(_, v *yaml.Node, ks scope) {
 			d.str(v, ks, &o.LogLevel)
 			d.oneOf(v, ks, o.LogLevel, "debug", "info", "warn", "error")
+		},
+		"owner": func(_, v *yaml.Node, ks scope) {
+			d.str(v, ks, &o.Owner)
+			if err := job.CheckOwner(o.Owner); err != nil {
+				d.fieldErrorf(d.resolve(v), ks, "%v (it is the replicatord:owner tag value; the default is %s)", err, job.DefaultOwner)
+				o.Owner = job.DefaultOwner
+			}
 		},
 	})
 }
@@ -325,6 +334,7 @@ func (d *decoder) scheduler(n *yaml.Node, sc scope, o *Scheduler) {
 		"copy_slots_per_region": intField(1, &o.CopySlotsPerRegion),
 		"lookahead":             intField(0, &o.Lookahead),
 		"max_attempts":          intField(1, &o.MaxAttempts),
+		"max_retries":           intField(1, &o.MaxRetries),
 		"region_slots": func(_, v *yaml.Node, ks scope) {
 			v = d.resolve(v)
 			if v == nil {

@@ -66,7 +66,8 @@ func (d *decoder) policy(n *yaml.Node, at scope) (Policy, *yaml.Node) {
 						p.Retention.KeepLast = int(x)
 					}
 				},
-				"per_family": func(_, v *yaml.Node, ks scope) { d.boolean(v, ks, &p.Retention.PerFamily) },
+				"per_family":    func(_, v *yaml.Node, ks scope) { d.boolean(v, ks, &p.Retention.PerFamily) },
+				"prune_adopted": func(_, v *yaml.Node, ks scope) { d.boolean(v, ks, &p.Retention.PruneAdopted) },
 			})
 			if p.Retention.PerFamily && p.Retention.KeepLast == 0 {
 				d.errorf(d.resolve(v), sc, "retention.per_family needs keep_last")

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"github.com/replicatord/replicatord/internal/job"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,7 +74,8 @@ func TestParseValid(t *testing.T) {
 		t.Errorf("scheduler defaults = %+v", s)
 	}
 	// A relative data_dir is relative to the file's directory.
-	if f.Daemon.DataDir != "/etc/replicatord/.replicatord" || f.Daemon.LogFormat != "text" || f.Daemon.LogLevel != "info" {
+	if f.Daemon.DataDir != "/etc/replicatord/.replicatord" || f.Daemon.LogFormat != "text" || f.Daemon.LogLevel != "info" ||
+		f.Daemon.Owner != job.DefaultOwner || f.Scheduler.MaxRetries != DefaultMaxRetries {
 		t.Errorf("daemon = %+v", f.Daemon)
 	}
 	if !strings.Contains(p.Definition(), "name: golden-to-east") {
@@ -176,6 +178,12 @@ func TestParseErrors(t *testing.T) {
 			`policies.yaml:6:11: daemon.listen: "nope" is not host:port`,
 			`policies.yaml:7:19: daemon.metrics_listen: "localhost:http99" has a bad port`,
 		}},
+		{"owner", "version: 1\ndaemon:\n  owner: \"team a\"\n", []string{
+			`policies.yaml:3:10: daemon.owner: owner "team a" holds ' ': only printable ASCII without spaces (it is the replicatord:owner tag value; the default is replicatord)`}},
+		{"owner empty", "version: 1\ndaemon:\n  owner: \"\"\n", []string{
+			`policies.yaml:3:10: daemon.owner: owner must not be empty (it is the replicatord:owner tag value; the default is replicatord)`}},
+		{"max_retries", "version: 1\nscheduler:\n  max_retries: 0\n", []string{
+			`policies.yaml:3:16: scheduler.max_retries: 0 is out of range (must be at least 1)`}},
 		{"cloud", "version: 1\ncloud:\n  provider: aws\n", []string{`policies.yaml:3:13: cloud.provider: "aws" is not one of simulated, aliyun`}},
 		{"endpoint with simulated", "version: 1\ncloud:\n  endpoint: http://127.0.0.1:8086\n", []string{
 			`policies.yaml:3:3: cloud.endpoint is only for provider aliyun (the simulated cloud runs in the daemon)`}},

@@ -3,6 +3,8 @@ package policy
 import (
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/replicatord/replicatord/internal/cloud"
@@ -14,18 +16,21 @@ import (
 type Action int
 
 const (
-	ActionUnspecified Action = iota
-	ActionCopy               // a copy would be started
-	ActionExists             // the copy exists and a finished job made or adopted it
-	ActionAdopt              // a copy with this policy's lineage exists but no job tracks it
-	ActionPrune              // retention would delete the copy
-	ActionBlocked            // the copy cannot be made; Reason says why
-	ActionInProgress         // a job is working on it
+	ActionUnspecified      Action = iota
+	ActionCopy                    // a copy would be started
+	ActionExists                  // the copy exists and a finished job made or adopted it
+	ActionAdopt                   // unused since ownership checks: only a new state file adopts (scheduler.Adopt)
+	ActionPrune                   // retention would delete the copy
+	ActionBlocked                 // the copy cannot be made; Reason says why
+	ActionInProgress              // a job is working on it
+	ActionForeign                 // an image with replicatord tags this installation cannot prove it made; never touched
+	ActionSkippedCancelled        // the pair was cancelled; not copied or adopted until the job is retried
 )
 
 var actionNames = map[Action]string{
 	ActionUnspecified: "unspecified", ActionCopy: "copy", ActionExists: "exists", ActionAdopt: "adopt",
 	ActionPrune: "prune", ActionBlocked: "blocked", ActionInProgress: "in-progress",
+	ActionForeign: "foreign", ActionSkippedCancelled: "skipped-cancelled",
 }
 
 func (a Action) String() string {
@@ -46,6 +51,13 @@ type Observed struct {
 	// Jobs are the policy's jobs: every non-terminal one and the latest
 	// terminal one per source × region.
 	Jobs []*job.Job
+	// Owner is this installation's name (daemon.owner).
+	Owner string
+	// Known holds, by id, the store's job for every replicatord:job-id tag
+	// on Copies that the store knows: the proof that a copy is ours.
+	Known map[string]*job.Job
+	// Tombstones are the policy's cancelled pairs.
+	Tombstones []job.Tombstone
 }
 
 // Item is one line of a plan.
@@ -59,26 +71,75 @@ type Item struct {
 	SizeGiB              int64
 	DestinationImageID   string // the copy's id, when it exists
 	DestinationImageName string // the copy's name, or the name it would get
+	// JobID is the job whose copy a Prune item deletes (the proof of
+	// ownership the scheduler checks), or whose copy a Copy item found gone.
+	JobID string
+}
+
+// Ownership of a listed copy, decided from the store, never from tags alone.
+type ownership struct {
+	ours   bool
+	job    *job.Job // the store's job that made (or adopted) the copy
+	reason string   // why it is foreign
+}
+
+// owned decides whether im, listed in region with this policy's tag, is a
+// copy this installation made: its job id must be in the store, agree
+// with the copy's other tags, and record this image as its copy (or be in
+// flight on the same attempt, not yet recorded). The owner tag, when
+// present, must be this installation's; copies made before the tag existed
+// are recognised through their job alone.
+func (p *Policy) owned(im cloud.Image, region string, obs Observed) ownership {
+	t := im.Tags
+	if o, ok := t[job.TagOwner]; ok && o != obs.Owner {
+		return ownership{reason: fmt.Sprintf("owned by installation %s (%s), not %s", quote(o), job.TagOwner, quote(obs.Owner))}
+	}
+	jid := t[job.TagJobID]
+	if jid == "" || t[job.TagSourceImage] == "" || t[job.TagSourceRegion] == "" {
+		return ownership{reason: fmt.Sprintf("partial lineage tags (%s, %s and %s must all be set)", job.TagJobID, job.TagSourceImage, job.TagSourceRegion)}
+	}
+	j := obs.Known[jid]
+	if j == nil {
+		return ownership{reason: fmt.Sprintf("job %s is not in this installation's store", jid)}
+	}
+	if j.Policy != p.Name || j.SourceImageID != t[job.TagSourceImage] || j.SourceRegion != t[job.TagSourceRegion] || j.DestinationRegion != region {
+		return ownership{reason: fmt.Sprintf("its tags do not match job %s (%s %s/%s to %s)", jid, j.Policy, j.SourceRegion, j.SourceImageID, j.DestinationRegion)}
+	}
+	if j.DestinationImageID == im.ID {
+		if j.State.Terminal() && j.State != job.StateSucceeded {
+			return ownership{reason: fmt.Sprintf("job %s is %s; its copy is left alone", jid, j.State)}
+		}
+		return ownership{ours: true, job: j}
+	}
+	if j.DestinationImageID == "" && !j.State.Terminal() && t[job.TagAttempt] == strconv.Itoa(int(j.Attempts)) {
+		return ownership{ours: true, job: j} // accepted, not yet recorded
+	}
+	recorded := j.DestinationImageID
+	if recorded == "" {
+		recorded = "none"
+	}
+	return ownership{reason: fmt.Sprintf("job %s's copy is %s, not this image", jid, recorded)}
 }
 
 // Plan compares what is with what the policy wants and returns one item per
 // selected source × destination, newest source first and destinations in
-// policy order, followed by the Prune items of retention. The rules, per
+// policy order, followed by the Foreign items and the Prune items of
+// retention. Only copies this installation can prove it made count (see
+// owned); the others are Foreign and never touched. The rules, per
 // source × destination:
 //
 //   - a non-terminal job exists: InProgress (never a second copy);
-//   - a copy exists (any status but CreateFailed) and a succeeded job made
-//     or adopted it: Exists;
-//   - a copy exists but no job tracks it (state lost, or made elsewhere by
-//     this policy): Adopt, so the scheduler follows it and runs the
-//     post-copy actions — except a Deprecated copy, which Exists: the user
-//     deprecated it;
-//   - otherwise a copy is missing (never made, deleted by hand, or
-//     CreateFailed): Copy, unless it is Blocked — the source is not
-//     Available or is larger than max_size_gib, the name renders badly, the
-//     tags do not fit, the user cancelled the last job, or ECS refused the
-//     same request permanently last time (change the policy or retry the job
-//     to try again).
+//   - the pair was cancelled (a tombstone): SkippedCancelled, until the
+//     job is retried;
+//   - a copy of ours exists (any status but CreateFailed): Exists (a
+//     Deprecated one too: the user deprecated it);
+//   - otherwise a copy is missing (never made, deleted, or CreateFailed):
+//     Copy, unless it is Blocked — the source is not Available or is
+//     larger than max_size_gib, the name renders badly, the tags do not
+//     fit, or ECS refused the same request permanently last time (change
+//     the policy or retry the job to try again). When the latest job had
+//     SUCCEEDED, its copy is gone and the item names the job, to be marked
+//     PRUNED.
 //
 // With retention keep_last N, only the N newest selected sources (of each
 // family, with per_family) are copied, and copies beyond them are pruned
@@ -92,20 +153,25 @@ func (p *Policy) Plan(obs Observed) []Item {
 			items = append(items, p.planItem(src, dst, ix))
 		}
 	}
-	return append(items, p.prune(sources, obs, ix.active)...)
+	items = append(items, ix.foreign...)
+	return append(items, p.prune(sources, obs, ix)...)
 }
 
 // planIndex is what Plan knows of this policy's jobs and copies, by
 // key(source, destination region).
 type planIndex struct {
-	active  map[string]*job.Job      // the oldest non-terminal job
-	latest  map[string]*job.Job      // the latest terminal job
-	tracked map[string]*job.Job      // by copy id: a job that made or makes it
-	copies  map[string][]cloud.Image // the copies carrying this policy's tags
+	active   map[string]*job.Job      // the oldest non-terminal job
+	latest   map[string]*job.Job      // the latest terminal job
+	tomb     map[string]job.Tombstone // the cancelled pairs
+	owners   map[string]*job.Job      // by copy id: the store's job that made (or adopted) it
+	copies   map[string][]cloud.Image // our copies carrying this policy's tags
+	byRegion map[string][]cloud.Image // the same, by destination region
+	foreign  []Item                   // the images with this policy's tags we cannot prove ours
 }
 
 func (p *Policy) index(obs Observed) planIndex {
-	ix := planIndex{active: map[string]*job.Job{}, latest: map[string]*job.Job{}, tracked: map[string]*job.Job{}, copies: map[string][]cloud.Image{}}
+	ix := planIndex{active: map[string]*job.Job{}, latest: map[string]*job.Job{}, tomb: map[string]job.Tombstone{},
+		owners: map[string]*job.Job{}, copies: map[string][]cloud.Image{}, byRegion: map[string][]cloud.Image{}}
 	for _, j := range obs.Jobs {
 		if j == nil || (j.Policy != "" && j.Policy != p.Name) {
 			continue
@@ -118,24 +184,45 @@ func (p *Policy) index(obs Observed) planIndex {
 		} else if l := ix.latest[k]; l == nil || j.CreateTime.After(l.CreateTime) {
 			ix.latest[k] = j
 		}
-		if j.DestinationImageID != "" && (j.State == job.StateSucceeded || !j.State.Terminal()) {
-			ix.tracked[j.DestinationImageID] = j
+	}
+	for _, t := range obs.Tombstones {
+		if t.Policy == p.Name {
+			ix.tomb[key(t.SourceImageID, t.DestinationRegion)] = t
 		}
 	}
-	for region, ims := range obs.Copies {
-		for _, im := range ims {
+	for _, region := range sortedRegions(obs.Copies) {
+		for _, im := range obs.Copies[region] {
 			if im.Tags[job.TagPolicy] != p.Name {
 				continue
 			}
-			k := key(im.Tags[job.TagSourceImage], region)
+			src := im.Tags[job.TagSourceImage]
+			o := p.owned(im, region, obs)
+			if !o.ours {
+				ix.foreign = append(ix.foreign, Item{Policy: p.Name, SourceImageID: src, DestinationRegion: region,
+					Action: ActionForeign, Reason: o.reason, SizeGiB: im.SizeGiB,
+					DestinationImageID: im.ID, DestinationImageName: im.Name})
+				continue
+			}
+			ix.owners[im.ID] = o.job
+			k := key(src, region)
 			ix.copies[k] = append(ix.copies[k], im)
+			ix.byRegion[region] = append(ix.byRegion[region], im)
 		}
 	}
 	return ix
 }
 
-// planItem decides one source in one destination: in progress, an
-// existing copy (exists or adopt), or to copy (or blocked).
+func sortedRegions(m map[string][]cloud.Image) []string {
+	out := make([]string, 0, len(m))
+	for r := range m {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// planItem decides one source in one destination: in progress, skipped
+// (cancelled), an existing copy of ours, or to copy (or blocked).
 func (p *Policy) planItem(src cloud.Image, dst Destination, ix planIndex) Item {
 	k := key(src.ID, dst.Region)
 	it := Item{Policy: p.Name, SourceImageID: src.ID, SourceImageName: src.Name,
@@ -146,22 +233,19 @@ func (p *Policy) planItem(src cloud.Image, dst Destination, ix planIndex) Item {
 		it.DestinationImageID, it.DestinationImageName = j.DestinationImageID, j.DestinationImageName
 		return it
 	}
+	if t, ok := ix.tomb[k]; ok {
+		it.Action = ActionSkippedCancelled
+		it.Reason = fmt.Sprintf("job %s was cancelled by %s at %s; retry it to copy again", t.JobID, t.By, t.Time.UTC().Format(time.RFC3339))
+		return it
+	}
 	if c, ok := bestCopy(ix.copies[k]); ok {
 		it.DestinationImageID, it.DestinationImageName = c.ID, c.Name
-		switch {
-		case ix.tracked[c.ID] != nil:
-			it.Action = ActionExists
-			if c.Status != cloud.StatusAvailable {
-				it.Reason = "copy is " + c.Status
-			}
-		case c.Status == cloud.StatusDeprecated:
-			// A user deprecated it: theirs to decide, not to adopt or
-			// copy again.
-			it.Action = ActionExists
-			it.Reason = "copy is Deprecated"
-		default:
-			it.Action = ActionAdopt
-			it.Reason = fmt.Sprintf("copy %s is %s and no job tracks it", c.ID, c.Status)
+		it.Action = ActionExists
+		if c.Status != cloud.StatusAvailable {
+			it.Reason = "copy is " + c.Status
+		}
+		if j := ix.owners[c.ID]; j != nil && j.Adopted {
+			it.Reason = strings.TrimPrefix(it.Reason+"; adopted by job "+j.ID, "; ")
 		}
 		return it
 	}
@@ -174,6 +258,7 @@ func (p *Policy) planItem(src cloud.Image, dst Destination, ix planIndex) Item {
 	it.Action = ActionCopy
 	if l := ix.latest[k]; l != nil && l.State == job.StateSucceeded {
 		it.Reason = "the copy made by job " + l.ID + " is gone"
+		it.JobID = l.ID
 	} else if hasStatus(ix.copies[k], cloud.StatusCreateFailed) {
 		it.Reason = "the last copy ended CreateFailed"
 	}
@@ -288,8 +373,11 @@ func (p *Policy) familyKey(family string) string {
 // copies, then the next-newest groups up to N. Copies of the other groups
 // are pruned when Available and no job is working on them, and never the
 // newest Available copy of the region (family). A copy whose source is no
-// longer listed is put in the family the copy itself carries.
-func (p *Policy) prune(kept []cloud.Image, obs Observed, active map[string]*job.Job) []Item {
+// longer listed is put in the family the copy itself carries. Only our
+// copies count, each pruned with the SUCCEEDED job that made it (the proof
+// the scheduler checks); an adopted one only with prune_adopted, else it
+// is shown as kept.
+func (p *Policy) prune(kept []cloud.Image, obs Observed, ix planIndex) []Item {
 	n := p.Retention.KeepLast
 	if n <= 0 {
 		return nil
@@ -305,12 +393,12 @@ func (p *Policy) prune(kept []cloud.Image, obs Observed, active map[string]*job.
 		keptPerFamily[p.familyKey(s.Family)]++
 	}
 	busy := map[string]bool{}
-	for _, j := range active {
+	for _, j := range ix.active {
 		busy[j.DestinationImageID] = true
 	}
 	var items []Item
 	for _, dst := range p.Destinations {
-		byFamily := p.copyGroups(obs.Copies[dst.Region], srcs)
+		byFamily := p.copyGroups(ix.byRegion[dst.Region], srcs)
 		families := make([]string, 0, len(byFamily))
 		for f := range byFamily {
 			families = append(families, f)
@@ -337,19 +425,35 @@ func (p *Policy) prune(kept []cloud.Image, obs Observed, active map[string]*job.
 				}
 				sortImagesByID(g.copies)
 				for _, c := range g.copies {
-					if c.Status != cloud.StatusAvailable || c.ID == newestAvailable || busy[c.ID] {
-						continue
+					if it, ok := p.pruneItem(c, g, dst, srcs, ix, newestAvailable, busy); ok {
+						items = append(items, it)
 					}
-					items = append(items, Item{
-						Policy: p.Name, SourceImageID: g.src, SourceImageName: srcs[g.src].name, DestinationRegion: dst.Region,
-						Action: ActionPrune, SizeGiB: c.SizeGiB, DestinationImageID: c.ID, DestinationImageName: c.Name,
-						Reason: p.retentionReason(),
-					})
 				}
 			}
 		}
 	}
 	return items
+}
+
+// pruneItem is the retention item of copy c of group g, if any.
+func (p *Policy) pruneItem(c cloud.Image, g *copyGroup, dst Destination, srcs map[string]srcInfo, ix planIndex, newestAvailable string, busy map[string]bool) (Item, bool) {
+	j := ix.owners[c.ID]
+	if c.Status != cloud.StatusAvailable || c.ID == newestAvailable || busy[c.ID] ||
+		j == nil || j.State != job.StateSucceeded || j.DestinationImageID != c.ID {
+		return Item{}, false
+	}
+	it := Item{
+		Policy: p.Name, SourceImageID: g.src, SourceImageName: srcs[g.src].name, DestinationRegion: dst.Region,
+		Action: ActionPrune, SizeGiB: c.SizeGiB, DestinationImageID: c.ID, DestinationImageName: c.Name,
+		Reason: p.retentionReason(), JobID: j.ID,
+	}
+	if j.Adopted && !p.Retention.PruneAdopted {
+		// Not proven ours: kept, and said so.
+		it.Action = ActionExists
+		it.Reason = fmt.Sprintf("adopted by job %s; retention would prune it but retention.prune_adopted is false", j.ID)
+		it.JobID = ""
+	}
+	return it, true
 }
 
 // srcInfo is what prune needs of a listed source.

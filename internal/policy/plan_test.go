@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -48,9 +49,40 @@ func lines(items []Item) string {
 	return b.String()
 }
 
-func checkPlan(t *testing.T, p *Policy, obs Observed, want string) {
+// withProof gives obs what the store would prove: every copy that one of
+// the jobs (obs.Jobs and extra) records gets that job's id and this
+// installation's owner as tags, and the job is Known. Copies no job
+// records keep their tags (partial: no job id).
+func withProof(obs Observed, extra ...*job.Job) Observed {
+	if obs.Owner == "" {
+		obs.Owner = job.DefaultOwner
+	}
+	all := append(append([]*job.Job(nil), obs.Jobs...), extra...)
+	known := map[string]*job.Job{}
+	for k, v := range obs.Known {
+		known[k] = v
+	}
+	copies := map[string][]cloud.Image{}
+	for region, ims := range obs.Copies {
+		for _, im := range ims {
+			im.Tags = maps.Clone(im.Tags)
+			for _, j := range all {
+				if j.DestinationImageID == im.ID && j.DestinationRegion == region && im.Tags[job.TagJobID] == "" {
+					im.Tags[job.TagJobID] = j.ID
+					im.Tags[job.TagOwner] = obs.Owner
+					known[j.ID] = j
+				}
+			}
+			copies[region] = append(copies[region], im)
+		}
+	}
+	obs.Copies, obs.Known = copies, known
+	return obs
+}
+
+func checkPlan(t *testing.T, p *Policy, obs Observed, want string, extra ...*job.Job) {
 	t.Helper()
-	got := lines(p.Plan(obs))
+	got := lines(p.Plan(withProof(obs, extra...)))
 	want = strings.TrimLeft(want, "\n")
 	if got != want {
 		t.Errorf("plan:\n%s\nwant:\n%s", got, want)
@@ -99,22 +131,32 @@ func TestPlanStates(t *testing.T) {
 			jobFor("j-2", a, "cn-beijing", job.StateSucceeded, "m-gone"), // copy deleted by hand
 			jobFor("j-3", b, "cn-beijing", job.StateWaiting, "m-bb"),
 			jobFor("j-4", c, "cn-beijing", job.StateQueued, ""),
-			{ID: "j-5", Policy: "p", SourceImageID: "m-d", DestinationRegion: "cn-shanghai", State: job.StateFailed,
+			{ID: "j-5", Policy: "p", SourceRegion: "cn-hangzhou", SourceImageID: "m-d", DestinationRegion: "cn-shanghai", State: job.StateFailed,
 				DestinationImageName: "golden-d-copy", CloudStatus: cloud.StatusCreateFailed, DestinationImageID: "m-sd",
 				Error: &job.Error{Code: "CreateFailed", Message: "the copy failed"}, CreateTime: t0},
 			{ID: "j-x", Policy: "other", SourceImageID: "m-d", DestinationRegion: "cn-beijing", State: job.StateCopying},
 		},
 	}
 	checkPlan(t, p, obs, `
-copy m-d>cn-shanghai golden-d-copy (the last copy ended CreateFailed)
-exists m-d>cn-beijing golden-d-copy [m-bd] (copy is Deprecated)
-adopt m-c>cn-shanghai golden-c-copy [m-sc] (copy m-sc is Available and no job tracks it)
+copy m-d>cn-shanghai golden-d-copy
+copy m-d>cn-beijing golden-d-copy
+copy m-c>cn-shanghai golden-c-copy
 in-progress m-c>cn-beijing golden-c-copy (job j-4 is QUEUED)
-adopt m-b>cn-shanghai golden-b-copy [m-sb] (copy m-sb is Creating and no job tracks it)
+copy m-b>cn-shanghai golden-b-copy
 in-progress m-b>cn-beijing golden-b-copy [m-bb] (job j-3 is WAITING)
 exists m-a>cn-shanghai golden-a-copy [m-sa]
 copy m-a>cn-beijing golden-a-copy (the copy made by job j-2 is gone)
+foreign m-d>cn-beijing golden-d-copy [m-bd] (partial lineage tags (replicatord:job-id, replicatord:source-image and replicatord:source-region must all be set))
+foreign m-b>cn-shanghai golden-b-copy [m-sb] (partial lineage tags (replicatord:job-id, replicatord:source-image and replicatord:source-region must all be set))
+foreign m-c>cn-shanghai golden-c-copy [m-sc] (partial lineage tags (replicatord:job-id, replicatord:source-image and replicatord:source-region must all be set))
+foreign m-d>cn-shanghai golden-d-copy [m-sd] (job j-5 is FAILED; its copy is left alone)
 `)
+	// The copy made by j-2 is gone: the item names the job, to be PRUNED.
+	for _, it := range p.Plan(withProof(obs)) {
+		if it.SourceImageID == "m-a" && it.DestinationRegion == "cn-beijing" && it.JobID != "j-2" {
+			t.Errorf("item for the gone copy names job %q, want j-2", it.JobID)
+		}
+	}
 }
 
 func TestPlanBlocked(t *testing.T) {
@@ -166,8 +208,9 @@ blocked m-ctl>cn-beijing golden-ctl-copy (source tag: the value of tag "note" co
 func TestPlanNeverTwoCopies(t *testing.T) {
 	p := mustPolicy(t, planPolicy)
 	a := img("m-a", "golden-a", 1, golden)
-	// Two copies of one source in one region (made before replicatord
-	// tracked them) and two active jobs: one item each, never a Copy.
+	// Two copies of one source in one region that no job records (made by
+	// hand with the policy's tags): foreign, so the policy makes its own;
+	// two active jobs in the other region: one item, never a Copy.
 	c1 := copyOf("m-c1", a, "cn-shanghai", cloud.StatusCreating)
 	c2 := copyOf("m-c2", a, "cn-shanghai", cloud.StatusAvailable)
 	j1 := jobFor("j-1", a, "cn-beijing", job.StateCopying, "m-x")
@@ -175,8 +218,10 @@ func TestPlanNeverTwoCopies(t *testing.T) {
 	j2.CreateTime = t0.Add(time.Minute)
 	checkPlan(t, p, Observed{Sources: []cloud.Image{a, a}, Copies: map[string][]cloud.Image{"cn-shanghai": {c1, c2}},
 		Jobs: []*job.Job{j2, j1}}, `
-adopt m-a>cn-shanghai golden-a-copy [m-c2] (copy m-c2 is Available and no job tracks it)
+copy m-a>cn-shanghai golden-a-copy
 in-progress m-a>cn-beijing golden-a-copy [m-x] (job j-1 is COPYING)
+foreign m-a>cn-shanghai golden-a-copy [m-c1] (partial lineage tags (replicatord:job-id, replicatord:source-image and replicatord:source-region must all be set))
+foreign m-a>cn-shanghai golden-a-copy [m-c2] (partial lineage tags (replicatord:job-id, replicatord:source-image and replicatord:source-region must all be set))
 `)
 }
 
@@ -197,6 +242,9 @@ func TestPlanRetention(t *testing.T) {
 		jobFor("j-2", s2, region, job.StateSucceeded, "m-c2"),
 		jobFor("j-3", s3, region, job.StateSucceeded, "m-c3"),
 	}
+	// The orphan's job (its source is gone); not among the latest jobs
+	// PolicyJobs returns for the listed sources, but the store knows it.
+	orphanJob := jobFor("j-0", gone, region, job.StateSucceeded, "m-c0")
 	copies := []cloud.Image{
 		copyOf("m-c0", gone, region, cloud.StatusAvailable),
 		copyOf("m-c1", s1, region, cloud.StatusAvailable),
@@ -211,7 +259,7 @@ exists m-3>cn-shanghai golden-3-copy [m-c3]
 prune m-2>cn-shanghai golden-2-copy [m-c2] (retention keeps the copies of the 2 newest sources)
 prune m-1>cn-shanghai golden-1-copy [m-c1] (retention keeps the copies of the 2 newest sources)
 prune m-0>cn-shanghai golden-0-copy [m-c0] (retention keeps the copies of the 2 newest sources)
-`)
+`, orphanJob)
 
 	// Never the newest Available copy, never one still copying, never one
 	// a job works on: with s3 and s4 still copying, s2's copy is the newest
@@ -231,7 +279,7 @@ prune m-0>cn-shanghai golden-0-copy [m-c0] (retention keeps the copies of the 2 
 in-progress m-4>cn-shanghai golden-4-copy [m-c4] (job j-4 is WAITING)
 in-progress m-3>cn-shanghai golden-3-copy [m-c3] (job j-3 is COPYING)
 prune m-0>cn-shanghai golden-0-copy [m-c0] (retention keeps the copies of the 2 newest sources)
-`)
+`, append(jobs, orphanJob)...)
 
 	// Fewer selected sources than keep_last: the newest copies of sources
 	// no longer selected fill the remaining slots.
@@ -242,7 +290,7 @@ prune m-0>cn-shanghai golden-0-copy [m-c0] (retention keeps the copies of the 2 
 	}}, Jobs: jobs}, `
 exists m-3>cn-shanghai golden-3-copy [m-c3]
 prune m-0>cn-shanghai golden-0-copy [m-c0] (retention keeps the copies of the 2 newest sources)
-`)
+`, orphanJob)
 }
 
 func TestPlanRetentionPerFamily(t *testing.T) {
@@ -271,6 +319,7 @@ func TestPlanRetentionPerFamily(t *testing.T) {
 		jobFor("j-2", u2, region, job.StateSucceeded, "m-cu2"),
 		jobFor("j-3", r1, region, job.StateSucceeded, "m-cr1"),
 	}
+	orphanJob := jobFor("j-0", img("m-r0", "rocky-0", 9, golden), region, job.StateSucceeded, "m-co")
 	// One source of each family is kept: u2, n1 (no family) and r1; u1's
 	// copy and the rocky orphan are pruned.
 	checkPlan(t, p, Observed{Sources: []cloud.Image{u1, u2, r1, n1}, Copies: map[string][]cloud.Image{region: copies}, Jobs: jobs}, `
@@ -279,12 +328,12 @@ copy m-n1>cn-shanghai nofamily-1-copy
 exists m-r1>cn-shanghai rocky-1-copy [m-cr1]
 prune m-r0>cn-shanghai rocky-0-copy [m-co] (retention keeps the copies of the 1 newest sources of each family)
 prune m-u1>cn-shanghai ubuntu-1-copy [m-cu1] (retention keeps the copies of the 1 newest sources of each family)
-`)
+`, orphanJob)
 }
 
 func TestActionNames(t *testing.T) {
 	// The numbers are replicator.v1.PlanAction's.
-	for a, want := range map[Action]int{ActionCopy: 1, ActionExists: 2, ActionAdopt: 3, ActionPrune: 4, ActionBlocked: 5, ActionInProgress: 6} {
+	for a, want := range map[Action]int{ActionCopy: 1, ActionExists: 2, ActionAdopt: 3, ActionPrune: 4, ActionBlocked: 5, ActionInProgress: 6, ActionForeign: 7, ActionSkippedCancelled: 8} {
 		if int(a) != want {
 			t.Errorf("%s = %d, want %d", a, int(a), want)
 		}
@@ -323,5 +372,75 @@ func TestNewJobAndAdoptJob(t *testing.T) {
 	c.Status = cloud.StatusAvailable
 	if a := p.AdoptJob(src, dst, c, now); a.State != job.StateCopying {
 		t.Errorf("adopting an Available copy: state %s", a.State)
+	}
+}
+
+// TestPlanOwnership: only copies the store proves ours count; the others
+// are Foreign with the reason and never pruned; adopted copies are pruned
+// only with prune_adopted; a cancelled pair is skipped.
+func TestPlanOwnership(t *testing.T) {
+	body := `    source: {region: cn-hangzhou, images: {tags: {role: golden}}}
+    destinations: [cn-shanghai]
+    copy: {name: "{{.SourceName}}-copy"}
+    retention: {keep_last: 2%s}
+`
+	p := mustPolicy(t, fmt.Sprintf(body, ""))
+	region := "cn-shanghai"
+	s1 := img("m-1", "golden-1", 1, golden)
+	s2 := img("m-2", "golden-2", 2, golden)
+	s3 := img("m-3", "golden-3", 3, golden)
+	s4 := img("m-4", "golden-4", 4, golden)
+	j4 := jobFor("j-4", s4, region, job.StateSucceeded, "m-c4")
+	j1 := jobFor("j-1", s1, region, job.StateSucceeded, "m-c1")
+	j2 := jobFor("j-2", s2, region, job.StateSucceeded, "m-c2")
+	j2.Adopted, j2.AdoptionReason = true, "found by tags"
+	mine := func(id string, src cloud.Image, j *job.Job) cloud.Image {
+		c := copyOf(id, src, region, cloud.StatusAvailable)
+		c.Tags[job.TagJobID], c.Tags[job.TagOwner], c.Tags[job.TagAttempt] = j.ID, job.DefaultOwner, "1"
+		return c
+	}
+	forged := mine("m-forged", s1, j1) // the daemon's complete tag set on a hand-made image
+	other := mine("m-other", s1, j1)
+	other.Tags[job.TagOwner] = "team-b"
+	unknown := copyOf("m-unknown", s1, region, cloud.StatusAvailable)
+	unknown.Tags[job.TagJobID], unknown.Tags[job.TagOwner] = "j-nobody", job.DefaultOwner
+	legacy := copyOf("m-c1", s1, region, cloud.StatusAvailable) // no owner tag: made before it existed
+	legacy.Tags[job.TagJobID] = "j-1"
+	obs := Observed{Sources: []cloud.Image{s1, s2, s3, s4}, Owner: job.DefaultOwner,
+		Copies: map[string][]cloud.Image{region: {legacy, mine("m-c2", s2, j2), forged, other, unknown, mine("m-c4", s4, j4)}},
+		Jobs:   []*job.Job{j1, j2, j4},
+		Known:  map[string]*job.Job{"j-1": j1, "j-2": j2, "j-4": j4},
+		Tombstones: []job.Tombstone{{Policy: "p", SourceImageID: "m-3", DestinationRegion: region, JobID: "j-3",
+			By: "api (unix socket)", Time: t0}}}
+	// keep_last 2 keeps s4 and s3 (cancelled: skipped, not copied).
+	want := `
+exists m-4>cn-shanghai golden-4-copy [m-c4]
+skipped-cancelled m-3>cn-shanghai  (job j-3 was cancelled by api (unix socket) at 2026-11-01T00:00:00Z; retry it to copy again)
+foreign m-1>cn-shanghai golden-1-copy [m-forged] (job j-1's copy is m-c1, not this image)
+foreign m-1>cn-shanghai golden-1-copy [m-other] (owned by installation "team-b" (replicatord:owner), not "replicatord")
+foreign m-1>cn-shanghai golden-1-copy [m-unknown] (job j-nobody is not in this installation's store)
+exists m-2>cn-shanghai golden-2-copy [m-c2] (adopted by job j-2; retention would prune it but retention.prune_adopted is false)
+prune m-1>cn-shanghai golden-1-copy [m-c1] (retention keeps the copies of the 2 newest sources)
+`
+	got := lines(p.Plan(obs))
+	if got != strings.TrimLeft(want, "\n") {
+		t.Errorf("plan:\n%s\nwant:\n%s", got, strings.TrimLeft(want, "\n"))
+	}
+	for _, it := range p.Plan(obs) {
+		if it.Action == ActionPrune && it.JobID != "j-1" {
+			t.Errorf("prune of %s names job %q, want j-1 (the proof the scheduler checks)", it.DestinationImageID, it.JobID)
+		}
+	}
+
+	// With prune_adopted the adopted copy is pruned too.
+	p = mustPolicy(t, fmt.Sprintf(body, ", prune_adopted: true"))
+	pruned := map[string]bool{}
+	for _, it := range p.Plan(obs) {
+		if it.Action == ActionPrune {
+			pruned[it.DestinationImageID] = true
+		}
+	}
+	if !pruned["m-c2"] || !pruned["m-c1"] || len(pruned) != 2 {
+		t.Errorf("pruned with prune_adopted = %v, want m-c1 and m-c2", pruned)
 	}
 }

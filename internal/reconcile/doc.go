@@ -15,5 +15,11 @@
 //
 // The reconciler does no copying itself: the scheduler behind Jobs owns
 // slots, rate limits, retries and post-copy actions. It calls only
-// DescribeImages (and DeleteImage for retention) on the cloud.
+// DescribeImages on the cloud; retention deletions go through Jobs.Prune,
+// so that the scheduler's ownership guard (the proof from the store) is
+// the one choke point of every image-changing call. What counts as ours is
+// decided from the store too: observe looks up the job of every copy's
+// job-id tag, and policy.Plan shows images it cannot prove as Foreign.
+// New jobs are created with Jobs.SubmitPolicy, which refuses, in the same
+// store transaction, pairs cancelled since the run listed ECS.
 package reconcile

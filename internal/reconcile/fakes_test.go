@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/replicatord/replicatord/internal/cloud"
+	"github.com/replicatord/replicatord/internal/errdefs"
 	"github.com/replicatord/replicatord/internal/job"
 )
 
@@ -166,10 +167,12 @@ type fakeJobs struct {
 	entered   chan string
 	active    map[string]int
 	maxActive map[string]int
+	tombs     map[string]job.Tombstone
+	cloud     *fakeCloud // for Prune
 }
 
 func newFakeJobs() *fakeJobs {
-	return &fakeJobs{listErr: map[string]error{}, active: map[string]int{}, maxActive: map[string]int{}}
+	return &fakeJobs{listErr: map[string]error{}, active: map[string]int{}, maxActive: map[string]int{}, tombs: map[string]job.Tombstone{}}
 }
 
 func (f *fakeJobs) PolicyJobs(ctx context.Context, policy string) ([]*job.Job, error) {
@@ -221,6 +224,101 @@ func (f *fakeJobs) Submit(ctx context.Context, jobs ...*job.Job) error {
 	return nil
 }
 
+func (f *fakeJobs) Job(ctx context.Context, id string) (*job.Job, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, j := range f.jobs {
+		if j.ID == id {
+			return j.Clone(), nil
+		}
+	}
+	return nil, errdefs.ErrNotFound
+}
+
+func (f *fakeJobs) Tombstones(ctx context.Context, policy string) ([]job.Tombstone, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []job.Tombstone
+	for _, t := range f.tombs {
+		if t.Policy == policy {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// SubmitPolicy checks the tombstones under the same lock as the insert,
+// as the store does in one transaction.
+func (f *fakeJobs) SubmitPolicy(ctx context.Context, jobs ...*job.Job) ([]job.Tombstone, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.submitErr != nil {
+		return nil, f.submitErr
+	}
+	var skipped []job.Tombstone
+	for _, j := range jobs {
+		if t, ok := f.tombs[job.TombstoneKey(j.Policy, j.SourceImageID, j.DestinationRegion)]; ok {
+			skipped = append(skipped, t)
+			continue
+		}
+		f.jobs = append(f.jobs, j.Clone())
+	}
+	return skipped, nil
+}
+
+func (f *fakeJobs) Prune(ctx context.Context, jobID, imageID, reason string, unshare []string, allowAdopted bool) error {
+	f.mu.Lock()
+	var j *job.Job
+	for _, x := range f.jobs {
+		if x.ID == jobID {
+			j = x
+		}
+	}
+	f.mu.Unlock()
+	if j == nil || j.DestinationImageID != imageID || j.State != job.StateSucceeded || (j.Adopted && !allowAdopted) {
+		return errors.New("not proven ours")
+	}
+	if len(unshare) > 0 {
+		if err := f.cloud.UnshareImage(ctx, j.DestinationRegion, imageID, unshare); err != nil {
+			return err
+		}
+	}
+	if err := f.cloud.DeleteImage(ctx, j.DestinationRegion, imageID); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	j.State = job.StatePruned
+	j.PruneReason = reason
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeJobs) CopyGone(ctx context.Context, jobID string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, j := range f.jobs {
+		if j.ID == jobID && j.State == job.StateSucceeded {
+			j.State = job.StatePruned
+			j.PruneReason = "gone"
+		}
+	}
+	return nil
+}
+
+// cancel cancels j as the scheduler would, with its tombstone.
+func (f *fakeJobs) cancel(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, j := range f.jobs {
+		if j.ID == id {
+			j.State = job.StateCancelled
+			j.CancelRequested = true
+			f.tombs[job.TombstoneKey(j.Policy, j.SourceImageID, j.DestinationRegion)] = job.Tombstone{
+				Policy: j.Policy, SourceImageID: j.SourceImageID, DestinationRegion: j.DestinationRegion, JobID: j.ID, By: "test"}
+		}
+	}
+}
+
 func (f *fakeJobs) all() []*job.Job {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -242,7 +340,9 @@ func (f *fakeJobs) finish(c *fakeCloud) {
 		}
 		if j.DestinationImageID == "" {
 			j.DestinationImageID = "m-copy-" + j.ID[len(j.ID)-8:]
-			tags := map[string]string{job.TagJobID: j.ID}
+			j.Attempts = 1
+			tags := map[string]string{job.TagJobID: j.ID, job.TagSourceImage: j.SourceImageID,
+				job.TagSourceRegion: j.SourceRegion, job.TagAttempt: "1", job.TagOwner: job.DefaultOwner}
 			for k, v := range j.Tags {
 				tags[k] = v
 			}

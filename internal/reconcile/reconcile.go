@@ -15,15 +15,29 @@ import (
 	"github.com/replicatord/replicatord/internal/policy"
 )
 
-// Jobs is the scheduler, as the reconciler sees it.
+// Jobs is the scheduler, as the reconciler sees it. Every call that
+// changes an image goes through it, so that the scheduler's ownership
+// guard (proof from the store) is the one choke point.
 type Jobs interface {
 	// PolicyJobs returns the policy's jobs: every non-terminal one and the
 	// latest terminal one per source × region.
 	PolicyJobs(ctx context.Context, policy string) ([]*job.Job, error)
-	// Submit durably creates and enqueues jobs. A job with
-	// DestinationImageID set and state WAITING or COPYING adopts an
-	// existing copy.
-	Submit(ctx context.Context, jobs ...*job.Job) error
+	// Job returns one job from the store; errdefs.ErrNotFound if unknown.
+	Job(ctx context.Context, id string) (*job.Job, error)
+	// Tombstones returns the policy's cancelled pairs.
+	Tombstones(ctx context.Context, policy string) ([]job.Tombstone, error)
+	// SubmitPolicy durably creates and enqueues new policy jobs, except
+	// those whose pair was cancelled (checked in the same store
+	// transaction as the creation), which it returns.
+	SubmitPolicy(ctx context.Context, jobs ...*job.Job) ([]job.Tombstone, error)
+	// Prune deletes the copy imageID of job jobID for retention (taking
+	// back the sharing in unshare first) once the store proves the job
+	// made it, and marks the job PRUNED. An adopted copy is refused unless
+	// allowAdopted.
+	Prune(ctx context.Context, jobID, imageID, reason string, unshare []string, allowAdopted bool) error
+	// CopyGone marks a SUCCEEDED job PRUNED if its copy no longer exists
+	// (looked up by id); it does nothing if the copy is still there.
+	CopyGone(ctx context.Context, jobID string) error
 }
 
 // Options tune a Reconciler; zero values get defaults.
@@ -35,6 +49,12 @@ type Options struct {
 	// RetryMin is the wait after a first failed run; it doubles per failure
 	// up to the policy's interval. Default 30s.
 	RetryMin time.Duration
+	// Owner is this installation's name (daemon.owner); default
+	// job.DefaultOwner.
+	Owner string
+	// AfterList, when set, is called in a run after the copies were listed
+	// and before the jobs are read (tests use it to order a race).
+	AfterList func(policy string)
 }
 
 // Reconciler runs the loops of the loaded policies.
@@ -45,6 +65,8 @@ type Reconciler struct {
 	log      *slog.Logger
 	onRun    func(string, error, time.Duration)
 	retryMin time.Duration
+	owner    string
+	hook     func(string)
 
 	mu       sync.Mutex
 	loops    map[string]*loop
@@ -59,6 +81,7 @@ type Reconciler struct {
 func New(p cloud.Provider, jobs Jobs, opts Options) *Reconciler {
 	r := &Reconciler{
 		cloud: p, jobs: jobs, clk: opts.Clock, log: opts.Logger, onRun: opts.OnRun, retryMin: opts.RetryMin,
+		owner: opts.Owner, hook: opts.AfterList,
 		loops: map[string]*loop{}, stopping: map[string]chan struct{}{},
 	}
 	if r.clk == nil {
@@ -66,6 +89,9 @@ func New(p cloud.Provider, jobs Jobs, opts Options) *Reconciler {
 	}
 	if r.log == nil {
 		r.log = slog.Default()
+	}
+	if r.owner == "" {
+		r.owner = job.DefaultOwner
 	}
 	if r.retryMin <= 0 {
 		r.retryMin = 30 * time.Second
@@ -199,7 +225,7 @@ func (r *Reconciler) Plan(ctx context.Context, names []string) ([]policy.Item, e
 	var items []policy.Item
 	var errs []error
 	for _, p := range ps {
-		obs, err := r.observe(ctx, p)
+		obs, err := r.observe(ctx, p, false)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("policy %q: %w", p.Name, err))
 			continue

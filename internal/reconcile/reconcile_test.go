@@ -66,6 +66,7 @@ type harness struct {
 func start(t *testing.T, c *fakeCloud, f *policy.File) *harness {
 	t.Helper()
 	h := &harness{t: t, cloud: c, jobs: newFakeJobs(), clk: clock.NewFake(t0), runs: make(chan run, 100), done: make(chan struct{})}
+	h.jobs.cloud = c
 	h.r = New(c, h.jobs, Options{Clock: h.clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnRun: func(p string, err error, _ time.Duration) { h.runs <- run{p, err} }})
 	h.r.SetPolicies(f)
@@ -181,18 +182,31 @@ func TestConverges(t *testing.T) {
 	}
 }
 
-func TestAdoptsAndPrunes(t *testing.T) {
+// TestForeignLeftProvenPruned: retention deletes only the copy the store
+// proves ours (and marks its job PRUNED); hand-made copies with partial or
+// complete forged lineage tags, another installation's copy and a copy
+// whose job the store does not know are foreign: never deleted, never
+// adopted, and the policy makes its own copies instead.
+func TestForeignLeftProvenPruned(t *testing.T) {
 	s1 := src("m-1", "golden-1", 1, golden)
 	s2 := src("m-2", "golden-2", 2, golden)
 	s3 := src("m-3", "golden-3", 3, golden)
-	lineage := func(s cloud.Image) map[string]string {
-		return map[string]string{job.TagPolicy: "keep", job.TagSourceImage: s.ID, job.TagSourceRegion: "cn-hangzhou"}
+	j1 := &job.Job{ID: job.NewID(t0), Policy: "keep", SourceRegion: "cn-hangzhou", SourceImageID: "m-1", DestinationRegion: "cn-shanghai",
+		DestinationImageID: "m-c1", State: job.StateSucceeded, Attempts: 1}
+	lineage := func(s cloud.Image, jobID, owner string) map[string]string {
+		return map[string]string{job.TagPolicy: "keep", job.TagSourceImage: s.ID, job.TagSourceRegion: "cn-hangzhou",
+			job.TagJobID: jobID, job.TagAttempt: "1", job.TagOwner: owner}
+	}
+	partial := map[string]string{job.TagPolicy: "keep", job.TagSourceImage: s1.ID, job.TagSourceRegion: "cn-hangzhou"}
+	img := func(id string, s cloud.Image, tags map[string]string) cloud.Image {
+		return cloud.Image{ID: id, Region: "cn-shanghai", Name: s.Name, Status: cloud.StatusAvailable, CreationTime: t0, Tags: tags}
 	}
 	c := newFakeCloud(s1, s2, s3,
-		// Copies made before the state file was lost: no job tracks them.
-		cloud.Image{ID: "m-c1", Region: "cn-shanghai", Name: "golden-1", Status: cloud.StatusAvailable, CreationTime: t0, Tags: lineage(s1)},
-		cloud.Image{ID: "m-c2", Region: "cn-shanghai", Name: "golden-2", Status: cloud.StatusAvailable, CreationTime: t0, Tags: lineage(s2)},
-		cloud.Image{ID: "m-c3", Region: "cn-shanghai", Name: "golden-3", Status: cloud.StatusCreating, CreationTime: t0, Tags: lineage(s3)},
+		img("m-c1", s1, lineage(s1, j1.ID, job.DefaultOwner)),              // ours: j1 records it
+		img("m-forged", s1, lineage(s1, j1.ID, job.DefaultOwner)),          // j1's tags copied onto a hand-made image
+		img("m-partial", s1, partial),                                      // hand-made, some tags
+		img("m-team-b", s2, lineage(s2, job.NewID(t0), "team-b")),          // another installation's
+		img("m-unknown", s3, lineage(s3, job.NewID(t0), job.DefaultOwner)), // a job id the store does not know
 		// Another policy's copy is none of this policy's business.
 		cloud.Image{ID: "m-x", Region: "cn-shanghai", Name: "x", Status: cloud.StatusAvailable, CreationTime: t0,
 			Tags: map[string]string{job.TagPolicy: "other", job.TagSourceImage: s1.ID}},
@@ -202,24 +216,38 @@ func TestAdoptsAndPrunes(t *testing.T) {
     destinations: [cn-shanghai]
     retention: {keep_last: 2}
 `))
+	// The first run (j1 not in the store yet: m-c1 is foreign too) makes
+	// copies of s2 and s3, whose only copies are foreign, and adopts none.
 	h.waitOK("keep")
-	jobs := h.jobs.all()
-	// s3 and s2 are kept and adopted; s1's copy is pruned.
-	if len(jobs) != 2 {
-		t.Fatalf("jobs = %d", len(jobs))
+	var copied []string
+	for _, j := range h.jobs.all() {
+		if j.DestinationImageID != "" {
+			t.Errorf("job %s adopted %s", j.ID, j.DestinationImageID)
+		}
+		copied = append(copied, j.SourceImageID)
 	}
-	byImage := map[string]*job.Job{}
-	for _, j := range jobs {
-		byImage[j.DestinationImageID] = j
+	sort.Strings(copied)
+	if strings.Join(copied, ",") != "m-2,m-3" {
+		t.Errorf("copies made for %v, want m-2 and m-3 (their only copies are foreign)", copied)
 	}
-	if j := byImage["m-c3"]; j == nil || j.State != job.StateCopying || j.CloudStatus != "Creating" || j.SourceImageID != "m-3" {
-		t.Errorf("adoption of m-c3 = %+v", j)
+	if c.count("DeleteImage") != 0 {
+		t.Fatalf("DeleteImage calls = %d before any copy was proven ours", c.count("DeleteImage"))
 	}
-	if j := byImage["m-c2"]; j == nil || j.State != job.StateCopying || j.DestinationImageName != "golden-2" {
-		t.Errorf("adoption of m-c2 = %+v", j)
+	// The copies finish, and the store knows j1: m-c1 is proven ours and
+	// beyond keep_last.
+	h.jobs.finish(c)
+	h.jobs.mu.Lock()
+	h.jobs.jobs = append(h.jobs.jobs, j1)
+	h.jobs.mu.Unlock()
+	h.r.Trigger("keep")
+	h.waitOK("keep")
+	for _, j := range h.jobs.all() {
+		if j.ID == j1.ID && j.State != job.StatePruned {
+			t.Errorf("job of the pruned copy is %s, want PRUNED", j.State)
+		}
 	}
 	if c.count("DeleteImage") != 1 {
-		t.Errorf("DeleteImage calls = %d", c.count("DeleteImage"))
+		t.Errorf("DeleteImage calls = %d, want 1", c.count("DeleteImage"))
 	}
 	left, _ := c.DescribeImages(context.Background(), cloud.ImageQuery{Region: "cn-shanghai", Statuses: cloud.AllStatuses})
 	var ids []string
@@ -227,8 +255,79 @@ func TestAdoptsAndPrunes(t *testing.T) {
 		ids = append(ids, im.ID)
 	}
 	sort.Strings(ids)
-	if strings.Join(ids, ",") != "m-c2,m-c3,m-x" {
+	if strings.Join(ids, ",") != "m-copy-"+suffix(h.jobs, "m-2")+",m-copy-"+suffix(h.jobs, "m-3")+",m-forged,m-partial,m-team-b,m-unknown,m-x" {
 		t.Errorf("left in cn-shanghai: %v", ids)
+	}
+	items, err := h.r.Plan(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := 0
+	for _, it := range items {
+		if it.Action == policy.ActionForeign {
+			foreign++
+		}
+	}
+	if foreign != 4 {
+		t.Errorf("plan shows %d foreign images, want 4: %+v", foreign, items)
+	}
+}
+
+// suffix is the id suffix fakeJobs.finish gave the copy of source src.
+func suffix(f *fakeJobs, src string) string {
+	for _, j := range f.all() {
+		if j.SourceImageID == src && j.DestinationImageID != "" && j.State == job.StateSucceeded {
+			return strings.TrimPrefix(j.DestinationImageID, "m-copy-")
+		}
+	}
+	return "?"
+}
+
+// TestCancelBeatsRun: a cancel that lands between a run's listing and its
+// job creation wins: the store refuses the new job of the cancelled pair
+// in the same step as the insert, and the plan shows the pair skipped.
+func TestCancelBeatsRun(t *testing.T) {
+	s1 := src("m-1", "golden-1", 1, golden)
+	c := newFakeCloud(s1)
+	jobs := newFakeJobs()
+	jobs.cloud = c
+	f := parse(t, "  - name: p\n    source: {region: cn-hangzhou, images: {tags: {role: golden}}}\n    destinations: [cn-beijing]\n")
+	var r *Reconciler
+	r = New(c, jobs, Options{Clock: clock.NewFake(t0), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		AfterList: func(string) {
+			// The operator cancels a job of the pair meanwhile (e.g. the
+			// one an ad-hoc reconcile made a moment ago).
+			j := &job.Job{ID: job.NewID(t0), Policy: "p", SourceRegion: "cn-hangzhou", SourceImageID: "m-1", DestinationRegion: "cn-beijing", State: job.StateQueued}
+			jobs.mu.Lock()
+			jobs.jobs = append(jobs.jobs, j)
+			jobs.mu.Unlock()
+			jobs.cancel(j.ID)
+			// The run read its jobs before the cancel.
+		}})
+	r.SetPolicies(f)
+	l := r.loops["p"]
+	// Make the run's job read miss the cancelled job, as a read before the
+	// cancel would: plan on the observation taken before the hook ran.
+	obs, err := r.observe(context.Background(), l.policy(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := l.policy().Plan(obs)
+	if len(items) != 1 || items[0].Action != policy.ActionCopy {
+		t.Fatalf("plan before the cancel = %+v, want one copy", items)
+	}
+	r.hook(l.policy().Name)
+	if err := r.act(context.Background(), l.policy(), items, obs); err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range jobs.all() {
+		if j.State != job.StateCancelled {
+			t.Errorf("job %s (%s) made after the cancel", j.ID, j.State)
+		}
+	}
+	items, err = r.Plan(context.Background(), nil)
+	if err != nil || len(items) != 1 || items[0].Action != policy.ActionSkippedCancelled || !strings.Contains(items[0].Reason, "cancelled by test") {
+		t.Errorf("plan after the cancel = %+v, %v", items, err)
 	}
 }
 
@@ -324,6 +423,7 @@ func TestErrorsStayWithTheirPolicy(t *testing.T) {
 func TestRunsNeverOverlap(t *testing.T) {
 	c := newFakeCloud(src("m-a", "golden-a", 1, golden))
 	jobs := newFakeJobs()
+	jobs.cloud = c
 	jobs.gate = make(chan struct{})
 	jobs.entered = make(chan string, 10)
 	runs := make(chan run, 10)
@@ -428,11 +528,15 @@ func TestHotReload(t *testing.T) {
 func TestSubmitAndPruneErrors(t *testing.T) {
 	s1 := src("m-1", "golden-1", 1, golden)
 	s2 := src("m-2", "golden-2", 2, golden)
-	lineage := map[string]string{job.TagPolicy: "p", job.TagSourceImage: "m-1"}
-	c := newFakeCloud(s1, s2, cloud.Image{ID: "m-old", Region: "cn-beijing", Name: "golden-1", Status: cloud.StatusAvailable, Tags: lineage})
+	j1, j2 := job.NewID(t0), job.NewID(t0.Add(time.Second))
+	lineage := func(src, id string) map[string]string {
+		return map[string]string{job.TagPolicy: "p", job.TagSourceImage: src, job.TagSourceRegion: "cn-hangzhou", job.TagJobID: id}
+	}
+	c := newFakeCloud(s1, s2, cloud.Image{ID: "m-old", Region: "cn-beijing", Name: "golden-1", Status: cloud.StatusAvailable, Tags: lineage("m-1", j1)})
 	c.delErr = &cloud.Error{Action: "DeleteImage", Region: "cn-beijing", Code: "ImageUseShared", Class: cloud.ClassPermanent}
 	jobs := newFakeJobs()
-	jobs.jobs = []*job.Job{{ID: "j-1", Policy: "p", SourceImageID: "m-1", DestinationRegion: "cn-beijing", DestinationImageID: "m-old", State: job.StateSucceeded}}
+	jobs.cloud = c
+	jobs.jobs = []*job.Job{{ID: j1, Policy: "p", SourceRegion: "cn-hangzhou", SourceImageID: "m-1", DestinationRegion: "cn-beijing", DestinationImageID: "m-old", State: job.StateSucceeded}}
 	jobs.submitErr = errors.New("disk full")
 	r := New(c, jobs, Options{Clock: clock.NewFake(t0), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	f := parse(t, "  - name: p\n    source: {region: cn-hangzhou, images: {tags: {role: golden}}}\n    destinations: [cn-beijing]\n    retention: {keep_last: 1}\n")
@@ -447,13 +551,14 @@ func TestSubmitAndPruneErrors(t *testing.T) {
 		t.Errorf("deleted the only Available copy")
 	}
 	jobs.submitErr = nil
-	c.add(cloud.Image{ID: "m-new", Region: "cn-beijing", Name: "golden-2", Status: cloud.StatusAvailable,
-		Tags: map[string]string{job.TagPolicy: "p", job.TagSourceImage: "m-2"}})
+	c.add(cloud.Image{ID: "m-new", Region: "cn-beijing", Name: "golden-2", Status: cloud.StatusAvailable, Tags: lineage("m-2", j2)})
+	jobs.jobs = append(jobs.jobs, &job.Job{ID: j2, Policy: "p", SourceRegion: "cn-hangzhou", SourceImageID: "m-2", DestinationRegion: "cn-beijing",
+		DestinationImageID: "m-new", State: job.StateSucceeded, CreateTime: t0.Add(time.Second)})
 	_, err = r.runOnce(context.Background(), l, l.policy())
 	if err == nil || err.Error() != "prune m-old in cn-beijing: DeleteImage in cn-beijing: ImageUseShared" {
 		t.Errorf("err = %v", err)
 	}
-	if st := l.snapshot(); st.Actions[policy.ActionPrune] != 1 || st.Actions[policy.ActionAdopt] != 1 || st.Failures != 2 {
+	if st := l.snapshot(); st.Actions[policy.ActionPrune] != 1 || st.Actions[policy.ActionExists] != 1 || st.Failures != 2 {
 		t.Errorf("status = %+v", st)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/replicatord/replicatord/internal/cloud"
+	"github.com/replicatord/replicatord/internal/errdefs"
+	"github.com/replicatord/replicatord/internal/failpoint"
 	"github.com/replicatord/replicatord/internal/job"
 	"github.com/replicatord/replicatord/internal/policy"
 )
@@ -17,7 +19,7 @@ import (
 func (r *Reconciler) runOnce(ctx context.Context, l *loop, p *policy.Policy) (time.Duration, error) {
 	start := r.clk.Now()
 	l.update(func(s *PolicyStatus) { s.Running = true })
-	obs, err := r.observe(ctx, p)
+	obs, err := r.observe(ctx, p, true)
 	var items []policy.Item
 	matched := 0
 	if err == nil {
@@ -50,7 +52,8 @@ func (r *Reconciler) runOnce(ctx context.Context, l *loop, p *policy.Policy) (ti
 			r.log.Info("policy reconciled", "policy", p.Name, "matched", matched,
 				"copy", counts[policy.ActionCopy], "adopt", counts[policy.ActionAdopt], "prune", counts[policy.ActionPrune],
 				"in_progress", counts[policy.ActionInProgress], "exists", counts[policy.ActionExists],
-				"blocked", counts[policy.ActionBlocked], "duration", d)
+				"blocked", counts[policy.ActionBlocked], "foreign", counts[policy.ActionForeign],
+				"skipped_cancelled", counts[policy.ActionSkippedCancelled], "duration", d)
 		}
 	}
 	return d, err
@@ -61,12 +64,14 @@ func (r *Reconciler) runOnce(ctx context.Context, l *loop, p *policy.Policy) (ti
 var copyStatuses = append(append([]string(nil), cloud.AllStatuses...), cloud.StatusDeprecated)
 
 // observe reads what is: the source candidates, the policy's copies in
-// every destination (all statuses) and its jobs. Jobs are read after the
-// copies on purpose: the scheduler stores a job before it sends CopyImage
-// ("durable before acting"), so any copy seen has its job visible in the
-// later read, and a copy in flight is never mistaken for one to adopt.
-func (r *Reconciler) observe(ctx context.Context, p *policy.Policy) (policy.Observed, error) {
-	obs := policy.Observed{Copies: map[string][]cloud.Image{}}
+// every destination (all statuses), its jobs, the store's jobs named by
+// the copies' job-id tags (the proof of ownership) and its tombstones.
+// Jobs are read after the copies on purpose: the scheduler stores a job
+// before it sends CopyImage ("durable before acting"), so any copy seen
+// has its job visible in the later read, and a copy in flight is never
+// mistaken for a foreign one. hook: call AfterList (runs only).
+func (r *Reconciler) observe(ctx context.Context, p *policy.Policy, hook bool) (policy.Observed, error) {
+	obs := policy.Observed{Copies: map[string][]cloud.Image{}, Owner: r.owner, Known: map[string]*job.Job{}}
 	sources, err := r.sources(ctx, p)
 	if err != nil {
 		return obs, err
@@ -82,8 +87,39 @@ func (r *Reconciler) observe(ctx context.Context, p *policy.Policy) (policy.Obse
 		}
 		obs.Copies[d.Region] = ims
 	}
+	if hook {
+		failpoint.Hit(failpoint.ReconcileAfterList)
+		if r.hook != nil {
+			r.hook(p.Name)
+		}
+	}
 	if obs.Jobs, err = r.jobs.PolicyJobs(ctx, p.Name); err != nil {
 		return obs, fmt.Errorf("list jobs: %w", err)
+	}
+	for _, ims := range obs.Copies {
+		for _, im := range ims {
+			id := im.Tags[job.TagJobID]
+			if _, done := obs.Known[id]; done || !job.ValidID(id) {
+				continue
+			}
+			j, err := r.jobs.Job(ctx, id)
+			switch {
+			case err == nil:
+				obs.Known[id] = j
+			case errors.Is(err, errdefs.ErrNotFound):
+				obs.Known[id] = nil // foreign: no proof
+			default:
+				return obs, fmt.Errorf("read job %s: %w", id, err)
+			}
+		}
+	}
+	for id, j := range obs.Known {
+		if j == nil {
+			delete(obs.Known, id)
+		}
+	}
+	if obs.Tombstones, err = r.jobs.Tombstones(ctx, p.Name); err != nil {
+		return obs, fmt.Errorf("list tombstones: %w", err)
 	}
 	return obs, nil
 }
@@ -117,35 +153,32 @@ func (r *Reconciler) sources(ctx context.Context, p *policy.Policy) ([]cloud.Ima
 	return out, nil
 }
 
-// act carries out a plan: new copy and adoption jobs in one Submit, then
-// the retention deletions. It goes on after a failed deletion and returns
-// every error.
+// act carries out a plan: new copy jobs in one SubmitPolicy (pairs
+// cancelled meanwhile are refused by the store, atomically), SUCCEEDED jobs
+// whose copy is gone marked PRUNED, then the retention deletions, each
+// checked against the store by the scheduler. It goes on after a failed
+// step and returns every error. Foreign images are never touched.
 func (r *Reconciler) act(ctx context.Context, p *policy.Policy, items []policy.Item, obs policy.Observed) error {
 	now := r.clk.Now()
 	sources := map[string]cloud.Image{}
 	for _, s := range obs.Sources {
 		sources[s.ID] = s
 	}
-	copies := map[string]cloud.Image{}
-	for _, ims := range obs.Copies {
-		for _, im := range ims {
-			copies[im.ID] = im
-		}
-	}
 	var jobs []*job.Job
 	var errs []error
 	for _, it := range items {
-		if it.Action != policy.ActionCopy && it.Action != policy.ActionAdopt {
+		if it.Action != policy.ActionCopy {
 			continue
+		}
+		if it.JobID != "" {
+			if err := r.jobs.CopyGone(ctx, it.JobID); err != nil {
+				errs = append(errs, fmt.Errorf("job %s: %w", it.JobID, err))
+			}
 		}
 		src, ok := sources[it.SourceImageID]
 		dst, ok2 := p.Destination(it.DestinationRegion)
 		if !ok || !ok2 {
 			continue // cannot happen: Plan builds items from these
-		}
-		if it.Action == policy.ActionAdopt {
-			jobs = append(jobs, p.AdoptJob(src, dst, copies[it.DestinationImageID], now))
-			continue
 		}
 		j, err := p.NewJob(src, dst, now)
 		if err != nil {
@@ -155,33 +188,29 @@ func (r *Reconciler) act(ctx context.Context, p *policy.Policy, items []policy.I
 		jobs = append(jobs, j)
 	}
 	if len(jobs) > 0 {
-		if err := r.jobs.Submit(ctx, jobs...); err != nil {
+		skipped, err := r.jobs.SubmitPolicy(ctx, jobs...)
+		if err != nil {
 			return errors.Join(append(errs, fmt.Errorf("submit %d jobs: %w", len(jobs), err))...)
 		}
-		for _, j := range jobs {
-			r.log.Debug("job submitted", "policy", p.Name, "job", j.ID, "source", j.SourceImageID,
-				"region", j.DestinationRegion, "adopt", j.DestinationImageID != "")
+		for _, t := range skipped {
+			r.log.Info("pair cancelled during the run; not copied", "policy", p.Name, "source", t.SourceImageID,
+				"region", t.DestinationRegion, "cancelled_job", t.JobID, "by", t.By)
 		}
 	}
 	for _, it := range items {
 		if it.Action != policy.ActionPrune {
 			continue
 		}
-		// ECS refuses to delete a shared image (ImageUseShared): take back
-		// the sharing this policy granted. Sharing granted by hand is left
-		// alone, and the delete then fails with that reason.
-		if accts := p.Copy.ShareWithAccounts; len(accts) > 0 {
-			if err := r.cloud.UnshareImage(ctx, it.DestinationRegion, it.DestinationImageID, accts); err != nil {
-				errs = append(errs, fmt.Errorf("prune %s in %s: unshare: %w", it.DestinationImageID, it.DestinationRegion, err))
-				continue
-			}
-		}
-		if err := r.cloud.DeleteImage(ctx, it.DestinationRegion, it.DestinationImageID); err != nil {
+		// ECS refuses to delete a shared image (ImageUseShared): the
+		// scheduler takes back the sharing this policy granted first.
+		// Sharing granted by hand is left alone, and the delete then fails
+		// with that reason.
+		if err := r.jobs.Prune(ctx, it.JobID, it.DestinationImageID, it.Reason, p.Copy.ShareWithAccounts, p.Retention.PruneAdopted); err != nil {
 			errs = append(errs, fmt.Errorf("prune %s in %s: %w", it.DestinationImageID, it.DestinationRegion, err))
 			continue
 		}
 		r.log.Info("copy pruned by retention", slog.String("policy", p.Name), slog.String("image", it.DestinationImageID),
-			slog.String("region", it.DestinationRegion), slog.String("source", it.SourceImageID))
+			slog.String("region", it.DestinationRegion), slog.String("source", it.SourceImageID), slog.String("job", it.JobID))
 	}
 	return errors.Join(errs...)
 }

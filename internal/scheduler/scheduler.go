@@ -316,7 +316,7 @@ func (s *Scheduler) Cancel(ctx context.Context, ids []string) ([]*job.Job, error
 	}
 	out := make([]*job.Job, 0, len(ids))
 	now := s.opts.Clock.Now()
-	by := actor(ctx)
+	by := job.Actor(ctx)
 	for _, id := range ids {
 		j, err := s.update(ctx, id, func(j *job.Job) error {
 			if !j.State.Terminal() && !j.CancelRequested {
@@ -349,21 +349,6 @@ func (s *Scheduler) Cancel(ctx context.Context, ids []string) ([]*job.Job, error
 		s.queue.Add(keyDispatch + j.DestinationRegion)
 	}
 	return out, nil
-}
-
-type actorKey struct{}
-
-// WithActor returns ctx saying who asks (for a cancel's tombstone and the
-// job's cancelled_by), e.g. "api unix:@" or "api 10.0.0.5:41234".
-func WithActor(ctx context.Context, who string) context.Context {
-	return context.WithValue(ctx, actorKey{}, who)
-}
-
-func actor(ctx context.Context) string {
-	if s, ok := ctx.Value(actorKey{}).(string); ok && s != "" {
-		return s
-	}
-	return "api"
 }
 
 // Retry starts a new attempt of failed or cancelled jobs.

@@ -45,6 +45,11 @@ func toPB(j *job.Job) *pb.Job {
 		Encrypted:              j.Encrypted,
 		KmsKeyId:               j.KMSKeyID,
 		Tags:                   j.Tags,
+		Adopted:                j.Adopted,
+		AdoptionReason:         j.AdoptionReason,
+		PruneReason:            j.PruneReason,
+		CancelledBy:            j.CancelledBy,
+		CancelTime:             ts(j.CancelTime),
 	}
 	if j.Remaining > 0 {
 		out.Remaining = durationpb.New(j.Remaining)

@@ -75,7 +75,7 @@ func (s *Server) ListPolicies(ctx context.Context, _ *pb.ListPoliciesRequest) (*
 		for _, j := range jobs {
 			counts[j.State]++
 		}
-		for state := job.StateQueued; state <= job.StateCancelled; state++ {
+		for state := job.StateQueued; state <= job.StatePruned; state++ {
 			if n := counts[state]; n > 0 {
 				p.JobCounts = append(p.JobCounts, &pb.JobStateCount{State: pb.JobState(state), Count: n})
 			}

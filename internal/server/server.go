@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
 
 	pb "github.com/replicatord/replicatord/gen/replicator/v1"
 	"github.com/replicatord/replicatord/internal/clock"
@@ -321,12 +322,28 @@ func (s *Server) watchFilter(req *pb.WatchRequest) (state.Filter, error) {
 	return f, nil
 }
 
+// caller names who calls, for a cancel's record: the API and the peer's
+// address (no token or certificate detail: those are secrets or noise).
+func caller(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		a := p.Addr.String()
+		if a == "" || a == "@" {
+			a = "unix socket"
+		}
+		if len(a) > 100 {
+			a = a[:100]
+		}
+		return "api (" + a + ")"
+	}
+	return "api"
+}
+
 // Cancel cancels jobs.
 func (s *Server) Cancel(ctx context.Context, req *pb.CancelRequest) (*pb.CancelResponse, error) {
 	if err := checkJobIDs("job_ids", req.GetJobIds()); err != nil {
 		return nil, err
 	}
-	jobs, err := s.sched.Cancel(ctx, req.GetJobIds())
+	jobs, err := s.sched.Cancel(job.WithActor(ctx, caller(ctx)), req.GetJobIds())
 	if err != nil {
 		return nil, err
 	}
@@ -365,7 +382,7 @@ func (s *Server) GetJob(ctx context.Context, req *pb.GetJobRequest) (*pb.GetJobR
 func (s *Server) ListJobs(ctx context.Context, req *pb.ListJobsRequest) (*pb.ListJobsResponse, error) {
 	f := state.Filter{Policy: req.GetPolicy(), SourceImageID: req.GetSourceImageId(), DestinationRegion: req.GetDestinationRegion()}
 	for _, st := range req.GetStates() {
-		if st <= pb.JobState_JOB_STATE_UNSPECIFIED || int32(st) > int32(pb.JobState_JOB_STATE_CANCELLED) {
+		if st <= pb.JobState_JOB_STATE_UNSPECIFIED || int32(st) > int32(pb.JobState_JOB_STATE_PRUNED) {
 			return nil, errdefs.Invalid("states", "%d is not a job state", int32(st))
 		}
 		f.States = append(f.States, job.State(st))
