@@ -94,6 +94,13 @@ func TestChaos(t *testing.T) {
 	// Ad-hoc images are larger, so that cancels and kills find their
 	// copies in flight.
 	adhocImgs := e.addChaosImages("chaosadhoc0", plan.adhocImages, map[string]string{"role": "adhoc"}, 24)
+	// Hand-made images with replicatord's tags, which the daemon must never
+	// touch: before the storm, partial lineage and another owner's copy
+	// (a first start on a new state file adopts only this owner's).
+	planted := &plantedSet{ids: map[string]string{}}
+	planted.add(e, "cn-beijing", "partial", map[string]string{job.TagPolicy: chaosPolicy, job.TagSourceImage: policyImgs[0], job.TagSourceRegion: source})
+	planted.add(e, "cn-shanghai", "teamb", map[string]string{job.TagPolicy: chaosPolicy, job.TagSourceImage: policyImgs[1], job.TagSourceRegion: source,
+		job.TagJobID: job.NewID(time.Now()), job.TagAttempt: "1", job.TagOwner: "team-b"})
 
 	e.startDaemon()
 	conn, err := grpc.NewClient("unix://"+e.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -119,6 +126,12 @@ func TestChaos(t *testing.T) {
 		go func() { defer wg.Done(); w.run(ctx, client) }()
 	}
 	defer func() { stopWatchers(); wg.Wait() }()
+	// "No untracked copy", every few seconds during the storm.
+	untracked := &untrackedChecker{e: e, client: client, planted: planted}
+	uctx, stopUntracked := context.WithCancel(context.Background())
+	untrackedDone := make(chan struct{})
+	go func() { defer close(untrackedDone); untracked.run(uctx) }()
+	defer func() { stopUntracked(); <-untrackedDone }()
 
 	// Ad-hoc copies: each image to a shuffled half of the regions in two
 	// calls, spread over the rounds.
@@ -182,6 +195,13 @@ func TestChaos(t *testing.T) {
 		e.daemon.kill9()
 		kills++
 		e.startDaemon()
+		// During the storm: a hand-made image carrying a real copy's
+		// complete tag set, and one with this owner's tags and a job id no
+		// store knows.
+		planted.forge(e, round)
+		planted.add(e, chaosRegions[round%len(chaosRegions)], fmt.Sprintf("unknown%02d", round), map[string]string{
+			job.TagPolicy: chaosPolicy, job.TagSourceImage: policyImgs[round%len(policyImgs)], job.TagSourceRegion: source,
+			job.TagJobID: job.NewID(time.Now()), job.TagAttempt: "1", job.TagOwner: job.DefaultOwner})
 	}
 	// Whatever ad-hoc calls are left go to the last daemon.
 	for _, c := range calls {
@@ -206,8 +226,12 @@ func TestChaos(t *testing.T) {
 	violate := func(format string, args ...any) {
 		violations = append(violations, fmt.Sprintf(format, args...))
 	}
+	stopUntracked()
+	<-untrackedDone
+	untracked.confirm(violate)
 	images := e.chaosImages()
-	checkECS(jobs, images, policyImgs, violate)
+	planted.check(images, violate)
+	checkECS(jobs, planted.drop(images), policyImgs, violate)
 	for _, w := range watchers {
 		w.check(jobs, violate)
 	}
@@ -246,6 +270,7 @@ func TestChaos(t *testing.T) {
 		{"ECS calls", fmtCalls(st.Calls)},
 		{"watch streams / messages / OUT_OF_RANGE", fmt.Sprintf("%d / %d / %d", streams, msgs, outOfRange)},
 		{"duration", time.Since(began).Round(time.Second).String()},
+		{"hand-made images planted / untracked-copy checks", fmt.Sprintf("%d / %d", len(planted.ids), untracked.checks)},
 		{"violations", fmt.Sprint(len(violations))},
 	}
 	var report strings.Builder
@@ -506,9 +531,9 @@ func (e *env) emuStats() emuStats {
 
 // checkECS checks the jobs against ECS: every SUCCEEDED job's copy exists,
 // Available, tagged with the job, and is its job's only copy; no copy
-// exists that no job owns; a job that did not succeed owns no Available
-// copy, and a CANCELLED one no copy at all; the policy holds exactly one
-// Available copy of each source in each region.
+// exists that no job owns; a FAILED, CANCELLED or PRUNED job has no copy
+// left at all; the policy holds exactly one Available copy of each source
+// in each region.
 func checkECS(jobs []*pb.Job, images []ecsImage, policyImgs []string, violate func(string, ...any)) {
 	byID := map[string]*pb.Job{}
 	for _, j := range jobs {
@@ -547,9 +572,9 @@ func checkECS(jobs []*pb.Job, images []ecsImage, policyImgs []string, violate fu
 			if j.GetPolicy() == chaosPolicy {
 				policyCopies[j.GetSourceImageId()+">"+j.GetDestinationRegion()]++
 			}
-		case pb.JobState_JOB_STATE_CANCELLED:
+		case pb.JobState_JOB_STATE_CANCELLED, pb.JobState_JOB_STATE_FAILED, pb.JobState_JOB_STATE_PRUNED:
 			if len(copies) != 0 {
-				violate("CANCELLED job %s still has copies: %s", j.GetId(), fmtImages(copies))
+				violate("%s job %s still has copies: %s", j.GetState(), j.GetId(), fmtImages(copies))
 			}
 		default:
 			if len(avail) != 0 {
@@ -564,6 +589,171 @@ func checkECS(jobs []*pb.Job, images []ecsImage, policyImgs []string, violate fu
 			}
 		}
 	}
+}
+
+// plantedSet holds the hand-made images planted in the emulator (id ->
+// region), which must all survive untouched.
+type plantedSet struct {
+	mu  sync.Mutex
+	ids map[string]string
+}
+
+func (p *plantedSet) add(e *env, region, name string, tags map[string]string) {
+	e.t.Helper()
+	id := fmt.Sprintf("m-hand%016d", len(p.ids))
+	e.plant(region, id, "handmade-"+name, "Available", tags, time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC))
+	p.mu.Lock()
+	p.ids[id] = region
+	p.mu.Unlock()
+}
+
+func (p *plantedSet) has(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.ids[id]
+	return ok
+}
+
+// forge copies the complete tag set of one of the daemon's Available
+// copies onto a hand-made image in the same region.
+func (p *plantedSet) forge(e *env, round int) {
+	e.t.Helper()
+	var real []ecsImage
+	for _, im := range e.chaosImages() {
+		if im.Status == "Available" && im.tag(job.TagOwner) == job.DefaultOwner && !p.has(im.ImageID) {
+			real = append(real, im)
+		}
+	}
+	if len(real) == 0 {
+		return
+	}
+	im := real[round%len(real)]
+	tags := map[string]string{}
+	for _, t := range im.Tags.Tag {
+		tags[t.TagKey] = t.TagValue
+	}
+	p.add(e, im.Region, fmt.Sprintf("forged%02d", round), tags)
+}
+
+// check reports every planted image that is gone or no longer Available.
+func (p *plantedSet) check(images []ecsImage, violate func(string, ...any)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	seen := map[string]ecsImage{}
+	for _, im := range images {
+		seen[im.ImageID] = im
+	}
+	for id, region := range p.ids {
+		if im, ok := seen[id]; !ok || im.Region != region || im.Status != "Available" {
+			violate("hand-made image %s in %s was touched: %+v", id, region, im)
+		}
+	}
+}
+
+// drop returns images without the planted ones.
+func (p *plantedSet) drop(images []ecsImage) []ecsImage {
+	var out []ecsImage
+	for _, im := range images {
+		if !p.has(im.ImageID) {
+			out = append(out, im)
+		}
+	}
+	return out
+}
+
+// untrackedChecker checks, every few seconds while the storm runs, that
+// every copy of this owner in ECS (the emulator's admin view) is tracked by
+// a non-terminal job or is the copy of a SUCCEEDED one. A finding counts
+// only if it still holds at the next check (the grace for a copy ending
+// while it is looked at: deleted, then its job marked).
+type untrackedChecker struct {
+	e       *env
+	client  pb.ReplicatorServiceClient
+	planted *plantedSet
+
+	mu        sync.Mutex
+	checks    int
+	suspects  map[string]string // image id -> why, from the last check
+	confirmed []string
+}
+
+func (u *untrackedChecker) run(ctx context.Context) {
+	tick := time.NewTicker(3 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			u.once(ctx)
+		}
+	}
+}
+
+func (u *untrackedChecker) once(ctx context.Context) {
+	images, err := fetchImages(u.e.endpoint)
+	if err != nil {
+		return
+	}
+	found := map[string]string{}
+	for _, im := range images {
+		if im.tag(job.TagOwner) != job.DefaultOwner || u.planted.has(im.ImageID) || im.tag(job.TagJobID) == "" {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		resp, err := u.client.GetJob(cctx, &pb.GetJobRequest{JobId: im.tag(job.TagJobID)})
+		cancel()
+		if err != nil {
+			if status.Code(err) == codes.NotFound {
+				found[im.ImageID] = fmt.Sprintf("%s %s (%s) carries job-id %s, which the daemon does not know", im.Region, im.ImageID, im.Status, im.tag(job.TagJobID))
+			}
+			continue // the daemon is down (a kill): look next time
+		}
+		j := resp.GetJob()
+		st := job.State(j.GetState())
+		if !st.Terminal() || (st == job.StateSucceeded && j.GetDestinationImageId() == im.ImageID) {
+			continue
+		}
+		found[im.ImageID] = fmt.Sprintf("%s %s (%s) is untracked: its job %s is %s with copy %q", im.Region, im.ImageID, im.Status, j.GetId(), j.GetState(), j.GetDestinationImageId())
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.checks++
+	for id, why := range found {
+		if _, again := u.suspects[id]; again {
+			u.confirmed = append(u.confirmed, why)
+		}
+	}
+	u.suspects = found
+}
+
+func (u *untrackedChecker) confirm(violate func(string, ...any)) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.checks == 0 {
+		violate("the untracked-copy check never ran during the storm")
+	}
+	seen := map[string]bool{}
+	for _, why := range u.confirmed {
+		if !seen[why] {
+			seen[why] = true
+			violate("during the storm: %s", why)
+		}
+	}
+}
+
+// fetchImages is chaosImages without the test's Fatal, for goroutines.
+func fetchImages(endpoint string) ([]ecsImage, error) {
+	resp, err := http.Get(endpoint + "/_ecsemu/images")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var all []ecsImage
+	if err := json.NewDecoder(resp.Body).Decode(&all); err != nil {
+		return nil, err
+	}
+	return all, nil
 }
 
 // watcher follows Watch across daemon restarts and checks each message as

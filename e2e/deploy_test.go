@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/replicatord/replicatord/internal/job"
 	"github.com/replicatord/replicatord/internal/policy"
 )
 
@@ -65,9 +66,10 @@ func TestDeployRAMPolicy(t *testing.T) {
 	var doc struct {
 		Version   string
 		Statement []struct {
-			Effect   string
-			Action   []string
-			Resource any
+			Effect    string
+			Action    []string
+			Resource  any
+			Condition map[string]map[string]string
 		}
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
@@ -82,6 +84,52 @@ func TestDeployRAMPolicy(t *testing.T) {
 	slices.Sort(granted)
 	if doc.Version != "1" || !slices.Equal(granted, used) {
 		t.Errorf("deploy/ram-policy.json (version %q) grants %v; the adapter calls %v", doc.Version, granted, used)
+	}
+
+	// Scoped by the owner tag: every action that changes or removes an
+	// image is allowed only on images carrying the sample config's owner
+	// (acs:ResourceTag), creating a copy and tagging only with that owner
+	// tag in the request (acs:RequestTag), and an image that already has
+	// an owner tag is never re-tagged. Reads alone are unconditional.
+	f, err := policy.Load("../deploy/replicatord.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := f.Daemon.Owner
+	resourceKey, requestKey := "acs:ResourceTag/"+job.TagOwner, "acs:RequestTag/"+job.TagOwner
+	want := map[string]string{ // action -> the condition key its Allow needs
+		"ecs:CancelCopyImage": resourceKey, "ecs:DeleteImage": resourceKey,
+		"ecs:ModifyImageAttribute": resourceKey, "ecs:ModifyImageSharePermission": resourceKey,
+		"ecs:CopyImage": requestKey, "ecs:TagResources": requestKey,
+		"ecs:DescribeImages": "", "ecs:DescribeRegions": "",
+	}
+	for _, a := range used {
+		if _, ok := want[a]; !ok {
+			t.Errorf("the adapter calls %s, which this test does not classify as read, create or change: add it", a)
+		}
+	}
+	denyRetag := false
+	for _, st := range doc.Statement {
+		switch st.Effect {
+		case "Allow":
+			for _, a := range st.Action {
+				key := want[a]
+				got := st.Condition["StringEquals"][key]
+				switch {
+				case key == "" && len(st.Condition) != 0:
+					t.Errorf("%s (a read) has a condition %v", a, st.Condition)
+				case key != "" && got != owner:
+					t.Errorf("%s is allowed without %s = %q (the owner of deploy/replicatord.yaml): condition %v", a, key, owner, st.Condition)
+				}
+			}
+		case "Deny":
+			if slices.Contains(st.Action, "ecs:TagResources") && st.Condition["Null"][resourceKey] == "false" {
+				denyRetag = true
+			}
+		}
+	}
+	if !denyRetag {
+		t.Error("deploy/ram-policy.json does not deny TagResources on images that already carry an owner tag")
 	}
 }
 

@@ -254,6 +254,9 @@ type jsonJob struct {
 	DestinationRegion  string `json:"destinationRegion"`
 	DestinationImageID string `json:"destinationImageId"`
 	SourceImageID      string `json:"sourceImageId"`
+	Adopted            bool   `json:"adopted"`
+	PruneReason        string `json:"pruneReason"`
+	NextAttemptTime    string `json:"nextAttemptTime"`
 	Error              *struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`

@@ -123,7 +123,7 @@ func (e *env) waitJobs(policy string, n int) {
 			switch j.State {
 			case "JOB_STATE_SUCCEEDED":
 				done++
-			case "JOB_STATE_FAILED", "JOB_STATE_CANCELLED":
+			case "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_PRUNED":
 			default:
 				busy++
 			}

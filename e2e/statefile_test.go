@@ -72,7 +72,7 @@ func TestStateFileFaults(t *testing.T) {
 				t.Fatal(err)
 			}
 			db.Close()
-		}, []string{"schema version 99", "supports up to 2"}, nil},
+		}, []string{"schema version 99", "supports up to 3"}, nil},
 		{"bbolt file of another program", func(t *testing.T, path string) {
 			db, err := bolt.Open(path, 0o600, nil)
 			if err != nil {
