@@ -449,6 +449,19 @@ func (d *daemon) reloadFile(ctx context.Context) (added, removed, changed []stri
 		d.log.Warn("daemon and cloud settings changed in the file; they take effect at the next start")
 	}
 	added, removed, changed = policy.Diff(d.file, f)
+	// A changed policy that names a cancelled source image (source.images.ids)
+	// asks for it again: lift its tombstones before the policy runs.
+	for _, name := range changed {
+		for i := range f.Policies {
+			if p := &f.Policies[i]; p.Name == name {
+				if n, err := d.sched.LiftCancels(ctx, name, p.Source.Images.IDs, "policy "+name+" changed and names the image"); err != nil {
+					return nil, nil, nil, err
+				} else if n > 0 {
+					d.log.Info("policy change lifted cancels", "policy", name, "pairs", n)
+				}
+			}
+		}
+	}
 	d.rec.SetPolicies(f)
 	d.file = f
 	return added, removed, changed, nil

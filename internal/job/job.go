@@ -159,6 +159,9 @@ type Job struct {
 	// destination) from them, so that no reconcile brings the pair back.
 	CancelledBy string    `json:"cancelled_by,omitempty"`
 	CancelTime  time.Time `json:"cancel_time,omitzero"`
+	// CancelLifted: a policy change that names the source image lifted the
+	// tombstone of this cancelled job's pair (the job stays CANCELLED).
+	CancelLifted string `json:"cancel_lifted,omitempty"`
 	// Adopted: the job follows a copy found by its tags that no job of this
 	// installation's store knew (a lost or new state file). The copy is not
 	// proven to be ours: it is never deleted, cancelled or modified unless

@@ -323,7 +323,7 @@ func (p *Policy) blocked(src cloud.Image, renderErr error, last *job.Job, name s
 		return ""
 	}
 	switch {
-	case last.State == job.StateCancelled:
+	case last.State == job.StateCancelled && last.CancelLifted == "":
 		return fmt.Sprintf("job %s was cancelled; retry it to copy again", last.ID)
 	case last.State == job.StateFailed && last.Error != nil && !last.Error.Retryable && last.CloudStatus != cloud.StatusCreateFailed:
 		return fmt.Sprintf("job %s failed: %s: %s; change the policy or retry the job", last.ID, last.Error.Code, last.Error.Message)

@@ -444,3 +444,19 @@ prune m-1>cn-shanghai golden-1-copy [m-c1] (retention keeps the copies of the 2 
 		t.Errorf("pruned with prune_adopted = %v, want m-c1 and m-c2", pruned)
 	}
 }
+
+// TestPlanLiftedCancel: a cancelled job blocks its pair until the cancel
+// is lifted (a retry, or a policy change that names the image).
+func TestPlanLiftedCancel(t *testing.T) {
+	p := mustPolicy(t, planPolicy)
+	p.Destinations = p.Destinations[:1]
+	a := img("m-a", "golden-a", 1, golden)
+	j := jobFor("j-c", a, "cn-shanghai", job.StateCancelled, "")
+	checkPlan(t, p, Observed{Sources: []cloud.Image{a}, Jobs: []*job.Job{j}}, `
+blocked m-a>cn-shanghai golden-a-copy (job j-c was cancelled; retry it to copy again)
+`)
+	j.CancelLifted = "policy p changed"
+	checkPlan(t, p, Observed{Sources: []cloud.Image{a}, Jobs: []*job.Job{j}}, `
+copy m-a>cn-shanghai golden-a-copy
+`)
+}

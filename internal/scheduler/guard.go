@@ -101,6 +101,42 @@ func (s *Scheduler) SubmitPolicy(ctx context.Context, jobs ...*job.Job) ([]job.T
 	return skipped, nil
 }
 
+// LiftCancels lifts the tombstones of a policy's cancelled pairs whose
+// source image is in sourceIDs (a policy change that names them), so that
+// the policy copies them again; the cancelled jobs stay CANCELLED and say
+// why (CancelLifted). It returns how many were lifted.
+func (s *Scheduler) LiftCancels(ctx context.Context, policy string, sourceIDs []string, why string) (int, error) {
+	if len(sourceIDs) == 0 {
+		return 0, nil
+	}
+	tombs, err := s.store.Tombstones(ctx, policy)
+	if err != nil {
+		return 0, err
+	}
+	named := map[string]bool{}
+	for _, id := range sourceIDs {
+		named[id] = true
+	}
+	n := 0
+	for _, t := range tombs {
+		if !named[t.SourceImageID] {
+			continue
+		}
+		_, err := s.store.Update(ctx, t.JobID, func(j *job.Job) error {
+			if j.CancelLifted != "" {
+				return errSkip
+			}
+			j.CancelLifted = why
+			return nil
+		})
+		if err := ignoreSkip(err); err != nil {
+			return n, fmt.Errorf("lift the cancel of job %s: %w", t.JobID, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
 // Prune deletes the copy imageID of a SUCCEEDED job for retention, once the
 // store proves the job made it (an adopted copy only with allowAdopted),
 // taking back the sharing in unshare first, and marks the job PRUNED with

@@ -227,3 +227,47 @@ func TestFailingJobRemovesItsCopy(t *testing.T) {
 		t.Fatalf("job FAILED (%s) with its copy %q still in ECS", got.Error.Code, got.DestinationImageID)
 	}
 }
+
+// TestCancelTombstoneAndLift: cancelling a policy job stops SubmitPolicy
+// for its pair (and only its pair); LiftCancels with the image named lifts
+// it, and the pair can be copied again.
+func TestCancelTombstoneAndLift(t *testing.T) {
+	h := newHarness(t, ecsemu.Config{Images: images(10, 10)}, Options{SlotsPerRegion: 1})
+	blocker := newJob(1, 10, "cn-shanghai") // keeps the only slot busy
+	j := newJob(0, 10, "cn-shanghai")
+	j.Policy = "p"
+	h.submit(blocker, j)
+	ctx := context.Background()
+	if _, err := h.s.Cancel(job.WithActor(ctx, "api (test)"), []string{j.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.job(j.ID); got.State != job.StateCancelled || got.CancelledBy != "api (test)" || got.CancelTime.IsZero() {
+		t.Fatalf("cancelled job = %s by %q at %s", got.State, got.CancelledBy, got.CancelTime)
+	}
+	again, other := newJob(0, 10, "cn-shanghai"), newJob(0, 10, "cn-beijing")
+	again.Policy, other.Policy = "p", "p"
+	skipped, err := h.s.SubmitPolicy(ctx, again, other)
+	if err != nil || len(skipped) != 1 || skipped[0].JobID != j.ID || skipped[0].By != "api (test)" {
+		t.Fatalf("SubmitPolicy: skipped %+v, %v", skipped, err)
+	}
+	if _, err := h.store.Get(ctx, again.ID); err == nil {
+		t.Fatal("a job of the cancelled pair was created")
+	}
+	if _, err := h.store.Get(ctx, other.ID); err != nil {
+		t.Fatalf("the other pair's job: %v", err)
+	}
+	if n, err := h.s.LiftCancels(ctx, "p", []string{imageID(1)}, "test"); err != nil || n != 0 {
+		t.Fatalf("lift of another image: %d, %v", n, err)
+	}
+	if n, err := h.s.LiftCancels(ctx, "p", []string{imageID(0)}, "policy p changed"); err != nil || n != 1 {
+		t.Fatalf("lift: %d, %v", n, err)
+	}
+	third := newJob(0, 10, "cn-shanghai")
+	third.Policy = "p"
+	if skipped, err := h.s.SubmitPolicy(ctx, third); err != nil || len(skipped) != 0 {
+		t.Fatalf("after the lift: skipped %+v, %v", skipped, err)
+	}
+	if got := h.job(j.ID); got.State != job.StateCancelled || got.CancelLifted != "policy p changed" {
+		t.Fatalf("the cancelled job after the lift: %s %q", got.State, got.CancelLifted)
+	}
+}

@@ -31,7 +31,8 @@
 //
 // A tombstone is written in the same transaction as the Update that first
 // sets CancelRequested on a policy job, and deleted in the same transaction
-// as the Update that retries that job (CANCELLED or FAILED back to QUEUED).
+// as the Update that retries that job (CANCELLED or FAILED back to QUEUED)
+// or first sets its CancelLifted (a policy change that names the image).
 // CreateUnlessCancelled checks them in the same transaction as its insert,
 // so a reconcile that listed ECS before a cancel cannot bring the pair back.
 //

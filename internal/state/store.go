@@ -24,7 +24,8 @@ type Store interface {
 	// tombstone returned. The store keeps tombstones itself: Update writes
 	// one when it first sets CancelRequested on a job with a policy
 	// (from CancelledBy and CancelTime), and deletes it when that job is
-	// retried (CANCELLED or FAILED back to QUEUED), in the same transaction.
+	// retried (CANCELLED or FAILED back to QUEUED) or its CancelLifted is
+	// first set, in the same transaction.
 	CreateUnlessCancelled(ctx context.Context, jobs ...*job.Job) (skipped []job.Tombstone, err error)
 	// Tombstones returns the tombstones of a policy.
 	Tombstones(ctx context.Context, policy string) ([]job.Tombstone, error)

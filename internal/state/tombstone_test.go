@@ -71,3 +71,28 @@ func TestTombstoneStopsCreate(t *testing.T) {
 		t.Errorf("after retry: skipped %+v, %v", skipped, err)
 	}
 }
+
+// TestTombstoneLifted: setting CancelLifted on the cancelled job (a policy
+// change that names the image) deletes its tombstone in the same update.
+func TestTombstoneLifted(t *testing.T) {
+	ctx := context.Background()
+	d, fc := testStore(t, Options{})
+	j := newJob(fc, "p", "m-1", "cn-shanghai")
+	mustCreate(t, d, j)
+	if _, err := d.Update(ctx, j.ID, func(j *job.Job) error {
+		j.State, j.CancelRequested, j.CancelledBy, j.CancelTime = job.StateCancelled, true, "api", fc.Now()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if tombs, _ := d.Tombstones(ctx, "p"); len(tombs) != 1 {
+		t.Fatalf("tombstones = %+v", tombs)
+	}
+	got, err := d.Update(ctx, j.ID, func(j *job.Job) error { j.CancelLifted = "policy p changed"; return nil })
+	if err != nil || got.State != job.StateCancelled {
+		t.Fatalf("lift: %+v, %v", got, err)
+	}
+	if tombs, _ := d.Tombstones(ctx, "p"); len(tombs) != 0 {
+		t.Errorf("after the lift: tombstones %+v", tombs)
+	}
+}

@@ -136,7 +136,7 @@ func keepTombstone(tx *bolt.Tx, old, j *job.Job) error {
 			return err
 		}
 		return b.Put(k, v)
-	case old.State.Terminal() && j.State == job.StateQueued:
+	case old.State.Terminal() && j.State == job.StateQueued, j.CancelLifted != "" && old.CancelLifted == "":
 		v := b.Get(k)
 		if v == nil {
 			return nil
