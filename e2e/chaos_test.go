@@ -230,7 +230,11 @@ func TestChaos(t *testing.T) {
 	<-untrackedDone
 	untracked.confirm(violate)
 	images := e.chaosImages()
-	planted.check(images, violate)
+	all, err := fetchImages(e.endpoint) // the partial one has no job-id tag
+	if err != nil {
+		t.Fatal(err)
+	}
+	planted.check(all, violate)
 	checkECS(jobs, planted.drop(images), policyImgs, violate)
 	for _, w := range watchers {
 		w.check(jobs, violate)
@@ -1010,6 +1014,18 @@ func TestChaosCheckers(t *testing.T) {
 		}
 		return j
 	}
+	// Planted images: one gone, one moved to another status, one intact.
+	planted := &plantedSet{ids: map[string]string{"m-gone": "cn-beijing", "m-unavail": "cn-beijing", "m-ok": "cn-beijing"}}
+	var plantedViolations []string
+	planted.check([]ecsImage{{Region: "cn-beijing", ImageID: "m-ok", Status: "Available"}, {Region: "cn-beijing", ImageID: "m-unavail", Status: "UnAvailable"}},
+		func(f string, a ...any) { plantedViolations = append(plantedViolations, fmt.Sprintf(f, a...)) })
+	if len(plantedViolations) != 2 {
+		t.Errorf("planted check found %v, want the gone and the changed image", plantedViolations)
+	}
+	if got := planted.drop([]ecsImage{{ImageID: "m-ok"}, {ImageID: "m-daemon"}}); len(got) != 1 || got[0].ImageID != "m-daemon" {
+		t.Errorf("drop = %v", got)
+	}
+
 	w := &watcher{name: "w", view: map[string]*pb.Job{}}
 	w.apply(mk("a", pb.JobState_JOB_STATE_COPYING, 1, 5, false), 5)
 	w.apply(mk("a", pb.JobState_JOB_STATE_QUEUED, 1, 6, true), 6) // requeue with a reason: allowed
