@@ -294,8 +294,7 @@ func TestCancelBeatsRun(t *testing.T) {
 	jobs := newFakeJobs()
 	jobs.cloud = c
 	f := parse(t, "  - name: p\n    source: {region: cn-hangzhou, images: {tags: {role: golden}}}\n    destinations: [cn-beijing]\n")
-	var r *Reconciler
-	r = New(c, jobs, Options{Clock: clock.NewFake(t0), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	r := New(c, jobs, Options{Clock: clock.NewFake(t0), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		AfterList: func(string) {
 			// The operator cancels a job of the pair meanwhile (e.g. the
 			// one an ad-hoc reconcile made a moment ago).
