@@ -494,3 +494,46 @@ func TestCancelBeatsPolicyRun(t *testing.T) {
 	}
 	e.waitState(id, "JOB_STATE_SUCCEEDED", 120*time.Second)
 }
+
+// TestPolicyChangeLiftsCancel: after a cancel, the pair stays skipped
+// until the operator asks again; a reload in which the policy changed and
+// names the image (source.images.ids) is such a request.
+func TestPolicyChangeLiftsCancel(t *testing.T) {
+	e := newEnv(t, "--time-scale", "20")
+	e.writeConfig(edgePolicy)
+	e.startDaemon()
+	var id string
+	e.waitUntil("the policy's job copying", 90*time.Second, func() bool {
+		for _, j := range e.allJobs() {
+			if j.State == "JOB_STATE_COPYING" {
+				id = j.ID
+				return true
+			}
+		}
+		return false
+	})
+	if out, code := e.ctl("cancel", id); code != 0 {
+		t.Fatalf("cancel: exit %d: %s", code, out)
+	}
+	e.waitState(id, "JOB_STATE_CANCELLED", 60*time.Second)
+	e.reconcileAndWait("edge")
+	if jobs := e.allJobs(); len(jobs) != 1 {
+		t.Fatalf("a run after the cancel made jobs: %+v", jobs)
+	}
+	// The policy now names the image: the operator asks for it again.
+	e.writeConfig(strings.Replace(edgePolicy, "images: {tags: {os: alinux}}", "images: {ids: ["+imgAlinux+"]}", 1))
+	if out, code := e.ctl("reload"); code != 0 {
+		t.Fatalf("reload: exit %d: %s", code, out)
+	}
+	e.waitUntil("the image copied again", 120*time.Second, func() bool {
+		for jid, j := range e.allJobs() {
+			if jid != id && j.SourceImageID == imgAlinux && j.State == "JOB_STATE_SUCCEEDED" {
+				return true
+			}
+		}
+		return false
+	})
+	if st := e.allJobs()[id].State; st != "JOB_STATE_CANCELLED" {
+		t.Errorf("the cancelled job is %s after the lift, want still CANCELLED", st)
+	}
+}
