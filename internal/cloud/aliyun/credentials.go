@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -107,6 +108,7 @@ type credentialSource struct {
 	mu      sync.Mutex
 	inner   credentials.CredentialsProvider
 	secrets []string
+	ids     []string // access key ids seen, shown masked
 }
 
 func newCredentialSource(c Credentials) *credentialSource {
@@ -121,6 +123,7 @@ func newCredentialSource(c Credentials) *credentialSource {
 	}
 	s := &credentialSource{inner: inner}
 	s.remember(c.AccessKeySecret, c.SecurityToken)
+	s.rememberID(c.AccessKeyID)
 	return s
 }
 
@@ -136,7 +139,29 @@ func (s *credentialSource) GetCredentials() (*credentials.Credentials, error) {
 		return nil, &credentialError{msg: "the credential source returned an empty access key"}
 	}
 	s.rememberLocked(cc.AccessKeySecret, cc.SecurityToken, cc.BearerToken)
+	s.rememberIDLocked(cc.AccessKeyId)
 	return cc, nil
+}
+
+func (s *credentialSource) rememberID(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rememberIDLocked(id)
+}
+
+func (s *credentialSource) rememberIDLocked(id string) {
+	if len(id) <= 4 {
+		return
+	}
+	for _, known := range s.ids {
+		if known == id {
+			return
+		}
+	}
+	s.ids = append(s.ids, id)
+	if len(s.ids) > maxRememberedSecrets {
+		s.ids = append(s.ids[:0], s.ids[len(s.ids)-maxRememberedSecrets:]...)
+	}
 }
 
 // GetProviderName implements credentials.CredentialsProvider.
@@ -188,7 +213,21 @@ func (s *credentialSource) scrubLocked(text string) string {
 	for _, v := range s.secrets {
 		text = strings.ReplaceAll(text, v, "[REDACTED]")
 	}
-	return scrubCredentialFileDump(text)
+	for _, id := range s.ids {
+		text = strings.ReplaceAll(text, id, maskID(id))
+	}
+	return MaskKeyIDs(scrubCredentialFileDump(text))
+}
+
+// keyIDPattern matches what Alibaba Cloud access key ids look like: LTAI
+// keys and STS.-prefixed temporary ones.
+var keyIDPattern = regexp.MustCompile(`\b(?:LTAI|STS\.)[A-Za-z0-9]{8,}`)
+
+// MaskKeyIDs shows every access-key-id-shaped word of text as its last four
+// characters, for text that may quote a key id the source never handed out
+// (a profile's, an STS answer's).
+func MaskKeyIDs(text string) string {
+	return keyIDPattern.ReplaceAllStringFunc(text, maskID)
 }
 
 // scrubCredentialFileDump cuts the SDK's "unmarshal aliyun cli config from

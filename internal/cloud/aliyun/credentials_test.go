@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/replicatord/replicatord/internal/cloud"
 )
 
 func TestCredentialsNeverPrintSecrets(t *testing.T) {
@@ -132,11 +134,25 @@ func TestDefaultChainUsesEnvironment(t *testing.T) {
 	}
 }
 
-func TestNoCredentialsFailsAtNew(t *testing.T) {
+// TestNoCredentialsIsRetryable: New makes no call (a metadata service or
+// STS may be down at start); CheckCredentials and every call then fail with
+// CodeCredentials, retryable, sending nothing.
+func TestNoCredentialsIsRetryable(t *testing.T) {
 	clearCredentialEnv(t)
-	_, err := New(Config{Endpoint: "127.0.0.1:1", Insecure: true})
-	if err == nil || !strings.Contains(err.Error(), "credentials") {
-		t.Fatalf("New without credentials: %v", err)
+	t.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+	f := newFakeECS(t, nil)
+	p := f.provider(func(c *Config) { c.Credentials = Credentials{} })
+	err := p.CheckCredentials()
+	ce := asCloudError(t, err)
+	if ce.Code != CodeCredentials || ce.Class != cloud.ClassRetryable || !strings.Contains(err.Error(), "credentials") {
+		t.Fatalf("CheckCredentials without credentials: %v (code %s class %v)", err, ce.Code, ce.Class)
+	}
+	_, err = p.DescribeRegions(context.Background())
+	if ce := asCloudError(t, err); ce.Code != CodeCredentials {
+		t.Fatalf("DescribeRegions without credentials: %v", err)
+	}
+	if n := len(f.requests("")); n != 0 {
+		t.Errorf("%d requests sent without credentials", n)
 	}
 }
 
@@ -145,7 +161,12 @@ func TestNoCredentialsFailsAtNew(t *testing.T) {
 func TestMalformedCLIConfigDoesNotLeak(t *testing.T) {
 	clearCredentialEnv(t)
 	writeCLIConfig(t, `{"current":"work","profiles":[{"name":"work","mode":"AK","access_key_id":"x","access_key_secret":"`+testSecret+`"}`) // truncated
-	_, err := New(Config{Endpoint: "127.0.0.1:1", Insecure: true})
+	p, err := New(Config{Endpoint: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	err = p.CheckCredentials()
 	if err == nil {
 		t.Fatal("New succeeded with a malformed profile and nothing else")
 	}
@@ -166,7 +187,12 @@ func TestConfigValidation(t *testing.T) {
 	}{
 		{"insecure without endpoint", Config{Insecure: true, Credentials: ok}, "Insecure"},
 		{"http URL without insecure", Config{Endpoint: "http://127.0.0.1:8080", Credentials: ok}, "plain HTTP"},
-		{"https URL with insecure", Config{Endpoint: "https://127.0.0.1:8080", Insecure: true, Credentials: ok}, "HTTPS"},
+		{"insecure without an http URL", Config{Endpoint: "127.0.0.1:8080", Insecure: true, Credentials: ok}, "http:// URL"},
+		{"http override without insecure", Config{Endpoints: map[string]string{"cn-beijing": "http://127.0.0.1:8080"}, Credentials: ok}, "plain HTTP"},
+		{"override of a bad region", Config{Endpoints: map[string]string{"Beijing!": "127.0.0.1:8080"}, Credentials: ok}, "region"},
+		{"bad override", Config{Endpoints: map[string]string{"cn-beijing": "host/x"}, Credentials: ok}, "Endpoints[cn-beijing]"},
+		{"unknown network", Config{Network: "intranet", Credentials: ok}, "Network"},
+		{"bad home region", Config{Region: "Hangzhou!", Credentials: ok}, "Region"},
 		{"URL with path", Config{Endpoint: "http://127.0.0.1:8080/ecs", Insecure: true, Credentials: ok}, "only scheme, host and port"},
 		{"other scheme", Config{Endpoint: "ftp://host", Credentials: ok}, "scheme"},
 		{"bad port", Config{Endpoint: "host:abc", Credentials: ok}, "port"},
@@ -192,13 +218,14 @@ func TestConfigValidation(t *testing.T) {
 		host     string
 		scheme   string
 	}{
-		{"", false, "", "HTTPS"},
+		{"", false, "ecs.cn-beijing.aliyuncs.com", "HTTPS"},
 		{"ecs.cn-beijing.aliyuncs.com", false, "ecs.cn-beijing.aliyuncs.com", "HTTPS"},
 		{"https://ecs.aliyuncs.com", false, "ecs.aliyuncs.com", "HTTPS"},
 		{"https://ecs.aliyuncs.com/", false, "ecs.aliyuncs.com", "HTTPS"},
-		{"127.0.0.1:8080", true, "127.0.0.1:8080", "HTTP"},
+		// A host without a scheme is HTTPS, Insecure or not.
+		{"127.0.0.1:8080", false, "127.0.0.1:8080", "HTTPS"},
 		{"http://127.0.0.1:8080", true, "127.0.0.1:8080", "HTTP"},
-		{"[::1]:8080", true, "[::1]:8080", "HTTP"},
+		{"http://[::1]:8080", true, "[::1]:8080", "HTTP"},
 	}
 	for _, g := range good {
 		s, err := (Config{Endpoint: g.endpoint, Insecure: g.insecure, Credentials: ok}).settings()
@@ -206,8 +233,8 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("%q: %v", g.endpoint, err)
 			continue
 		}
-		if s.host != g.host || s.scheme != g.scheme {
-			t.Errorf("%q: host %q scheme %q, want %q %q", g.endpoint, s.host, s.scheme, g.host, g.scheme)
+		if rt := s.routeFor("cn-beijing"); rt.host != g.host || rt.scheme != g.scheme {
+			t.Errorf("%q: host %q scheme %q, want %q %q", g.endpoint, rt.host, rt.scheme, g.host, g.scheme)
 		}
 		if s.connectTimeout != DefaultConnectTimeout || s.readTimeout != DefaultReadTimeout || s.maxConcurrency != DefaultMaxConcurrency {
 			t.Errorf("defaults not applied: %+v", s)
