@@ -17,23 +17,52 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
+
+	"github.com/replicatord/replicatord/internal/cloud/aliyun"
 )
 
-// Exit codes.
+// Exit codes. Only configuration errors (flags, the config file, regions
+// the cloud does not know) exit 2: restarting will not fix them. Anything
+// transient (the cloud, credentials, the network) never stops the daemon.
 const (
 	exitOK     = 0
 	exitFailed = 1
 	exitUsage  = 2
 )
 
+// sdkDebugStripped is set by the environment variable a re-executed daemon
+// gets after DEBUG=sdk was removed, so that the warning reaches its log.
+var sdkDebugStripped = os.Getenv(strippedMarker) != ""
+
+const strippedMarker = "REPLICATORD_SDK_DEBUG_STRIPPED"
+
 func main() {
+	// The SDK prints every request with its AccessKeyId when DEBUG=sdk;
+	// it read the variable already (package initialisation), so the daemon
+	// starts again without it.
+	if env, stripped := aliyun.StripSDKDebug(os.Environ()); stripped {
+		fmt.Fprintf(os.Stderr, "replicatord: removing DEBUG=sdk from the environment (the SDK would print credentials) and restarting\n")
+		err := reexec(append(env, strippedMarker+"=1"))
+		fmt.Fprintf(os.Stderr, "replicatord: DEBUG=sdk is set: %v\n", err)
+		os.Exit(exitUsage)
+	}
+	os.Unsetenv(strippedMarker)
+	if err := noCoreDumps(); err != nil {
+		fmt.Fprintf(os.Stderr, "replicatord: cannot turn core dumps off: %v\n", err)
+		os.Exit(exitFailed)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fl, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err == nil && fl.version {
+		fmt.Fprintf(stdout, "replicatord %s (%s, %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK
 	}
 	if err != nil {
@@ -62,8 +91,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case <-hup:
 			d.reload(ctx)
 		case err := <-d.failed:
-			d.log.Error("daemon failed", "err", err.Error())
 			d.shutdown()
+			var ue *usageError
+			if errors.As(err, &ue) {
+				// A config error found late (an unknown region, once the
+				// cloud answered): permanent, as at start.
+				d.log.Error("config error; exiting", "err", err.Error())
+				fmt.Fprintf(stderr, "replicatord: %v\n", err)
+				return exitUsage
+			}
+			d.log.Error("daemon failed", "err", err.Error())
 			return exitFailed
 		case <-ctx.Done():
 			d.log.Info("shutting down")
