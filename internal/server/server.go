@@ -65,8 +65,8 @@ type Options struct {
 	CloudReady func() error
 	// Status fills GetStatus; nil answers it UNIMPLEMENTED.
 	Status func() Status
-	Clock   clock.Clock
-	Logger  *slog.Logger
+	Clock  clock.Clock
+	Logger *slog.Logger
 	// Policies serves the policy RPCs; nil answers them UNIMPLEMENTED.
 	Policies *PolicyOps
 	// WatchStarted is called when a Watch stream starts; the function it
