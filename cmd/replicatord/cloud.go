@@ -55,7 +55,6 @@ func (d *daemon) probeCloud(ctx context.Context) error {
 			}
 			d.mu.Lock()
 			d.regions = m
-			d.notReady = nil
 			d.mu.Unlock()
 			return nil
 		}
@@ -86,6 +85,15 @@ func (d *daemon) knownRegions() map[string]bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.regions
+}
+
+// markReady makes the daemon ready: requests that name regions are served
+// and health turns SERVING (status and health change together).
+func (d *daemon) markReady() {
+	d.mu.Lock()
+	d.notReady = nil
+	d.mu.Unlock()
+	d.setHealth(true)
 }
 
 // setHealth sets the gRPC health of the server and of the service.
@@ -127,7 +135,7 @@ func (d *daemon) waitForCloud(fresh bool) {
 					return
 				}
 				d.activate(ctx, fresh)
-				d.setHealth(true)
+				d.markReady()
 				d.log.Info("SERVING")
 				return
 			}

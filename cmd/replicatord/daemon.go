@@ -77,7 +77,8 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 	if file == nil {
 		return nil, &usageError{fmt.Errorf("config %s:\n%w", fl.config, fileErr)}
 	}
-	d := &daemon{fl: fl, file: file, failed: make(chan error, 4), metrics: metrics.New(), started: time.Now()}
+	d := &daemon{fl: fl, file: file, failed: make(chan error, 4), metrics: metrics.New(), started: time.Now(),
+		notReady: errors.New("starting")}
 	defer func() {
 		if err != nil {
 			d.shutdown()
@@ -112,11 +113,13 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 			problems = append(problems, err)
 		}
 	}
+	ready := false
 	if d.provider != nil {
 		// One attempt now, so that unknown regions are config errors
 		// reported with the rest; if the cloud cannot be asked, the daemon
 		// starts anyway and asks again until it answers (waitForCloud).
 		if perr := d.probeCloud(ctx); perr == nil {
+			ready = true
 			fileErr = policy.MergeErrors(fileErr, file.ValidateEnv(d.env()))
 		} else if fileErr == nil && len(problems) == 0 {
 			d.log.Warn("the cloud does not answer; serving NOT_SERVING and trying again", "reason", perr.Error())
@@ -180,10 +183,14 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 	})
 
 	d.startReconciler()
-	ready := d.cloudErr() == nil
 	if ready {
-		// Regions were checked with the rest of the config above.
+		// Regions were checked with the rest of the config above. Ready
+		// before the socket exists, so that the first request after
+		// "replicatord ready" is served.
 		d.activate(ctx, fresh)
+		d.mu.Lock()
+		d.notReady = nil
+		d.mu.Unlock()
 	}
 	if err := d.serve(stdout); err != nil {
 		return nil, err
