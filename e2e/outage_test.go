@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,9 +113,10 @@ func TestStartSurvivesCloudOutage(t *testing.T) {
 	if code != 24 || !strings.Contains(out, "replicatord is running but cannot serve this now") || strings.Contains(out, "is the daemon running") {
 		t.Errorf("copy while the cloud is down: exit %d, want 24 (UNAVAILABLE) saying the cloud is down:\n%s", code, out)
 	}
-	out, code = e.ctl("reload")
-	if code != 24 {
-		t.Errorf("reload while the cloud is down: exit %d, want 24:\n%s", code, out)
+	for _, args := range [][]string{{"reload"}, {"plan"}, {"reconcile", "alinux-east"}} {
+		if out, code := e.ctl(args...); code != 24 {
+			t.Errorf("%v while the cloud is down: exit %d, want 24 (UNAVAILABLE):\n%s", args, code, out)
+		}
 	}
 	if out, _ := e.ctl("jobs", "-o", "json"); strings.Contains(out, "{") {
 		t.Errorf("jobs exist after refused requests:\n%s", out)
@@ -203,5 +205,41 @@ func TestNoCredentialsDoesNotExit(t *testing.T) {
 	s := e.status()
 	if s.Status != "SERVING_STATUS_NOT_SERVING" || !strings.Contains(s.Reason, "credentials") {
 		t.Errorf("status without credentials: %+v", s)
+	}
+}
+
+// TestEndpointSchemes: an endpoint written without a scheme is HTTPS: the
+// real daemon pointed at ecsemu's plain-HTTP port by host:port never gets
+// an answer (the TLS handshake fails before any request, so the AccessKeyId
+// is not sent), stays NOT_SERVING with that reason, and does not warn about
+// plain HTTP; an explicit http:// URL works and is warned about at start.
+func TestEndpointSchemes(t *testing.T) {
+	e := newEnv(t)
+	host := strings.TrimPrefix(e.endpoint, "http://")
+	cfg := fmt.Sprintf("version: 1\ndaemon: {data_dir: data}\ncloud:\n  provider: aliyun\n  endpoint: %s\n", host)
+	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.startDaemon()
+	e.daemon.waitLine("NOT_SERVING until the cloud answers", 30*time.Second)
+	s := e.status()
+	if s.Status != "SERVING_STATUS_NOT_SERVING" || !strings.Contains(s.Reason, "HTTP response to HTTPS client") {
+		t.Errorf("scheme-less endpoint to a plain HTTP server: %+v, want NOT_SERVING on a TLS failure", s)
+	}
+	if s.Cloud.Endpoint != "https://"+host {
+		t.Errorf("endpoint %q, want https://%s", s.Cloud.Endpoint, host)
+	}
+	e.daemon.stop()
+	if out := e.daemon.output(); strings.Contains(out, "PLAIN HTTP") || strings.Contains(out, "plain HTTP") {
+		t.Errorf("a scheme-less endpoint was warned about as plain HTTP:\n%s", out)
+	}
+
+	e.writeConfig("") // endpoint: http://...
+	e.startDaemon()
+	if out := e.daemon.output(); !strings.Contains(out, "WARNING: plain HTTP to the cloud endpoint(s) "+e.endpoint) {
+		t.Errorf("no plain HTTP warning for %s:\n%s", e.endpoint, out)
+	}
+	if s := e.status(); s.Status != "SERVING_STATUS_SERVING" {
+		t.Errorf("http:// endpoint: %+v", s)
 	}
 }
