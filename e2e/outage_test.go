@@ -152,6 +152,11 @@ func TestStartSurvivesCloudOutage(t *testing.T) {
 	if out, code := e.ctl("policies", "-o", "json"); code != 0 || !strings.Contains(out, "alinux-east") {
 		t.Errorf("policies once serving: exit %d\n%s", code, out)
 	}
+	for name, secret := range map[string]string{"access key id": accessKeyID, "access key secret": accessKeySecret} {
+		if strings.Contains(e.daemon.output(), secret) {
+			t.Errorf("the %s appears in the daemon's output during the outage", name)
+		}
+	}
 }
 
 // TestUnknownRegionFoundWhenCloudAnswers: with the cloud down at start the

@@ -216,7 +216,18 @@ func (s *credentialSource) scrubLocked(text string) string {
 	for _, id := range s.ids {
 		text = strings.ReplaceAll(text, id, maskID(id))
 	}
-	return MaskKeyIDs(scrubCredentialFileDump(text))
+	return MaskKeyIDs(redactURLQueries(scrubCredentialFileDump(text)))
+}
+
+// urlQueryPattern matches the query of a URL quoted in an error. The SDK's
+// credential providers put the whole signed request URL of STS AssumeRole
+// (AccessKeyId, SignatureNonce, Signature, and for a chained role the STS
+// token) into their transport errors: a signed request that never reached
+// STS could be replayed from a log to obtain credentials.
+var urlQueryPattern = regexp.MustCompile(`(https?://[^\s"'?]*)\?[^\s"']*`)
+
+func redactURLQueries(text string) string {
+	return urlQueryPattern.ReplaceAllString(text, "${1}?[query not shown]")
 }
 
 // keyIDPattern matches what Alibaba Cloud access key ids look like: LTAI

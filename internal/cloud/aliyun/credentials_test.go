@@ -6,10 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	sdkcreds "github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
 
 	"github.com/replicatord/replicatord/internal/cloud"
 )
@@ -264,5 +268,41 @@ func TestScrubListIsBounded(t *testing.T) {
 	last := fmt.Sprintf("rotated-secret-%04d", 3*maxRememberedSecrets-1)
 	if got := s.scrub("x " + last + " y"); got != "x [REDACTED] y" {
 		t.Errorf("newest secret not scrubbed: %q", got)
+	}
+}
+
+// failingProvider is a credential source whose every refresh fails with err.
+type failingProvider struct{ err error }
+
+func (f failingProvider) GetCredentials() (*sdkcreds.Credentials, error) { return nil, f.err }
+func (f failingProvider) GetProviderName() string                       { return "failing" }
+
+// TestCredentialErrorHidesSignedURL: the SDK's STS providers fail with the
+// http.Client error of the signed AssumeRole URL (as here: a real request
+// to a closed port); the error the daemon shows keeps the host, masks the
+// key id and drops the query (signature, nonce, token), so the request
+// cannot be replayed from a log.
+func TestCredentialErrorHidesSignedURL(t *testing.T) {
+	const keyID = "LTAIroleprofilekey0042"
+	signed := "https://127.0.0.1:1/?AccessKeyId=" + keyID + "&Action=AssumeRole&SecurityToken=" + testToken +
+		"&Signature=c2lnbmF0dXJlLW5vdC1mb3ItbG9ncw%3D%3D&SignatureNonce=8f14e45fceea167a5a36dedd4bea2543"
+	_, httpErr := (&http.Client{Timeout: 5 * time.Second}).Post(signed, "application/x-www-form-urlencoded", nil)
+	if httpErr == nil || !strings.Contains(httpErr.Error(), "Signature=") {
+		t.Fatalf("the test's request did not fail with its URL: %v", httpErr)
+	}
+	s := newCredentialSource(Credentials{})
+	s.inner = failingProvider{err: fmt.Errorf("refresh RoleArn sts token err: %w", httpErr)}
+	_, err := s.GetCredentials()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, leak := range []string{keyID, "Signature=", "SignatureNonce", "c2lnbmF0dXJl", testToken} {
+		if strings.Contains(msg, leak) {
+			t.Errorf("credential error shows %q: %s", leak, msg)
+		}
+	}
+	if !strings.Contains(msg, "https://127.0.0.1:1/") || !strings.Contains(msg, "connection refused") {
+		t.Errorf("credential error lost what failed: %s", msg)
 	}
 }
