@@ -275,7 +275,7 @@ func TestScrubListIsBounded(t *testing.T) {
 type failingProvider struct{ err error }
 
 func (f failingProvider) GetCredentials() (*sdkcreds.Credentials, error) { return nil, f.err }
-func (f failingProvider) GetProviderName() string                       { return "failing" }
+func (f failingProvider) GetProviderName() string                        { return "failing" }
 
 // TestCredentialErrorHidesSignedURL: the SDK's STS providers fail with the
 // http.Client error of the signed AssumeRole URL (as here: a real request
