@@ -7,6 +7,16 @@
 // With `cloud: {provider: simulated}` it starts the ECS emulator in-process
 // and talks to it over HTTP through the same SDK adapter it uses for the
 // real cloud.
+//
+// Start-up (daemon.go, cloud.go): the whole configuration is checked first
+// (flags, the file, and the file's regions if the cloud answers now), every
+// problem reported at once with exit 2, before the data dir, state.db or
+// the socket exist. A cloud that does not answer (credentials, network,
+// ECS) does not stop the daemon: it serves NOT_SERVING with the reason and
+// refuses region-dependent requests with UNAVAILABLE until the cloud
+// answers (cloud.go). Before anything, main makes the process non-dumpable
+// and, if DEBUG=sdk is set, starts itself again without it (the SDK reads it
+// during package initialisation and would print every request's AccessKeyId).
 package main
 
 import (
