@@ -109,3 +109,14 @@ policies:
 		t.Error("MergeErrors with nothing to add changed the error")
 	}
 }
+
+func TestUnknownEndpointRegion(t *testing.T) {
+	f, err := Parse("policies.yaml", []byte("version: 1\ncloud:\n  provider: aliyun\n  endpoints: {cn-beijing: ecs.example.test, cn-nowhere: ecs.example.test}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.ValidateEnv(Env{Regions: map[string]bool{"cn-beijing": true, "cn-hangzhou": true}})
+	if err == nil || !strings.Contains(err.Error(), "cloud.endpoints: cn-nowhere is not a region this account can use") || strings.Contains(err.Error(), "cn-beijing is not") {
+		t.Errorf("ValidateEnv = %v", err)
+	}
+}

@@ -117,6 +117,11 @@ func (f *File) ValidateEnv(env Env) error {
 				es.Errors = append(es.Errors, ValidationError{File: f.Path, Message: fmt.Sprintf("scheduler.region_slots: %s is not a region this account can use%s", r, closestRegion(r, env.Regions))})
 			}
 		}
+		for _, r := range sortedKeys(f.Cloud.Endpoints) {
+			if !env.Regions[r] {
+				es.Errors = append(es.Errors, ValidationError{File: f.Path, Message: fmt.Sprintf("cloud.endpoints: %s is not a region this account can use%s", r, closestRegion(r, env.Regions))})
+			}
+		}
 	}
 	return es.orNil()
 }
