@@ -32,10 +32,11 @@ type statusJSON struct {
 	Status  string `json:"status"`
 	Reason  string `json:"reason"`
 	Cloud   struct {
-		Reachable bool   `json:"reachable"`
-		LastError string `json:"lastError"`
-		Endpoint  string `json:"endpoint"`
-		Regions   int    `json:"regions"`
+		Reachable   bool   `json:"reachable"`
+		LastError   string `json:"lastError"`
+		Endpoint    string `json:"endpoint"`
+		Regions     int    `json:"regions"`
+		Credentials string `json:"credentials"`
 	} `json:"cloud"`
 	Store struct {
 		Backend string `json:"backend"`
@@ -136,7 +137,7 @@ func TestStartSurvivesCloudOutage(t *testing.T) {
 	e.emu = start(t, "ecsemu", credsEnv(), "--listen", addr, "--time-scale", "100", "--seed", "7")
 	e.emu.waitLine("listening on http://", 30*time.Second)
 	s = e.waitStatus("SERVING", 90*time.Second, func(s statusJSON) bool { return s.Status == "SERVING_STATUS_SERVING" })
-	if s.Reason != "" || !s.Cloud.Reachable || s.Cloud.Regions == 0 {
+	if s.Reason != "" || !s.Cloud.Reachable || s.Cloud.Regions == 0 || !strings.HasPrefix(s.Cloud.Credentials, "****0001") {
 		t.Errorf("status once the cloud answers: %+v", s)
 	}
 	if h := e.health(); h != healthpb.HealthCheckResponse_SERVING {

@@ -74,6 +74,7 @@ func printStatus(w io.Writer, now time.Time, address string, s *replicatorv1.Get
 		{"started", startedLine(now, s)},
 		{"cloud", cloud},
 		{"", reach},
+		{"", "credentials " + dash(clean(c.GetCredentials()))},
 		{"store", fmt.Sprintf("%s %s (revision %d)", dash(clean(st.GetBackend())), dash(clean(st.GetPath())), st.GetRevision())},
 	}
 	for _, m := range s.GetMembers() {

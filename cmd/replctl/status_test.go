@@ -58,7 +58,7 @@ func downStatus() *replicatorv1.GetStatusResponse {
 		Status:  replicatorv1.ServingStatus_SERVING_STATUS_NOT_SERVING,
 		Reason:  cloudDown,
 		Cloud: &replicatorv1.CloudStatus{Provider: "aliyun", Network: "vpc", Endpoint: "https://ecs-vpc.cn-shanghai.aliyuncs.com",
-			LastError: "DescribeRegions in cn-shanghai: connection refused"},
+			LastError: "DescribeRegions in cn-shanghai: connection refused", Credentials: "****0001 from default/env"},
 		Store:     &replicatorv1.StoreStatus{Backend: "bbolt", Path: "/var/lib/replicatord/state.db", Revision: 12},
 		StartTime: ts(-90 * time.Second),
 	}
@@ -101,6 +101,7 @@ func TestStatusCommand(t *testing.T) {
 		"started  2026-11-25T16:58:30Z (1m30s ago)\n" +
 		"cloud    aliyun, vpc endpoints, region list from https://ecs-vpc.cn-shanghai.aliyuncs.com\n" +
 		"         UNREACHABLE: DescribeRegions in cn-shanghai: connection refused\n" +
+		"         credentials ****0001 from default/env\n" +
 		"store    bbolt /var/lib/replicatord/state.db (revision 12)\n"
 	if res.stdout != want {
 		t.Errorf("status:\n%s\nwant:\n%s", res.stdout, want)

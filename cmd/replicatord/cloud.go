@@ -37,6 +37,7 @@ var (
 func (d *daemon) probeCloud(ctx context.Context) error {
 	err := d.provider.CheckCredentials()
 	if err == nil {
+		d.log.Info("cloud credentials", "key", d.provider.CredentialsInUse())
 		cctx, cancel := context.WithTimeout(ctx, probeTimeout)
 		var regions []string
 		rs, rerr := d.provider.DescribeRegions(cctx)
@@ -224,5 +225,6 @@ func (d *daemon) status() server.Status {
 		region = aliyun.DefaultRegion
 	}
 	st.Cloud.Endpoint = d.provider.Endpoint(region)
+	st.Cloud.Credentials = d.provider.CredentialsInUse()
 	return st
 }

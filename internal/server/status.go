@@ -27,6 +27,7 @@ type CloudStatus struct {
 	LastError                   string
 	LastReached                 time.Time
 	Regions                     int
+	Credentials                 string // masked key id and its source
 }
 
 // StoreStatus describes the job store.
@@ -46,12 +47,13 @@ func (s *Server) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*pb.Get
 		Status:  pb.ServingStatus_SERVING_STATUS_NOT_SERVING,
 		Reason:  st.Reason,
 		Cloud: &pb.CloudStatus{
-			Provider:  st.Cloud.Provider,
-			Reachable: st.Cloud.Reachable,
-			LastError: st.Cloud.LastError,
-			Network:   st.Cloud.Network,
-			Endpoint:  st.Cloud.Endpoint,
-			Regions:   int32(st.Cloud.Regions),
+			Provider:    st.Cloud.Provider,
+			Reachable:   st.Cloud.Reachable,
+			LastError:   st.Cloud.LastError,
+			Network:     st.Cloud.Network,
+			Endpoint:    st.Cloud.Endpoint,
+			Regions:     int32(st.Cloud.Regions),
+			Credentials: st.Cloud.Credentials,
 		},
 		Store: &pb.StoreStatus{Backend: st.Store.Backend, Path: st.Store.Path, Revision: st.Store.Revision},
 	}

@@ -2363,7 +2363,11 @@ type CloudStatus struct {
 	// The endpoint asked for the region list (scheme and host).
 	Endpoint string `protobuf:"bytes,6,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
 	// How many regions the account can use (0 until the cloud answered).
-	Regions       int32 `protobuf:"varint,7,opt,name=regions,proto3" json:"regions,omitempty"`
+	Regions int32 `protobuf:"varint,7,opt,name=regions,proto3" json:"regions,omitempty"`
+	// The credentials in use: the access key id's last four characters and
+	// the source that produced them, e.g. "****0001 from default/env"; empty
+	// until they were resolved. Never the id itself or a secret.
+	Credentials   string `protobuf:"bytes,8,opt,name=credentials,proto3" json:"credentials,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2445,6 +2449,13 @@ func (x *CloudStatus) GetRegions() int32 {
 		return x.Regions
 	}
 	return 0
+}
+
+func (x *CloudStatus) GetCredentials() string {
+	if x != nil {
+		return x.Credentials
+	}
+	return ""
 }
 
 type StoreStatus struct {
@@ -2743,7 +2754,7 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\x05store\x18\x05 \x01(\v2\x1a.replicator.v1.StoreStatusR\x05store\x129\n" +
 	"\n" +
 	"start_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x126\n" +
-	"\amembers\x18\a \x03(\v2\x1c.replicator.v1.ReplicaMemberR\amembers\"\xfe\x01\n" +
+	"\amembers\x18\a \x03(\v2\x1c.replicator.v1.ReplicaMemberR\amembers\"\xa0\x02\n" +
 	"\vCloudStatus\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x1c\n" +
 	"\treachable\x18\x02 \x01(\bR\treachable\x12\x1d\n" +
@@ -2752,7 +2763,8 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\x11last_reached_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastReachedTime\x12\x18\n" +
 	"\anetwork\x18\x05 \x01(\tR\anetwork\x12\x1a\n" +
 	"\bendpoint\x18\x06 \x01(\tR\bendpoint\x12\x18\n" +
-	"\aregions\x18\a \x01(\x05R\aregions\"W\n" +
+	"\aregions\x18\a \x01(\x05R\aregions\x12 \n" +
+	"\vcredentials\x18\b \x01(\tR\vcredentials\"W\n" +
 	"\vStoreStatus\x12\x18\n" +
 	"\abackend\x18\x01 \x01(\tR\abackend\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1a\n" +

@@ -109,6 +109,7 @@ type credentialSource struct {
 	inner   credentials.CredentialsProvider
 	secrets []string
 	ids     []string // access key ids seen, shown masked
+	last    string   // the key id and provider of the last credentials, masked
 }
 
 func newCredentialSource(c Credentials) *credentialSource {
@@ -140,7 +141,19 @@ func (s *credentialSource) GetCredentials() (*credentials.Credentials, error) {
 	}
 	s.rememberLocked(cc.AccessKeySecret, cc.SecurityToken, cc.BearerToken)
 	s.rememberIDLocked(cc.AccessKeyId)
+	s.last = maskID(cc.AccessKeyId)
+	if cc.ProviderName != "" {
+		s.last += " from " + cc.ProviderName
+	}
 	return cc, nil
+}
+
+// summary is the masked key id and provider of the last credentials, "" if
+// none were resolved yet.
+func (s *credentialSource) summary() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
 }
 
 func (s *credentialSource) rememberID(id string) {

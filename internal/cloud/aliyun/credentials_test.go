@@ -306,3 +306,18 @@ func TestCredentialErrorHidesSignedURL(t *testing.T) {
 		t.Errorf("credential error lost what failed: %s", msg)
 	}
 }
+
+func TestCredentialsInUse(t *testing.T) {
+	f := newFakeECS(t, nil)
+	p := f.provider()
+	if got := p.CredentialsInUse(); got != "" {
+		t.Errorf("before any call: %q", got)
+	}
+	if err := p.CheckCredentials(); err != nil {
+		t.Fatal(err)
+	}
+	got := p.CredentialsInUse()
+	if !strings.HasPrefix(got, "****"+testKeyID[len(testKeyID)-4:]) || strings.Contains(got, testKeyID) {
+		t.Errorf("CredentialsInUse = %q, want the id's last four characters", got)
+	}
+}

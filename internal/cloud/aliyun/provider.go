@@ -63,6 +63,11 @@ func (p *Provider) Endpoint(region string) string {
 // (nil if none), so that the caller can warn about them.
 func (p *Provider) PlainHTTPEndpoints() []string { return p.set.plainHTTP() }
 
+// CredentialsInUse describes the credentials of the last call, for status
+// and logs: the access key id's last four characters and the SDK provider
+// that produced it (e.g. "****0001 from default/env"). "" until resolved.
+func (p *Provider) CredentialsInUse() string { return p.creds.summary() }
+
 // CheckCredentials resolves the credentials once, for a clear reason at
 // start. A failure is a *cloud.Error with CodeCredentials: retryable, since
 // a metadata service or STS that is down now may answer later.
