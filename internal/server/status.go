@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -39,7 +40,7 @@ type StoreStatus struct {
 // GetStatus reports the daemon's status; it never calls the cloud.
 func (s *Server) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*pb.GetStatusResponse, error) {
 	if s.opts.Status == nil {
-		return nil, errdefs.ToGRPC(errdefs.ErrUnimplemented)
+		return nil, fmt.Errorf("status is not served by this server: %w", errdefs.ErrUnimplemented)
 	}
 	st := s.opts.Status()
 	resp := &pb.GetStatusResponse{
