@@ -165,7 +165,7 @@ type settings struct {
 
 // routeFor returns the host and scheme of region's calls: its Endpoints
 // entry, else Endpoint, else ECS's documented regional endpoint on the
-// network (always HTTPS).
+// network (always HTTPS; the names are in docs/ecs-api.md, "Endpoints").
 func (s settings) routeFor(region string) route {
 	if r, ok := s.perRegion[region]; ok {
 		return r
