@@ -9,11 +9,11 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 
 	replicatorv1 "github.com/replicatord/replicatord/gen/replicator/v1"
+	"github.com/replicatord/replicatord/internal/errdefs"
+	"github.com/replicatord/replicatord/internal/errgrpc"
 )
 
 func newStatusCommand(a *app) *cobra.Command {
@@ -120,18 +120,18 @@ func (a *app) explainUnavailable(ctx context.Context, err error) error {
 	if !errors.As(err, &re) || a.conn == nil || ctx.Err() != nil {
 		return err
 	}
-	s, ok := status.FromError(re.err)
-	if !ok || s.Code() != codes.Unavailable {
+	native := errgrpc.ToNative(re.err)
+	if !errgrpc.IsStatus(native) || !errors.Is(native, errdefs.ErrUnavailable) {
 		return err
 	}
 	reason, up := daemonAnswers(ctx, a.conn)
 	if !up {
 		return err
 	}
-	msg := "replicatord is running but cannot serve this now: " + clean(s.Message())
-	if reason != "" && reason != s.Message() {
+	msg := "replicatord is running but cannot serve this now: " + clean(native.Error())
+	if reason != "" && reason != native.Error() {
 		msg += " (daemon status: " + clean(reason) + ")"
 	}
 	msg += "; `replctl status` shows why"
-	return &runError{&exitError{code: exitRPCBase + int(codes.Unavailable), msg: msg}}
+	return &runError{&exitError{code: exitRPCBase + int(errgrpc.Code(native)), msg: msg}}
 }
