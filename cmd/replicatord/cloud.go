@@ -50,13 +50,7 @@ func (d *daemon) probeCloud(ctx context.Context) error {
 			err = errors.New("DescribeRegions returned no region")
 		}
 		if err == nil {
-			m := make(map[string]bool, len(regions))
-			for _, r := range regions {
-				m[r] = true
-			}
-			d.mu.Lock()
-			d.regions = m
-			d.mu.Unlock()
+			d.setRegions(regions)
 			return nil
 		}
 	}
@@ -65,6 +59,17 @@ func (d *daemon) probeCloud(ctx context.Context) error {
 	d.notReady = reason
 	d.mu.Unlock()
 	return reason
+}
+
+// setRegions records the regions the account can use.
+func (d *daemon) setRegions(regions []string) {
+	m := make(map[string]bool, len(regions))
+	for _, r := range regions {
+		m[r] = true
+	}
+	d.mu.Lock()
+	d.regions = m
+	d.mu.Unlock()
 }
 
 // cloudErr is why the daemon is not ready (nil when it is).

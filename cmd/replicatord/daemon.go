@@ -108,12 +108,21 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 			problems = append(problems, &usageError{fmt.Errorf("--metrics-listen %q: %v", metricsAddr, err)})
 		}
 	}
-	if fileErr == nil || !cloudSectionBad(fileErr) {
+	ready := false
+	simulated := file.Cloud.Provider == policy.ProviderSimulated
+	if simulated {
+		// The emulator keeps its state in the data dir, which must not be
+		// created before the config is known good: it starts below, and its
+		// region list is known without it.
+		d.cloudCfg = file.Cloud
+		d.setRegions(ecsemu.RegionIDs())
+		ready = true
+		fileErr = policy.MergeErrors(fileErr, file.ValidateEnv(d.env()))
+	} else if fileErr == nil || !cloudSectionBad(fileErr) {
 		if err := d.startCloud(stdout, dataDir); err != nil {
 			problems = append(problems, err)
 		}
 	}
-	ready := false
 	if d.provider != nil {
 		// One attempt now, so that unknown regions are config errors
 		// reported with the rest; if the cloud cannot be asked, the daemon
@@ -138,9 +147,11 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 		}
 		return nil, &usageError{all}
 	}
-	if eps := d.provider.PlainHTTPEndpoints(); len(eps) > 0 && d.emu == nil {
-		d.log.Warn("PLAIN HTTP to the cloud: the AccessKeyId and every signed request travel unencrypted; use https:// or a scheme-less host", "endpoints", eps)
-		fmt.Fprintf(stderr, "replicatord: WARNING: plain HTTP to the cloud endpoint(s) %s: requests and the AccessKeyId are sent unencrypted\n", strings.Join(eps, ", "))
+	if d.provider != nil { // nil only for the simulated cloud, started below
+		if eps := d.provider.PlainHTTPEndpoints(); len(eps) > 0 {
+			d.log.Warn("PLAIN HTTP to the cloud: the AccessKeyId and every signed request travel unencrypted; use https:// or a scheme-less host", "endpoints", eps)
+			fmt.Fprintf(stderr, "replicatord: WARNING: plain HTTP to the cloud endpoint(s) %s: requests and the AccessKeyId are sent unencrypted\n", strings.Join(eps, ", "))
+		}
 	}
 
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
@@ -152,6 +163,11 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 	}
 	d.closers = append(d.closers, func() { d.store.Close() })
 	d.scanState()
+	if simulated {
+		if err := d.startCloud(stdout, dataDir); err != nil {
+			return nil, err
+		}
+	}
 
 	sc := file.Scheduler
 	d.sched = scheduler.New(d.store, d.provider, scheduler.Options{
