@@ -81,6 +81,9 @@ func TestCloudDownIsNotDaemonDown(t *testing.T) {
 		!strings.Contains(res.stderr, "connection refused") || !strings.Contains(res.stderr, "replctl status") {
 		t.Errorf("stderr %q", res.stderr)
 	}
+	if strings.Contains(res.stderr+res.stdout, "sending the copy again") {
+		t.Errorf("replctl retried a copy the daemon refused because the cloud is down:\n%s%s", res.stdout, res.stderr)
+	}
 
 	none := "unix://" + filepath.Join(t.TempDir(), "none.sock")
 	res = runReplctl(t, context.Background(), nil, "--address", none, "copy", "m-1", "--from", "cn-hangzhou", "--to", "cn-beijing")
