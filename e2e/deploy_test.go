@@ -146,6 +146,7 @@ func TestDeploySystemdUnit(t *testing.T) {
 		"ProtectSystem=strict", "NoNewPrivileges=yes", "PrivateTmp=yes", "CapabilityBoundingSet=\n",
 		"ExecReload=/bin/kill -HUP $MAINPID", "EnvironmentFile=/etc/replicatord/credentials.env",
 		"Restart=on-failure", "ExecStart=/usr/local/bin/replicatord --config /etc/replicatord/replicatord.yaml",
+		"LimitCORE=0", "RestartPreventExitStatus=2", "--listen unix:///run/replicatord/replicatord.sock",
 	} {
 		if !strings.Contains(unit, want) {
 			t.Errorf("deploy/replicatord.service lacks %q", strings.TrimSpace(want))

@@ -134,3 +134,28 @@ func TestSecretsNeverShown(t *testing.T) {
 		t.Errorf("the full access key id appears: ...%s...", all[max(0, i-200):min(len(all), i+len(accessKeyID)+50)])
 	}
 }
+
+// TestSDKDebugStripped: DEBUG=sdk makes the SDK print every request (its
+// URL holds the AccessKeyId) and answer to stdout; the daemon removes it
+// before the SDK starts, says so, and the SDK prints nothing.
+func TestSDKDebugStripped(t *testing.T) {
+	e := newEnv(t)
+	e.daemon = start(t, "replicatord", append(credsEnv(), "DEBUG=sdk"), "--config", e.config)
+	e.daemon.waitLine("replicatord ready", 30*time.Second)
+	if out, code := e.ctl("copy", imgAlinux, "--from", source, "--to", "cn-shanghai", "--detach", "-o", "json"); code != 0 {
+		t.Fatalf("copy: exit %d\n%s", code, out)
+	}
+	e.daemon.stop()
+	out := e.daemon.output()
+	if !strings.Contains(out, "removing DEBUG=sdk") || !strings.Contains(out, "removed DEBUG=sdk from the environment") {
+		t.Errorf("no warning about DEBUG=sdk:\n%s", out)
+	}
+	for _, sdkLine := range []string{"> POST", "> GET", "Retry Times", "< HTTP/"} {
+		if strings.Contains(out, sdkLine) {
+			t.Errorf("the SDK's debug output (%q) is in the daemon's output:\n%s", sdkLine, out)
+		}
+	}
+	if strings.Contains(out, accessKeyID) {
+		t.Errorf("the full access key id is in the daemon's output")
+	}
+}

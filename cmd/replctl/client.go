@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,9 +16,22 @@ import (
 	"github.com/replicatord/replicatord/internal/transport"
 )
 
-// defaultAddress is the daemon's default socket: its data dir defaults to
-// .replicatord, relative to where it runs. REPLCTL_ADDRESS overrides it.
-const defaultAddress = "unix://.replicatord/replicatord.sock"
+// The default address, when neither --address nor REPLCTL_ADDRESS is set:
+// the socket of a daemon started here with its default data dir
+// (.replicatord) if there is one, else the socket of a system install
+// (deploy/replicatord.service puts it in RuntimeDirectory=replicatord).
+const (
+	localSocket  = ".replicatord/replicatord.sock"
+	systemSocket = "/run/replicatord/replicatord.sock"
+)
+
+// defaultAddress resolves the default address; stat is os.Stat.
+func defaultAddress(stat func(string) (os.FileInfo, error)) string {
+	if _, err := stat(localSocket); err == nil {
+		return "unix://" + localSocket
+	}
+	return "unix://" + systemSocket
+}
 
 // maxUnixPath is the room in sockaddr_un.sun_path, less the NUL.
 const maxUnixPath = 107

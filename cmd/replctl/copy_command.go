@@ -200,6 +200,9 @@ func (a *app) copy(ctx context.Context, req *replicatorv1.CopyRequest, groupBy s
 		if len(tr.jobs) > 0 || !errors.Is(err, errdefs.ErrUnavailable) || attempt >= copyAttempts || ctx.Err() != nil {
 			break
 		}
+		if _, up := daemonAnswers(ctx, a.conn); up {
+			break // the daemon is up and said UNAVAILABLE: the cloud is down, a quick retry will not help
+		}
 		f.out.note(fmt.Sprintf("daemon unavailable (%s); sending the copy again with request id %s (attempt %d of %d)",
 			input.Clip(err.Error()), req.GetRequestId(), attempt+1, copyAttempts))
 		t := time.NewTimer(backoff)

@@ -50,7 +50,7 @@ var codeHint = map[codes.Code]string{
 	codes.DeadlineExceeded:   " (no answer within --timeout)",
 	codes.NotFound:           " (unknown job or policy id)",
 	codes.FailedPrecondition: " (e.g. cancelling a finished job)",
-	codes.Unavailable:        " (daemon not running or not reachable at --address)",
+	codes.Unavailable:        " (daemon not reachable at --address, or the daemon cannot reach ECS: the message says which)",
 	codes.Unauthenticated:    " (missing or wrong --token)",
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -62,6 +64,7 @@ func run(ctx context.Context, args []string, e *env) int {
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	err := root.ExecuteContext(ctx)
+	err = a.explainUnavailable(ctx, err)
 	if a.conn != nil {
 		a.conn.Close()
 	}
@@ -80,9 +83,10 @@ func run(ctx context.Context, args []string, e *env) int {
 }
 
 const rootLong = `replctl controls replicatord, which copies Alibaba Cloud ECS custom images
-across regions. It talks to the daemon over gRPC: by default on the unix socket
-.replicatord/replicatord.sock under the current directory (the daemon's default
-data dir); set --address or REPLCTL_ADDRESS to reach another one.
+across regions. It talks to the daemon over gRPC, at --address, else
+$REPLCTL_ADDRESS, else the unix socket .replicatord/replicatord.sock under the
+current directory if it exists (a daemon started there with its default data
+dir), else /run/replicatord/replicatord.sock (the systemd unit's).
 
 Addresses: unix:///abs/path.sock, unix://rel/path.sock, or host:port (TCP, TLS
 unless --insecure). A token (--token or REPLCTL_TOKEN) is sent as
@@ -112,7 +116,9 @@ func newRootCommand(a *app) *cobra.Command {
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return a.applyEnv(cmd)
 		},
+		Version: version(),
 	}
+	root.SetVersionTemplate("replctl {{.Version}} (" + runtime.Version() + ", " + runtime.GOOS + "/" + runtime.GOARCH + ")\n")
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetHelpCommand(&cobra.Command{
 		Use:   "help [command]",
@@ -130,7 +136,7 @@ func newRootCommand(a *app) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 
 	f := root.PersistentFlags()
-	f.StringVar(&a.g.address, "address", defaultAddress, "daemon address: unix:///abs.sock, unix://rel.sock or host:port (env REPLCTL_ADDRESS)")
+	f.StringVar(&a.g.address, "address", "", "daemon address: unix:///abs.sock, unix://rel.sock or host:port (env REPLCTL_ADDRESS; default ./"+localSocket+" if it exists, else "+systemSocket+")")
 	f.DurationVar(&a.g.timeout, "timeout", 10*time.Second, "deadline of each unary call, 0 for none (copy and watch streams run until done)")
 	f.StringVar(&a.g.cacert, "cacert", "", "CA bundle (PEM) to verify the daemon's TLS certificate; system roots when empty")
 	f.StringVar(&a.g.cert, "cert", "", "client certificate (PEM) for mutual TLS")
@@ -153,6 +159,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newReconcileCommand(a),
 		newCompletionCommand(a),
 		newVersionCommand(a),
+		newStatusCommand(a),
 	)
 	return root
 }
@@ -169,6 +176,11 @@ func (a *app) applyEnv(cmd *cobra.Command) error {
 		}
 	}
 	fromEnv("address", "REPLCTL_ADDRESS", &a.g.address)
+	if a.g.address == "" {
+		if fl := cmd.Flags().Lookup("address"); fl == nil || !fl.Changed {
+			a.g.address = defaultAddress(os.Stat)
+		}
+	}
 	fromEnv("token", "REPLCTL_TOKEN", &a.g.token)
 	// A token read with $(cat file) or from a secret mount may end in a newline.
 	a.g.token = strings.TrimSpace(a.g.token)

@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/replicatord/replicatord/internal/cloud"
 	"github.com/replicatord/replicatord/internal/cloud/aliyun"
 	"github.com/replicatord/replicatord/internal/ecsemu"
+	"github.com/replicatord/replicatord/internal/errdefs"
 	"github.com/replicatord/replicatord/internal/metrics"
 	"github.com/replicatord/replicatord/internal/policy"
 	"github.com/replicatord/replicatord/internal/reconcile"
@@ -51,8 +54,14 @@ type daemon struct {
 	grpcOpts []grpc.ServerOption
 	failed   chan error
 
-	mu      sync.Mutex
-	regions map[string]bool
+	started  time.Time
+	cloudCfg policy.Cloud // as at start: cloud settings change only with a restart
+
+	mu       sync.Mutex
+	regions  map[string]bool
+	notReady error     // why the daemon is NOT_SERVING; nil once ready
+	reached  time.Time // when a call last reached ECS
+	lastErr  string    // the last failure to reach ECS, "" after a success
 	// reloadMu serialises reloads (SIGHUP and the RPC).
 	reloadMu sync.Mutex
 
@@ -60,35 +69,91 @@ type daemon struct {
 }
 
 func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon, err error) {
-	file, err := policy.Load(fl.config)
-	if err != nil {
-		return nil, &usageError{fmt.Errorf("config %s:\n%w", fl.config, err)}
+	// Every check comes before anything is created on disk (data dir,
+	// state.db, socket), and every problem is reported in one go: the file's
+	// own, the flags', and the regions the cloud does not know, when the
+	// cloud answers now.
+	file, fileErr := policy.LoadLenient(fl.config)
+	if file == nil {
+		return nil, &usageError{fmt.Errorf("config %s:\n%w", fl.config, fileErr)}
 	}
-	d := &daemon{fl: fl, file: file, failed: make(chan error, 4), metrics: metrics.New()}
+	d := &daemon{fl: fl, file: file, failed: make(chan error, 4), metrics: metrics.New(), started: time.Now(),
+		notReady: errors.New("starting")}
 	defer func() {
 		if err != nil {
 			d.shutdown()
 		}
 	}()
+	var problems []error
 	if d.log, err = newLogger(stderr, pick(fl.logFormat, file.Daemon.LogFormat), pick(fl.logLevel, file.Daemon.LogLevel)); err != nil {
-		return nil, &usageError{err}
+		if fileErr == nil || fl.logFormat != "" || fl.logLevel != "" {
+			problems = append(problems, &usageError{err})
+		}
+		d.log, _ = newLogger(stderr, "", "")
+	}
+	if sdkDebugStripped {
+		d.log.Warn("removed DEBUG=sdk from the environment: the SDK's debug output prints the AccessKeyId and signature of every request")
 	}
 
 	dataDir := pick(fl.dataDir, file.Daemon.DataDir)
 	if dataDir == "" {
 		dataDir = policy.DefaultDataDir
 	}
-	// Every setting is checked, and certificates and tokens read, before
-	// anything is created or started: a bad flag changes nothing.
 	if err := d.prepareTransport(dataDir); err != nil {
-		return nil, err
+		problems = append(problems, err)
 	}
 	metricsAddr := pick(fl.metricsListen, file.Daemon.MetricsListen)
 	if metricsAddr != "" {
 		if _, _, err := net.SplitHostPort(metricsAddr); err != nil {
-			return nil, &usageError{fmt.Errorf("--metrics-listen %q: %v", metricsAddr, err)}
+			problems = append(problems, &usageError{fmt.Errorf("--metrics-listen %q: %v", metricsAddr, err)})
 		}
 	}
+	ready := false
+	simulated := file.Cloud.Provider == policy.ProviderSimulated
+	if simulated {
+		// The emulator keeps its state in the data dir, which must not be
+		// created before the config is known good: it starts below, and its
+		// region list is known without it.
+		d.cloudCfg = file.Cloud
+		d.setRegions(ecsemu.RegionIDs())
+		ready = true
+		fileErr = policy.MergeErrors(fileErr, file.ValidateEnv(d.env()))
+	} else if fileErr == nil || !cloudSectionBad(fileErr) {
+		if err := d.startCloud(stdout, dataDir); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	if d.provider != nil {
+		// One attempt now, so that unknown regions are config errors
+		// reported with the rest; if the cloud cannot be asked, the daemon
+		// starts anyway and asks again until it answers (waitForCloud).
+		if perr := d.probeCloud(ctx); perr == nil {
+			ready = true
+			fileErr = policy.MergeErrors(fileErr, file.ValidateEnv(d.env()))
+		} else if fileErr == nil && len(problems) == 0 {
+			d.log.Warn("the cloud does not answer; serving NOT_SERVING and trying again", "reason", perr.Error())
+		}
+	}
+	if fileErr != nil {
+		problems = append([]error{&usageError{fmt.Errorf("config %s:\n%w", fl.config, fileErr)}}, problems...)
+	}
+	if len(problems) > 0 {
+		all := errors.Join(problems...)
+		for _, p := range problems {
+			var ue *usageError
+			if !errors.As(p, &ue) {
+				return nil, all // not only config errors: exit 1
+			}
+		}
+		return nil, &usageError{all}
+	}
+	if d.provider != nil { // nil only for the simulated cloud, started below
+		if eps := d.provider.PlainHTTPEndpoints(); len(eps) > 0 {
+			d.log.Warn("PLAIN HTTP to the cloud: the AccessKeyId and every signed request travel unencrypted; use https:// or a scheme-less host", "endpoints", eps)
+			fmt.Fprintf(stderr, "replicatord: WARNING: plain HTTP to the cloud endpoint(s) %s: requests and the AccessKeyId are sent unencrypted\n", strings.Join(eps, ", "))
+		}
+	}
+
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -98,13 +163,10 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 	}
 	d.closers = append(d.closers, func() { d.store.Close() })
 	d.scanState()
-
-	if err := d.startCloud(stdout, dataDir); err != nil {
-		return nil, err
-	}
-	d.loadRegions(ctx)
-	if err := file.ValidateEnv(d.env()); err != nil {
-		return nil, &usageError{fmt.Errorf("config %s:\n%w", fl.config, err)}
+	if simulated {
+		if err := d.startCloud(stdout, dataDir); err != nil {
+			return nil, err
+		}
 	}
 
 	sc := file.Scheduler
@@ -132,20 +194,47 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 	if err := d.sched.Start(ctx); err != nil {
 		return nil, err
 	}
-	if fresh {
-		d.adopt(ctx)
-	}
 	d.closers = append(d.closers, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), fl.shutdownGrace)
 		defer cancel()
 		d.sched.Stop(sctx)
 	})
 
-	d.startPolicies()
+	d.startReconciler()
+	if ready {
+		// Regions were checked with the rest of the config above. Ready
+		// before the socket exists, so that the first request after
+		// "replicatord ready" is served.
+		d.activate(ctx, fresh)
+		d.mu.Lock()
+		d.notReady = nil
+		d.mu.Unlock()
+	}
 	if err := d.serve(stdout); err != nil {
 		return nil, err
 	}
+	if ready {
+		d.setHealth(true)
+	} else {
+		fmt.Fprintf(stdout, "replicatord NOT_SERVING until the cloud answers: %v\n", d.cloudErr())
+		d.waitForCloud(fresh)
+	}
 	return d, nil
+}
+
+// cloudSectionBad reports whether the file's problems include one in the
+// cloud section, which then cannot be used to ask the cloud anything.
+func cloudSectionBad(err error) bool {
+	var ve *policy.ValidationErrors
+	if !errors.As(err, &ve) {
+		return true
+	}
+	for _, e := range ve.Errors {
+		if e.Policy == "" && strings.HasPrefix(e.Message, "cloud") {
+			return true
+		}
+	}
+	return false
 }
 
 // startCloud connects the SDK adapter to the real cloud, or to the ECS
@@ -154,7 +243,18 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 // as it would in the cloud.
 func (d *daemon) startCloud(stdout io.Writer, dataDir string) error {
 	c := d.file.Cloud
-	cfg := aliyun.Config{Endpoint: c.Endpoint, UserAgent: "replicatord", Observer: d.observeCall}
+	d.cloudCfg = c
+	cfg := aliyun.Config{
+		Endpoint:       c.Endpoint,
+		Endpoints:      c.Endpoints,
+		Network:        c.Network,
+		Region:         c.Region,
+		ConnectTimeout: c.ConnectTimeout,
+		ReadTimeout:    c.ReadTimeout,
+		MaxConcurrency: c.MaxConcurrency,
+		UserAgent:      "replicatord/" + version(),
+		Observer:       d.observeCall,
+	}
 	switch c.Provider {
 	case policy.ProviderSimulated:
 		// Fresh random keys: the emulator verifies every signature, as ECS does.
@@ -203,8 +303,11 @@ func (d *daemon) startCloud(stdout io.Writer, dataDir string) error {
 			return &usageError{fmt.Errorf("cloud: %w", err)}
 		}
 		cfg.AssumeRole = role
-		if c.Endpoint != "" && !hasHTTPS(c.Endpoint) {
-			cfg.Insecure = true
+		// Plain HTTP only for an endpoint written as an http:// URL (warned
+		// about at start); a host without a scheme is HTTPS.
+		cfg.Insecure = hasHTTP(c.Endpoint)
+		for _, ep := range c.Endpoints {
+			cfg.Insecure = cfg.Insecure || hasHTTP(ep)
 		}
 	default:
 		return &usageError{fmt.Errorf("cloud.provider %q is not supported", c.Provider)}
@@ -221,33 +324,8 @@ func (d *daemon) startCloud(stdout io.Writer, dataDir string) error {
 // simulatedStateFile holds the simulated cloud's images and copies.
 const simulatedStateFile = "simulated-cloud.json"
 
-func hasHTTPS(endpoint string) bool {
-	return len(endpoint) > 8 && endpoint[:8] == "https://"
-}
-
-// loadRegions asks the cloud which regions exist, for validating requests
-// and policies. Without an answer, region checks are skipped (and logged).
-func (d *daemon) loadRegions(ctx context.Context) {
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	regions, err := d.provider.DescribeRegions(cctx)
-	if err != nil {
-		d.log.Warn("cannot list regions; region names are not checked", "err", err.Error())
-		return
-	}
-	m := make(map[string]bool, len(regions))
-	for _, r := range regions {
-		m[r.ID] = true
-	}
-	d.mu.Lock()
-	d.regions = m
-	d.mu.Unlock()
-}
-
-func (d *daemon) knownRegions() map[string]bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.regions
+func hasHTTP(endpoint string) bool {
+	return len(endpoint) > 7 && strings.EqualFold(endpoint[:7], "http://")
 }
 
 func (d *daemon) env() policy.Env {
@@ -302,6 +380,8 @@ func (d *daemon) serve(stdout io.Writer) error {
 	healthpb.RegisterHealthServer(g, d.health)
 	api := server.New(d.store, d.sched, d.sched.Paced(), server.Options{
 		Regions:      d.knownRegions,
+		CloudReady:   d.cloudReady,
+		Status:       d.status,
 		Logger:       d.log.With("component", "api"),
 		WatchStarted: d.metrics.WatchStarted,
 		Policies: &server.PolicyOps{
@@ -330,8 +410,6 @@ func (d *daemon) serve(stdout io.Writer) error {
 			g.Stop()
 		}
 	})
-	d.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	d.health.SetServingStatus("replicator.v1.ReplicatorService", healthpb.HealthCheckResponse_SERVING)
 	fmt.Fprintf(stdout, "replicatord ready: serving gRPC on %s\n", addr)
 	d.log.Info("ready", "listen", addr, "state", d.store.Path())
 	return nil
@@ -369,6 +447,7 @@ func (d *daemon) observeCall(c aliyun.Call) {
 		code = "Error"
 	}
 	d.metrics.ObserveCall(c.Action, code, c.Duration)
+	d.noteReach(c)
 	if c.Err != nil {
 		d.log.Debug("ECS call failed", "action", c.Action, "region", c.Region, "code", code, "http_status", c.HTTPStatus, "request_id", c.RequestID, "duration", c.Duration)
 	}
@@ -404,8 +483,9 @@ func (d *daemon) serveMetrics(ctx context.Context, addr string) error {
 	return nil
 }
 
-// startPolicies runs the reconcile loop of every policy of the file.
-func (d *daemon) startPolicies() {
+// startReconciler starts the reconcile loops; the file's policies are
+// given to it by becomeReady, once their regions are checked.
+func (d *daemon) startReconciler() {
 	d.rec = reconcile.New(d.sched.Paced(), d.sched, reconcile.Options{
 		Logger: d.log.With("component", "reconcile"),
 		Owner:  d.file.Daemon.Owner,
@@ -413,12 +493,10 @@ func (d *daemon) startPolicies() {
 			d.metrics.ObserveReconcile(name, err)
 		},
 	})
-	d.rec.SetPolicies(d.file)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); d.rec.Run(ctx) }()
 	d.closers = append(d.closers, func() { cancel(); <-done })
-	d.log.Info("policies loaded", "file", d.fl.config, "policies", len(d.file.Policies))
 }
 
 // reload re-reads the config file on SIGHUP; a file with errors changes
@@ -438,6 +516,11 @@ func (d *daemon) reload(ctx context.Context) {
 func (d *daemon) reloadFile(ctx context.Context) (added, removed, changed []string, err error) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	if err := d.cloudErr(); err != nil {
+		// Policies name regions, which cannot be checked yet: refused, not
+		// accepted unchecked. The file is read again once the cloud answers.
+		return nil, nil, nil, fmt.Errorf("policies cannot be loaded until the cloud answers and their regions can be checked (%v): %w", err, errdefs.ErrUnavailable)
+	}
 	f, err := policy.Load(d.fl.config)
 	if err != nil {
 		return nil, nil, nil, err
@@ -445,7 +528,7 @@ func (d *daemon) reloadFile(ctx context.Context) (added, removed, changed []stri
 	if err := f.ValidateEnv(d.env()); err != nil {
 		return nil, nil, nil, err
 	}
-	if f.Daemon != d.file.Daemon || f.Cloud.Provider != d.file.Cloud.Provider || f.Cloud.Endpoint != d.file.Cloud.Endpoint {
+	if f.Daemon != d.file.Daemon || !reflect.DeepEqual(f.Cloud, d.file.Cloud) {
 		d.log.Warn("daemon and cloud settings changed in the file; they take effect at the next start")
 	}
 	added, removed, changed = policy.Diff(d.file, f)

@@ -22,6 +22,7 @@ type flags struct {
 	logLevel      string
 	shutdownGrace time.Duration
 	checkState    string
+	version       bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {
@@ -42,6 +43,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn, error (overrides daemon.log_level)")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "how long a graceful stop may take before streams are cut")
 	fs.StringVar(&f.checkState, "check-state", "", "check the consistency of a state file (bbolt) and exit")
+	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: replicatord --config FILE [flags]\n\nreplicatord replicates ECS custom images across regions.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -51,6 +53,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (flags only; see --help)", fs.Arg(0))
+	}
+	if f.version {
+		return f, nil
 	}
 	if f.checkState == "" && f.config == "" {
 		return nil, fmt.Errorf("--config is required (try: replicatord --config policies.example.yaml)")

@@ -88,3 +88,48 @@ func TestNewLogger(t *testing.T) {
 		t.Fatalf("bad level: %v", err)
 	}
 }
+
+// TestAllConfigErrorsAtOnce: the file's own problems, a region the cloud
+// does not know, and a bad flag are reported together in one start, exit
+// 2, and nothing is created on disk (data dir, state.db, socket).
+func TestAllConfigErrorsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "p.yaml")
+	os.WriteFile(cfg, []byte(`version: 1
+cloud: {provider: simulated}
+daemon: {log_level: loud}
+policies:
+  - name: a
+    source: {region: cn-hangzhou, images: {name: "x-*"}}
+    destinations: [cn-beijing, xx-nowhere-1]
+    interval: 1s
+`), 0o600)
+	data := filepath.Join(dir, "data")
+	var out, errb bytes.Buffer
+	code := run([]string{"--config", cfg, "--data-dir", data, "--metrics-listen", "nope"}, &out, &errb)
+	if code != exitUsage {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitUsage, errb.String())
+	}
+	for _, want := range []string{`log_level: "loud"`, "interval", "destination region xx-nowhere-1 is not a region this account can use", `--metrics-listen "nope"`} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errb.String())
+		}
+	}
+	if _, err := os.Stat(data); err == nil {
+		t.Error("a refused config created the data dir")
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"--version"}, &out, &errb); code != exitOK || !strings.HasPrefix(out.String(), "replicatord ") {
+		t.Fatalf("--version: exit %d %q %q", code, out.String(), errb.String())
+	}
+	buildVersion = "v9.8.7-test"
+	defer func() { buildVersion = "" }()
+	out.Reset()
+	run([]string{"--version"}, &out, &errb)
+	if !strings.HasPrefix(out.String(), "replicatord v9.8.7-test ") {
+		t.Errorf("with the -ldflags override: %q", out.String())
+	}
+}

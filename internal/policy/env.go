@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -42,6 +43,38 @@ func isMainland(region string) bool {
 	return strings.HasPrefix(region, "cn-") && region != "cn-hongkong"
 }
 
+// MergeErrors joins the problems of Parse (static) and ValidateEnv (the
+// cloud's view) into one list in file order, so that a file is fixed in one
+// pass. A cloud problem at the same place as a static one is dropped: the
+// static one already says what is wrong there. Either may be nil; an error
+// that is not a *ValidationErrors is returned as it is.
+func MergeErrors(static, env error) error {
+	if env == nil {
+		return static
+	}
+	if static == nil {
+		return env
+	}
+	se, ok1 := static.(*ValidationErrors)
+	ee, ok2 := env.(*ValidationErrors)
+	if !ok1 || !ok2 {
+		return errors.Join(static, env)
+	}
+	type at struct{ line, col int }
+	taken := map[at]bool{}
+	out := &ValidationErrors{Errors: append([]ValidationError(nil), se.Errors...)}
+	for _, e := range se.Errors {
+		taken[at{e.Line, e.Column}] = true
+	}
+	for _, e := range ee.Errors {
+		if e.Line != 0 && taken[at{e.Line, e.Column}] {
+			continue
+		}
+		out.Errors = append(out.Errors, e)
+	}
+	return out.orNil()
+}
+
 // ValidateEnv checks every policy's regions against what the account can
 // use: unknown regions and routes the compliance rule refuses. Problems
 // carry the same file:line:column as Parse's.
@@ -57,7 +90,7 @@ func (f *File) ValidateEnv(env Env) error {
 			c = &compiled{}
 		}
 		srcOK := true
-		if env.Regions != nil && !env.Regions[p.Source.Region] {
+		if env.Regions != nil && p.Source.Region != "" && !env.Regions[p.Source.Region] {
 			srcOK = false
 			add(p, c.srcRegion, "source region %s is not a region this account can use%s", p.Source.Region, closestRegion(p.Source.Region, env.Regions))
 		}
@@ -65,6 +98,9 @@ func (f *File) ValidateEnv(env Env) error {
 			var at pos
 			if j < len(c.dstRegion) {
 				at = c.dstRegion[j]
+			}
+			if d.Region == "" {
+				continue // a problem Parse already reported
 			}
 			if env.Regions != nil && !env.Regions[d.Region] {
 				add(p, at, "destination region %s is not a region this account can use%s", d.Region, closestRegion(d.Region, env.Regions))
@@ -79,6 +115,11 @@ func (f *File) ValidateEnv(env Env) error {
 		for _, r := range sortedRegionSlots(f.Scheduler.RegionSlots) {
 			if !env.Regions[r] {
 				es.Errors = append(es.Errors, ValidationError{File: f.Path, Message: fmt.Sprintf("scheduler.region_slots: %s is not a region this account can use%s", r, closestRegion(r, env.Regions))})
+			}
+		}
+		for _, r := range sortedKeys(f.Cloud.Endpoints) {
+			if !env.Regions[r] {
+				es.Errors = append(es.Errors, ValidationError{File: f.Path, Message: fmt.Sprintf("cloud.endpoints: %s is not a region this account can use%s", r, closestRegion(r, env.Regions))})
 			}
 		}
 	}

@@ -64,10 +64,25 @@ type Daemon struct {
 // Cloud says which cloud the daemon talks to. Credentials are never here:
 // they come from the environment, ~/.aliyun/config.json or a RAM role.
 type Cloud struct {
-	Provider  string // simulated | aliyun
-	Endpoint  string // aliyun only: ECS endpoint override
-	Simulated Simulated
+	Provider string // simulated | aliyun
+	// The rest is for aliyun only.
+	Endpoint  string            // one ECS endpoint for every region (host[:port] is HTTPS)
+	Endpoints map[string]string // per-region endpoint overrides
+	Network   string            // public | vpc: which of ECS's endpoints
+	Region    string            // the region asked for the region list ("" = cn-hangzhou)
+	// ConnectTimeout, ReadTimeout and MaxConcurrency tune the SDK client
+	// pool; zero means the adapter's default (5s, 15s, 8).
+	ConnectTimeout time.Duration
+	ReadTimeout    time.Duration
+	MaxConcurrency int
+	Simulated      Simulated
 }
+
+// Networks of cloud.network.
+const (
+	NetworkPublic = "public"
+	NetworkVPC    = "vpc"
+)
 
 // Providers.
 const (
@@ -187,6 +202,19 @@ type pos struct{ line, col int }
 
 // Load reads the file at path and parses it.
 func Load(path string) (*File, error) {
+	f, err := LoadLenient(path)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// LoadLenient is Load that also returns what it decoded when the file has
+// problems, so that the caller can check the rest against the cloud
+// (ValidateEnv) and report every problem at once (MergeErrors). A File
+// returned with an error is for that check only. The File is nil when the
+// file could not be read or decoded at all.
+func LoadLenient(path string) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, &ValidationErrors{Errors: []ValidationError{{File: path, Message: fmt.Sprintf("cannot read the policy file: %v", unwrapPathError(err))}}}
@@ -196,7 +224,7 @@ func Load(path string) (*File, error) {
 	if err != nil {
 		return nil, &ValidationErrors{Errors: []ValidationError{{File: path, Message: fmt.Sprintf("cannot read the policy file: %v", unwrapPathError(err))}}}
 	}
-	return Parse(path, data)
+	return parseLenient(path, data)
 }
 
 func unwrapPathError(err error) error {

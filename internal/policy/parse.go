@@ -23,9 +23,21 @@ import (
 // messages and to resolve a relative data_dir; it may be "". On any problem
 // it returns a *ValidationErrors holding every problem found, and no File.
 func Parse(path string, data []byte) (*File, error) {
+	f, err := parseWith(&decoder{file: path, budget: maxNodes}, path, data)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// parseLenient is Parse that also returns what it decoded when the file has
+// problems (nil when the file could not be decoded at all).
+func parseLenient(path string, data []byte) (*File, error) {
 	return parseWith(&decoder{file: path, budget: maxNodes}, path, data)
 }
 
+// parseWith decodes data with d; with problems it returns what it decoded
+// as well (see parseLenient).
 func parseWith(d *decoder, path string, data []byte) (*File, error) {
 	if len(data) > MaxFileSize {
 		d.errorf(nil, scope{}, "the file is larger than %d bytes; policy files are small, is this the right file?", MaxFileSize)
@@ -56,7 +68,7 @@ func parseWith(d *decoder, path string, data []byte) (*File, error) {
 	f := &File{Path: path}
 	d.file_(doc, f)
 	if err := d.errs.orNil(); err != nil {
-		return nil, err
+		return f, err
 	}
 	if path != "" && f.Daemon.DataDir != "" && !filepath.IsAbs(f.Daemon.DataDir) {
 		f.Daemon.DataDir = filepath.Join(filepath.Dir(path), f.Daemon.DataDir)
@@ -124,6 +136,7 @@ func (d *decoder) file_(n *yaml.Node, f *File) {
 		APIRatePerSecond: DefaultAPIRatePerSecond, PollMin: DefaultPollMin, PollMax: DefaultPollMax,
 	}
 	var cloudNode, simNode *yaml.Node
+	var cloudSeen map[string]*yaml.Node
 	seen := d.mapping(n, sc, fields{
 		"version": func(_, v *yaml.Node, ks scope) {
 			var ver int64
@@ -133,7 +146,7 @@ func (d *decoder) file_(n *yaml.Node, f *File) {
 			f.Version = int(ver)
 		},
 		"daemon":    func(_, v *yaml.Node, ks scope) { d.daemon(v, ks, &f.Daemon) },
-		"cloud":     func(_, v *yaml.Node, ks scope) { cloudNode = v; simNode = d.cloud(v, ks, &f.Cloud) },
+		"cloud":     func(_, v *yaml.Node, ks scope) { cloudNode = v; simNode, cloudSeen = d.cloud(v, ks, &f.Cloud) },
 		"scheduler": func(_, v *yaml.Node, ks scope) { d.scheduler(v, ks, &f.Scheduler) },
 		"policies":  func(_, v *yaml.Node, ks scope) { f.Policies = d.policies(v, ks) },
 	})
@@ -146,8 +159,12 @@ func (d *decoder) file_(n *yaml.Node, f *File) {
 	if f.Cloud.Provider == ProviderAliyun && simNode != nil {
 		d.errorf(simNode, sc, "cloud.simulated is only for provider simulated")
 	}
-	if f.Cloud.Provider == ProviderSimulated && f.Cloud.Endpoint != "" && cloudNode != nil {
-		d.errorf(cloudNode, sc, "cloud.endpoint is only for provider aliyun (the simulated cloud runs in the daemon)")
+	if f.Cloud.Provider == ProviderSimulated && cloudNode != nil {
+		for _, k := range aliyunOnlyKeys {
+			if _, ok := cloudSeen[k]; ok {
+				d.errorf(cloudNode, sc, "cloud.%s is only for provider aliyun (the simulated cloud runs in the daemon)", k)
+			}
+		}
 	}
 }
 
@@ -222,10 +239,14 @@ func checkListen(s string, unixOK bool) error {
 	return nil
 }
 
-// cloud decodes the cloud section; it returns the simulated node, if any.
-func (d *decoder) cloud(n *yaml.Node, sc scope, o *Cloud) *yaml.Node {
+// aliyunOnlyKeys are the cloud keys that mean nothing to the simulated cloud.
+var aliyunOnlyKeys = []string{"endpoint", "endpoints", "network", "region", "connect_timeout", "read_timeout", "max_concurrency"}
+
+// cloud decodes the cloud section; it returns the simulated node, if any,
+// and the keys present.
+func (d *decoder) cloud(n *yaml.Node, sc scope, o *Cloud) (*yaml.Node, map[string]*yaml.Node) {
 	var sim *yaml.Node
-	d.mapping(n, sc, fields{
+	seen := d.mapping(n, sc, fields{
 		"provider": func(_, v *yaml.Node, ks scope) {
 			d.str(v, ks, &o.Provider)
 			if !d.oneOf(v, ks, o.Provider, ProviderSimulated, ProviderAliyun) {
@@ -238,12 +259,64 @@ func (d *decoder) cloud(n *yaml.Node, sc scope, o *Cloud) *yaml.Node {
 				d.fieldErrorf(d.resolve(v), ks, "%v", err)
 			}
 		},
+		"endpoints": func(_, v *yaml.Node, ks scope) {
+			v = d.resolve(v)
+			if v == nil {
+				return
+			}
+			if v.Kind != yaml.MappingNode {
+				d.fieldErrorf(v, ks, "expected a mapping of region to endpoint, got %s", kindName(v))
+				return
+			}
+			o.Endpoints = map[string]string{}
+			for _, p := range d.pairs(v, sc, 0) {
+				if !regionRE.MatchString(p.name) {
+					d.errorf(p.key, sc, "cloud.endpoints: %s is not a region id (like cn-shanghai)", quote(p.name))
+					continue
+				}
+				if _, dup := o.Endpoints[p.name]; dup {
+					d.errorf(p.key, sc, "cloud.endpoints: region %s is repeated", p.name)
+					continue
+				}
+				var ep string
+				d.str(p.val, ks.at(p.name), &ep)
+				if err := checkEndpoint(ep); err != nil || ep == "" {
+					if err == nil {
+						err = errors.New("must not be empty")
+					}
+					d.fieldErrorf(d.resolve(p.val), ks.at(p.name), "%v", err)
+					continue
+				}
+				o.Endpoints[p.name] = ep
+			}
+		},
+		"network": func(_, v *yaml.Node, ks scope) {
+			d.str(v, ks, &o.Network)
+			d.oneOf(v, ks, o.Network, NetworkPublic, NetworkVPC)
+		},
+		"region": func(_, v *yaml.Node, ks scope) {
+			d.str(v, ks, &o.Region)
+			if !regionRE.MatchString(o.Region) {
+				d.fieldErrorf(d.resolve(v), ks, "%s is not a region id (like cn-shanghai)", quote(o.Region))
+			}
+		},
+		"connect_timeout": d.positiveDuration(&o.ConnectTimeout, false),
+		"read_timeout":    d.positiveDuration(&o.ReadTimeout, false),
+		"max_concurrency": func(_, v *yaml.Node, ks scope) {
+			var x int64
+			if d.intIn(v, ks, 1, 256, &x) {
+				o.MaxConcurrency = int(x)
+			}
+		},
 		"simulated": func(_, v *yaml.Node, ks scope) { sim = v; d.simulated(v, ks, &o.Simulated) },
 	})
 	if sim == nil {
 		o.Simulated = defaultSimulated()
 	}
-	return sim
+	if o.Network == NetworkVPC && o.Region == "" {
+		d.errorf(d.resolve(n), sc, "cloud.network vpc needs cloud.region: the region this daemon runs in (a VPC endpoint serves only callers in its own region)")
+	}
+	return sim, seen
 }
 
 // positive decodes a number that must be above 0; hint ends the message.

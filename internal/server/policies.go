@@ -39,6 +39,22 @@ func (s *Server) policyOps() (*PolicyOps, error) {
 	return s.opts.Policies, nil
 }
 
+// runnableOps is policyOps for the RPCs that run policies against the cloud
+// (plan, reconcile): refused while the cloud has not answered, when the
+// daemon has no checked policies to run.
+func (s *Server) runnableOps() (*PolicyOps, error) {
+	ops, err := s.policyOps()
+	if err != nil {
+		return nil, err
+	}
+	if s.opts.CloudReady != nil {
+		if err := s.opts.CloudReady(); err != nil {
+			return nil, fmt.Errorf("policies start once the cloud answers and their regions are checked: %w", err)
+		}
+	}
+	return ops, nil
+}
+
 // ListPolicies returns the loaded policies with their status.
 func (s *Server) ListPolicies(ctx context.Context, _ *pb.ListPoliciesRequest) (*pb.ListPoliciesResponse, error) {
 	ops, err := s.policyOps()
@@ -88,7 +104,7 @@ func (s *Server) ListPolicies(ctx context.Context, _ *pb.ListPoliciesRequest) (*
 // PlanPolicies is a dry run of the policies: it reads ECS and changes
 // nothing.
 func (s *Server) PlanPolicies(ctx context.Context, req *pb.PlanPoliciesRequest) (*pb.PlanPoliciesResponse, error) {
-	ops, err := s.policyOps()
+	ops, err := s.runnableOps()
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +183,7 @@ func (s *Server) ReloadPolicies(ctx context.Context, _ *pb.ReloadPoliciesRequest
 
 // ReconcilePolicies runs policies now.
 func (s *Server) ReconcilePolicies(ctx context.Context, req *pb.ReconcilePoliciesRequest) (*pb.ReconcilePoliciesResponse, error) {
-	ops, err := s.policyOps()
+	ops, err := s.runnableOps()
 	if err != nil {
 		return nil, err
 	}

@@ -59,8 +59,15 @@ type Options struct {
 	// Regions returns the regions the account can use, for validation;
 	// nil skips the check.
 	Regions func() map[string]bool
-	Clock   clock.Clock
-	Logger  *slog.Logger
+	// CloudReady, if set, is asked before a region name is checked: an
+	// error (wrapping errdefs.ErrUnavailable) means the region list is not
+	// known yet, and the request is refused with it rather than accepted
+	// unchecked.
+	CloudReady func() error
+	// Status fills GetStatus; nil answers it UNIMPLEMENTED.
+	Status func() Status
+	Clock  clock.Clock
+	Logger *slog.Logger
 	// Policies serves the policy RPCs; nil answers them UNIMPLEMENTED.
 	Policies *PolicyOps
 	// WatchStarted is called when a Watch stream starts; the function it

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -36,6 +37,11 @@ func (s *Server) checkRegion(field, r string) error {
 	}
 	if !regionIDRe.MatchString(r) {
 		return errdefs.Invalid(field, "%q is not a region id (like cn-hangzhou)", clip(r))
+	}
+	if s.opts.CloudReady != nil {
+		if err := s.opts.CloudReady(); err != nil {
+			return fmt.Errorf("%s: cannot check region %s yet: %w", field, r, err)
+		}
 	}
 	if s.opts.Regions != nil {
 		if known := s.opts.Regions(); known != nil && !known[r] {

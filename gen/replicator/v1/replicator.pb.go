@@ -237,6 +237,59 @@ func (PlanAction) EnumDescriptor() ([]byte, []int) {
 	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{2}
 }
 
+// ServingStatus mirrors the gRPC health status of the daemon.
+type ServingStatus int32
+
+const (
+	ServingStatus_SERVING_STATUS_UNSPECIFIED ServingStatus = 0
+	// The cloud answered and region names are checked: every RPC is served.
+	ServingStatus_SERVING_STATUS_SERVING ServingStatus = 1
+	// The API answers, but requests that name regions are refused with
+	// UNAVAILABLE until the cloud answers (see reason).
+	ServingStatus_SERVING_STATUS_NOT_SERVING ServingStatus = 2
+)
+
+// Enum value maps for ServingStatus.
+var (
+	ServingStatus_name = map[int32]string{
+		0: "SERVING_STATUS_UNSPECIFIED",
+		1: "SERVING_STATUS_SERVING",
+		2: "SERVING_STATUS_NOT_SERVING",
+	}
+	ServingStatus_value = map[string]int32{
+		"SERVING_STATUS_UNSPECIFIED": 0,
+		"SERVING_STATUS_SERVING":     1,
+		"SERVING_STATUS_NOT_SERVING": 2,
+	}
+)
+
+func (x ServingStatus) Enum() *ServingStatus {
+	p := new(ServingStatus)
+	*p = x
+	return p
+}
+
+func (x ServingStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ServingStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_replicator_v1_replicator_proto_enumTypes[3].Descriptor()
+}
+
+func (ServingStatus) Type() protoreflect.EnumType {
+	return &file_replicator_v1_replicator_proto_enumTypes[3]
+}
+
+func (x ServingStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ServingStatus.Descriptor instead.
+func (ServingStatus) EnumDescriptor() ([]byte, []int) {
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{3}
+}
+
 // JobError explains a failed job, keeping the cloud's own words.
 type JobError struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2226,6 +2279,371 @@ func (x *ReconcilePoliciesResponse) GetPolicies() []string {
 	return nil
 }
 
+type GetStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatusRequest) Reset() {
+	*x = GetStatusRequest{}
+	mi := &file_replicator_v1_replicator_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatusRequest) ProtoMessage() {}
+
+func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_v1_replicator_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetStatusRequest) Descriptor() ([]byte, []int) {
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{27}
+}
+
+type GetStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The daemon's version.
+	Version string        `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Status  ServingStatus `protobuf:"varint,2,opt,name=status,proto3,enum=replicator.v1.ServingStatus" json:"status,omitempty"`
+	// Why the daemon is NOT_SERVING; empty when SERVING.
+	Reason    string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Cloud     *CloudStatus           `protobuf:"bytes,4,opt,name=cloud,proto3" json:"cloud,omitempty"`
+	Store     *StoreStatus           `protobuf:"bytes,5,opt,name=store,proto3" json:"store,omitempty"`
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// The members of a replicated deployment. Empty for a single daemon, which
+	// is all this version runs; reserved for a shared-store HA deployment.
+	Members       []*ReplicaMember `protobuf:"bytes,7,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatusResponse) Reset() {
+	*x = GetStatusResponse{}
+	mi := &file_replicator_v1_replicator_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatusResponse) ProtoMessage() {}
+
+func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_v1_replicator_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetStatusResponse) Descriptor() ([]byte, []int) {
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GetStatusResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *GetStatusResponse) GetStatus() ServingStatus {
+	if x != nil {
+		return x.Status
+	}
+	return ServingStatus_SERVING_STATUS_UNSPECIFIED
+}
+
+func (x *GetStatusResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *GetStatusResponse) GetCloud() *CloudStatus {
+	if x != nil {
+		return x.Cloud
+	}
+	return nil
+}
+
+func (x *GetStatusResponse) GetStore() *StoreStatus {
+	if x != nil {
+		return x.Store
+	}
+	return nil
+}
+
+func (x *GetStatusResponse) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *GetStatusResponse) GetMembers() []*ReplicaMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type CloudStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "aliyun" or "simulated".
+	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	// Whether the last call reached ECS (any answer from ECS counts; a
+	// transport, timeout or credential failure does not).
+	Reachable bool `protobuf:"varint,2,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	// The last failure to reach ECS, if the last call did not.
+	LastError string `protobuf:"bytes,3,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// When a call last reached ECS; unset if none has yet.
+	LastReachedTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_reached_time,json=lastReachedTime,proto3" json:"last_reached_time,omitempty"`
+	// "public" or "vpc".
+	Network string `protobuf:"bytes,5,opt,name=network,proto3" json:"network,omitempty"`
+	// The endpoint asked for the region list (scheme and host).
+	Endpoint string `protobuf:"bytes,6,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// How many regions the account can use (0 until the cloud answered).
+	Regions int32 `protobuf:"varint,7,opt,name=regions,proto3" json:"regions,omitempty"`
+	// The credentials in use: the access key id's last four characters and
+	// the source that produced them, e.g. "****0001 from default/env"; empty
+	// until they were resolved. Never the id itself or a secret.
+	Credentials   string `protobuf:"bytes,8,opt,name=credentials,proto3" json:"credentials,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloudStatus) Reset() {
+	*x = CloudStatus{}
+	mi := &file_replicator_v1_replicator_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloudStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloudStatus) ProtoMessage() {}
+
+func (x *CloudStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_v1_replicator_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloudStatus.ProtoReflect.Descriptor instead.
+func (*CloudStatus) Descriptor() ([]byte, []int) {
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CloudStatus) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *CloudStatus) GetReachable() bool {
+	if x != nil {
+		return x.Reachable
+	}
+	return false
+}
+
+func (x *CloudStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *CloudStatus) GetLastReachedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastReachedTime
+	}
+	return nil
+}
+
+func (x *CloudStatus) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *CloudStatus) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *CloudStatus) GetRegions() int32 {
+	if x != nil {
+		return x.Regions
+	}
+	return 0
+}
+
+func (x *CloudStatus) GetCredentials() string {
+	if x != nil {
+		return x.Credentials
+	}
+	return ""
+}
+
+type StoreStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "bbolt": the embedded store.
+	Backend string `protobuf:"bytes,1,opt,name=backend,proto3" json:"backend,omitempty"`
+	Path    string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// The store-wide revision of the last change.
+	Revision      int64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoreStatus) Reset() {
+	*x = StoreStatus{}
+	mi := &file_replicator_v1_replicator_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreStatus) ProtoMessage() {}
+
+func (x *StoreStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_v1_replicator_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreStatus.ProtoReflect.Descriptor instead.
+func (*StoreStatus) Descriptor() ([]byte, []int) {
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *StoreStatus) GetBackend() string {
+	if x != nil {
+		return x.Backend
+	}
+	return ""
+}
+
+func (x *StoreStatus) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *StoreStatus) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+type ReplicaMember struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Role          string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaMember) Reset() {
+	*x = ReplicaMember{}
+	mi := &file_replicator_v1_replicator_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaMember) ProtoMessage() {}
+
+func (x *ReplicaMember) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_v1_replicator_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaMember.ProtoReflect.Descriptor instead.
+func (*ReplicaMember) Descriptor() ([]byte, []int) {
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ReplicaMember) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ReplicaMember) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ReplicaMember) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
 var File_replicator_v1_replicator_proto protoreflect.FileDescriptor
 
 const file_replicator_v1_replicator_proto_rawDesc = "" +
@@ -2397,7 +2815,35 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\x18ReconcilePoliciesRequest\x12\x1a\n" +
 	"\bpolicies\x18\x01 \x03(\tR\bpolicies\"7\n" +
 	"\x19ReconcilePoliciesResponse\x12\x1a\n" +
-	"\bpolicies\x18\x01 \x03(\tR\bpolicies*\xfb\x01\n" +
+	"\bpolicies\x18\x01 \x03(\tR\bpolicies\"\x12\n" +
+	"\x10GetStatusRequest\"\xd2\x02\n" +
+	"\x11GetStatusResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x124\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x1c.replicator.v1.ServingStatusR\x06status\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x120\n" +
+	"\x05cloud\x18\x04 \x01(\v2\x1a.replicator.v1.CloudStatusR\x05cloud\x120\n" +
+	"\x05store\x18\x05 \x01(\v2\x1a.replicator.v1.StoreStatusR\x05store\x129\n" +
+	"\n" +
+	"start_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x126\n" +
+	"\amembers\x18\a \x03(\v2\x1c.replicator.v1.ReplicaMemberR\amembers\"\xa0\x02\n" +
+	"\vCloudStatus\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x1c\n" +
+	"\treachable\x18\x02 \x01(\bR\treachable\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x03 \x01(\tR\tlastError\x12F\n" +
+	"\x11last_reached_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastReachedTime\x12\x18\n" +
+	"\anetwork\x18\x05 \x01(\tR\anetwork\x12\x1a\n" +
+	"\bendpoint\x18\x06 \x01(\tR\bendpoint\x12\x18\n" +
+	"\aregions\x18\a \x01(\x05R\aregions\x12 \n" +
+	"\vcredentials\x18\b \x01(\tR\vcredentials\"W\n" +
+	"\vStoreStatus\x12\x18\n" +
+	"\abackend\x18\x01 \x01(\tR\abackend\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\"M\n" +
+	"\rReplicaMember\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role*\xfb\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10JOB_STATE_QUEUED\x10\x01\x12\x18\n" +
@@ -2423,7 +2869,11 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\x13PLAN_ACTION_BLOCKED\x10\x05\x12\x1b\n" +
 	"\x17PLAN_ACTION_IN_PROGRESS\x10\x06\x12\x17\n" +
 	"\x13PLAN_ACTION_FOREIGN\x10\a\x12!\n" +
-	"\x1dPLAN_ACTION_SKIPPED_CANCELLED\x10\b2\xb4\x06\n" +
+	"\x1dPLAN_ACTION_SKIPPED_CANCELLED\x10\b*k\n" +
+	"\rServingStatus\x12\x1e\n" +
+	"\x1aSERVING_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16SERVING_STATUS_SERVING\x10\x01\x12\x1e\n" +
+	"\x1aSERVING_STATUS_NOT_SERVING\x10\x022\x84\a\n" +
 	"\x11ReplicatorService\x12A\n" +
 	"\x04Copy\x12\x1a.replicator.v1.CopyRequest\x1a\x1b.replicator.v1.CopyResponse0\x01\x12D\n" +
 	"\x05Watch\x12\x1b.replicator.v1.WatchRequest\x1a\x1c.replicator.v1.WatchResponse0\x01\x12E\n" +
@@ -2434,7 +2884,8 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\fListPolicies\x12\".replicator.v1.ListPoliciesRequest\x1a#.replicator.v1.ListPoliciesResponse\x12W\n" +
 	"\fPlanPolicies\x12\".replicator.v1.PlanPoliciesRequest\x1a#.replicator.v1.PlanPoliciesResponse\x12]\n" +
 	"\x0eReloadPolicies\x12$.replicator.v1.ReloadPoliciesRequest\x1a%.replicator.v1.ReloadPoliciesResponse\x12f\n" +
-	"\x11ReconcilePolicies\x12'.replicator.v1.ReconcilePoliciesRequest\x1a(.replicator.v1.ReconcilePoliciesResponseB\xbc\x01\n" +
+	"\x11ReconcilePolicies\x12'.replicator.v1.ReconcilePoliciesRequest\x1a(.replicator.v1.ReconcilePoliciesResponse\x12N\n" +
+	"\tGetStatus\x12\x1f.replicator.v1.GetStatusRequest\x1a .replicator.v1.GetStatusResponseB\xbc\x01\n" +
 	"\x11com.replicator.v1B\x0fReplicatorProtoP\x01ZAgithub.com/replicatord/replicatord/gen/replicator/v1;replicatorv1\xa2\x02\x03RXX\xaa\x02\rReplicator.V1\xca\x02\rReplicator\\V1\xe2\x02\x19Replicator\\V1\\GPBMetadata\xea\x02\x0eReplicator::V1b\x06proto3"
 
 var (
@@ -2449,99 +2900,113 @@ func file_replicator_v1_replicator_proto_rawDescGZIP() []byte {
 	return file_replicator_v1_replicator_proto_rawDescData
 }
 
-var file_replicator_v1_replicator_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_replicator_v1_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_replicator_v1_replicator_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_replicator_v1_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_replicator_v1_replicator_proto_goTypes = []any{
 	(JobState)(0),                     // 0: replicator.v1.JobState
 	(CopyOutcome)(0),                  // 1: replicator.v1.CopyOutcome
 	(PlanAction)(0),                   // 2: replicator.v1.PlanAction
-	(*JobError)(nil),                  // 3: replicator.v1.JobError
-	(*PostCopyAction)(nil),            // 4: replicator.v1.PostCopyAction
-	(*Job)(nil),                       // 5: replicator.v1.Job
-	(*CopyRequest)(nil),               // 6: replicator.v1.CopyRequest
-	(*CopyResponse)(nil),              // 7: replicator.v1.CopyResponse
-	(*WatchRequest)(nil),              // 8: replicator.v1.WatchRequest
-	(*WatchResponse)(nil),             // 9: replicator.v1.WatchResponse
-	(*CancelRequest)(nil),             // 10: replicator.v1.CancelRequest
-	(*CancelResponse)(nil),            // 11: replicator.v1.CancelResponse
-	(*RetryRequest)(nil),              // 12: replicator.v1.RetryRequest
-	(*RetryResponse)(nil),             // 13: replicator.v1.RetryResponse
-	(*GetJobRequest)(nil),             // 14: replicator.v1.GetJobRequest
-	(*GetJobResponse)(nil),            // 15: replicator.v1.GetJobResponse
-	(*ListJobsRequest)(nil),           // 16: replicator.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),          // 17: replicator.v1.ListJobsResponse
-	(*JobStateCount)(nil),             // 18: replicator.v1.JobStateCount
-	(*Policy)(nil),                    // 19: replicator.v1.Policy
-	(*ListPoliciesRequest)(nil),       // 20: replicator.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),      // 21: replicator.v1.ListPoliciesResponse
-	(*PlanItem)(nil),                  // 22: replicator.v1.PlanItem
-	(*PlanPoliciesRequest)(nil),       // 23: replicator.v1.PlanPoliciesRequest
-	(*PlanPoliciesResponse)(nil),      // 24: replicator.v1.PlanPoliciesResponse
-	(*ValidationError)(nil),           // 25: replicator.v1.ValidationError
-	(*ReloadPoliciesRequest)(nil),     // 26: replicator.v1.ReloadPoliciesRequest
-	(*ReloadPoliciesResponse)(nil),    // 27: replicator.v1.ReloadPoliciesResponse
-	(*ReconcilePoliciesRequest)(nil),  // 28: replicator.v1.ReconcilePoliciesRequest
-	(*ReconcilePoliciesResponse)(nil), // 29: replicator.v1.ReconcilePoliciesResponse
-	nil,                               // 30: replicator.v1.Job.TagsEntry
-	nil,                               // 31: replicator.v1.CopyRequest.TagsEntry
-	(*timestamppb.Timestamp)(nil),     // 32: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 33: google.protobuf.Duration
+	(ServingStatus)(0),                // 3: replicator.v1.ServingStatus
+	(*JobError)(nil),                  // 4: replicator.v1.JobError
+	(*PostCopyAction)(nil),            // 5: replicator.v1.PostCopyAction
+	(*Job)(nil),                       // 6: replicator.v1.Job
+	(*CopyRequest)(nil),               // 7: replicator.v1.CopyRequest
+	(*CopyResponse)(nil),              // 8: replicator.v1.CopyResponse
+	(*WatchRequest)(nil),              // 9: replicator.v1.WatchRequest
+	(*WatchResponse)(nil),             // 10: replicator.v1.WatchResponse
+	(*CancelRequest)(nil),             // 11: replicator.v1.CancelRequest
+	(*CancelResponse)(nil),            // 12: replicator.v1.CancelResponse
+	(*RetryRequest)(nil),              // 13: replicator.v1.RetryRequest
+	(*RetryResponse)(nil),             // 14: replicator.v1.RetryResponse
+	(*GetJobRequest)(nil),             // 15: replicator.v1.GetJobRequest
+	(*GetJobResponse)(nil),            // 16: replicator.v1.GetJobResponse
+	(*ListJobsRequest)(nil),           // 17: replicator.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),          // 18: replicator.v1.ListJobsResponse
+	(*JobStateCount)(nil),             // 19: replicator.v1.JobStateCount
+	(*Policy)(nil),                    // 20: replicator.v1.Policy
+	(*ListPoliciesRequest)(nil),       // 21: replicator.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),      // 22: replicator.v1.ListPoliciesResponse
+	(*PlanItem)(nil),                  // 23: replicator.v1.PlanItem
+	(*PlanPoliciesRequest)(nil),       // 24: replicator.v1.PlanPoliciesRequest
+	(*PlanPoliciesResponse)(nil),      // 25: replicator.v1.PlanPoliciesResponse
+	(*ValidationError)(nil),           // 26: replicator.v1.ValidationError
+	(*ReloadPoliciesRequest)(nil),     // 27: replicator.v1.ReloadPoliciesRequest
+	(*ReloadPoliciesResponse)(nil),    // 28: replicator.v1.ReloadPoliciesResponse
+	(*ReconcilePoliciesRequest)(nil),  // 29: replicator.v1.ReconcilePoliciesRequest
+	(*ReconcilePoliciesResponse)(nil), // 30: replicator.v1.ReconcilePoliciesResponse
+	(*GetStatusRequest)(nil),          // 31: replicator.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),         // 32: replicator.v1.GetStatusResponse
+	(*CloudStatus)(nil),               // 33: replicator.v1.CloudStatus
+	(*StoreStatus)(nil),               // 34: replicator.v1.StoreStatus
+	(*ReplicaMember)(nil),             // 35: replicator.v1.ReplicaMember
+	nil,                               // 36: replicator.v1.Job.TagsEntry
+	nil,                               // 37: replicator.v1.CopyRequest.TagsEntry
+	(*timestamppb.Timestamp)(nil),     // 38: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 39: google.protobuf.Duration
 }
 var file_replicator_v1_replicator_proto_depIdxs = []int32{
 	0,  // 0: replicator.v1.Job.state:type_name -> replicator.v1.JobState
-	3,  // 1: replicator.v1.Job.error:type_name -> replicator.v1.JobError
-	32, // 2: replicator.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	32, // 3: replicator.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	32, // 4: replicator.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
-	33, // 5: replicator.v1.Job.remaining:type_name -> google.protobuf.Duration
-	30, // 6: replicator.v1.Job.tags:type_name -> replicator.v1.Job.TagsEntry
-	4,  // 7: replicator.v1.Job.post_copy_actions:type_name -> replicator.v1.PostCopyAction
-	32, // 8: replicator.v1.Job.next_attempt_time:type_name -> google.protobuf.Timestamp
-	32, // 9: replicator.v1.Job.cancel_time:type_name -> google.protobuf.Timestamp
-	31, // 10: replicator.v1.CopyRequest.tags:type_name -> replicator.v1.CopyRequest.TagsEntry
-	5,  // 11: replicator.v1.CopyResponse.job:type_name -> replicator.v1.Job
+	4,  // 1: replicator.v1.Job.error:type_name -> replicator.v1.JobError
+	38, // 2: replicator.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	38, // 3: replicator.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	38, // 4: replicator.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
+	39, // 5: replicator.v1.Job.remaining:type_name -> google.protobuf.Duration
+	36, // 6: replicator.v1.Job.tags:type_name -> replicator.v1.Job.TagsEntry
+	5,  // 7: replicator.v1.Job.post_copy_actions:type_name -> replicator.v1.PostCopyAction
+	38, // 8: replicator.v1.Job.next_attempt_time:type_name -> google.protobuf.Timestamp
+	38, // 9: replicator.v1.Job.cancel_time:type_name -> google.protobuf.Timestamp
+	37, // 10: replicator.v1.CopyRequest.tags:type_name -> replicator.v1.CopyRequest.TagsEntry
+	6,  // 11: replicator.v1.CopyResponse.job:type_name -> replicator.v1.Job
 	1,  // 12: replicator.v1.CopyResponse.outcome:type_name -> replicator.v1.CopyOutcome
-	5,  // 13: replicator.v1.WatchResponse.job:type_name -> replicator.v1.Job
-	5,  // 14: replicator.v1.CancelResponse.jobs:type_name -> replicator.v1.Job
-	5,  // 15: replicator.v1.RetryResponse.jobs:type_name -> replicator.v1.Job
-	5,  // 16: replicator.v1.GetJobResponse.job:type_name -> replicator.v1.Job
+	6,  // 13: replicator.v1.WatchResponse.job:type_name -> replicator.v1.Job
+	6,  // 14: replicator.v1.CancelResponse.jobs:type_name -> replicator.v1.Job
+	6,  // 15: replicator.v1.RetryResponse.jobs:type_name -> replicator.v1.Job
+	6,  // 16: replicator.v1.GetJobResponse.job:type_name -> replicator.v1.Job
 	0,  // 17: replicator.v1.ListJobsRequest.states:type_name -> replicator.v1.JobState
-	5,  // 18: replicator.v1.ListJobsResponse.jobs:type_name -> replicator.v1.Job
+	6,  // 18: replicator.v1.ListJobsResponse.jobs:type_name -> replicator.v1.Job
 	0,  // 19: replicator.v1.JobStateCount.state:type_name -> replicator.v1.JobState
-	33, // 20: replicator.v1.Policy.interval:type_name -> google.protobuf.Duration
-	32, // 21: replicator.v1.Policy.last_reconcile_time:type_name -> google.protobuf.Timestamp
-	32, // 22: replicator.v1.Policy.next_reconcile_time:type_name -> google.protobuf.Timestamp
-	18, // 23: replicator.v1.Policy.job_counts:type_name -> replicator.v1.JobStateCount
-	19, // 24: replicator.v1.ListPoliciesResponse.policies:type_name -> replicator.v1.Policy
+	39, // 20: replicator.v1.Policy.interval:type_name -> google.protobuf.Duration
+	38, // 21: replicator.v1.Policy.last_reconcile_time:type_name -> google.protobuf.Timestamp
+	38, // 22: replicator.v1.Policy.next_reconcile_time:type_name -> google.protobuf.Timestamp
+	19, // 23: replicator.v1.Policy.job_counts:type_name -> replicator.v1.JobStateCount
+	20, // 24: replicator.v1.ListPoliciesResponse.policies:type_name -> replicator.v1.Policy
 	2,  // 25: replicator.v1.PlanItem.action:type_name -> replicator.v1.PlanAction
-	22, // 26: replicator.v1.PlanPoliciesResponse.items:type_name -> replicator.v1.PlanItem
-	33, // 27: replicator.v1.PlanPoliciesResponse.estimated_duration:type_name -> google.protobuf.Duration
-	25, // 28: replicator.v1.ReloadPoliciesResponse.errors:type_name -> replicator.v1.ValidationError
-	6,  // 29: replicator.v1.ReplicatorService.Copy:input_type -> replicator.v1.CopyRequest
-	8,  // 30: replicator.v1.ReplicatorService.Watch:input_type -> replicator.v1.WatchRequest
-	10, // 31: replicator.v1.ReplicatorService.Cancel:input_type -> replicator.v1.CancelRequest
-	12, // 32: replicator.v1.ReplicatorService.Retry:input_type -> replicator.v1.RetryRequest
-	14, // 33: replicator.v1.ReplicatorService.GetJob:input_type -> replicator.v1.GetJobRequest
-	16, // 34: replicator.v1.ReplicatorService.ListJobs:input_type -> replicator.v1.ListJobsRequest
-	20, // 35: replicator.v1.ReplicatorService.ListPolicies:input_type -> replicator.v1.ListPoliciesRequest
-	23, // 36: replicator.v1.ReplicatorService.PlanPolicies:input_type -> replicator.v1.PlanPoliciesRequest
-	26, // 37: replicator.v1.ReplicatorService.ReloadPolicies:input_type -> replicator.v1.ReloadPoliciesRequest
-	28, // 38: replicator.v1.ReplicatorService.ReconcilePolicies:input_type -> replicator.v1.ReconcilePoliciesRequest
-	7,  // 39: replicator.v1.ReplicatorService.Copy:output_type -> replicator.v1.CopyResponse
-	9,  // 40: replicator.v1.ReplicatorService.Watch:output_type -> replicator.v1.WatchResponse
-	11, // 41: replicator.v1.ReplicatorService.Cancel:output_type -> replicator.v1.CancelResponse
-	13, // 42: replicator.v1.ReplicatorService.Retry:output_type -> replicator.v1.RetryResponse
-	15, // 43: replicator.v1.ReplicatorService.GetJob:output_type -> replicator.v1.GetJobResponse
-	17, // 44: replicator.v1.ReplicatorService.ListJobs:output_type -> replicator.v1.ListJobsResponse
-	21, // 45: replicator.v1.ReplicatorService.ListPolicies:output_type -> replicator.v1.ListPoliciesResponse
-	24, // 46: replicator.v1.ReplicatorService.PlanPolicies:output_type -> replicator.v1.PlanPoliciesResponse
-	27, // 47: replicator.v1.ReplicatorService.ReloadPolicies:output_type -> replicator.v1.ReloadPoliciesResponse
-	29, // 48: replicator.v1.ReplicatorService.ReconcilePolicies:output_type -> replicator.v1.ReconcilePoliciesResponse
-	39, // [39:49] is the sub-list for method output_type
-	29, // [29:39] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	23, // 26: replicator.v1.PlanPoliciesResponse.items:type_name -> replicator.v1.PlanItem
+	39, // 27: replicator.v1.PlanPoliciesResponse.estimated_duration:type_name -> google.protobuf.Duration
+	26, // 28: replicator.v1.ReloadPoliciesResponse.errors:type_name -> replicator.v1.ValidationError
+	3,  // 29: replicator.v1.GetStatusResponse.status:type_name -> replicator.v1.ServingStatus
+	33, // 30: replicator.v1.GetStatusResponse.cloud:type_name -> replicator.v1.CloudStatus
+	34, // 31: replicator.v1.GetStatusResponse.store:type_name -> replicator.v1.StoreStatus
+	38, // 32: replicator.v1.GetStatusResponse.start_time:type_name -> google.protobuf.Timestamp
+	35, // 33: replicator.v1.GetStatusResponse.members:type_name -> replicator.v1.ReplicaMember
+	38, // 34: replicator.v1.CloudStatus.last_reached_time:type_name -> google.protobuf.Timestamp
+	7,  // 35: replicator.v1.ReplicatorService.Copy:input_type -> replicator.v1.CopyRequest
+	9,  // 36: replicator.v1.ReplicatorService.Watch:input_type -> replicator.v1.WatchRequest
+	11, // 37: replicator.v1.ReplicatorService.Cancel:input_type -> replicator.v1.CancelRequest
+	13, // 38: replicator.v1.ReplicatorService.Retry:input_type -> replicator.v1.RetryRequest
+	15, // 39: replicator.v1.ReplicatorService.GetJob:input_type -> replicator.v1.GetJobRequest
+	17, // 40: replicator.v1.ReplicatorService.ListJobs:input_type -> replicator.v1.ListJobsRequest
+	21, // 41: replicator.v1.ReplicatorService.ListPolicies:input_type -> replicator.v1.ListPoliciesRequest
+	24, // 42: replicator.v1.ReplicatorService.PlanPolicies:input_type -> replicator.v1.PlanPoliciesRequest
+	27, // 43: replicator.v1.ReplicatorService.ReloadPolicies:input_type -> replicator.v1.ReloadPoliciesRequest
+	29, // 44: replicator.v1.ReplicatorService.ReconcilePolicies:input_type -> replicator.v1.ReconcilePoliciesRequest
+	31, // 45: replicator.v1.ReplicatorService.GetStatus:input_type -> replicator.v1.GetStatusRequest
+	8,  // 46: replicator.v1.ReplicatorService.Copy:output_type -> replicator.v1.CopyResponse
+	10, // 47: replicator.v1.ReplicatorService.Watch:output_type -> replicator.v1.WatchResponse
+	12, // 48: replicator.v1.ReplicatorService.Cancel:output_type -> replicator.v1.CancelResponse
+	14, // 49: replicator.v1.ReplicatorService.Retry:output_type -> replicator.v1.RetryResponse
+	16, // 50: replicator.v1.ReplicatorService.GetJob:output_type -> replicator.v1.GetJobResponse
+	18, // 51: replicator.v1.ReplicatorService.ListJobs:output_type -> replicator.v1.ListJobsResponse
+	22, // 52: replicator.v1.ReplicatorService.ListPolicies:output_type -> replicator.v1.ListPoliciesResponse
+	25, // 53: replicator.v1.ReplicatorService.PlanPolicies:output_type -> replicator.v1.PlanPoliciesResponse
+	28, // 54: replicator.v1.ReplicatorService.ReloadPolicies:output_type -> replicator.v1.ReloadPoliciesResponse
+	30, // 55: replicator.v1.ReplicatorService.ReconcilePolicies:output_type -> replicator.v1.ReconcilePoliciesResponse
+	32, // 56: replicator.v1.ReplicatorService.GetStatus:output_type -> replicator.v1.GetStatusResponse
+	46, // [46:57] is the sub-list for method output_type
+	35, // [35:46] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_replicator_v1_replicator_proto_init() }
@@ -2554,8 +3019,8 @@ func file_replicator_v1_replicator_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_replicator_v1_replicator_proto_rawDesc), len(file_replicator_v1_replicator_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   29,
+			NumEnums:      4,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,7 @@ const (
 	ReplicatorService_PlanPolicies_FullMethodName      = "/replicator.v1.ReplicatorService/PlanPolicies"
 	ReplicatorService_ReloadPolicies_FullMethodName    = "/replicator.v1.ReplicatorService/ReloadPolicies"
 	ReplicatorService_ReconcilePolicies_FullMethodName = "/replicator.v1.ReplicatorService/ReconcilePolicies"
+	ReplicatorService_GetStatus_FullMethodName         = "/replicator.v1.ReplicatorService/GetStatus"
 )
 
 // ReplicatorServiceClient is the client API for ReplicatorService service.
@@ -80,6 +81,9 @@ type ReplicatorServiceClient interface {
 	// ReconcilePolicies runs policies now instead of at their next interval,
 	// e.g. from an image pipeline right after it built a new image.
 	ReconcilePolicies(ctx context.Context, in *ReconcilePoliciesRequest, opts ...grpc.CallOption) (*ReconcilePoliciesResponse, error)
+	// GetStatus describes the daemon: its version, whether it serves and why
+	// not, whether the cloud answers, and its store. It never calls the cloud.
+	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
 }
 
 type replicatorServiceClient struct {
@@ -208,6 +212,16 @@ func (c *replicatorServiceClient) ReconcilePolicies(ctx context.Context, in *Rec
 	return out, nil
 }
 
+func (c *replicatorServiceClient) GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetStatusResponse)
+	err := c.cc.Invoke(ctx, ReplicatorService_GetStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ReplicatorServiceServer is the server API for ReplicatorService service.
 // All implementations must embed UnimplementedReplicatorServiceServer
 // for forward compatibility.
@@ -257,6 +271,9 @@ type ReplicatorServiceServer interface {
 	// ReconcilePolicies runs policies now instead of at their next interval,
 	// e.g. from an image pipeline right after it built a new image.
 	ReconcilePolicies(context.Context, *ReconcilePoliciesRequest) (*ReconcilePoliciesResponse, error)
+	// GetStatus describes the daemon: its version, whether it serves and why
+	// not, whether the cloud answers, and its store. It never calls the cloud.
+	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
 	mustEmbedUnimplementedReplicatorServiceServer()
 }
 
@@ -296,6 +313,9 @@ func (UnimplementedReplicatorServiceServer) ReloadPolicies(context.Context, *Rel
 }
 func (UnimplementedReplicatorServiceServer) ReconcilePolicies(context.Context, *ReconcilePoliciesRequest) (*ReconcilePoliciesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReconcilePolicies not implemented")
+}
+func (UnimplementedReplicatorServiceServer) GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetStatus not implemented")
 }
 func (UnimplementedReplicatorServiceServer) mustEmbedUnimplementedReplicatorServiceServer() {}
 func (UnimplementedReplicatorServiceServer) testEmbeddedByValue()                           {}
@@ -484,6 +504,24 @@ func _ReplicatorService_ReconcilePolicies_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ReplicatorService_GetStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReplicatorServiceServer).GetStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReplicatorService_GetStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReplicatorServiceServer).GetStatus(ctx, req.(*GetStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ReplicatorService_ServiceDesc is the grpc.ServiceDesc for ReplicatorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -522,6 +560,10 @@ var ReplicatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReconcilePolicies",
 			Handler:    _ReplicatorService_ReconcilePolicies_Handler,
+		},
+		{
+			MethodName: "GetStatus",
+			Handler:    _ReplicatorService_GetStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -54,10 +54,10 @@ func (p *Provider) DeleteImage(ctx context.Context, region, imageID string) erro
 // DescribeRegions lists the regions the account can use, with English names.
 func (p *Provider) DescribeRegions(ctx context.Context) ([]cloud.Region, error) {
 	req := ecs.CreateDescribeRegionsRequest()
-	req.RegionId = clientRegion
+	req.RegionId = p.set.region
 	req.AcceptLanguage = "en-US"
 	var regions []cloud.Region
-	err := p.do(ctx, cloud.ActionDescribeRegions, clientRegion, req, func(c *ecs.Client) (string, error) {
+	err := p.do(ctx, cloud.ActionDescribeRegions, p.set.region, req, func(c *ecs.Client) (string, error) {
 		resp, err := c.DescribeRegions(req)
 		if err != nil {
 			return "", err

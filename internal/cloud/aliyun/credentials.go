@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -107,6 +108,8 @@ type credentialSource struct {
 	mu      sync.Mutex
 	inner   credentials.CredentialsProvider
 	secrets []string
+	ids     []string // access key ids seen, shown masked
+	last    string   // the key id and provider of the last credentials, masked
 }
 
 func newCredentialSource(c Credentials) *credentialSource {
@@ -121,6 +124,7 @@ func newCredentialSource(c Credentials) *credentialSource {
 	}
 	s := &credentialSource{inner: inner}
 	s.remember(c.AccessKeySecret, c.SecurityToken)
+	s.rememberID(c.AccessKeyID)
 	return s
 }
 
@@ -136,7 +140,41 @@ func (s *credentialSource) GetCredentials() (*credentials.Credentials, error) {
 		return nil, &credentialError{msg: "the credential source returned an empty access key"}
 	}
 	s.rememberLocked(cc.AccessKeySecret, cc.SecurityToken, cc.BearerToken)
+	s.rememberIDLocked(cc.AccessKeyId)
+	s.last = maskID(cc.AccessKeyId)
+	if cc.ProviderName != "" {
+		s.last += " from " + cc.ProviderName
+	}
 	return cc, nil
+}
+
+// summary is the masked key id and provider of the last credentials, "" if
+// none were resolved yet.
+func (s *credentialSource) summary() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
+}
+
+func (s *credentialSource) rememberID(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rememberIDLocked(id)
+}
+
+func (s *credentialSource) rememberIDLocked(id string) {
+	if len(id) <= 4 {
+		return
+	}
+	for _, known := range s.ids {
+		if known == id {
+			return
+		}
+	}
+	s.ids = append(s.ids, id)
+	if len(s.ids) > maxRememberedSecrets {
+		s.ids = append(s.ids[:0], s.ids[len(s.ids)-maxRememberedSecrets:]...)
+	}
 }
 
 // GetProviderName implements credentials.CredentialsProvider.
@@ -188,7 +226,32 @@ func (s *credentialSource) scrubLocked(text string) string {
 	for _, v := range s.secrets {
 		text = strings.ReplaceAll(text, v, "[REDACTED]")
 	}
-	return scrubCredentialFileDump(text)
+	for _, id := range s.ids {
+		text = strings.ReplaceAll(text, id, maskID(id))
+	}
+	return MaskKeyIDs(redactURLQueries(scrubCredentialFileDump(text)))
+}
+
+// urlQueryPattern matches the query of a URL quoted in an error. The SDK's
+// credential providers put the whole signed request URL of STS AssumeRole
+// (AccessKeyId, SignatureNonce, Signature, and for a chained role the STS
+// token) into their transport errors: a signed request that never reached
+// STS could be replayed from a log to obtain credentials.
+var urlQueryPattern = regexp.MustCompile(`(https?://[^\s"'?]*)\?[^\s"']*`)
+
+func redactURLQueries(text string) string {
+	return urlQueryPattern.ReplaceAllString(text, "${1}?[query not shown]")
+}
+
+// keyIDPattern matches what Alibaba Cloud access key ids look like: LTAI
+// keys and STS.-prefixed temporary ones.
+var keyIDPattern = regexp.MustCompile(`\b(?:LTAI|STS\.)[A-Za-z0-9]{8,}`)
+
+// MaskKeyIDs shows every access-key-id-shaped word of text as its last four
+// characters, for text that may quote a key id the source never handed out
+// (a profile's, an STS answer's).
+func MaskKeyIDs(text string) string {
+	return keyIDPattern.ReplaceAllStringFunc(text, maskID)
 }
 
 // scrubCredentialFileDump cuts the SDK's "unmarshal aliyun cli config from

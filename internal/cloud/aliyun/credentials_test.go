@@ -6,10 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	sdkcreds "github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
+
+	"github.com/replicatord/replicatord/internal/cloud"
 )
 
 func TestCredentialsNeverPrintSecrets(t *testing.T) {
@@ -132,11 +138,25 @@ func TestDefaultChainUsesEnvironment(t *testing.T) {
 	}
 }
 
-func TestNoCredentialsFailsAtNew(t *testing.T) {
+// TestNoCredentialsIsRetryable: New makes no call (a metadata service or
+// STS may be down at start); CheckCredentials and every call then fail with
+// CodeCredentials, retryable, sending nothing.
+func TestNoCredentialsIsRetryable(t *testing.T) {
 	clearCredentialEnv(t)
-	_, err := New(Config{Endpoint: "127.0.0.1:1", Insecure: true})
-	if err == nil || !strings.Contains(err.Error(), "credentials") {
-		t.Fatalf("New without credentials: %v", err)
+	t.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+	f := newFakeECS(t, nil)
+	p := f.provider(func(c *Config) { c.Credentials = Credentials{} })
+	err := p.CheckCredentials()
+	ce := asCloudError(t, err)
+	if ce.Code != CodeCredentials || ce.Class != cloud.ClassRetryable || !strings.Contains(err.Error(), "credentials") {
+		t.Fatalf("CheckCredentials without credentials: %v (code %s class %v)", err, ce.Code, ce.Class)
+	}
+	_, err = p.DescribeRegions(context.Background())
+	if ce := asCloudError(t, err); ce.Code != CodeCredentials {
+		t.Fatalf("DescribeRegions without credentials: %v", err)
+	}
+	if n := len(f.requests("")); n != 0 {
+		t.Errorf("%d requests sent without credentials", n)
 	}
 }
 
@@ -145,7 +165,12 @@ func TestNoCredentialsFailsAtNew(t *testing.T) {
 func TestMalformedCLIConfigDoesNotLeak(t *testing.T) {
 	clearCredentialEnv(t)
 	writeCLIConfig(t, `{"current":"work","profiles":[{"name":"work","mode":"AK","access_key_id":"x","access_key_secret":"`+testSecret+`"}`) // truncated
-	_, err := New(Config{Endpoint: "127.0.0.1:1", Insecure: true})
+	p, err := New(Config{Endpoint: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	err = p.CheckCredentials()
 	if err == nil {
 		t.Fatal("New succeeded with a malformed profile and nothing else")
 	}
@@ -166,7 +191,12 @@ func TestConfigValidation(t *testing.T) {
 	}{
 		{"insecure without endpoint", Config{Insecure: true, Credentials: ok}, "Insecure"},
 		{"http URL without insecure", Config{Endpoint: "http://127.0.0.1:8080", Credentials: ok}, "plain HTTP"},
-		{"https URL with insecure", Config{Endpoint: "https://127.0.0.1:8080", Insecure: true, Credentials: ok}, "HTTPS"},
+		{"insecure without an http URL", Config{Endpoint: "127.0.0.1:8080", Insecure: true, Credentials: ok}, "http:// URL"},
+		{"http override without insecure", Config{Endpoints: map[string]string{"cn-beijing": "http://127.0.0.1:8080"}, Credentials: ok}, "plain HTTP"},
+		{"override of a bad region", Config{Endpoints: map[string]string{"Beijing!": "127.0.0.1:8080"}, Credentials: ok}, "region"},
+		{"bad override", Config{Endpoints: map[string]string{"cn-beijing": "host/x"}, Credentials: ok}, "Endpoints[cn-beijing]"},
+		{"unknown network", Config{Network: "intranet", Credentials: ok}, "Network"},
+		{"bad home region", Config{Region: "Hangzhou!", Credentials: ok}, "Region"},
 		{"URL with path", Config{Endpoint: "http://127.0.0.1:8080/ecs", Insecure: true, Credentials: ok}, "only scheme, host and port"},
 		{"other scheme", Config{Endpoint: "ftp://host", Credentials: ok}, "scheme"},
 		{"bad port", Config{Endpoint: "host:abc", Credentials: ok}, "port"},
@@ -192,13 +222,14 @@ func TestConfigValidation(t *testing.T) {
 		host     string
 		scheme   string
 	}{
-		{"", false, "", "HTTPS"},
+		{"", false, "ecs.cn-beijing.aliyuncs.com", "HTTPS"},
 		{"ecs.cn-beijing.aliyuncs.com", false, "ecs.cn-beijing.aliyuncs.com", "HTTPS"},
 		{"https://ecs.aliyuncs.com", false, "ecs.aliyuncs.com", "HTTPS"},
 		{"https://ecs.aliyuncs.com/", false, "ecs.aliyuncs.com", "HTTPS"},
-		{"127.0.0.1:8080", true, "127.0.0.1:8080", "HTTP"},
+		// A host without a scheme is HTTPS, Insecure or not.
+		{"127.0.0.1:8080", false, "127.0.0.1:8080", "HTTPS"},
 		{"http://127.0.0.1:8080", true, "127.0.0.1:8080", "HTTP"},
-		{"[::1]:8080", true, "[::1]:8080", "HTTP"},
+		{"http://[::1]:8080", true, "[::1]:8080", "HTTP"},
 	}
 	for _, g := range good {
 		s, err := (Config{Endpoint: g.endpoint, Insecure: g.insecure, Credentials: ok}).settings()
@@ -206,8 +237,8 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("%q: %v", g.endpoint, err)
 			continue
 		}
-		if s.host != g.host || s.scheme != g.scheme {
-			t.Errorf("%q: host %q scheme %q, want %q %q", g.endpoint, s.host, s.scheme, g.host, g.scheme)
+		if rt := s.routeFor("cn-beijing"); rt.host != g.host || rt.scheme != g.scheme {
+			t.Errorf("%q: host %q scheme %q, want %q %q", g.endpoint, rt.host, rt.scheme, g.host, g.scheme)
 		}
 		if s.connectTimeout != DefaultConnectTimeout || s.readTimeout != DefaultReadTimeout || s.maxConcurrency != DefaultMaxConcurrency {
 			t.Errorf("defaults not applied: %+v", s)
@@ -237,5 +268,56 @@ func TestScrubListIsBounded(t *testing.T) {
 	last := fmt.Sprintf("rotated-secret-%04d", 3*maxRememberedSecrets-1)
 	if got := s.scrub("x " + last + " y"); got != "x [REDACTED] y" {
 		t.Errorf("newest secret not scrubbed: %q", got)
+	}
+}
+
+// failingProvider is a credential source whose every refresh fails with err.
+type failingProvider struct{ err error }
+
+func (f failingProvider) GetCredentials() (*sdkcreds.Credentials, error) { return nil, f.err }
+func (f failingProvider) GetProviderName() string                        { return "failing" }
+
+// TestCredentialErrorHidesSignedURL: the SDK's STS providers fail with the
+// http.Client error of the signed AssumeRole URL (as here: a real request
+// to a closed port); the error the daemon shows keeps the host, masks the
+// key id and drops the query (signature, nonce, token), so the request
+// cannot be replayed from a log.
+func TestCredentialErrorHidesSignedURL(t *testing.T) {
+	const keyID = "LTAIroleprofilekey0042"
+	signed := "https://127.0.0.1:1/?AccessKeyId=" + keyID + "&Action=AssumeRole&SecurityToken=" + testToken +
+		"&Signature=c2lnbmF0dXJlLW5vdC1mb3ItbG9ncw%3D%3D&SignatureNonce=8f14e45fceea167a5a36dedd4bea2543"
+	_, httpErr := (&http.Client{Timeout: 5 * time.Second}).Post(signed, "application/x-www-form-urlencoded", nil)
+	if httpErr == nil || !strings.Contains(httpErr.Error(), "Signature=") {
+		t.Fatalf("the test's request did not fail with its URL: %v", httpErr)
+	}
+	s := newCredentialSource(Credentials{})
+	s.inner = failingProvider{err: fmt.Errorf("refresh RoleArn sts token err: %w", httpErr)}
+	_, err := s.GetCredentials()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, leak := range []string{keyID, "Signature=", "SignatureNonce", "c2lnbmF0dXJl", testToken} {
+		if strings.Contains(msg, leak) {
+			t.Errorf("credential error shows %q: %s", leak, msg)
+		}
+	}
+	if !strings.Contains(msg, "https://127.0.0.1:1/") || !strings.Contains(msg, "connection refused") {
+		t.Errorf("credential error lost what failed: %s", msg)
+	}
+}
+
+func TestCredentialsInUse(t *testing.T) {
+	f := newFakeECS(t, nil)
+	p := f.provider()
+	if got := p.CredentialsInUse(); got != "" {
+		t.Errorf("before any call: %q", got)
+	}
+	if err := p.CheckCredentials(); err != nil {
+		t.Fatal(err)
+	}
+	got := p.CredentialsInUse()
+	if !strings.HasPrefix(got, "****"+testKeyID[len(testKeyID)-4:]) || strings.Contains(got, testKeyID) {
+		t.Errorf("CredentialsInUse = %q, want the id's last four characters", got)
 	}
 }

@@ -27,10 +27,24 @@
 // dropped from transport errors, signature dumps are cut, and every secret the
 // credential source produced is scrubbed from what remains.
 //
+// Messages also show access key ids as their last four characters, and
+// drop the query of any URL they quote (the SDK's STS providers quote the
+// whole signed AssumeRole URL, which could be replayed).
+//
 // Credentials come from the SDK's own providers: static keys from Config,
 // or, when they are zero, the SDK's default chain (environment, CLI profile,
-// credentials file, ECS RAM role). New resolves them once so that a daemon
-// without credentials fails at start.
+// credentials file, ECS RAM role). New does not resolve them (a metadata
+// service or STS may be down at start and answer later); CheckCredentials
+// does, and every call does, failing with CodeCredentials (retryable).
+//
+// Every request names its endpoint and scheme itself (Config.Endpoints for
+// its region, else Config.Endpoint, else ECS's documented
+// ecs.<region>.aliyuncs.com or, with NetworkVPC, ecs-vpc.<region>.aliyuncs.com),
+// so the SDK's endpoint tables and location service never pick where a
+// signed request goes. A host without a scheme is HTTPS; plain HTTP needs an
+// http:// URL and Insecure. The SDK's DEBUG=sdk output (every request, with
+// the AccessKeyId) is read at package init: StripSDKDebug is for a program
+// that starts itself again without it.
 //
 // CopyImage sends ClientToken and DryRun, which this SDK's request struct
 // predates, as extra query parameters; they are signed like every other.

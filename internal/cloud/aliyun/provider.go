@@ -2,10 +2,12 @@ package aliyun
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,8 +20,7 @@ import (
 )
 
 // clientRegion is the region the SDK clients are created for. Every request
-// sets its own RegionId, so it only matters for DescribeRegions, which is
-// served by any region.
+// sets its own RegionId and endpoint, so it matters for nothing.
 const clientRegion = "cn-hangzhou"
 
 // Provider is the ECS implementation of cloud.Provider. It is safe for
@@ -42,11 +43,39 @@ var _ cloud.Provider = (*Provider)(nil)
 
 // String describes the provider without its credentials.
 func (p *Provider) String() string {
-	host := p.set.host
-	if host == "" {
-		host = "ECS public endpoints"
+	where := "ECS " + p.set.network + " endpoints"
+	if p.set.def.host != "" {
+		where = p.set.def.scheme + " " + p.set.def.host
 	}
-	return fmt.Sprintf("aliyun.Provider{%s %s, %d clients}", p.set.scheme, host, p.set.maxConcurrency)
+	if n := len(p.set.perRegion); n > 0 {
+		where += fmt.Sprintf(" (%d regions overridden)", n)
+	}
+	return fmt.Sprintf("aliyun.Provider{%s, %d clients}", where, p.set.maxConcurrency)
+}
+
+// Endpoint returns the URL region's calls go to, for logs and status.
+func (p *Provider) Endpoint(region string) string {
+	rt := p.set.routeFor(region)
+	return strings.ToLower(rt.scheme) + "://" + rt.host
+}
+
+// PlainHTTPEndpoints lists the configured endpoints that are plain HTTP
+// (nil if none), so that the caller can warn about them.
+func (p *Provider) PlainHTTPEndpoints() []string { return p.set.plainHTTP() }
+
+// CredentialsInUse describes the credentials of the last call, for status
+// and logs: the access key id's last four characters and the SDK provider
+// that produced it (e.g. "****0001 from default/env"). "" until resolved.
+func (p *Provider) CredentialsInUse() string { return p.creds.summary() }
+
+// CheckCredentials resolves the credentials once, for a clear reason at
+// start. A failure is a *cloud.Error with CodeCredentials: retryable, since
+// a metadata service or STS that is down now may answer later.
+func (p *Provider) CheckCredentials() error {
+	if _, err := p.creds.GetCredentials(); err != nil {
+		return p.toCloudError("GetCredentials", p.set.region, err)
+	}
+	return nil
 }
 
 // slot is one SDK client and the transport that gives its requests the
@@ -56,8 +85,9 @@ type slot struct {
 	rt     *callTransport
 }
 
-// New checks cfg, resolves the credentials once (so a daemon without keys
-// fails at start, not at its first copy) and builds the client pool.
+// New checks cfg and builds the client pool. It makes no call and does not
+// resolve the credentials (a metadata service or STS may be down at start):
+// see CheckCredentials.
 func New(cfg Config) (*Provider, error) {
 	set, err := cfg.settings()
 	if err != nil {
@@ -69,23 +99,27 @@ func New(cfg Config) (*Provider, error) {
 			return nil, err
 		}
 	}
-	if _, err := creds.GetCredentials(); err != nil {
-		return nil, fmt.Errorf("aliyun: no usable Alibaba Cloud credentials: %w", err)
-	}
 	// One transport for the whole pool: *http.Transport is goroutine-safe
 	// and sharing it shares keep-alive connections. The SDK only rewrites
 	// transports whose type is *http.Transport, so wrapping it in
 	// callTransport also keeps the SDK's hands off it (its per-call dialer
 	// and TLS rewrites are where its data races are).
+	dial := set.dial
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: set.connectTimeout, KeepAlive: 30 * time.Second}).DialContext
+	}
 	base := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: set.connectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dial,
 		TLSHandshakeTimeout:   set.connectTimeout,
 		MaxIdleConns:          2 * set.maxConcurrency,
 		MaxIdleConnsPerHost:   set.maxConcurrency,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		ForceAttemptHTTP2:     true,
+	}
+	if set.rootCAs != nil {
+		base.TLSClientConfig = &tls.Config{RootCAs: set.rootCAs, MinVersion: tls.VersionTLS12}
 	}
 	p := &Provider{
 		set:      set,
@@ -111,7 +145,7 @@ func (p *Provider) newSlot(userAgent string) (*slot, error) {
 	conf := sdk.NewConfig().
 		WithAutoRetry(false). // the scheduler owns retries
 		WithMaxRetryTime(0).
-		WithScheme(p.set.scheme)
+		WithScheme("HTTPS")
 	conf.Transport = rt
 	if userAgent != "" {
 		conf = conf.WithUserAgent(userAgent)
@@ -122,9 +156,6 @@ func (p *Provider) newSlot(userAgent string) (*slot, error) {
 	}
 	c.SetConnectTimeout(p.set.connectTimeout)
 	c.SetReadTimeout(p.set.readTimeout)
-	if p.set.host != "" {
-		c.Domain = p.set.host
-	}
 	return &slot{client: c, rt: rt}, nil
 }
 
@@ -180,6 +211,11 @@ func (p *Provider) do(ctx context.Context, action, region string, req requests.A
 	}
 	req.SetReadTimeout(timeout)
 	req.SetConnectTimeout(min(p.set.connectTimeout, timeout))
+	// Every request names its endpoint and scheme, so the SDK's endpoint
+	// tables and location service never decide where a signed request goes.
+	rt := p.set.routeFor(region)
+	req.SetDomain(rt.host)
+	req.SetScheme(rt.scheme)
 
 	result := make(chan outcome, 1)
 	go func() {

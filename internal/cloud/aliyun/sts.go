@@ -136,5 +136,6 @@ func newRoleSource(a *AssumeRole, base Credentials) (*credentialSource, error) {
 	}
 	s := &credentialSource{inner: inner}
 	s.remember(base.AccessKeySecret, base.SecurityToken)
+	s.rememberID(base.AccessKeyID)
 	return s, nil
 }
