@@ -350,6 +350,7 @@ func (d *daemon) prepareTransport(dataDir string) error {
 		ClientCA:  d.fl.tlsClientCA,
 		Insecure:  d.fl.insecure,
 		TokenFile: d.fl.tokenFile,
+		OnReload:  d.metrics.ObserveReload,
 	}
 	if d.fl.reflection != "" {
 		v := d.fl.reflection == "true"

@@ -44,6 +44,8 @@ type Metrics struct {
 	refused       *prometheus.CounterVec
 	watchers      prometheus.Gauge
 	corrupt       prometheus.Gauge
+	reloads       *prometheus.CounterVec
+	jobsRemoved   prometheus.Counter
 
 	jobs *jobCollector
 }
@@ -111,12 +113,26 @@ func New() *Metrics {
 			Namespace: namespace, Name: "state_corrupt_records",
 			Help: "Records of the state file found not to decode since start (skipped by listings, watches and the scheduler; replicatord --check-state names them).",
 		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "credential_reloads_total",
+			Help: "Reloads of changed TLS or token files, by kind (tls, tokens) and result (ok, error: the previous material stays in use).",
+		}, []string{"kind", "result"}),
+		jobsRemoved: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "jobs_removed_total",
+			Help: "Finished jobs removed from the state file after daemon.job_retention.",
+		}),
 		jobs: newJobCollector(),
+	}
+	for _, kind := range []string{"tls", "tokens"} {
+		for _, result := range []string{"ok", "error"} {
+			m.reloads.WithLabelValues(kind, result)
+		}
 	}
 	m.reg.MustRegister(
 		m.copyDuration, m.queueDepth, m.slotsInUse, m.slotLimit,
 		m.apiCalls, m.apiDuration, m.throttles,
 		m.reconcileRuns, m.reconcileErrs, m.transitions, m.cancelRetries, m.refused, m.watchers, m.corrupt, m.jobs,
+		m.reloads, m.jobsRemoved,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -209,6 +225,27 @@ func (m *Metrics) WatchStarted() (done func()) {
 	m.watchers.Inc()
 	var once sync.Once
 	return func() { once.Do(m.watchers.Dec) }
+}
+
+// ObserveReload records one reload of changed TLS or token files; kind is
+// "tls" or "tokens" (transport.ReloadTLS, transport.ReloadTokens).
+func (m *Metrics) ObserveReload(kind string, err error) {
+	if m == nil {
+		return
+	}
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.reloads.WithLabelValues(sanitize(kind, "unknown"), result).Inc()
+}
+
+// ObserveJobsRemoved counts finished jobs removed after their retention.
+func (m *Metrics) ObserveJobsRemoved(n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.jobsRemoved.Add(float64(n))
 }
 
 // SetJobSource installs the callback asked for job counts at every scrape

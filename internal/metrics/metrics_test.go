@@ -97,6 +97,13 @@ func TestScrapeSeesCountersMove(t *testing.T) {
 	done()
 	done() // idempotent
 	m.SetCorruptRecords(2)
+	if v := value(before, "replicatord_credential_reloads_total", L{"kind": "tls", "result": "error"}); v != 0 {
+		t.Errorf("TLS reload errors before any reload: %v, want a series at 0", v)
+	}
+	m.ObserveReload("tls", nil)
+	m.ObserveReload("tokens", errors.New("bad line"))
+	m.ObserveJobsRemoved(3)
+	m.ObserveJobsRemoved(0)
 
 	after := scrape(t, srv.URL)
 	checks := []struct {
@@ -118,6 +125,10 @@ func TestScrapeSeesCountersMove(t *testing.T) {
 		{"replicatord_watchers", nil, 1},
 		{"replicatord_state_corrupt_records", nil, 2},
 		{"replicatord_oldest_queued_job_age_seconds", nil, 0},
+		{"replicatord_credential_reloads_total", L{"kind": "tls", "result": "ok"}, 1},
+		{"replicatord_credential_reloads_total", L{"kind": "tls", "result": "error"}, 0},
+		{"replicatord_credential_reloads_total", L{"kind": "tokens", "result": "error"}, 1},
+		{"replicatord_jobs_removed_total", nil, 3},
 	}
 	for _, c := range checks {
 		if got := value(after, c.name, c.labels); got != c.want {
@@ -223,6 +234,8 @@ func TestLint(t *testing.T) {
 	m.ObserveReconcile("p", errors.New("x"))
 	m.ObserveTransition(job.StateQueued, job.StateSubmitting)
 	m.WatchStarted()
+	m.ObserveReload("tls", errors.New("x"))
+	m.ObserveJobsRemoved(2)
 
 	problems, err := testutil.GatherAndLint(m.Registry())
 	if err != nil {
@@ -248,7 +261,7 @@ func TestLint(t *testing.T) {
 		}
 	}
 	sort.Strings(ours)
-	if len(ours) != 14 {
+	if len(ours) != 16 {
 		t.Errorf("%d own metrics: %v", len(ours), ours)
 	}
 	for _, n := range ours {
@@ -312,6 +325,8 @@ func TestNilMetricsIsANoop(t *testing.T) {
 	m.ObserveReconcile("p", nil)
 	m.ObserveTransition(job.StateQueued, job.StateFailed)
 	m.WatchStarted()()
+	m.ObserveReload("tls", nil)
+	m.ObserveJobsRemoved(1)
 	m.SetJobSource(nil)
 	m.Preset(nil, nil)
 	m.ForgetRegion("r")

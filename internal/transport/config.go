@@ -46,6 +46,15 @@ type ServerConfig struct {
 	// SlowCall is the threshold for logging slow unary calls;
 	// DefaultSlowCall when zero.
 	SlowCall time.Duration
+	// ReloadInterval is how often, at most, the certificate, key, client
+	// CA and token files are checked for new contents (by hash, when a
+	// handshake or an authenticated call needs them);
+	// DefaultReloadInterval when zero.
+	ReloadInterval time.Duration
+	// OnReload, when set, is called after each attempt to load changed
+	// files: kind is ReloadTLS or ReloadTokens, err nil on success. A
+	// failed reload keeps the previous material. It must be quick.
+	OnReload func(kind string, err error)
 }
 
 func (c ServerConfig) withDefaults() ServerConfig {
@@ -57,6 +66,9 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	}
 	if c.SlowCall == 0 {
 		c.SlowCall = DefaultSlowCall
+	}
+	if c.ReloadInterval == 0 {
+		c.ReloadInterval = DefaultReloadInterval
 	}
 	return c
 }
@@ -90,6 +102,9 @@ func (c ServerConfig) Validate() error {
 	}
 	if c.SlowCall < 0 {
 		return fmt.Errorf("slow call threshold %v must not be negative", c.SlowCall)
+	}
+	if c.ReloadInterval < 0 {
+		return fmt.Errorf("reload interval %v must not be negative", c.ReloadInterval)
 	}
 	switch {
 	case c.TLSCert != "" && c.TLSKey == "":

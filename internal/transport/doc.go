@@ -24,6 +24,18 @@
 //     client refuses to send one there (its PerRPCCredentials require
 //     transport security, which grpc enforces per connection; the unix
 //     socket counts as secure through grpc's local credentials).
+//   - Certificates, the client CA and the token file are reloaded when their
+//     contents change, without a restart (reload.go). There is no watcher
+//     goroutine and no fsnotify dependency: a TLS handshake
+//     (tls.Config.GetConfigForClient) or an authenticated call checks the
+//     files at most once per ReloadInterval by hashing their contents,
+//     which sees the kubelet's symlink swap of a mounted Secret as well as
+//     a rewrite in place, where inotify on the file itself would lose track
+//     after the first swap. Open connections keep the material they were
+//     made with, so streams survive a rotation; a new call is authorised
+//     against the tokens current when it starts. Files that fail to load
+//     keep the previous material, are logged at ERROR once per content and
+//     reported through ServerConfig.OnReload (a metric in the daemon).
 //   - Every call is logged when it fails or is slow (method, code, duration,
 //     peer), never with its metadata, so a token cannot reach the logs. A
 //     panicking handler becomes codes.Internal for the caller and an error

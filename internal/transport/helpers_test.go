@@ -77,6 +77,23 @@ func (testService) StreamingOutputCall(req *testgrpc.StreamingOutputCallRequest,
 	return nil
 }
 
+// FullDuplexCall echoes each message until the client closes its side: a
+// stream that stays open as long as the test wants, like a Watch.
+func (testService) FullDuplexCall(stream grpc.BidiStreamingServer[testgrpc.StreamingOutputCallRequest, testgrpc.StreamingOutputCallResponse]) error {
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(&testgrpc.StreamingOutputCallResponse{Payload: req.GetPayload()}); err != nil {
+			return err
+		}
+	}
+}
+
 type testServer struct {
 	// addr is what a ClientConfig should dial.
 	addr string

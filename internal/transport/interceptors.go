@@ -26,7 +26,7 @@ func authExempt(method string) bool { return strings.HasPrefix(method, healthPre
 
 // authorize checks the bearer token in ctx's incoming metadata. The
 // messages name what is wrong with the header, never its content.
-func authorize(ctx context.Context, tokens *Tokens) error {
+func authorize(ctx context.Context, tokens func() *Tokens) error {
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
 	if len(vals) == 0 {
@@ -39,7 +39,7 @@ func authorize(ctx context.Context, tokens *Tokens) error {
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return errdefs.New(errdefs.ErrUnauthenticated, "authorization metadata must be \"Bearer <token>\"")
 	}
-	if !tokens.Valid(strings.TrimSpace(token)) {
+	if !tokens().Valid(strings.TrimSpace(token)) {
 		return errdefs.New(errdefs.ErrUnauthenticated, "invalid bearer token")
 	}
 	return nil
@@ -57,7 +57,7 @@ func streamErrors(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handl
 	return errgrpc.ToGRPC(handler(srv, ss))
 }
 
-func unaryAuth(tokens *Tokens) grpc.UnaryServerInterceptor {
+func unaryAuth(tokens func() *Tokens) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if !authExempt(info.FullMethod) {
 			if err := authorize(ctx, tokens); err != nil {
@@ -68,7 +68,7 @@ func unaryAuth(tokens *Tokens) grpc.UnaryServerInterceptor {
 	}
 }
 
-func streamAuth(tokens *Tokens) grpc.StreamServerInterceptor {
+func streamAuth(tokens func() *Tokens) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if !authExempt(info.FullMethod) {
 			if err := authorize(ss.Context(), tokens); err != nil {

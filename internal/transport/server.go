@@ -52,17 +52,18 @@ func ServerOptions(cfg ServerConfig, logger *slog.Logger) ([]grpc.ServerOption, 
 			Timeout: KeepaliveTimeout,
 		}),
 	}
-	tc, err := ServerTLSConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if tc != nil {
+	rs := cfg.reloadSettings(logger)
+	if cfg.TLS() {
+		tc, err := serverTLSConfig(cfg, rs)
+		if err != nil {
+			return nil, err
+		}
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
 	unary := []grpc.UnaryServerInterceptor{unaryLog(logger, cfg.SlowCall), unaryErrors, unaryRecover(logger)}
 	stream := []grpc.StreamServerInterceptor{streamLog(logger), streamErrors, streamRecover(logger)}
 	if cfg.TokenFile != "" {
-		tokens, err := LoadTokens(cfg.TokenFile)
+		tokens, err := tokenSource(cfg, rs)
 		if err != nil {
 			return nil, err
 		}

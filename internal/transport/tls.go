@@ -11,28 +11,13 @@ import (
 const MinTLSVersion = tls.VersionTLS12
 
 // ServerTLSConfig loads the server's certificate and, with ClientCA, the
-// pool client certificates must chain to. Nil without TLS settings.
+// pool client certificates must chain to, both reloaded when their files
+// change (see ServerConfig.ReloadInterval). Nil without TLS settings.
 func ServerTLSConfig(cfg ServerConfig) (*tls.Config, error) {
 	if !cfg.TLS() {
 		return nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-	if err != nil {
-		return nil, fmt.Errorf("tls: cannot load server certificate %s with key %s: %v", cfg.TLSCert, cfg.TLSKey, err)
-	}
-	tc := &tls.Config{
-		MinVersion:   MinTLSVersion,
-		Certificates: []tls.Certificate{cert},
-	}
-	if cfg.ClientCA != "" {
-		pool, err := loadPool("client CA", cfg.ClientCA)
-		if err != nil {
-			return nil, err
-		}
-		tc.ClientCAs = pool
-		tc.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return tc, nil
+	return serverTLSConfig(cfg.withDefaults(), cfg.withDefaults().reloadSettings(nil))
 }
 
 // ClientTLSConfig builds the client side: CACert (system roots when
