@@ -112,6 +112,37 @@
 // and ends when the jobs it waits for are done or its Stop channel closes,
 // so a slow client still sees every change once, in order.
 //
+// # Retention
+//
+// Finished jobs do not stay forever: RunRetention (the daemon's
+// daemon.job_retention, 30 days by default) calls RemoveFinished every
+// hour, which removes terminal jobs whose last change (UpdateTime) is older
+// than the retention, in batches of at most MaxRemoveBatch. Candidates are
+// found in a read transaction through index/state (terminal states only),
+// then one short write transaction re-checks each (a job retried meanwhile
+// is no longer finished and stays), deletes jobs/<id> and every index entry
+// indexKeys gives it, and deletes events/ up to the newest revision among
+// the removed jobs, raising meta/compacted_revision to it. The indexes thus
+// agree with jobs/ after every transaction, and events/ stays contiguous
+// from compacted_revision+1, as Check verifies.
+//
+// A removal is not a change and has no event: the removed job is simply
+// gone, from Get, List, and every retained event. A watcher that is live
+// sees nothing; one that resumes, or is still reading history, from a
+// revision the removal compacted gets ErrOutOfRange and lists again, like
+// after ordinary history compaction. Those events are old anyway: a job's
+// last revision is older than the retention, so compacting through it drops
+// only events older than that. This keeps the Watch protocol unchanged (no
+// delete event for clients to learn) and lets another backend implement
+// RemoveFinished the same way (etcd: delete the keys, compact the revision).
+//
+// The removal transaction runs beside the writer goroutine, not through it:
+// it takes no revision and publishes nothing, and bbolt serialises it with
+// the writer's transactions. Deleting keys frees pages for reuse, so a
+// file under steady churn stops growing; it never shrinks by itself
+// (bbolt does not return pages to the filesystem). "replicatord compact",
+// offline, rewrites it at its live size (Compact).
+//
 // # Corruption
 //
 // bbolt can panic, or fault on a truncated mmap, when it meets a corrupt

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"time"
 
 	"github.com/replicatord/replicatord/internal/job"
 )
@@ -66,6 +67,15 @@ type Store interface {
 	// retained change (compacted) or newer than the current revision; the
 	// client then lists again and watches from the list's revision.
 	Watch(ctx context.Context, fromRevision int64) (Watcher, error)
+	// RemoveFinished removes at most limit (1..MaxRemoveBatch) terminal
+	// jobs whose UpdateTime is before cutoff, with everything that refers
+	// to them, and returns how many it removed (fewer than limit: none is
+	// left). A removal is not a change: it takes no revision and sends no
+	// event. Instead the history is compacted up to the newest revision of
+	// a removed job, so that no retained event holds one and a watcher
+	// resuming from before it gets ErrOutOfRange and lists again, without
+	// the removed jobs. RunRetention calls it on a timer.
+	RemoveFinished(ctx context.Context, cutoff time.Time, limit int) (int, error)
 	Close() error
 }
 

@@ -1,0 +1,281 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/replicatord/replicatord/internal/errdefs"
+	"github.com/replicatord/replicatord/internal/job"
+)
+
+const day = 24 * time.Hour
+
+// finish moves a queued job to the terminal state s.
+func finish(t testing.TB, d *DB, id string, s job.State) *job.Job {
+	t.Helper()
+	ctx := context.Background()
+	if s == job.StateSucceeded {
+		if _, err := d.Update(ctx, id, setState(job.StateSubmitting)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j, err := d.Update(ctx, id, setState(s))
+	if err != nil {
+		t.Fatalf("finish %s as %s: %v", id, s, err)
+	}
+	return j
+}
+
+func wantGone(t *testing.T, d *DB, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if _, err := d.Get(context.Background(), id); !errors.Is(err, errdefs.ErrNotFound) {
+			t.Errorf("Get(%s) after removal: %v, want NotFound", id, err)
+		}
+	}
+}
+
+// TestRemoveFinished removes finished jobs older than the cutoff and
+// nothing else, keeps every index consistent (Check) and compacts the
+// history through the removed jobs' last revision.
+func TestRemoveFinished(t *testing.T) {
+	d, fc := testStore(t, Options{})
+	ctx := context.Background()
+	old := map[job.State]*job.Job{}
+	for _, s := range []job.State{job.StateSucceeded, job.StateFailed, job.StateCancelled} {
+		j := newJob(fc, "base", "m-old-"+s.String(), "ap-southeast-1")
+		mustCreate(t, d, j)
+		old[s] = finish(t, d, j.ID, s)
+	}
+	running := newJob(fc, "base", "m-running", "ap-southeast-1") // active: never removed
+	mustCreate(t, d, running)
+	touched := newJob(fc, "base", "m-touched", "ap-southeast-1") // finished long ago, changed since
+	mustCreate(t, d, touched)
+	finish(t, d, touched.ID, job.StateFailed)
+	fc.Step(40 * day)
+	bump(t, d, touched.ID)
+	recent := newJob(fc, "base", "m-recent", "ap-southeast-1")
+	mustCreate(t, d, recent)
+	finish(t, d, recent.ID, job.StateSucceeded)
+	revBefore := d.Revision()
+	live, err := d.Watch(ctx, revBefore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+
+	n, err := d.RemoveFinished(ctx, fc.Now().Add(-30*day), 10)
+	if err != nil || n != 3 {
+		t.Fatalf("RemoveFinished: %d, %v; want 3 removed", n, err)
+	}
+	var removed []string
+	var newest int64
+	for _, j := range old {
+		removed = append(removed, j.ID)
+		newest = max(newest, j.Revision)
+	}
+	wantGone(t, d, removed...)
+	for _, id := range []string{running.ID, touched.ID, recent.ID} {
+		if _, err := d.Get(ctx, id); err != nil {
+			t.Errorf("Get(%s), which must be kept: %v", id, err)
+		}
+	}
+	if d.Revision() != revBefore {
+		t.Errorf("revision moved from %d to %d: a removal is not a change", revBefore, d.Revision())
+	}
+	// Every index query agrees.
+	for _, f := range []Filter{{}, {Policy: "base"}, {DestinationRegion: "ap-southeast-1"}, {SourceImageID: old[job.StateFailed].SourceImageID},
+		{States: []job.State{job.StateSucceeded, job.StateFailed, job.StateCancelled}}} {
+		for _, j := range listAll(t, d, f, 2) {
+			for _, id := range removed {
+				if j.ID == id {
+					t.Errorf("List(%+v) returns removed job %s", f, id)
+				}
+			}
+		}
+	}
+	if got := len(listAll(t, d, Filter{}, 100)); got != 3 {
+		t.Errorf("List: %d jobs, want 3", got)
+	}
+	if active, err := d.Active(ctx); err != nil || len(active) != 1 || active[0].ID != running.ID {
+		t.Errorf("Active: %v %v, want only %s", ids(active), err, running.ID)
+	}
+	// History: compacted through the newest removed revision; the rest is
+	// there and holds no removed job.
+	if _, err := d.Watch(ctx, newest-1); !errors.Is(err, errdefs.ErrOutOfRange) {
+		t.Errorf("Watch from before a removed job's last change: %v, want OutOfRange", err)
+	}
+	w, err := d.Watch(ctx, newest)
+	if err != nil {
+		t.Fatalf("Watch from the compacted revision: %v", err)
+	}
+	for _, ev := range recv(t, w, int(revBefore-newest)) {
+		for _, id := range removed {
+			if ev.Job.ID == id {
+				t.Errorf("retained event %d holds removed job %s", ev.Revision, id)
+			}
+		}
+	}
+	w.Close()
+	// A live watcher saw nothing, and still works.
+	bump(t, d, running.ID)
+	if ev := recv(t, live, 1)[0]; ev.Job.ID != running.ID {
+		t.Errorf("live watcher's next event is for %s, want %s", ev.Job.ID, running.ID)
+	}
+	// Nothing left to remove; the file checks clean.
+	if n, err := d.RemoveFinished(ctx, fc.Now().Add(-30*day), 10); n != 0 || err != nil {
+		t.Errorf("second RemoveFinished: %d, %v; want 0", n, err)
+	}
+	path := d.Path()
+	live.Close()
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(path); err != nil {
+		t.Fatalf("Check after removal: %v", err)
+	}
+	d2, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	if d2.Revision() != revBefore+1 {
+		t.Errorf("reopened at revision %d, want %d", d2.Revision(), revBefore+1)
+	}
+}
+
+func TestRemoveFinishedBatchesAndLimit(t *testing.T) {
+	d, fc := testStore(t, Options{})
+	ctx := context.Background()
+	for i := range 5 {
+		j := newJob(fc, "p", "m-"+string(rune('a'+i)), "r1")
+		mustCreate(t, d, j)
+		finish(t, d, j.ID, job.StateCancelled)
+	}
+	fc.Step(2 * day)
+	var got []int
+	for range 4 {
+		n, err := d.RemoveFinished(ctx, fc.Now().Add(-day), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, n)
+	}
+	if want := []int{2, 2, 1, 0}; !equalInts(got, want) {
+		t.Errorf("batches removed %v, want %v", got, want)
+	}
+	for _, limit := range []int{0, -1, MaxRemoveBatch + 1} {
+		if _, err := d.RemoveFinished(ctx, fc.Now(), limit); !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "limit") {
+			t.Errorf("limit %d: %v, want InvalidArgument naming limit", limit, err)
+		}
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := d.RemoveFinished(done, fc.Now(), 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: %v", err)
+	}
+	_ = d.Close()
+	if _, err := d.RemoveFinished(ctx, fc.Now(), 1); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Errorf("closed store: %v, want Unavailable", err)
+	}
+}
+
+// TestRemoveRechecks: a candidate that changed between the read and the
+// write (retried, say) is kept.
+func TestRemoveRechecks(t *testing.T) {
+	d, fc := testStore(t, Options{})
+	j := newJob(fc, "p", "m-1", "r1")
+	mustCreate(t, d, j)
+	finish(t, d, j.ID, job.StateFailed)
+	fc.Step(2 * day)
+	cutoff := fc.Now().Add(-day)
+	if _, err := d.Update(context.Background(), j.ID, setState(job.StateQueued)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := d.remove([]string{j.ID, "no-such-job"}, cutoff)
+	if err != nil || n != 0 {
+		t.Fatalf("remove of a job retried since it was picked: %d, %v; want 0", n, err)
+	}
+	if _, err := d.Get(context.Background(), j.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestRunRetention drives the loop with a fake clock: a sweep at start,
+// then one per interval; zero retention keeps everything.
+func TestRunRetention(t *testing.T) {
+	d, fc := testStore(t, Options{})
+	mk := func(image string) *job.Job {
+		j := newJob(fc, "p", image, "r1")
+		mustCreate(t, d, j)
+		return finish(t, d, j.ID, job.StateSucceeded)
+	}
+	first := mk("m-first")
+	fc.Step(10 * day)
+	second := mk("m-second")
+	fc.Step(25 * day) // first is 35 days old, second 25
+
+	var mu sync.Mutex
+	removed := 0
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		RunRetention(ctx, d, RetentionOptions{Retention: 30 * day, Interval: time.Hour, Clock: fc, Removed: func(n int) {
+			mu.Lock()
+			removed += n
+			mu.Unlock()
+		}})
+	}()
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, "the first sweep and its timer", func() bool { return fc.Waiters() == 1 })
+	wantGone(t, d, first.ID)
+	if _, err := d.Get(context.Background(), second.ID); err != nil {
+		t.Fatalf("second job removed at 25 days: %v", err)
+	}
+	fc.Step(6 * day) // the timer fires; second is now 31 days old
+	waitFor(t, "the second sweep", func() bool {
+		_, err := d.Get(context.Background(), second.ID)
+		return errors.Is(err, errdefs.ErrNotFound)
+	})
+	waitFor(t, "the count", func() bool { mu.Lock(); defer mu.Unlock(); return removed == 2 })
+
+	cancel()
+	<-done
+
+	// Zero retention: returns at once, removes nothing.
+	keep := mk("m-keep")
+	fc.Step(1000 * day)
+	RunRetention(context.Background(), d, RetentionOptions{Clock: fc})
+	if _, err := d.Get(context.Background(), keep.ID); err != nil {
+		t.Fatalf("retention 0 removed a job: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
