@@ -182,6 +182,9 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 		PollMin:        sc.PollMin,
 		PollMax:        sc.PollMax,
 		CopyConflict:   sc.CopyConflict,
+		RetryBase:      sc.RetryBase,
+		QuotaWait:      sc.QuotaWait,
+		CallTimeout:    sc.CallTimeout,
 		Observer:       d.metrics,
 	})
 	d.metrics.SetJobSource(d.jobStats)
@@ -200,6 +203,9 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 		d.sched.Stop(sctx)
 	})
 
+	// Retention needs only the store, so it runs while the cloud is
+	// still unreachable too.
+	d.startRetention()
 	d.startReconciler()
 	if ready {
 		// Regions were checked with the rest of the config above. Ready
@@ -482,6 +488,27 @@ func (d *daemon) serveMetrics(ctx context.Context, addr string) error {
 	d.closers = append(d.closers, func() { cancel(); <-done })
 	d.log.Info("serving metrics", "address", "http://"+ln.Addr().String()+"/metrics")
 	return nil
+}
+
+// startRetention removes finished jobs past daemon.job_retention, at start
+// and every hour.
+func (d *daemon) startRetention() {
+	keep := d.file.Daemon.JobRetention
+	if keep == 0 {
+		d.log.Info("finished jobs are kept forever (daemon.job_retention: 0)")
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		state.RunRetention(ctx, d.store, state.RetentionOptions{
+			Retention: keep,
+			Logger:    d.log.With("component", "retention"),
+			Removed:   d.metrics.ObserveJobsRemoved,
+		})
+	}()
+	d.closers = append(d.closers, func() { cancel(); <-done })
 }
 
 // startReconciler starts the reconcile loops; the file's policies are

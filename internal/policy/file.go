@@ -29,6 +29,19 @@ const (
 	DefaultPollMin            = 2 * time.Second
 	DefaultPollMax            = 10 * time.Minute
 	DefaultCopyName           = "{{.SourceName}}"
+	DefaultJobRetention       = 30 * 24 * time.Hour
+	DefaultRetryBase          = time.Second
+	DefaultQuotaWait          = time.Minute
+	DefaultCallTimeout        = 30 * time.Second
+)
+
+// Bounds of the duration keys below.
+const (
+	MinJobRetention = time.Hour
+	MaxRetryBase    = 2 * time.Minute // the retry backoff's cap
+	MaxQuotaWait    = time.Hour
+	MinCallTimeout  = time.Second
+	MaxCallTimeout  = 10 * time.Minute
 )
 
 // File is a parsed and statically valid policy file.
@@ -59,6 +72,9 @@ type Daemon struct {
 	// tag replicatord:owner, and only copies with it are adopted, looked
 	// up or pruned (job.DefaultOwner when absent).
 	Owner string
+	// JobRetention is how long a finished job is kept after its last
+	// change before it is removed from the state file; 0 keeps it forever.
+	JobRetention time.Duration
 }
 
 // Cloud says which cloud the daemon talks to. Credentials are never here:
@@ -114,6 +130,12 @@ type Scheduler struct {
 	// MaxRetries bounds transient failures of one step of a job before it
 	// fails (cancels are never bounded: they go on until the copy is gone).
 	MaxRetries int
+	// RetryBase is the first wait of a job's exponential backoff after a
+	// transient failure; QuotaWait the wait after ECS's image quota is
+	// full; CallTimeout bounds one ECS call.
+	RetryBase   time.Duration
+	QuotaWait   time.Duration
+	CallTimeout time.Duration
 }
 
 // Policy is one replication policy: which source images must exist in

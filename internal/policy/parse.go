@@ -11,6 +11,7 @@ import (
 
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -129,11 +130,12 @@ func (d *decoder) syntaxError(err error) {
 // file_ decodes the top level.
 func (d *decoder) file_(n *yaml.Node, f *File) {
 	sc := scope{}
-	f.Daemon = Daemon{DataDir: DefaultDataDir, LogFormat: "text", LogLevel: "info", Owner: job.DefaultOwner}
+	f.Daemon = Daemon{DataDir: DefaultDataDir, LogFormat: "text", LogLevel: "info", Owner: job.DefaultOwner, JobRetention: DefaultJobRetention}
 	f.Cloud = Cloud{Provider: ProviderSimulated, Simulated: defaultSimulated()}
 	f.Scheduler = Scheduler{
 		CopySlotsPerRegion: DefaultCopySlotsPerRegion, Lookahead: DefaultLookahead, MaxAttempts: DefaultMaxAttempts, MaxRetries: DefaultMaxRetries,
 		APIRatePerSecond: DefaultAPIRatePerSecond, PollMin: DefaultPollMin, PollMax: DefaultPollMax,
+		RetryBase: DefaultRetryBase, QuotaWait: DefaultQuotaWait, CallTimeout: DefaultCallTimeout,
 	}
 	var cloudNode, simNode *yaml.Node
 	var cloudSeen map[string]*yaml.Node
@@ -204,7 +206,43 @@ func (d *decoder) daemon(n *yaml.Node, sc scope, o *Daemon) {
 				o.Owner = job.DefaultOwner
 			}
 		},
+		"job_retention": func(_, v *yaml.Node, ks scope) {
+			if d.days(v, ks, &o.JobRetention) && o.JobRetention != 0 && o.JobRetention < MinJobRetention {
+				d.fieldErrorf(d.resolve(v), ks, "must be 0 (keep finished jobs forever) or at least %s, so that clients can read a job's result", MinJobRetention)
+			}
+		},
 	})
+}
+
+// days decodes a duration that may also be written in whole days ("30d"),
+// and must not be negative.
+func (d *decoder) days(n *yaml.Node, sc scope, out *time.Duration) bool {
+	if s := d.resolve(n); s != nil && s.Kind == yaml.ScalarNode && strings.HasSuffix(s.Value, "d") {
+		k, err := strconv.ParseInt(strings.TrimSuffix(s.Value, "d"), 10, 32)
+		if err != nil || k < 0 || k > 36500 {
+			d.fieldErrorf(s, sc, "%s is not a number of days from 0 to 36500; write it like 30d, or as a duration like 720h", quote(s.Value))
+			return false
+		}
+		*out = time.Duration(k) * 24 * time.Hour
+		return true
+	}
+	if !d.duration(n, sc, out) {
+		return false
+	}
+	if *out < 0 {
+		d.fieldErrorf(d.resolve(n), sc, "must not be negative")
+		return false
+	}
+	return true
+}
+
+// durationIn decodes a duration from lo to hi.
+func (d *decoder) durationIn(out *time.Duration, lo, hi time.Duration) func(_, v *yaml.Node, ks scope) {
+	return func(_, v *yaml.Node, ks scope) {
+		if d.duration(v, ks, out) && (*out < lo || *out > hi) {
+			d.fieldErrorf(d.resolve(v), ks, "%s is out of range (must be from %s to %s)", *out, lo, hi)
+		}
+	}
 }
 
 func (d *decoder) oneOf(n *yaml.Node, sc scope, got string, allowed ...string) bool {
@@ -440,6 +478,9 @@ func (d *decoder) scheduler(n *yaml.Node, sc scope, o *Scheduler) {
 			d.positiveDuration(&o.PollMax, false)(k, v, ks)
 		},
 		"copy_conflict": func(_, v *yaml.Node, ks scope) { d.boolean(v, ks, &o.CopyConflict) },
+		"retry_base":    d.durationIn(&o.RetryBase, 10*time.Millisecond, MaxRetryBase),
+		"quota_wait":    d.durationIn(&o.QuotaWait, time.Second, MaxQuotaWait),
+		"call_timeout":  d.durationIn(&o.CallTimeout, MinCallTimeout, MaxCallTimeout),
 	})
 	if o.PollMin > 0 && o.PollMax > 0 && o.PollMax < o.PollMin {
 		at := pollMaxNode

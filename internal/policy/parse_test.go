@@ -70,8 +70,15 @@ func TestParseValid(t *testing.T) {
 		t.Errorf("cloud defaults = %+v", f.Cloud)
 	}
 	s := f.Scheduler
-	if s.CopySlotsPerRegion != 5 || s.Lookahead != 3 || s.MaxAttempts != 5 || s.APIRatePerSecond != 13 || s.PollMin != 2*time.Second || s.PollMax != 10*time.Minute {
+	if s.CopySlotsPerRegion != 5 || s.Lookahead != 3 || s.MaxAttempts != 5 || s.APIRatePerSecond != 13 || s.PollMin != 2*time.Second || s.PollMax != 10*time.Minute ||
+		s.RetryBase != time.Second || s.QuotaWait != time.Minute || s.CallTimeout != 30*time.Second {
 		t.Errorf("scheduler defaults = %+v", s)
+	}
+	if f.Daemon.JobRetention != 30*24*time.Hour {
+		t.Errorf("job_retention default = %s, want 30 days", f.Daemon.JobRetention)
+	}
+	if g, err := Parse("", []byte("version: 1\ndaemon: {job_retention: 0}\n")); err != nil || g.Daemon.JobRetention != 0 {
+		t.Errorf("job_retention 0 (keep forever): %v, %v", g, err)
 	}
 	// A relative data_dir is relative to the file's directory.
 	if f.Daemon.DataDir != "/etc/replicatord/.replicatord" || f.Daemon.LogFormat != "text" || f.Daemon.LogLevel != "info" ||
@@ -85,7 +92,7 @@ func TestParseValid(t *testing.T) {
 
 func TestParseFullFile(t *testing.T) {
 	f, err := Parse("", []byte(`version: 1
-daemon: {data_dir: /var/lib/replicatord, listen: "127.0.0.1:7443", metrics_listen: ":9464", log_format: json, log_level: debug}
+daemon: {data_dir: /var/lib/replicatord, listen: "127.0.0.1:7443", metrics_listen: ":9464", log_format: json, log_level: debug, job_retention: 7d}
 cloud: {provider: aliyun, endpoint: "http://127.0.0.1:8086"}
 scheduler:
   copy_slots_per_region: 3
@@ -96,6 +103,9 @@ scheduler:
   poll_min: 1s
   poll_max: 30s
   copy_conflict: true
+  retry_base: 250ms
+  quota_wait: 5m
+  call_timeout: 45s
 x-defaults: &d
   interval: 1h
   priority: -5
@@ -121,7 +131,7 @@ policies:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Daemon.DataDir != "/var/lib/replicatord" || f.Daemon.Listen != "127.0.0.1:7443" || f.Daemon.LogFormat != "json" {
+	if f.Daemon.DataDir != "/var/lib/replicatord" || f.Daemon.Listen != "127.0.0.1:7443" || f.Daemon.LogFormat != "json" || f.Daemon.JobRetention != 7*24*time.Hour {
 		t.Errorf("daemon = %+v", f.Daemon)
 	}
 	if f.Cloud.Provider != ProviderAliyun || f.Cloud.Endpoint != "http://127.0.0.1:8086" {
@@ -129,7 +139,8 @@ policies:
 	}
 	s := f.Scheduler
 	if s.CopySlotsPerRegion != 3 || s.RegionSlots["cn-shanghai"] != 2 || s.Lookahead != 0 || s.MaxAttempts != 7 ||
-		s.APIRatePerSecond != 2.5 || s.PollMin != time.Second || s.PollMax != 30*time.Second || !s.CopyConflict {
+		s.APIRatePerSecond != 2.5 || s.PollMin != time.Second || s.PollMax != 30*time.Second || !s.CopyConflict ||
+		s.RetryBase != 250*time.Millisecond || s.QuotaWait != 5*time.Minute || s.CallTimeout != 45*time.Second {
 		t.Errorf("scheduler = %+v", s)
 	}
 	p := f.Policies[0]
@@ -209,6 +220,17 @@ func TestParseErrors(t *testing.T) {
 			`policies.yaml:9:43: scheduler.region_slots.cn-beijing: 0 is out of range (must be at least 1)`,
 			`policies.yaml:10:18: scheduler.copy_conflict: expected true or false, got "maybe"`,
 		}},
+		{"scheduler durations", "version: 1\nscheduler:\n  retry_base: 0s\n  quota_wait: 2h\n  call_timeout: 30\n", []string{
+			`policies.yaml:3:15: scheduler.retry_base: 0s is out of range (must be from 10ms to 2m0s)`,
+			`policies.yaml:4:15: scheduler.quota_wait: 2h0m0s is out of range (must be from 1s to 1h0m0s)`,
+			`policies.yaml:5:17: scheduler.call_timeout: "30" is not a duration (add a unit); write it like 90s, 10m or 1h30m`,
+		}},
+		{"job retention short", "version: 1\ndaemon:\n  job_retention: 10m\n", []string{
+			`policies.yaml:3:18: daemon.job_retention: must be 0 (keep finished jobs forever) or at least 1h0m0s, so that clients can read a job's result`}},
+		{"job retention negative", "version: 1\ndaemon:\n  job_retention: -1h\n", []string{
+			`policies.yaml:3:18: daemon.job_retention: must not be negative`}},
+		{"job retention days", "version: 1\ndaemon:\n  job_retention: 1.5d\n", []string{
+			`policies.yaml:3:18: daemon.job_retention: "1.5d" is not a number of days from 0 to 36500; write it like 30d, or as a duration like 720h`}},
 		{"wrong types", "version: 1\nscheduler: [1]\npolicies: {a: b}\n", []string{
 			`policies.yaml:2:12: scheduler: expected a mapping, got a list`,
 			`policies.yaml:3:11: policies: expected a list of policies, got a mapping`,
