@@ -23,6 +23,7 @@ type flags struct {
 	shutdownGrace time.Duration
 	checkState    string
 	version       bool
+	compactState  string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {
@@ -44,6 +45,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "how long a graceful stop may take before streams are cut")
 	fs.StringVar(&f.checkState, "check-state", "", "check the consistency of a state file (bbolt) and exit")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
+	fs.StringVar(&f.compactState, "compact-state", "", "shrink a state file to its live size (stop the daemon first; checked before and after, replaced atomically) and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: replicatord --config FILE [flags]\n\nreplicatord replicates ECS custom images across regions.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -57,7 +59,10 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	if f.version {
 		return f, nil
 	}
-	if f.checkState == "" && f.config == "" {
+	if f.checkState != "" && f.compactState != "" {
+		return nil, fmt.Errorf("--check-state and --compact-state are separate steps: run one at a time")
+	}
+	if f.checkState == "" && f.compactState == "" && f.config == "" {
 		return nil, fmt.Errorf("--config is required (try: replicatord --config policies.example.yaml)")
 	}
 	switch f.reflection {

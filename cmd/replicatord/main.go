@@ -3,6 +3,8 @@
 // and serves the replicator.v1 gRPC API.
 //
 //	replicatord --config policies.yaml [--data-dir DIR] [--listen ADDR]
+//	replicatord --check-state DIR/state.db     # offline consistency check
+//	replicatord --compact-state DIR/state.db   # offline: shrink the file
 //
 // With `cloud: {provider: simulated}` it starts the ECS emulator in-process
 // and talks to it over HTTP through the same SDK adapter it uses for the
@@ -81,6 +83,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if fl.checkState != "" {
 		return checkState(fl.checkState, stdout, stderr)
+	}
+	if fl.compactState != "" {
+		return compactState(fl.compactState, stdout, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -71,6 +71,35 @@ func TestCheckState(t *testing.T) {
 	}
 }
 
+func TestCompactStateFlag(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "state.db")
+	st, err := state.Open(good, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	var out, errb bytes.Buffer
+	if code := run([]string{"--compact-state", good}, &out, &errb); code != exitOK || !strings.Contains(out.String(), "state.db: compacted from") {
+		t.Fatalf("good file: exit %d %q %q", code, out.String(), errb.String())
+	}
+	garbage := filepath.Join(dir, "garbage.db")
+	junk := bytes.Repeat([]byte("not a database "), 1000)
+	os.WriteFile(garbage, junk, 0o600)
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"--compact-state", garbage}, &out, &errb); code != exitFailed || !strings.Contains(errb.String(), "garbage.db") {
+		t.Fatalf("garbage file: exit %d %q", code, errb.String())
+	}
+	if b, _ := os.ReadFile(garbage); !bytes.Equal(b, junk) {
+		t.Error("a refused --compact-state changed the file")
+	}
+	errb.Reset()
+	if code := run([]string{"--compact-state", good, "--check-state", good}, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "one at a time") {
+		t.Fatalf("both flags: exit %d %q", code, errb.String())
+	}
+}
+
 func TestNewLogger(t *testing.T) {
 	var b bytes.Buffer
 	l, err := newLogger(&b, "json", "debug")
