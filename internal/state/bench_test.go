@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/replicatord/replicatord/internal/clock"
 	"github.com/replicatord/replicatord/internal/job"
 )
@@ -256,5 +258,88 @@ func BenchmarkList(b *testing.B) {
 				tok = next // page on, and start over at the end
 			}
 		})
+	}
+}
+
+// BenchmarkRetentionSoak is a soak in fast-forward: each iteration is one
+// day of a busy fleet, perDay jobs each going QUEUED → SUBMITTING →
+// COPYING → SUCCEEDED (four durable writes, 32 writers at a time), after
+// which the fake clock moves a day and one retention sweep runs, as the
+// daemon's hourly RunRetention would. With retention the file stops
+// growing once the first week's jobs start being removed: freed pages are
+// reused. "off" keeps every job, for comparison. Run it with a fixed day
+// count, e.g. -benchtime 60x; it logs the file size every week.
+func BenchmarkRetentionSoak(b *testing.B) {
+	for _, keep := range []time.Duration{7 * 24 * time.Hour, 0} {
+		name := "retention=7d"
+		if keep == 0 {
+			name = "retention=off"
+		}
+		b.Run(name, func(b *testing.B) { benchRetentionSoak(b, keep) })
+	}
+}
+
+func benchRetentionSoak(b *testing.B, keep time.Duration) {
+	const perDay, writers = 400, 32
+	d, fc := testStore(b, Options{})
+	ctx := context.Background()
+	size := func() float64 {
+		fi, err := os.Stat(d.Path())
+		if err != nil {
+			b.Fatal(err)
+		}
+		return float64(fi.Size()) / (1 << 20)
+	}
+	var week1, peakAfter float64
+	n := 0
+	b.ResetTimer()
+	for day := 1; day <= b.N; day++ {
+		jobs := make([]*job.Job, perDay)
+		for i := range jobs {
+			fc.Step(time.Millisecond)
+			jobs[i] = benchJob(fc.Now(), n, job.StateQueued)
+			n++
+		}
+		mustCreate(b, d, jobs...)
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				for i := w; i < perDay; i += writers {
+					for _, s := range []job.State{job.StateSubmitting, job.StateCopying, job.StateSucceeded} {
+						if _, err := d.Update(ctx, jobs[i].ID, setState(s)); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		fc.Step(24 * time.Hour)
+		if keep > 0 {
+			Sweep(ctx, d, RetentionOptions{Retention: keep, Clock: fc})
+		}
+		mib := size()
+		switch {
+		case day == 7:
+			week1 = mib
+		case day > 7:
+			peakAfter = max(peakAfter, mib)
+		}
+		if day%7 == 0 || day == b.N {
+			// The file grows in large steps (bbolt extends it ahead of
+			// need); the page high-water mark shows the growth itself.
+			var used int64
+			if err := d.view(func(tx *bolt.Tx) error { used = tx.Size(); return nil }); err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("day %3d: file %5.1f MiB, pages in use up to %5.1f MiB, %d jobs written", day, mib, float64(used)/(1<<20), n)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(size(), "MiB_final")
+	if b.N > 7 {
+		b.ReportMetric(week1, "MiB_day7")
+		b.ReportMetric(peakAfter, "MiB_peak_after_day7")
 	}
 }
