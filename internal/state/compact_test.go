@@ -43,7 +43,7 @@ func TestCompactShrinksAndKeepsJobs(t *testing.T) {
 	pad := strings.Repeat("x", 2000) // make each record a few KiB, as real jobs with messages are
 	var batch []*job.Job
 	for i := range 600 {
-		j := newJob(fc, "p", "m-"+string(rune('a'+i%26)), "r1")
+		j := newJob(fc, "", "m-"+string(rune('a'+i%26)), "r1")
 		j.Tags["note"] = pad
 		batch = append(batch, j)
 	}

@@ -51,9 +51,63 @@ func (d *DB) RemoveFinished(ctx context.Context, cutoff time.Time, limit int) (i
 	return d.remove(ids, cutoff)
 }
 
-// expired reports whether j may be removed at cutoff.
+// expired reports whether j is old enough to be removed at cutoff;
+// removable adds the rule for policy jobs.
 func expired(j *job.Job, cutoff time.Time) bool {
 	return j.State.Terminal() && j.UpdateTime.Before(cutoff)
+}
+
+// removable reports whether the expired job j may go. Jobs without a
+// policy always may. A policy's plan reads two of its jobs for each source
+// image and destination region (policy.Policy.Plan): the newest, to know
+// that the user cancelled that copy or that ECS refused it for good, and
+// the newest SUCCEEDED, to know that the copy in the region is its own
+// (without it the copy would be adopted again as a new job). So a policy
+// job that is CANCELLED or FAILED stays until a newer job of its policy,
+// source and region exists, and one that SUCCEEDED until a newer SUCCEEDED
+// one does. Any other terminal state has nothing the plan reads. Since the
+// newest ones never go, what made an older job removable stays true after
+// it is removed.
+func removable(tx *bolt.Tx, j *job.Job) (bool, error) {
+	if j.Policy == "" || (j.State != job.StateSucceeded && j.State != job.StateFailed && j.State != job.StateCancelled) {
+		return true, nil
+	}
+	newer, newerSucceeded := false, false
+	jobs := tx.Bucket(bucketJobs)
+	prefix := pairKey(j.SourceImageID, "")
+	c := tx.Bucket(bucketIndex).Bucket(indexImage).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		id := string(k[len(prefix):])
+		if id == j.ID {
+			continue
+		}
+		raw := jobs.Get([]byte(id))
+		if raw == nil {
+			continue
+		}
+		o, err := decodeJob("jobs/"+id, raw)
+		if err != nil {
+			return false, err
+		}
+		if o.Policy != j.Policy || o.DestinationRegion != j.DestinationRegion || !newerJob(o, j) {
+			continue
+		}
+		newer = true
+		newerSucceeded = newerSucceeded || o.State == job.StateSucceeded
+		if newerSucceeded {
+			break
+		}
+	}
+	return newer && (newerSucceeded || j.State != job.StateSucceeded), nil
+}
+
+// newerJob orders jobs as the policy's plan does, by CreateTime, with the
+// (time-ordered) id breaking ties.
+func newerJob(a, b *job.Job) bool {
+	if !a.CreateTime.Equal(b.CreateTime) {
+		return a.CreateTime.After(b.CreateTime)
+	}
+	return a.ID > b.ID
 }
 
 // expiredIDs walks the state index of each terminal state.
@@ -73,7 +127,14 @@ func expiredIDs(tx *bolt.Tx, cutoff time.Time, limit int) ([]string, error) {
 			if err != nil {
 				return nil, err
 			}
-			if expired(j, cutoff) {
+			if !expired(j, cutoff) {
+				continue
+			}
+			ok, err := removable(tx, j)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
 				ids = append(ids, id)
 				if len(ids) == limit {
 					return ids, nil
@@ -122,6 +183,12 @@ func (d *DB) remove(ids []string, cutoff time.Time) (n int, err error) {
 			}
 			if !expired(j, cutoff) {
 				continue // changed since the read
+			}
+			if ok, err := removable(tx, j); err != nil || !ok {
+				if err != nil {
+					return err
+				}
+				continue
 			}
 			if err := deleteJob(tx, j); err != nil {
 				return err

@@ -47,7 +47,7 @@ func TestRemoveFinished(t *testing.T) {
 	ctx := context.Background()
 	old := map[job.State]*job.Job{}
 	for _, s := range []job.State{job.StateSucceeded, job.StateFailed, job.StateCancelled} {
-		j := newJob(fc, "base", "m-old-"+s.String(), "ap-southeast-1")
+		j := newJob(fc, "", "m-old-"+s.String(), "ap-southeast-1") // ad hoc: no policy needs it
 		mustCreate(t, d, j)
 		old[s] = finish(t, d, j.ID, s)
 	}
@@ -88,7 +88,7 @@ func TestRemoveFinished(t *testing.T) {
 		t.Errorf("revision moved from %d to %d: a removal is not a change", revBefore, d.Revision())
 	}
 	// Every index query agrees.
-	for _, f := range []Filter{{}, {Policy: "base"}, {DestinationRegion: "ap-southeast-1"}, {SourceImageID: old[job.StateFailed].SourceImageID},
+	for _, f := range []Filter{{}, {DestinationRegion: "ap-southeast-1"}, {SourceImageID: old[job.StateFailed].SourceImageID},
 		{States: []job.State{job.StateSucceeded, job.StateFailed, job.StateCancelled}}} {
 		for _, j := range listAll(t, d, f, 2) {
 			for _, id := range removed {
@@ -152,7 +152,7 @@ func TestRemoveFinishedBatchesAndLimit(t *testing.T) {
 	d, fc := testStore(t, Options{})
 	ctx := context.Background()
 	for i := range 5 {
-		j := newJob(fc, "p", "m-"+string(rune('a'+i)), "r1")
+		j := newJob(fc, "", "m-"+string(rune('a'+i)), "r1")
 		mustCreate(t, d, j)
 		finish(t, d, j.ID, job.StateCancelled)
 	}
@@ -205,6 +205,55 @@ func TestRemoveRechecks(t *testing.T) {
 	}
 }
 
+// TestRemoveKeepsWhatPoliciesNeed: of a policy's jobs for one source and
+// region, the newest and the newest SUCCEEDED stay however old, since the
+// plan reads them; older ones, and jobs of other keys superseded, go.
+func TestRemoveKeepsWhatPoliciesNeed(t *testing.T) {
+	d, fc := testStore(t, Options{})
+	ctx := context.Background()
+	mk := func(policy, image, region string, s job.State) *job.Job {
+		j := newJob(fc, policy, image, region)
+		mustCreate(t, d, j)
+		return finish(t, d, j.ID, s)
+	}
+	// One key: succeeded, failed, succeeded, cancelled (newest).
+	s1 := mk("p", "m-1", "r1", job.StateSucceeded)
+	f1 := mk("p", "m-1", "r1", job.StateFailed)
+	s2 := mk("p", "m-1", "r1", job.StateSucceeded)
+	c1 := mk("p", "m-1", "r1", job.StateCancelled)
+	// Same source, other region / other policy: their own keys.
+	other := mk("p", "m-1", "r2", job.StateCancelled)
+	otherPolicy := mk("q", "m-1", "r1", job.StateFailed)
+	// A lone succeeded job is its key's newest: it stays.
+	lone := mk("p", "m-2", "r1", job.StateSucceeded)
+	fc.Step(100 * day)
+	n, err := d.RemoveFinished(ctx, fc.Now().Add(-30*day), 100)
+	if err != nil || n != 2 {
+		t.Fatalf("RemoveFinished: %d, %v; want 2 (the older succeeded and failed jobs)", n, err)
+	}
+	wantGone(t, d, s1.ID, f1.ID)
+	for _, j := range []*job.Job{s2, c1, other, otherPolicy, lone} {
+		if _, err := d.Get(ctx, j.ID); err != nil {
+			t.Errorf("job %s (%s %s %s %s) removed: %v", j.ID, j.Policy, j.SourceImageID, j.DestinationRegion, j.State, err)
+		}
+	}
+	// A newer job supersedes: a new succeeded copy makes s2 and c1 go.
+	s3 := mk("p", "m-1", "r1", job.StateSucceeded)
+	fc.Step(100 * day)
+	if n, err := d.RemoveFinished(ctx, fc.Now().Add(-30*day), 100); err != nil || n != 2 {
+		t.Fatalf("after a newer success: %d, %v; want 2", n, err)
+	}
+	wantGone(t, d, s2.ID, c1.ID)
+	if _, err := d.Get(ctx, s3.ID); err != nil {
+		t.Errorf("newest succeeded job removed: %v", err)
+	}
+	path := d.Path()
+	_ = d.Close()
+	if err := Check(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func equalInts(a, b []int) bool {
 	if len(a) != len(b) {
 		return false
@@ -222,7 +271,7 @@ func equalInts(a, b []int) bool {
 func TestRunRetention(t *testing.T) {
 	d, fc := testStore(t, Options{})
 	mk := func(image string) *job.Job {
-		j := newJob(fc, "p", image, "r1")
+		j := newJob(fc, "", image, "r1")
 		mustCreate(t, d, j)
 		return finish(t, d, j.ID, job.StateSucceeded)
 	}
