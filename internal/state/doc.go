@@ -117,7 +117,10 @@
 // Finished jobs do not stay forever: RunRetention (the daemon's
 // daemon.job_retention, 30 days by default) calls RemoveFinished every
 // hour, which removes terminal jobs whose last change (UpdateTime) is older
-// than the retention, in batches of at most MaxRemoveBatch. Candidates are
+// than the retention, in batches of at most MaxRemoveBatch, except the
+// policy jobs a plan still reads (the newest CANCELLED or FAILED, and the
+// newest SUCCEEDED, job of a policy, source image and destination region,
+// until a newer one supersedes them; found through index/image). Candidates are
 // found in a read transaction through index/state (terminal states only),
 // then one short write transaction re-checks each (a job retried meanwhile
 // is no longer finished and stays), deletes jobs/<id> and every index entry
