@@ -53,7 +53,9 @@
 // transaction whether the id is recorded (replay, or ErrAlreadyExists for
 // other parameters) and which existing jobs the request may reuse. Because
 // the writer applies requests one after another, concurrent identical
-// requests create their jobs once. Records are kept like jobs (no expiry).
+// requests create their jobs once. Records are kept as long as the jobs
+// they name: retention's RemoveFinished deletes a record with the first of
+// its jobs it removes, which frees the request id again.
 //
 // # Creating the file
 //
@@ -123,8 +125,8 @@
 // until a newer one supersedes them; found through index/image). Candidates are
 // found in a read transaction through index/state (terminal states only),
 // then one short write transaction re-checks each (a job retried meanwhile
-// is no longer finished and stays), deletes jobs/<id> and every index entry
-// indexKeys gives it, and deletes events/ up to the newest revision among
+// is no longer finished and stays), deletes jobs/<id>, every index entry
+// indexKeys gives it and every requests/ record that names it, and deletes events/ up to the newest revision among
 // the removed jobs, raising meta/compacted_revision to it. The indexes thus
 // agree with jobs/ after every transaction, and events/ stays contiguous
 // from compacted_revision+1, as Check verifies.

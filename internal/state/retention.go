@@ -172,6 +172,7 @@ func (d *DB) remove(ids []string, cutoff time.Time) (n int, err error) {
 	err = d.bolt.Update(func(tx *bolt.Tx) error {
 		n = 0
 		var newest int64
+		gone := map[string]bool{}
 		for _, id := range ids {
 			raw := tx.Bucket(bucketJobs).Get([]byte(id))
 			if raw == nil {
@@ -194,7 +195,14 @@ func (d *DB) remove(ids []string, cutoff time.Time) (n int, err error) {
 				return err
 			}
 			n++
+			gone[j.ID] = true
 			newest = max(newest, j.Revision)
+		}
+		if n == 0 {
+			return nil
+		}
+		if err := deleteRequestsNaming(tx, gone); err != nil {
+			return err
 		}
 		return compactThrough(d.path, tx, newest)
 	})
@@ -217,6 +225,38 @@ func deleteJob(tx *bolt.Tx, j *job.Job) error {
 			if err := idx.Bucket(indexNames[i]).Delete(key); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// deleteRequestsNaming deletes the request records that name a removed job,
+// so that every record names jobs that exist (Check). The request id is
+// then free again: a client repeating it gets a new answer, as for a
+// request whose jobs were never made. Records have no index by job, so
+// this reads the whole bucket, once per batch.
+func deleteRequestsNaming(tx *bolt.Tx, gone map[string]bool) error {
+	var stale [][]byte
+	err := tx.Bucket(bucketRequests).ForEach(func(k, v []byte) error {
+		rec, err := decodeRequest("requests/"+string(k), v)
+		if err != nil {
+			return nil // a corrupt record is Check's to report, not ours to drop
+		}
+		for _, id := range rec.JobIDs {
+			if gone[id] {
+				stale = append(stale, bytes.Clone(k))
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	b := tx.Bucket(bucketRequests)
+	for _, k := range stale {
+		if err := b.Delete(k); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -254,6 +254,43 @@ func TestRemoveKeepsWhatPoliciesNeed(t *testing.T) {
 	}
 }
 
+// TestRemoveDropsRequestRecords: a request record that names a removed job
+// goes with it (Check requires every named job to exist); a record whose
+// jobs all stay is kept.
+func TestRemoveDropsRequestRecords(t *testing.T) {
+	d, fc := testStore(t, Options{})
+	ctx := context.Background()
+	a, b := newJob(fc, "", "m-a", "r1"), newJob(fc, "", "m-a", "r2")
+	if _, err := d.CreateRequest(ctx, &Request{ID: "req-old", Fingerprint: "f1", Jobs: []*job.Job{a, b}}); err != nil {
+		t.Fatal(err)
+	}
+	finish(t, d, a.ID, job.StateCancelled) // b stays active
+	fc.Step(40 * day)
+	c := newJob(fc, "", "m-c", "r1")
+	if _, err := d.CreateRequest(ctx, &Request{ID: "req-new", Fingerprint: "f2", Jobs: []*job.Job{c}}); err != nil {
+		t.Fatal(err)
+	}
+	finish(t, d, c.ID, job.StateCancelled)
+	if n, err := d.RemoveFinished(ctx, fc.Now().Add(-30*day), 10); err != nil || n != 1 {
+		t.Fatalf("RemoveFinished: %d, %v; want 1", n, err)
+	}
+	wantGone(t, d, a.ID)
+	if _, err := d.GetRequest(ctx, "req-old"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("request naming a removed job: %v, want NotFound", err)
+	}
+	if _, err := d.GetRequest(ctx, "req-new"); err != nil {
+		t.Errorf("request of kept jobs: %v", err)
+	}
+	if _, err := d.Get(ctx, b.ID); err != nil {
+		t.Errorf("the other job of the removed request: %v", err)
+	}
+	path := d.Path()
+	_ = d.Close()
+	if err := Check(path); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+}
+
 func equalInts(a, b []int) bool {
 	if len(a) != len(b) {
 		return false
