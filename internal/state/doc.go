@@ -122,7 +122,8 @@
 // than the retention, in batches of at most MaxRemoveBatch, except the
 // policy jobs a plan still reads (the newest CANCELLED or FAILED, and the
 // newest SUCCEEDED, job of a policy, source image and destination region,
-// until a newer one supersedes them; found through index/image). Candidates are
+// until a newer one supersedes them; found through index/image), and the job
+// a cancel tombstone names (the tombstone is lifted through it). Candidates are
 // found in a read transaction through index/state (terminal states only),
 // then one short write transaction re-checks each (a job retried meanwhile
 // is no longer finished and stays), deletes jobs/<id>, every index entry

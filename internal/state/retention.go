@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -69,6 +70,9 @@ func expired(j *job.Job, cutoff time.Time) bool {
 // newest ones never go, what made an older job removable stays true after
 // it is removed.
 func removable(tx *bolt.Tx, j *job.Job) (bool, error) {
+	if j.Policy != "" && namedByTombstone(tx, j) {
+		return false, nil
+	}
 	if j.Policy == "" || (j.State != job.StateSucceeded && j.State != job.StateFailed && j.State != job.StateCancelled) {
 		return true, nil
 	}
@@ -99,6 +103,18 @@ func removable(tx *bolt.Tx, j *job.Job) (bool, error) {
 		}
 	}
 	return newer && (newerSucceeded || j.State != job.StateSucceeded), nil
+}
+
+// namedByTombstone reports whether j is the job of its pair's cancel
+// tombstone: the tombstone is lifted through an Update of that job (see
+// keepTombstone), so the job stays while the tombstone does.
+func namedByTombstone(tx *bolt.Tx, j *job.Job) bool {
+	v := tx.Bucket(bucketTombs).Get(tombKey(j.Policy, j.SourceImageID, j.DestinationRegion))
+	if v == nil {
+		return false
+	}
+	var t job.Tombstone
+	return json.Unmarshal(v, &t) != nil || t.JobID == j.ID // undecodable: keep, Check reports it
 }
 
 // newerJob orders jobs as the policy's plan does, by CreateTime, with the

@@ -254,6 +254,32 @@ func TestRemoveKeepsWhatPoliciesNeed(t *testing.T) {
 	}
 }
 
+// TestRemoveKeepsTombstonedJob: the job a cancel tombstone names stays
+// (the tombstone is lifted through it), even when a newer job of its pair
+// would otherwise let it go.
+func TestRemoveKeepsTombstonedJob(t *testing.T) {
+	d, fc := testStore(t, Options{})
+	ctx := context.Background()
+	a := newJob(fc, "p", "m-1", "r1")
+	mustCreate(t, d, a)
+	if _, err := d.Update(ctx, a.ID, func(j *job.Job) error { j.CancelRequested = true; j.State = job.StateCancelled; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if ts, err := d.Tombstones(ctx, "p"); err != nil || len(ts) != 1 || ts[0].JobID != a.ID {
+		t.Fatalf("tombstones: %+v, %v", ts, err)
+	}
+	b := newJob(fc, "p", "m-1", "r1") // a newer job of the pair (plain Create does not consult tombstones)
+	mustCreate(t, d, b)
+	finish(t, d, b.ID, job.StateFailed)
+	fc.Step(100 * day)
+	if n, err := d.RemoveFinished(ctx, fc.Now().Add(-30*day), 10); err != nil || n != 0 {
+		t.Fatalf("RemoveFinished: %d, %v; want 0 (a is tombstoned, b is the newest)", n, err)
+	}
+	if _, err := d.Get(ctx, a.ID); err != nil {
+		t.Fatalf("tombstoned job removed: %v", err)
+	}
+}
+
 // TestRemoveDropsRequestRecords: a request record that names a removed job
 // goes with it (Check requires every named job to exist); a record whose
 // jobs all stay is kept.

@@ -72,7 +72,8 @@ type Store interface {
 	// to them, and returns how many it removed (fewer than limit: none is
 	// left). It keeps the policy jobs a plan reads: per policy, source
 	// image and destination region, the newest job while it is CANCELLED
-	// or FAILED, and the newest SUCCEEDED one. A removal is not a change: it takes no revision and sends no
+	// or FAILED, the newest SUCCEEDED one, and the job a cancel tombstone
+	// names. A removal is not a change: it takes no revision and sends no
 	// event. Instead the history is compacted up to the newest revision of
 	// a removed job, so that no retained event holds one and a watcher
 	// resuming from before it gets ErrOutOfRange and lists again, without
