@@ -238,7 +238,10 @@ func copyFingerprint(req *pb.CopyRequest) (fingerprint, summary string) {
 
 // sourceImage looks the source up in ECS: it must exist and be Available.
 func (s *Server) sourceImage(ctx context.Context, region, id string) (cloud.Image, error) {
-	imgs, err := s.cloud.DescribeImages(ctx, cloud.ImageQuery{Region: region, IDs: []string{id}, Statuses: append(slices.Clone(cloud.AllStatuses), cloud.StatusDeprecated)})
+	// Only the account's own custom images can be copied to another region:
+	// public, shared-in and marketplace images are not sources.
+	imgs, err := s.cloud.DescribeImages(ctx, cloud.ImageQuery{Region: region, IDs: []string{id}, OwnerAlias: "self",
+		Statuses: append(slices.Clone(cloud.AllStatuses), cloud.StatusDeprecated)})
 	if err != nil {
 		return cloud.Image{}, fmt.Errorf("look up source image %s in %s: %w", id, region, err)
 	}
@@ -250,7 +253,7 @@ func (s *Server) sourceImage(ctx context.Context, region, id string) (cloud.Imag
 			return im, nil
 		}
 	}
-	return cloud.Image{}, fmt.Errorf("source image %s not found in %s: %w", id, region, errdefs.ErrNotFound)
+	return cloud.Image{}, fmt.Errorf("source image %s is not one of this account's custom images in %s: %w", id, region, errdefs.ErrNotFound)
 }
 
 // Watch streams job changes, after a snapshot unless from_revision is set.

@@ -150,6 +150,9 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"reserved tag", with(func(r *pb.CopyRequest) { r.Tags = map[string]string{"replicatord:job-id": "x"} }), codes.InvalidArgument, "tags"},
 		{"empty tag key", with(func(r *pb.CopyRequest) { r.Tags = map[string]string{"": "x"} }), codes.InvalidArgument, "tags"},
 		{"unknown image", with(func(r *pb.CopyRequest) { r.SourceImageId = "m-bp1nosuchimage00000000" }), codes.NotFound, "m-bp1nosuchimage00000000"},
+		// An image another account shares with this one is listed by ECS
+		// (ImageOwnerAlias others) but is not this account's to copy.
+		{"shared-in image", with(func(r *pb.CopyRequest) { r.SourceImageId = "m-bp1s8h4r3d0i6m4g2e1s" }), codes.NotFound, "custom images"},
 		{"request id too long", with(func(r *pb.CopyRequest) { r.RequestId = strings.Repeat("r", 65) }), codes.InvalidArgument, "request_id"},
 		{"request id with a space", with(func(r *pb.CopyRequest) { r.RequestId = "my request" }), codes.InvalidArgument, "request_id"},
 		{"request id not ASCII", with(func(r *pb.CopyRequest) { r.RequestId = "réq" }), codes.InvalidArgument, "printable ASCII"},
