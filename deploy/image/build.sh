@@ -53,6 +53,9 @@ chmod 0700 "$ctx/data/var/lib/replicatord" "$ctx/data/run/replicatord"
 chmod 1777 "$ctx/data/tmp"
 cp deploy/Containerfile "$ctx/Containerfile"
 
+# Replace an earlier build of the same name instead of leaving it behind
+# untagged (vfs storage keeps a full copy of each image).
+buildah --storage-driver "$driver" rmi "$image" >/dev/null 2>&1 || true
 echo "build.sh: buildah bud -> $image"
 unshare --net buildah --storage-driver "$driver" bud --isolation chroot --pull=never \
   --layers=false --label "org.opencontainers.image.version=$version" \
