@@ -2,7 +2,7 @@
 # Smoke test of the image deploy/image/build.sh made: its configuration
 # (user 65532, entrypoint), its files (static binaries, CA bundle, passwd),
 # then its binaries run from the image's own root (buildah run, chroot
-# isolation): replctl version, replicatord on the simulated cloud serving
+# isolation): replctl version, ecsemu serving, replicatord on the simulated cloud serving
 # /healthz, /readyz and /metrics (build_info of this build) on loopback,
 # replctl talking to it over the unix socket, the daemon's uid, and a
 # clean stop on SIGTERM.
@@ -18,8 +18,11 @@ ok() { echo "smoke: ok: $*"; }
 ctr=$(b from --pull=never "$image")
 work=$(mktemp -d)
 daemon=""
+emu=""
 cleanup() {
-  if [ -n "$daemon" ] && kill -0 "$daemon" 2>/dev/null; then kill "$daemon" 2>/dev/null || true; fi
+  for p in $daemon $emu; do
+    if kill -0 "$p" 2>/dev/null; then kill "$p" 2>/dev/null || true; fi
+  done
   b umount "$ctr" >/dev/null 2>&1 || true
   b rm "$ctr" >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -53,6 +56,46 @@ n=$(find "$mnt" -mindepth 1 -not -type d | wc -l)
 out=$(timeout 60 buildah --storage-driver "$driver" run --isolation chroot "$ctr" -- /usr/local/bin/replctl version) || fail "replctl version: $out"
 case "$out" in replctl\ *) ok "in the image: $out" ;; *) fail "replctl version said: $out" ;; esac
 
+descends() { # descends PID ANCESTOR
+  local p=$1
+  while [ -n "$p" ] && [ "$p" != 1 ] && [ "$p" != 0 ]; do
+    [ "$p" = "$2" ] && return 0
+    p=$(awk '/^PPid:/ {print $2}' "/proc/$p/status" 2>/dev/null || true)
+  done
+  return 1
+}
+# inimage NAME ANCESTOR: the pid of the descendant of ANCESTOR (our buildah
+# run) whose executable is the image's /usr/local/bin/NAME (buildah runs it
+# from a bind mount of the container root).
+inimage() {
+  local p
+  for p in /proc/[0-9]*; do
+    case "$(readlink "$p/exe" 2>/dev/null)" in
+      */rootfs/usr/local/bin/"$1") if descends "${p#/proc/}" "$2"; then echo "${p#/proc/}"; return; fi ;;
+    esac
+  done
+}
+
+# ecsemu from the image serves its admin API on loopback.
+eport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 19465)
+timeout 120 buildah --storage-driver "$driver" run --isolation chroot \
+  -e ALIBABA_CLOUD_ACCESS_KEY_ID=LTAIsmoketest0001 -e ALIBABA_CLOUD_ACCESS_KEY_SECRET=smoke-secret "$ctr" -- \
+  /usr/local/bin/ecsemu --listen "127.0.0.1:$eport" >"$work/ecsemu.log" 2>&1 &
+emu=$!
+deadline=$((SECONDS + 60))
+until curl -sf "http://127.0.0.1:$eport/_ecsemu/stats" >/dev/null; do
+  kill -0 "$emu" 2>/dev/null || { cat "$work/ecsemu.log" >&2; fail "ecsemu exited"; }
+  [ $SECONDS -lt $deadline ] || { cat "$work/ecsemu.log" >&2; fail "ecsemu did not answer within 60 s"; }
+  sleep 0.5 # poll a real process
+done
+grep -q 'ecsemu listening on http://' "$work/ecsemu.log" || fail "no listening line from ecsemu"
+epid=$(inimage ecsemu "$emu")
+[ -n "$epid" ] || fail "ecsemu's process was not found under buildah run ($emu)"
+kill -TERM "$epid"
+wait "$emu" || fail "ecsemu did not stop cleanly on SIGTERM"
+emu=""
+ok "ecsemu in the image serves its API"
+
 # The daemon on the simulated cloud. Its data and socket directories are
 # host directories owned by 65532, as a volume would be.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 19464)
@@ -78,23 +121,8 @@ ok "/healthz ok"
 curl -s "http://127.0.0.1:$port/metrics" | grep -q '^replicatord_build_info{.*revision="'"${REVISION:-}" || fail "no replicatord_build_info with revision ${REVISION:-} in /metrics"
 ok "/metrics has replicatord_build_info"
 
-# The daemon process runs as 65532, not root. It is the descendant of our
-# buildah run whose executable is the image's replicatord (buildah runs it
-# from a bind mount of the container root).
-descends() { # descends PID ANCESTOR
-  local p=$1
-  while [ -n "$p" ] && [ "$p" != 1 ] && [ "$p" != 0 ]; do
-    [ "$p" = "$2" ] && return 0
-    p=$(awk '/^PPid:/ {print $2}' "/proc/$p/status" 2>/dev/null || true)
-  done
-  return 1
-}
-pid=""
-for p in /proc/[0-9]*; do
-  case "$(readlink "$p/exe" 2>/dev/null)" in
-    */rootfs/usr/local/bin/replicatord) if descends "${p#/proc/}" "$daemon"; then pid=${p#/proc/}; fi ;;
-  esac
-done
+# The daemon process runs as 65532, not root.
+pid=$(inimage replicatord "$daemon")
 [ -n "$pid" ] || fail "the daemon's process was not found under buildah run ($daemon)"
 uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")
 [ "$uid" = 65532 ] || fail "the daemon runs as uid $uid"
