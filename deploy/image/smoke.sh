@@ -41,8 +41,11 @@ mnt=$(b mount "$ctr")
 for f in replicatord replctl ecsemu; do
   bin="$mnt/usr/local/bin/$f"
   [ -x "$bin" ] || fail "no /usr/local/bin/$f"
-  if readelf -l "$bin" | grep -q INTERP; then fail "$f has a program interpreter: not static"; fi
-  go version -m "$bin" | grep -q 'CGO_ENABLED=0' || fail "$f was not built with CGO_ENABLED=0"
+  # Whole outputs in variables: a pipe into grep -q could fail on SIGPIPE.
+  headers=$(readelf -l "$bin") || fail "readelf $f"
+  case "$headers" in *INTERP*) fail "$f has a program interpreter: not static" ;; esac
+  info=$(go version -m "$bin") || fail "go version -m $f"
+  case "$info" in *CGO_ENABLED=0*) ;; *) fail "$f was not built with CGO_ENABLED=0" ;; esac
 done
 ok "static binaries (no PT_INTERP, CGO_ENABLED=0)"
 [ -s "$mnt/etc/ssl/certs/ca-certificates.crt" ] || fail "no CA bundle"
@@ -118,7 +121,9 @@ done
 ok "/readyz 200"
 [ "$(curl -s "http://127.0.0.1:$port/healthz")" = ok ] || fail "/healthz"
 ok "/healthz ok"
-curl -s "http://127.0.0.1:$port/metrics" | grep -q '^replicatord_build_info{.*revision="'"${REVISION:-}" || fail "no replicatord_build_info with revision ${REVISION:-} in /metrics"
+# To a file first: grep -q stopping early would fail curl with SIGPIPE.
+curl -sf -o "$work/metrics" "http://127.0.0.1:$port/metrics" || fail "GET /metrics"
+grep -q '^replicatord_build_info{.*revision="'"${REVISION:-}" "$work/metrics" || fail "no replicatord_build_info with revision ${REVISION:-} in /metrics"
 ok "/metrics has replicatord_build_info"
 
 # The daemon process runs as 65532, not root.
