@@ -80,8 +80,8 @@ fuzz:
 # helm and promtool for the deploy checks, each pinned in its own module
 # (tools/helm, tools/promtool) so that their Kubernetes and cloud SDK
 # dependencies touch neither go.mod nor tools/go.mod. Built from source
-# through the Go module proxy; with a warm build cache each is a link
-# (about 10 s), cold they take a few minutes. OPS_BIN must be absolute.
+# through the Go module proxy; with a warm build cache each is only a
+# link (times in BENCHMARKS.md). OPS_BIN must be absolute.
 OPS_BIN ?= $(CURDIR)/tools/bin
 HELM := $(OPS_BIN)/helm
 PROMTOOL := $(OPS_BIN)/promtool
