@@ -372,3 +372,47 @@ func TestChartPodStartsAndPassesItsProbes(t *testing.T) {
 		t.Errorf("daemon exit %d on SIGTERM:\n%s", code, d.output())
 	}
 }
+
+// The chart's PrometheusRule carries the alert rules CI checks with
+// promtool: its copy of them is identical to deploy/prometheus/alerts.yaml.
+func TestChartPrometheusRuleIsTheCheckedRules(t *testing.T) {
+	want, err := os.ReadFile("../deploy/prometheus/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(chartDir + "/files/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("deploy/helm/replicatord/files/alerts.yaml differs from deploy/prometheus/alerts.yaml: cp deploy/prometheus/alerts.yaml deploy/helm/replicatord/files/")
+	}
+	helm := opsTool(t, "HELM", "helm")
+	out, err := exec.Command(helm, "template", "replicatord", chartDir, "--kube-version", "1.30.0",
+		"--set", "metrics.prometheusRule.enabled=true", "--show-only", "templates/prometheusrule.yaml").CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, out)
+	}
+	var rule struct {
+		Kind string     `yaml:"kind"`
+		Spec alertRules `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal(out, &rule); err != nil {
+		t.Fatalf("rendered PrometheusRule: %v\n%s", err, out)
+	}
+	checked, _ := loadAlertRules(t)
+	var gotNames, wantNames []string
+	for _, g := range rule.Spec.Groups {
+		for _, r := range g.Rules {
+			gotNames = append(gotNames, r.Alert+": "+r.Expr)
+		}
+	}
+	for _, g := range checked.Groups {
+		for _, r := range g.Rules {
+			wantNames = append(wantNames, r.Alert+": "+r.Expr)
+		}
+	}
+	if rule.Kind != "PrometheusRule" || !slices.Equal(gotNames, wantNames) {
+		t.Errorf("PrometheusRule %s has %v, want %v", rule.Kind, gotNames, wantNames)
+	}
+}
