@@ -492,8 +492,9 @@ func (d *daemon) readiness() (bool, string) {
 // ecsActions are the ECS API actions the daemon calls, for the series
 // preset at zero (TestECSActionsListed keeps the list complete).
 var ecsActions = []string{
-	"CancelCopyImage", "CopyImage", "DeleteImage", "DescribeImages", "DescribeRegions",
-	"ModifyImageAttribute", "ModifyImageSharePermission", "TagResources",
+	cloud.ActionCancelCopyImage, cloud.ActionCopyImage, cloud.ActionDeleteImage,
+	cloud.ActionDescribeImages, cloud.ActionDescribeRegions, cloud.ActionModifyImageAttribute,
+	cloud.ActionModifyImageSharePermission, cloud.ActionTagResources,
 }
 
 // known lists what the metrics preset at zero for file: the ECS actions,

@@ -17,7 +17,16 @@ func TestECSActionsListed(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("adapter sources: %v %v", files, err)
 	}
-	re := regexp.MustCompile(`p\.do\(ctx, "([A-Za-z]+)"`)
+	// The adapter names its actions with internal/cloud's constants.
+	consts := map[string]string{}
+	src, err := os.ReadFile("../../internal/cloud/cloud.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`(Action[A-Za-z]+)\s*=\s*"([A-Za-z]+)"`).FindAllSubmatch(src, -1) {
+		consts[string(m[1])] = string(m[2])
+	}
+	re := regexp.MustCompile(`p\.do\(ctx, (?:cloud\.(Action[A-Za-z]+)|"([A-Za-z]+)")`)
 	seen := map[string]bool{}
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
@@ -28,7 +37,14 @@ func TestECSActionsListed(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, m := range re.FindAllSubmatch(b, -1) {
-			seen[string(m[1])] = true
+			switch {
+			case len(m[2]) > 0:
+				seen[string(m[2])] = true
+			case consts[string(m[1])] != "":
+				seen[consts[string(m[1])]] = true
+			default:
+				t.Errorf("%s: cloud.%s is not a constant of internal/cloud/cloud.go", f, m[1])
+			}
 		}
 	}
 	var sent []string
