@@ -67,7 +67,7 @@ helm install fail with the reason.
 {{- fail "rrsa.oidcProviderArn needs rrsa.roleArn" -}}
 {{- end -}}
 {{- if and .Values.credentials.secretName (or .Values.rrsa.roleName .Values.rrsa.roleArn) -}}
-{{- fail "credentials.secretName and rrsa.* both set: access keys in the environment come first in the credential chain, so RRSA would never be used; choose one" -}}
+{{- fail "credentials.secretName and rrsa.* both set: choose one (RRSA needs no access key; to assume a role with an access key, set ALIBABA_CLOUD_ROLE_ARN in extraEnv)" -}}
 {{- end -}}
 {{- if eq (int .Values.grpc.port) (int .Values.metrics.port) -}}
 {{- fail "grpc.port and metrics.port must differ" -}}
