@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -414,5 +418,112 @@ func TestChartPrometheusRuleIsTheCheckedRules(t *testing.T) {
 	}
 	if rule.Kind != "PrometheusRule" || !slices.Equal(gotNames, wantNames) {
 		t.Errorf("PrometheusRule %s has %v, want %v", rule.Kind, gotNames, wantNames)
+	}
+}
+
+// RRSA without the webhook, as the chart wires it: the pod's rendered
+// environment (role ARN, OIDC provider ARN, the projected token's path) is
+// all the credential the daemon has, and it assumes the role with
+// AssumeRoleWithOIDC at ecsemu's STS and serves.
+func TestChartRRSAPodAssumesItsRole(t *testing.T) {
+	helm := opsTool(t, "HELM", "helm")
+	const (
+		role     = "acs:ram::1234567890123456:role/replicatord"
+		provider = "acs:ram::1234567890123456:oidc-provider/ack-rrsa-chart"
+		issuer   = "https://oidc-ack.example/chart"
+	)
+	dir := t.TempDir()
+	certFile, keyFile := selfSigned(t, dir)
+	emu := start(t, "ecsemu", credsEnv(), "--listen", "127.0.0.1:0", "--time-scale", "60", "--seed", "7",
+		"--tls-cert", certFile, "--tls-key", keyFile,
+		"--sts-oidc-provider-arn", provider, "--sts-oidc-issuer", issuer, "--sts-oidc-audience", "sts.aliyuncs.com")
+	line := emu.waitLine("listening on https://", 30*time.Second)
+	endpoint := strings.Fields(line[strings.Index(line, "https://"):])[0]
+
+	port := portOf(t, freePort(t))
+	objs := renderChart(t, helm,
+		"rrsa.roleArn="+role, "rrsa.oidcProviderArn="+provider,
+		"config.cloud.endpoint="+endpoint, fmt.Sprintf("metrics.port=%d", port),
+		// The test's STS is ecsemu, and its certificate is self-signed.
+		"extraEnv[0].name=ALIBABA_CLOUD_STS_ENDPOINT", "extraEnv[0].value="+strings.TrimPrefix(endpoint, "https://"),
+		"extraEnv[1].name=SSL_CERT_FILE", "extraEnv[1].value="+certFile)
+	_, text := renderedConfig(t, objs)
+	pod := objs["StatefulSet"].Spec.Template.Spec
+	c := pod.Containers[0]
+
+	root := filepath.Join(dir, "pod")
+	move := func(p string) string { return filepath.Join(root, p) }
+	for _, m := range c.VolumeMounts {
+		if err := os.MkdirAll(move(m.MountPath), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The kubelet's projected service-account token, as ecsemu's STS
+	// expects it (issuer, audience sts.aliyuncs.com).
+	enc := base64.RawURLEncoding.EncodeToString
+	claims, _ := json.Marshal(map[string]any{"iss": issuer, "aud": "sts.aliyuncs.com", "sub": "system:serviceaccount:replicatord:replicatord",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()})
+	var env []string
+	for _, e := range c.Env {
+		v := e.Value
+		if e.Name == "ALIBABA_CLOUD_OIDC_TOKEN_FILE" {
+			v = move(v)
+			if err := os.WriteFile(v, []byte(enc([]byte(`{"alg":"RS256","kid":"chart"}`))+"."+enc(claims)+"."+enc([]byte("sig"))), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		env = append(env, e.Name+"="+v)
+	}
+	// No access key at all: the pod has none.
+	env = append(env, "ALIBABA_CLOUD_ACCESS_KEY_ID=", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=")
+
+	text = strings.ReplaceAll(text, "/var/lib/replicatord", move("/var/lib/replicatord"))
+	text = strings.ReplaceAll(text, "/run/replicatord", move("/run/replicatord"))
+	text = strings.ReplaceAll(text, "0.0.0.0:", "127.0.0.1:")
+	var args []string
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, "--config="); ok {
+			if err := os.WriteFile(move(v), []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			a = "--config=" + move(v)
+		}
+		args = append(args, a)
+	}
+	d := start(t, "replicatord", env, args...)
+	t.Cleanup(func() { d.stop() })
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, body := probeGet(t, fmt.Sprintf("http://127.0.0.1:%d%s", port, c.ReadinessProbe.HTTPGet.Path))
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readiness %d %q within 60 s; daemon output:\n%s", code, body, d.output())
+		}
+		time.Sleep(200 * time.Millisecond) // poll a real process
+	}
+
+	pem, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	admin := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	resp, err := admin.Get(endpoint + "/_ecsemu/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s stsStats
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Calls["AssumeRoleWithOIDC"]["200"]; n < 1 {
+		t.Errorf("AssumeRoleWithOIDC answered 200 %d times, want >= 1 (calls %v)", n, s.Calls)
+	}
+	if n := s.Calls["DescribeRegions"]["200"]; n < 1 {
+		t.Errorf("DescribeRegions (signed with the role's session keys) answered 200 %d times, want >= 1 (calls %v)", n, s.Calls)
 	}
 }
