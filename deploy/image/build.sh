@@ -36,7 +36,8 @@ CGO_ENABLED=0 GOPROXY=off GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false" g
 cp "$ca" "$ctx/rootfs/etc/ssl/certs/ca-certificates.crt"
 printf 'root:x:0:0:root:/:/sbin/nologin\nnonroot:x:65532:65532:replicatord:/var/lib/replicatord:/sbin/nologin\n' > "$ctx/rootfs/etc/passwd"
 printf 'root:x:0:\nnonroot:x:65532:\n' > "$ctx/rootfs/etc/group"
-# A config that starts on its own, on the simulated cloud, for a first try:
+# A config that starts on its own, on the simulated cloud, for a first try
+# (the smoke test runs it with buildah run), e.g.:
 #   podman run --rm -p 9464:9464 IMAGE --config /etc/replicatord/simulated.yaml
 cat > "$ctx/rootfs/etc/replicatord/simulated.yaml" <<'YAML'
 version: 1
