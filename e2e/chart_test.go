@@ -305,6 +305,10 @@ func TestChartRefusesBadValues(t *testing.T) {
 		"config.daemon.data_dir=/x":                 "config.daemon is set by the chart",
 		"rrsa.roleArn=acs:ram::1:role/r":            "needs rrsa.oidcProviderArn",
 		"credentials.secretName=ak,rrsa.roleName=r": "choose one",
+		// values.schema.json: a misspelt key or a bad value is named.
+		"replica=2":         "additional properties 'replica' not allowed",
+		"log.level=verbose": "/log/level",
+		"grpc.port=70000":   "/grpc/port",
 	} {
 		out, err := exec.Command(helm, "template", "replicatord", chartDir, "--kube-version", "1.30.0", "--set", set).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), want) {
