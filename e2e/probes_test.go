@@ -97,3 +97,33 @@ func TestProbesAndGRPCMetricsOverTLS(t *testing.T) {
 		t.Errorf("replicatord exit %d after SIGTERM, want 0", code)
 	}
 }
+
+// The HTTP probes during a cloud outage at start: /readyz is 503 with the
+// reason the daemon gives (the pod leaves the Service, the kubelet does not
+// restart it, since /healthz stays 200), and 200 once ECS answers.
+func TestProbesDuringCloudOutage(t *testing.T) {
+	e, addr := outageEnv(t, secretsPolicy)
+	maddr := freePort(t)
+	e.startDaemon("--metrics-listen", maddr)
+	e.daemon.waitLine("NOT_SERVING until the cloud answers", 30*time.Second)
+	code, body := probeGet(t, "http://"+maddr+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "NOT_SERVING") || !strings.Contains(body, "does not answer") {
+		t.Errorf("/readyz while the cloud is down = %d %q, want 503 NOT_SERVING with the reason", code, body)
+	}
+	if code, body := probeGet(t, "http://"+maddr+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz while the cloud is down = %d %q, want 200", code, body)
+	}
+	e.emu = start(t, "ecsemu", credsEnv(), "--listen", addr, "--time-scale", "100", "--seed", "7")
+	e.emu.waitLine("listening on http://", 30*time.Second)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		code, body := probeGet(t, "http://"+maddr+"/readyz")
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz once ECS answers = %d %q, want 200", code, body)
+		}
+		time.Sleep(200 * time.Millisecond) // poll a real process
+	}
+}

@@ -484,7 +484,10 @@ func (d *daemon) readiness() (bool, string) {
 		return false, err.Error()
 	}
 	if st := resp.GetStatus(); st != healthpb.HealthCheckResponse_SERVING {
-		return false, "gRPC health is " + st.String()
+		if err := d.cloudErr(); err != nil {
+			return false, st.String() + ": " + err.Error()
+		}
+		return false, st.String()
 	}
 	return true, ""
 }
