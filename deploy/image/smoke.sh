@@ -79,6 +79,9 @@ inimage() {
   done
 }
 
+out=$(timeout 60 buildah --storage-driver "$driver" run --isolation chroot "$ctr" -- /usr/local/bin/replicatord --version) || fail "replicatord --version: $out"
+case "$out" in replicatord\ *) ok "in the image: $out" ;; *) fail "replicatord --version said: $out" ;; esac
+
 # ecsemu from the image serves its admin API on loopback.
 eport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 19465)
 timeout 120 buildah --storage-driver "$driver" run --isolation chroot \
