@@ -1,7 +1,7 @@
 # Developer entry points. CI runs .ci/run, which uses these targets.
 BUF := tools/node_modules/.bin/buf
 
-.PHONY: all build test tools gen proto-check lint run bench fuzz clean
+.PHONY: all build test tools gen proto-check lint run bench fuzz clean ops-tools chart-check rules-check deploy-check image image-test
 
 all: build
 
@@ -76,6 +76,58 @@ fuzz:
 		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
 		go test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -parallel 2 $$pkg; \
 	done
+
+# helm and promtool for the deploy checks, each pinned in its own module
+# (tools/helm, tools/promtool) so that their Kubernetes and cloud SDK
+# dependencies touch neither go.mod nor tools/go.mod. Built from source
+# through the Go module proxy; with a warm build cache each is only a
+# link (times in BENCHMARKS.md). OPS_BIN must be absolute.
+OPS_BIN ?= $(CURDIR)/tools/bin
+HELM := $(OPS_BIN)/helm
+PROMTOOL := $(OPS_BIN)/promtool
+# helm built from source assumes Kubernetes 1.20 for .Capabilities; the
+# chart needs 1.25 or later.
+KUBE_VERSION ?= 1.30.0
+CHART := deploy/helm/replicatord
+
+ops-tools: $(HELM) $(PROMTOOL)
+
+$(HELM): tools/helm/go.mod tools/helm/go.sum
+	cd tools/helm && GOBIN=$(OPS_BIN) go install -trimpath helm.sh/helm/v3/cmd/helm
+
+$(PROMTOOL): tools/promtool/go.mod tools/promtool/go.sum
+	cd tools/promtool && GOBIN=$(OPS_BIN) go install -trimpath github.com/prometheus/prometheus/cmd/promtool
+
+# helm lint and helm template of the chart with its default values and
+# with every option on (ci/*-values.yaml), and proof that the guards
+# refuse what would break the store.
+chart-check: $(HELM)
+	$(HELM) lint --strict --kube-version $(KUBE_VERSION) $(CHART)
+	@set -e; for f in $(CHART)/ci/*-values.yaml; do \
+		echo "helm lint + template -f $$f"; \
+		$(HELM) lint --strict --kube-version $(KUBE_VERSION) -f $$f $(CHART); \
+		$(HELM) template replicatord $(CHART) --kube-version $(KUBE_VERSION) -f $$f >/dev/null; \
+	done
+	$(HELM) template replicatord $(CHART) --kube-version $(KUBE_VERSION) >/dev/null
+	@if $(HELM) template replicatord $(CHART) --kube-version $(KUBE_VERSION) --set replicas=2 >/dev/null 2>&1; then \
+		echo "chart-check: replicas=2 with the bbolt store rendered; the guard is gone"; exit 1; fi
+
+# promtool check rules and the rules' unit tests.
+rules-check: $(PROMTOOL)
+	$(PROMTOOL) check rules deploy/prometheus/alerts.yaml
+	$(PROMTOOL) test rules deploy/prometheus/alerts_test.yaml
+
+deploy-check: chart-check rules-check
+
+# The container image (deploy/Containerfile), built offline with buildah,
+# and its smoke test. Needs root (or a rootless buildah setup) and
+# buildah; IMAGE names the result.
+IMAGE ?= localhost/replicatord:dev
+image:
+	deploy/image/build.sh $(IMAGE)
+
+image-test: image
+	REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) deploy/image/smoke.sh $(IMAGE)
 
 clean:
 	rm -rf bin tools/bin tools/node_modules

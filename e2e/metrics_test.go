@@ -3,13 +3,21 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // series is one scrape of the text exposition: every sample line, parsed.
@@ -188,9 +196,12 @@ func TestMetricsDuringCopy(t *testing.T) {
 	}
 	e.waitState(id, "JOB_STATE_COPYING", 60*time.Second)
 
+	// The transition is counted just after the store has it (and the API
+	// shows it): wait for the counter, not only the gauge.
 	during := scrapeUntil(t, maddr, "the copy in flight", 30*time.Second, func(s series) bool {
 		v, _ := s.sum("replicatord_copy_slots_in_use", "region", dst)
-		return v == 1
+		c, _ := s.sum("replicatord_job_transitions_total", "to", "copying")
+		return v == 1 && c >= 1
 	})
 	if v := during.get(t, "replicatord_ecs_api_calls_total", "action", "CopyImage", "code", "OK"); v != 1 {
 		t.Errorf("CopyImage OK calls = %v, want 1", v)
@@ -263,5 +274,286 @@ func TestMetricsDuringCopy(t *testing.T) {
 	}
 	if v := after.get(t, "replicatord_oldest_queued_job_age_seconds"); v != 0 {
 		t.Errorf("oldest queued job age with nothing queued = %v, want 0", v)
+	}
+}
+
+// opsTool finds helm or promtool for the tests that run them: $HELM or
+// $PROMTOOL, else tools/bin (make ops-tools installs both there). Without
+// it the test is skipped, except in CI (CI=true), where it must run.
+func opsTool(t *testing.T, env, name string) string {
+	t.Helper()
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	p, err := filepath.Abs(filepath.Join("..", "tools", "bin", name))
+	if err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s not found ($%s unset, no tools/bin/%s): run make ops-tools", name, env, name)
+	}
+	t.Skipf("%s not found ($%s unset, no tools/bin/%s): make ops-tools installs it", name, env, name)
+	return ""
+}
+
+// dashboard is the part of the Grafana dashboard JSON the tests read.
+type dashboard struct {
+	UID        string           `json:"uid"`
+	Title      string           `json:"title"`
+	Panels     []dashboardPanel `json:"panels"`
+	Templating struct {
+		List []struct {
+			Name string `json:"name"`
+		} `json:"list"`
+	} `json:"templating"`
+}
+
+type dashboardPanel struct {
+	ID      int    `json:"id"`
+	Type    string `json:"type"`
+	Title   string `json:"title"`
+	GridPos struct {
+		H, W, X, Y int
+	} `json:"gridPos"`
+	Targets []struct {
+		RefID string `json:"refId"`
+		Expr  string `json:"expr"`
+	} `json:"targets"`
+}
+
+// alertRules is deploy/prometheus/alerts.yaml.
+type alertRules struct {
+	Groups []struct {
+		Name  string `yaml:"name"`
+		Rules []struct {
+			Alert       string            `yaml:"alert"`
+			Expr        string            `yaml:"expr"`
+			For         string            `yaml:"for"`
+			Labels      map[string]string `yaml:"labels"`
+			Annotations map[string]string `yaml:"annotations"`
+		} `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+// loadDashboard reads and checks the dashboard's structure: valid JSON,
+// unique panel ids, every panel on the 24-column grid with a query, and
+// every variable a query uses defined.
+func loadDashboard(t *testing.T) (dashboard, []string) {
+	t.Helper()
+	b, err := os.ReadFile("../deploy/grafana/replicatord.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&d); err != nil {
+		t.Fatalf("deploy/grafana/replicatord.json is not valid JSON: %v", err)
+	}
+	if !json.Valid(b) {
+		t.Fatalf("deploy/grafana/replicatord.json: trailing data after the dashboard")
+	}
+	if d.UID == "" || d.Title == "" || len(d.Panels) == 0 {
+		t.Fatalf("dashboard without uid, title or panels: %q %q %d", d.UID, d.Title, len(d.Panels))
+	}
+	vars := map[string]bool{"__rate_interval": true, "__interval": true}
+	for _, v := range d.Templating.List {
+		vars[v.Name] = true
+	}
+	varRE := regexp.MustCompile(`\$\{?([A-Za-z_]+)`)
+	ids := map[int]bool{}
+	var exprs []string
+	for _, p := range d.Panels {
+		if ids[p.ID] {
+			t.Errorf("panel id %d used twice", p.ID)
+		}
+		ids[p.ID] = true
+		if p.GridPos.W <= 0 || p.GridPos.X+p.GridPos.W > 24 || p.GridPos.H <= 0 {
+			t.Errorf("panel %q is off the 24-column grid: %+v", p.Title, p.GridPos)
+		}
+		if p.Type == "row" {
+			continue
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			if strings.TrimSpace(tg.Expr) == "" {
+				t.Errorf("panel %q query %s is empty", p.Title, tg.RefID)
+			}
+			for _, m := range varRE.FindAllStringSubmatch(tg.Expr, -1) {
+				if !vars[m[1]] {
+					t.Errorf("panel %q uses $%s, which the dashboard does not define", p.Title, m[1])
+				}
+			}
+			exprs = append(exprs, tg.Expr)
+		}
+	}
+	return d, exprs
+}
+
+func loadAlertRules(t *testing.T) (alertRules, []string) {
+	t.Helper()
+	b, err := os.ReadFile("../deploy/prometheus/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r alertRules
+	if err := yaml.Unmarshal(b, &r); err != nil {
+		t.Fatalf("deploy/prometheus/alerts.yaml: %v", err)
+	}
+	var exprs []string
+	for _, g := range r.Groups {
+		for _, rule := range g.Rules {
+			if rule.Alert == "" || strings.TrimSpace(rule.Expr) == "" {
+				t.Errorf("group %s: a rule without alert name or expr: %+v", g.Name, rule)
+			}
+			if rule.Labels["severity"] == "" || rule.Annotations["summary"] == "" || rule.Annotations["description"] == "" {
+				t.Errorf("alert %s lacks a severity, summary or description", rule.Alert)
+			}
+			exprs = append(exprs, rule.Expr)
+		}
+	}
+	if len(exprs) == 0 {
+		t.Fatal("no alert rules")
+	}
+	return r, exprs
+}
+
+// metricNames returns the metric names a PromQL expression reads. All of
+// replicatord's start with replicatord_ (and the gRPC ones with
+// grpc_server_); label values in quotes are dropped first so that they
+// cannot look like names. up is Prometheus's own.
+func metricNames(expr string) []string {
+	expr = regexp.MustCompile(`"[^"]*"`).ReplaceAllString(expr, `""`)
+	re := regexp.MustCompile(`\b(replicatord_[a-z0-9_]+|grpc_server_[a-z0-9_]+|up)\b`)
+	return re.FindAllString(expr, -1)
+}
+
+// Every metric the dashboard and the alert rules query exists on a real
+// daemon: all but replicatord_jobs (a series per state that holds jobs)
+// right after its start, before any copy or failure, since the counters are
+// preset at zero for every known label set, so that the first failure is
+// an increase.
+func TestDashboardAndAlertsQueryExistingMetrics(t *testing.T) {
+	_, dashExprs := loadDashboard(t)
+	_, ruleExprs := loadAlertRules(t)
+
+	e := newEnv(t)
+	e.writeConfig(goldenPolicies)
+	maddr := freePort(t)
+	e.startDaemon("--metrics-listen", maddr)
+
+	// /readyz turns 200 once the gRPC server serves; /healthz is 200.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + maddr + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && string(body) == "ready\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz = %d %q after the daemon said ready", resp.StatusCode, body)
+		}
+		time.Sleep(100 * time.Millisecond) // poll a real process
+	}
+	resp, err := http.Get("http://" + maddr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz = %s", resp.Status)
+	}
+
+	s, body := scrape(t, maddr)
+	have := map[string]bool{"up": true}
+	for _, smp := range s {
+		have[smp.name] = true
+	}
+	// replicatord_jobs is asked of the scheduler at each scrape and has a
+	// series only for states that hold jobs: the policies make some soon.
+	later := scrapeUntil(t, maddr, "live jobs", 60*time.Second, func(s series) bool {
+		_, ok := s.sum("replicatord_jobs")
+		return ok
+	})
+	for _, smp := range later {
+		have[smp.name] = true
+	}
+	check := func(kind string, exprs []string) {
+		for _, ex := range exprs {
+			names := metricNames(ex)
+			if len(names) == 0 {
+				t.Errorf("%s query reads no replicatord metric: %s", kind, ex)
+			}
+			for _, n := range names {
+				if !have[n] {
+					t.Errorf("%s queries %s, which the daemon does not expose (query: %s)", kind, n, ex)
+				}
+			}
+		}
+	}
+	check("dashboard", dashExprs)
+	check("alert", ruleExprs)
+
+	// The zero series the alerts rely on, for every known label set.
+	if v := s.get(t, "replicatord_build_info", "go_version", runtime.Version()); v != 1 {
+		t.Errorf("build_info = %v, want 1", v)
+	}
+	for _, a := range []string{"CopyImage", "DescribeImages", "DeleteImage", "CancelCopyImage", "TagResources", "ModifyImageAttribute", "ModifyImageSharePermission", "DescribeRegions"} {
+		if _, ok := s.sum("replicatord_ecs_throttles_total", "action", a); !ok {
+			t.Errorf("no replicatord_ecs_throttles_total{action=%q} at start", a)
+		}
+	}
+	for _, p := range []string{"golden", "warehouse"} {
+		for _, n := range []string{"replicatord_reconcile_errors_total", "replicatord_reconcile_runs_total", "replicatord_reconcile_last_run_timestamp_seconds", "replicatord_policy_interval_seconds"} {
+			if _, ok := s.sum(n, "policy", p); !ok {
+				t.Errorf("no %s{policy=%q} at start", n, p)
+			}
+		}
+	}
+	if v, ok := s.sum("replicatord_job_transitions_total", "to", "failed"); !ok || v != 0 {
+		t.Errorf("transitions to failed at start = %v (found %v), want 0 series present", v, ok)
+	}
+	for _, r := range []string{"cn-shanghai", "cn-beijing", "ap-southeast-1"} {
+		if v := s.get(t, "replicatord_copy_slots_limit", "region", r); v != 5 {
+			t.Errorf("copy_slots_limit{region=%s} = %v, want 5 (the default)", r, v)
+		}
+		if _, ok := s.sum("replicatord_copy_overdue_seconds", "region", r); !ok {
+			t.Errorf("no copy_overdue_seconds{region=%s}", r)
+		}
+	}
+	if _, ok := s.sum("grpc_server_handled_total", "grpc_service", "replicator.v1.ReplicatorService", "grpc_method", "Copy"); !ok {
+		t.Errorf("no grpc_server_handled_total for replicator.v1.ReplicatorService/Copy at start")
+	}
+	if t.Failed() {
+		t.Logf("scrape:\n%s", body)
+	}
+}
+
+// The dashboard's queries are valid PromQL: promtool checks them as
+// recording rules (Grafana's variables replaced by values).
+func TestDashboardQueriesParse(t *testing.T) {
+	promtool := opsTool(t, "PROMTOOL", "promtool")
+	_, exprs := loadDashboard(t)
+	var rules strings.Builder
+	rules.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	repl := strings.NewReplacer("$__rate_interval", "5m", "$__interval", "1m", "${datasource}", "x", "$job", ".+", "$instance", ".+")
+	for i, ex := range exprs {
+		q, _ := json.Marshal(repl.Replace(ex))
+		fmt.Fprintf(&rules, "      - record: dashboard:query_%d\n        expr: %s\n", i, q)
+	}
+	f := filepath.Join(t.TempDir(), "dashboard-rules.yaml")
+	if err := os.WriteFile(f, []byte(rules.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(promtool, "check", "rules", f).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check rules on the dashboard's queries: %v\n%s", err, out)
 	}
 }

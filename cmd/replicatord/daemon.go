@@ -188,6 +188,16 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 		Observer:       d.metrics,
 	})
 	d.metrics.SetJobSource(d.jobStats)
+	d.metrics.SetSlotLimits(d.sched.Slots)
+	d.metrics.SetBuildInfo(buildInfo())
+	// Before the scheduler starts: the preset only creates region gauges
+	// that the scheduler has not reported yet.
+	d.metrics.Preset(d.known(file))
+	// Health exists before anything serves: /readyz reports NOT_SERVING
+	// until the gRPC server is up.
+	d.health = health.NewServer()
+	d.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	d.metrics.SetReadiness(d.readiness)
 	if metricsAddr != "" {
 		if err := d.serveMetrics(ctx, metricsAddr); err != nil {
 			return nil, err
@@ -376,14 +386,14 @@ func (d *daemon) prepareTransport(dataDir string) error {
 // serve starts the gRPC server; health turns SERVING once it listens.
 func (d *daemon) serve(stdout io.Writer) error {
 	tc, addr := d.tc, d.tc.Address
-	g := grpc.NewServer(d.grpcOpts...)
+	// The metrics interceptors go first, so that they count every call,
+	// refused ones included, with the code the client gets.
+	g := grpc.NewServer(append(d.metrics.GRPCServerOptions(), d.grpcOpts...)...)
 	ln, err := transport.Listen(tc)
 	if err != nil {
 		return err
 	}
 	d.grpc = g
-	d.health = health.NewServer()
-	d.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(g, d.health)
 	api := server.New(d.store, d.sched, d.sched.Paced(), server.Options{
 		Regions:      d.knownRegions,
@@ -401,6 +411,7 @@ func (d *daemon) serve(stdout io.Writer) error {
 	if tc.ReflectionEnabled() {
 		reflection.Register(g)
 	}
+	d.metrics.InitGRPC(g)
 	go func() {
 		if err := g.Serve(ln); err != nil {
 			d.failed <- fmt.Errorf("grpc: %w", err)
@@ -468,10 +479,57 @@ func (d *daemon) jobStats() metrics.JobStats {
 	if t, ok := d.sched.OldestQueued(); ok {
 		st.OldestQueuedAge = time.Since(t)
 	}
+	st.Overdue = d.sched.Overdue()
 	return st
 }
 
-// serveMetrics serves /metrics; a busy address fails the start.
+// readiness answers /readyz from the gRPC health status of the whole
+// server (""), the one grpc-health-probe and replctl ask.
+func (d *daemon) readiness() (bool, string) {
+	resp, err := d.health.Check(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return false, err.Error()
+	}
+	if st := resp.GetStatus(); st != healthpb.HealthCheckResponse_SERVING {
+		if err := d.cloudErr(); err != nil {
+			return false, st.String() + ": " + err.Error()
+		}
+		return false, st.String()
+	}
+	return true, ""
+}
+
+// ecsActions are the ECS API actions the daemon calls, for the series
+// preset at zero (TestECSActionsListed keeps the list complete).
+var ecsActions = []string{
+	cloud.ActionCancelCopyImage, cloud.ActionCopyImage, cloud.ActionDeleteImage,
+	cloud.ActionDescribeImages, cloud.ActionDescribeRegions, cloud.ActionModifyImageAttribute,
+	cloud.ActionModifyImageSharePermission, cloud.ActionTagResources,
+}
+
+// known lists what the metrics preset at zero for file: the ECS actions,
+// the policies, and their routes and destination regions.
+func (d *daemon) known(file *policy.File) metrics.Known {
+	k := metrics.Known{Actions: ecsActions}
+	routes, regions := map[[2]string]bool{}, map[string]bool{}
+	for _, p := range file.Policies {
+		k.Policies = append(k.Policies, metrics.KnownPolicy{Name: p.Name, Interval: p.Interval, Enabled: p.Enabled})
+		for _, dst := range p.Destinations {
+			routes[[2]string{p.Source.Region, dst.Region}] = true
+			regions[dst.Region] = true
+		}
+	}
+	for r := range routes {
+		k.Routes = append(k.Routes, r)
+	}
+	for r := range regions {
+		k.Regions = append(k.Regions, r)
+	}
+	return k
+}
+
+// serveMetrics serves /metrics and the HTTP probes /healthz (liveness)
+// and /readyz (gRPC health SERVING); a busy address fails the start.
 func (d *daemon) serveMetrics(ctx context.Context, addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -486,7 +544,7 @@ func (d *daemon) serveMetrics(ctx context.Context, addr string) error {
 		}
 	}()
 	d.closers = append(d.closers, func() { cancel(); <-done })
-	d.log.Info("serving metrics", "address", "http://"+ln.Addr().String()+"/metrics")
+	d.log.Info("serving metrics and probes", "metrics", "http://"+ln.Addr().String()+"/metrics", "probes", "/healthz /readyz")
 	return nil
 }
 
@@ -575,6 +633,7 @@ func (d *daemon) reloadFile(ctx context.Context) (added, removed, changed []stri
 	}
 	d.rec.SetPolicies(f)
 	d.file = f
+	d.metrics.Preset(d.known(f))
 	return added, removed, changed, nil
 }
 

@@ -1,10 +1,19 @@
 package main
 
-import "runtime/debug"
+import (
+	"runtime"
+	"runtime/debug"
+)
 
-// buildVersion is set with -ldflags "-X main.buildVersion=v1.2.3"; without
-// it the module version of the build (go install ...@v1.2.3) is used.
-var buildVersion = ""
+// buildVersion and buildRevision are set at link time by release and
+// image builds:
+//
+//	go build -ldflags "-X main.buildVersion=v1.2.3 -X main.buildRevision=$(git rev-parse HEAD)"
+//
+// Without them, the module version of the build (go install ...@v1.2.3)
+// and the VCS revision the go command stamped (none with -buildvcs=false)
+// are used. replctl takes the same -X main.buildVersion.
+var buildVersion, buildRevision string
 
 func version() string {
 	if buildVersion != "" {
@@ -14,4 +23,18 @@ func version() string {
 		return bi.Main.Version
 	}
 	return "dev"
+}
+
+// buildInfo returns what replicatord_build_info reports: the version
+// --version prints, the Go version and the revision.
+func buildInfo() (v, goVersion, rev string) {
+	rev = buildRevision
+	if bi, ok := debug.ReadBuildInfo(); ok && rev == "" {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				rev = s.Value
+			}
+		}
+	}
+	return version(), runtime.Version(), rev
 }

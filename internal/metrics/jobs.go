@@ -24,6 +24,9 @@ type JobStats struct {
 	// OldestQueuedAge is how long the oldest QUEUED job has waited; zero
 	// when none is queued.
 	OldestQueuedAge time.Duration
+	// Overdue is, per destination region, how far the copy most past its
+	// expected end runs over it; regions without one may be left out.
+	Overdue map[string]time.Duration
 }
 
 // jobCollector asks its source at every scrape.
@@ -31,8 +34,13 @@ type jobCollector struct {
 	mu     sync.Mutex
 	source func() JobStats
 
-	jobs   *prometheus.Desc
-	oldest *prometheus.Desc
+	// regions are the destination regions to export overdue for (at 0
+	// when none of their copies is overdue).
+	regions func() []string
+
+	jobs    *prometheus.Desc
+	oldest  *prometheus.Desc
+	overdue *prometheus.Desc
 }
 
 func newJobCollector() *jobCollector {
@@ -43,6 +51,9 @@ func newJobCollector() *jobCollector {
 		oldest: prometheus.NewDesc(namespace+"_oldest_queued_job_age_seconds",
 			"How long the oldest queued job has waited for a copy slot; 0 when none waits.",
 			nil, nil),
+		overdue: prometheus.NewDesc(namespace+"_copy_overdue_seconds",
+			"By destination region, how long the copy furthest past its expected end (when ECS started it plus the route's learned copy time for its size) has run over it; 0 when none has.",
+			[]string{"region"}, nil),
 	}
 }
 
@@ -55,6 +66,7 @@ func (c *jobCollector) set(f func() JobStats) {
 func (c *jobCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.jobs
 	ch <- c.oldest
+	ch <- c.overdue
 }
 
 func (c *jobCollector) Collect(ch chan<- prometheus.Metric) {
@@ -83,4 +95,16 @@ func (c *jobCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.jobs, prometheus.GaugeValue, float64(sums[k]), stateLabel(k.state), k.region, k.policy)
 	}
 	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, max(st.OldestQueuedAge, 0).Seconds())
+	over := map[string]time.Duration{}
+	if c.regions != nil {
+		for _, r := range c.regions() {
+			over[r] = 0
+		}
+	}
+	for r, d := range st.Overdue {
+		over[r] = max(over[r], d, 0)
+	}
+	for r, d := range over {
+		ch <- prometheus.MustNewConstMetric(c.overdue, prometheus.GaugeValue, d.Seconds(), r)
+	}
 }

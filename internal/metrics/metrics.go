@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -46,8 +47,26 @@ type Metrics struct {
 	corrupt       prometheus.Gauge
 	reloads       *prometheus.CounterVec
 	jobsRemoved   prometheus.Counter
+	buildInfo     *prometheus.GaugeVec
+	lastRun       *prometheus.GaugeVec
+	lastSuccess   *prometheus.GaugeVec
+	interval      *prometheus.GaugeVec
 
 	jobs *jobCollector
+	grpc *grpcprom.ServerMetrics
+
+	mu sync.Mutex
+	// slots gives a region's copy-slot limit; copy_slots_limit is set from
+	// it wherever the queue gauges are.
+	slots func(region string) int
+	// regions are the destination regions whose gauges exist.
+	regions map[string]bool
+	// policies are the policies whose series exist (see Preset).
+	policies map[string]bool
+	// ready answers /readyz (SetReadiness).
+	ready func() (bool, string)
+	// now is the clock of the reconcile timestamps (time.Now).
+	now func() time.Time
 }
 
 // New creates the metrics and registers them, with the Go runtime and
@@ -121,8 +140,29 @@ func New() *Metrics {
 			Namespace: namespace, Name: "jobs_removed_total",
 			Help: "Finished jobs removed from the state file after daemon.job_retention.",
 		}),
-		jobs: newJobCollector(),
+		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "build_info",
+			Help: "Always 1; the labels tell which build of replicatord is running.",
+		}, []string{"version", "go_version", "revision"}),
+		lastRun: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "reconcile_last_run_timestamp_seconds",
+			Help: "When a policy's last reconcile pass ended, failed or not (Unix seconds); the time the policy was loaded until its first pass.",
+		}, []string{"policy"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "reconcile_last_success_timestamp_seconds",
+			Help: "When a policy's last successful reconcile pass ended (Unix seconds); the time the policy was loaded until its first success.",
+		}, []string{"policy"}),
+		interval: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "policy_interval_seconds",
+			Help: "The reconcile interval of each enabled policy; a disabled policy has none.",
+		}, []string{"policy"}),
+		jobs:     newJobCollector(),
+		regions:  map[string]bool{},
+		policies: map[string]bool{},
+		now:      time.Now,
 	}
+	m.grpc = newGRPCMetrics()
+	m.jobs.regions = m.knownRegions
 	for _, kind := range []string{"tls", "tokens"} {
 		for _, result := range []string{"ok", "error"} {
 			m.reloads.WithLabelValues(kind, result)
@@ -133,10 +173,42 @@ func New() *Metrics {
 		m.apiCalls, m.apiDuration, m.throttles,
 		m.reconcileRuns, m.reconcileErrs, m.transitions, m.cancelRetries, m.refused, m.watchers, m.corrupt, m.jobs,
 		m.reloads, m.jobsRemoved,
+		m.buildInfo, m.lastRun, m.lastSuccess, m.interval, m.grpc,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	// Every legal transition exists at zero, so that an alert on
+	// increase(replicatord_job_transitions_total{to="failed"}[...]) sees
+	// the first failure instead of the series appearing at 1.
+	for _, from := range allStates {
+		for _, to := range allStates {
+			if from != to && job.CheckTransition(from, to) == nil {
+				m.transitions.WithLabelValues(stateLabel(from), stateLabel(to))
+			}
+		}
+	}
 	return m
+}
+
+var allStates = []job.State{
+	job.StateQueued, job.StateSubmitting, job.StateWaiting, job.StateCopying,
+	job.StateSucceeded, job.StateFailed, job.StateCancelling, job.StateCancelled,
+}
+
+// SetBuildInfo sets replicatord_build_info; a new call replaces the old
+// labels. Empty values become "unknown".
+func (m *Metrics) SetBuildInfo(version, goVersion, revision string) {
+	if m == nil {
+		return
+	}
+	m.buildInfo.Reset()
+	label := func(s string) string {
+		if s == "" {
+			return "unknown"
+		}
+		return s[:min(len(s), maxLabelLen)]
+	}
+	m.buildInfo.WithLabelValues(label(version), label(goVersion), label(revision)).Set(1)
 }
 
 // Registry is the registry everything is registered on, for callers that
@@ -158,6 +230,45 @@ func (m *Metrics) SetQueue(region string, queued, inUse int) {
 	}
 	m.queueDepth.WithLabelValues(region).Set(float64(queued))
 	m.slotsInUse.WithLabelValues(region).Set(float64(inUse))
+	m.mu.Lock()
+	m.regions[region] = true
+	slots := m.slots
+	m.mu.Unlock()
+	if slots != nil {
+		m.slotLimit.WithLabelValues(region).Set(float64(slots(region)))
+	}
+}
+
+// SetSlotLimits installs the function that gives a region's copy-slot
+// limit (the scheduler's Slots). From then on copy_slots_limit is set for
+// every region that has queue gauges, and kept with them.
+func (m *Metrics) SetSlotLimits(f func(region string) int) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.slots = f
+	regions := make([]string, 0, len(m.regions))
+	for r := range m.regions {
+		regions = append(regions, r)
+	}
+	m.mu.Unlock()
+	if f == nil {
+		return
+	}
+	for _, r := range regions {
+		m.slotLimit.WithLabelValues(r).Set(float64(f(r)))
+	}
+}
+
+func (m *Metrics) knownRegions() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.regions))
+	for r := range m.regions {
+		out = append(out, r)
+	}
+	return out
 }
 
 // SetSlotLimit sets how many concurrent copies a region allows.
@@ -194,8 +305,19 @@ func (m *Metrics) ObserveReconcile(policy string, err error) {
 		return
 	}
 	m.reconcileRuns.WithLabelValues(policy).Inc()
+	now := float64(m.now().UnixNano()) / 1e9
+	m.lastRun.WithLabelValues(policy).Set(now)
+	m.mu.Lock()
+	fresh := !m.policies[policy]
+	m.policies[policy] = true
+	m.mu.Unlock()
 	if err != nil {
+		if fresh { // never succeeded since it was seen first: now
+			m.lastSuccess.WithLabelValues(policy).Set(now)
+		}
 		m.reconcileErrs.WithLabelValues(policy).Inc()
+	} else {
+		m.lastSuccess.WithLabelValues(policy).Set(now)
 	}
 }
 
@@ -257,21 +379,108 @@ func (m *Metrics) SetJobSource(f func() JobStats) {
 	m.jobs.set(f)
 }
 
+// Known is what exists before its first event: the ECS actions the
+// daemon calls, the loaded policies, and the copy routes and destination
+// regions they name.
+type Known struct {
+	Actions  []string
+	Policies []KnownPolicy
+	// Routes are [source, destination] pairs.
+	Routes [][2]string
+	// Regions are destination regions.
+	Regions []string
+}
+
+// KnownPolicy is a loaded policy: its interval is exported while it is
+// enabled.
+type KnownPolicy struct {
+	Name     string
+	Interval time.Duration
+	Enabled  bool
+}
+
 // Preset makes series exist at zero before their first event, so that
-// rate() and absent-alerts work from the start: per action the calls with
-// code OK and the throttles, per policy the reconcile runs and errors.
-func (m *Metrics) Preset(actions, policies []string) {
+// increase() and rate() alerts see the first failure (a counter that
+// appears at 1 has no increase): per action the calls with code OK and the
+// throttles; per policy the reconcile runs and errors, the last-run
+// timestamps (set to now if the policy has none yet) and the interval; per
+// route the copy-duration histogram; per region the queue and slot gauges
+// at zero (only where they do not exist yet, so a preset never hides a
+// real value). Policies no longer in k lose their series. Safe to call
+// again after a reload.
+func (m *Metrics) Preset(k Known) {
 	if m == nil {
 		return
 	}
-	for _, a := range actions {
+	for _, a := range k.Actions {
 		a = sanitize(a, "Unknown")
 		m.apiCalls.WithLabelValues(a, CodeOK)
+		m.apiDuration.WithLabelValues(a)
 		m.throttles.WithLabelValues(a)
 	}
-	for _, p := range policies {
-		m.reconcileRuns.WithLabelValues(p)
-		m.reconcileErrs.WithLabelValues(p)
+	now := float64(m.now().UnixNano()) / 1e9
+	keep := map[string]bool{}
+	for _, p := range k.Policies {
+		keep[p.Name] = true
+		m.reconcileRuns.WithLabelValues(p.Name)
+		m.reconcileErrs.WithLabelValues(p.Name)
+		m.mu.Lock()
+		fresh := !m.policies[p.Name]
+		m.policies[p.Name] = true
+		m.mu.Unlock()
+		if fresh {
+			m.lastRun.WithLabelValues(p.Name).Set(now)
+			m.lastSuccess.WithLabelValues(p.Name).Set(now)
+		}
+		if p.Enabled {
+			m.interval.WithLabelValues(p.Name).Set(p.Interval.Seconds())
+		} else {
+			m.interval.DeleteLabelValues(p.Name)
+		}
+	}
+	m.forgetPoliciesExcept(keep)
+	for _, r := range k.Routes {
+		m.copyDuration.WithLabelValues(r[0], r[1])
+	}
+	m.mu.Lock()
+	var fresh []string
+	for _, r := range k.Regions {
+		if !m.regions[r] {
+			m.regions[r] = true
+			fresh = append(fresh, r)
+		}
+	}
+	slots := m.slots
+	m.mu.Unlock()
+	for _, r := range fresh {
+		m.queueDepth.WithLabelValues(r)
+		m.slotsInUse.WithLabelValues(r)
+		if slots != nil {
+			m.slotLimit.WithLabelValues(r).Set(float64(slots(r)))
+		}
+	}
+}
+
+// forgetPoliciesExcept drops the per-policy series of policies not in keep
+// (removed by a reload), so an alert on a policy that stopped running does
+// not fire for one that was removed on purpose.
+func (m *Metrics) forgetPoliciesExcept(keep map[string]bool) {
+	m.mu.Lock()
+	var gone []string
+	for p := range m.policies {
+		if !keep[p] {
+			gone = append(gone, p)
+			delete(m.policies, p)
+		}
+	}
+	m.mu.Unlock()
+	for _, p := range gone {
+		l := prometheus.Labels{"policy": p}
+		m.reconcileRuns.Delete(l)
+		m.reconcileErrs.Delete(l)
+		m.lastRun.Delete(l)
+		m.lastSuccess.Delete(l)
+		m.interval.Delete(l)
 	}
 }
 
@@ -284,6 +493,9 @@ func (m *Metrics) ForgetRegion(region string) {
 	m.queueDepth.DeleteLabelValues(region)
 	m.slotsInUse.DeleteLabelValues(region)
 	m.slotLimit.DeleteLabelValues(region)
+	m.mu.Lock()
+	delete(m.regions, region)
+	m.mu.Unlock()
 }
 
 func stateLabel(s job.State) string { return strings.ToLower(s.String()) }

@@ -236,6 +236,8 @@ func TestLint(t *testing.T) {
 	m.WatchStarted()
 	m.ObserveReload("tls", errors.New("x"))
 	m.ObserveJobsRemoved(2)
+	m.SetBuildInfo("v0", "go1.26", "deadbeef")
+	m.Preset(Known{Policies: []KnownPolicy{{Name: "p", Interval: time.Minute, Enabled: true}}, Regions: []string{"b"}})
 
 	problems, err := testutil.GatherAndLint(m.Registry())
 	if err != nil {
@@ -256,12 +258,12 @@ func TestLint(t *testing.T) {
 	var ours []string
 	for _, f := range fams {
 		n := f.GetName()
-		if !strings.HasPrefix(n, "go_") && !strings.HasPrefix(n, "process_") && !strings.HasPrefix(n, "promhttp_") {
+		if !strings.HasPrefix(n, "go_") && !strings.HasPrefix(n, "process_") && !strings.HasPrefix(n, "promhttp_") && !strings.HasPrefix(n, "grpc_server_") {
 			ours = append(ours, n)
 		}
 	}
 	sort.Strings(ours)
-	if len(ours) != 16 {
+	if len(ours) != 21 {
 		t.Errorf("%d own metrics: %v", len(ours), ours)
 	}
 	for _, n := range ours {
@@ -300,18 +302,146 @@ func TestWireLabelsSanitised(t *testing.T) {
 
 func TestPresetMakesZeroSeries(t *testing.T) {
 	m := New()
-	m.Preset([]string{"CopyImage"}, []string{"base"})
-	for _, name := range []string{"replicatord_ecs_api_calls_total", "replicatord_ecs_throttles_total", "replicatord_reconcile_runs_total", "replicatord_reconcile_errors_total"} {
-		n, err := testutil.GatherAndCount(m.Registry(), name)
-		if err != nil || n != 1 {
-			t.Errorf("%s: %d series (%v), want 1 at zero", name, n, err)
+	clk := time.Unix(1_700_000_000, 0)
+	m.now = func() time.Time { return clk }
+	m.SetSlotLimits(func(r string) int {
+		if r == "ap-southeast-1" {
+			return 2
+		}
+		return 5
+	})
+	m.SetQueue("cn-beijing", 4, 5) // a real value before the preset
+	m.Preset(Known{
+		Actions: []string{"CopyImage", "DescribeImages"},
+		Policies: []KnownPolicy{
+			{Name: "base", Interval: 10 * time.Minute, Enabled: true},
+			{Name: "off", Interval: time.Hour, Enabled: false},
+		},
+		Routes:  [][2]string{{"cn-hangzhou", "ap-southeast-1"}},
+		Regions: []string{"ap-southeast-1", "cn-beijing"},
+	})
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		byName[f.GetName()] = f
+	}
+	for _, c := range []struct {
+		name   string
+		labels L
+		want   float64
+	}{
+		{"replicatord_ecs_api_calls_total", L{"action": "CopyImage", "code": "OK"}, 0},
+		{"replicatord_ecs_api_calls_total", L{"action": "DescribeImages", "code": "OK"}, 0},
+		{"replicatord_ecs_throttles_total", L{"action": "CopyImage"}, 0},
+		{"replicatord_ecs_api_call_duration_seconds", L{"action": "CopyImage"}, 0},
+		{"replicatord_reconcile_runs_total", L{"policy": "base"}, 0},
+		{"replicatord_reconcile_errors_total", L{"policy": "off"}, 0},
+		{"replicatord_reconcile_last_run_timestamp_seconds", L{"policy": "base"}, 1_700_000_000},
+		{"replicatord_reconcile_last_success_timestamp_seconds", L{"policy": "base"}, 1_700_000_000},
+		{"replicatord_policy_interval_seconds", L{"policy": "base"}, 600},
+		{"replicatord_copy_duration_seconds", L{"source_region": "cn-hangzhou", "destination_region": "ap-southeast-1"}, 0},
+		{"replicatord_queue_depth", L{"region": "ap-southeast-1"}, 0},
+		{"replicatord_copy_slots_in_use", L{"region": "ap-southeast-1"}, 0},
+		{"replicatord_copy_slots_limit", L{"region": "ap-southeast-1"}, 2},
+		{"replicatord_copy_slots_limit", L{"region": "cn-beijing"}, 5},
+		// The preset does not overwrite what the scheduler reported.
+		{"replicatord_queue_depth", L{"region": "cn-beijing"}, 4},
+		{"replicatord_copy_slots_in_use", L{"region": "cn-beijing"}, 5},
+		{"replicatord_copy_overdue_seconds", L{"region": "ap-southeast-1"}, 0},
+		// Every legal transition exists from the start, an illegal one not.
+		{"replicatord_job_transitions_total", L{"from": "copying", "to": "failed"}, 0},
+		{"replicatord_job_transitions_total", L{"from": "failed", "to": "queued"}, 0},
+	} {
+		if got := value(byName, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
-	m.SetQueue("r", 1, 1)
-	m.SetSlotLimit("r", 1)
-	m.ForgetRegion("r")
-	if n, _ := testutil.GatherAndCount(m.Registry(), "replicatord_queue_depth", "replicatord_copy_slots_in_use", "replicatord_copy_slots_limit"); n != 0 {
-		t.Errorf("%d region series left after ForgetRegion", n)
+	if got := value(byName, "replicatord_policy_interval_seconds", L{"policy": "off"}); !math.IsNaN(got) {
+		t.Errorf("a disabled policy exports an interval (%v): the stopped-running alert would fire for it", got)
+	}
+	if got := value(byName, "replicatord_job_transitions_total", L{"from": "succeeded", "to": "queued"}); !math.IsNaN(got) {
+		t.Errorf("illegal transition succeeded>queued preset: %v", got)
+	}
+
+	// A run moves the timestamps; a later preset (a reload) keeps them and
+	// drops the policies no longer loaded.
+	clk = clk.Add(time.Minute)
+	m.ObserveReconcile("base", errors.New("boom"))
+	clk = clk.Add(time.Minute)
+	m.Preset(Known{Policies: []KnownPolicy{{Name: "base", Interval: 5 * time.Minute, Enabled: true}}})
+	fams, _ = m.Registry().Gather()
+	byName = map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		byName[f.GetName()] = f
+	}
+	if got := value(byName, "replicatord_reconcile_last_run_timestamp_seconds", L{"policy": "base"}); got != 1_700_000_060 {
+		t.Errorf("last run after a failed run and a reload = %v, want 1700000060", got)
+	}
+	if got := value(byName, "replicatord_reconcile_last_success_timestamp_seconds", L{"policy": "base"}); got != 1_700_000_000 {
+		t.Errorf("last success after a failed run = %v, want the load time 1700000000", got)
+	}
+	if got := value(byName, "replicatord_policy_interval_seconds", L{"policy": "base"}); got != 300 {
+		t.Errorf("interval after the reload = %v, want 300", got)
+	}
+	for _, name := range []string{"replicatord_reconcile_runs_total", "replicatord_reconcile_last_run_timestamp_seconds"} {
+		if got := value(byName, name, L{"policy": "off"}); !math.IsNaN(got) {
+			t.Errorf("%s of a removed policy still exported: %v", name, got)
+		}
+	}
+
+	m.ForgetRegion("cn-beijing")
+	n, _ := testutil.GatherAndCount(m.Registry(), "replicatord_queue_depth", "replicatord_copy_slots_in_use", "replicatord_copy_slots_limit", "replicatord_copy_overdue_seconds")
+	if n != 4 { // ap-southeast-1's four
+		t.Errorf("%d region series after ForgetRegion(cn-beijing), want 4", n)
+	}
+}
+
+func TestSlotLimitFollowsQueueGauges(t *testing.T) {
+	m := New()
+	m.SetQueue("eu-central-1", 1, 0) // before the limits are known
+	m.SetSlotLimits(func(string) int { return 3 })
+	m.SetQueue("us-west-1", 0, 1)
+	for _, r := range []string{"eu-central-1", "us-west-1"} {
+		if got := testutil.ToFloat64(m.slotLimit.WithLabelValues(r)); got != 3 {
+			t.Errorf("copy_slots_limit{region=%s} = %v, want 3", r, got)
+		}
+	}
+}
+
+func TestBuildInfo(t *testing.T) {
+	m := New()
+	m.SetBuildInfo("v1.2.3", "go1.26.8", "")
+	m.SetBuildInfo("v1.2.4", "go1.26.8", "abc123")
+	n, err := testutil.GatherAndCount(m.Registry(), "replicatord_build_info")
+	if err != nil || n != 1 {
+		t.Fatalf("build_info series: %d (%v), want 1 (a new call replaces the labels)", n, err)
+	}
+	if got := testutil.ToFloat64(m.buildInfo.WithLabelValues("v1.2.4", "go1.26.8", "abc123")); got != 1 {
+		t.Errorf("build_info = %v, want 1", got)
+	}
+}
+
+func TestOverdueByRegion(t *testing.T) {
+	m := New()
+	m.Preset(Known{Regions: []string{"a", "b"}})
+	m.SetJobSource(func() JobStats {
+		return JobStats{Overdue: map[string]time.Duration{"b": 90 * time.Second, "c": -time.Second}}
+	})
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		byName[f.GetName()] = f
+	}
+	for r, want := range map[string]float64{"a": 0, "b": 90, "c": 0} {
+		if got := value(byName, "replicatord_copy_overdue_seconds", L{"region": r}); got != want {
+			t.Errorf("overdue{region=%s} = %v, want %v", r, got, want)
+		}
 	}
 }
 
@@ -328,8 +458,15 @@ func TestNilMetricsIsANoop(t *testing.T) {
 	m.ObserveReload("tls", nil)
 	m.ObserveJobsRemoved(1)
 	m.SetJobSource(nil)
-	m.Preset(nil, nil)
+	m.Preset(Known{Actions: []string{"a"}, Policies: []KnownPolicy{{Name: "p"}}, Regions: []string{"r"}})
 	m.ForgetRegion("r")
+	m.SetBuildInfo("v", "go", "r")
+	m.SetSlotLimits(func(string) int { return 1 })
+	m.SetReadiness(func() (bool, string) { return true, "" })
+	m.InitGRPC(nil)
+	if m.GRPCServerOptions() != nil {
+		t.Error("GRPCServerOptions on nil Metrics returned options")
+	}
 	if err := m.Serve(t.Context(), "127.0.0.1:0"); err == nil {
 		t.Error("Serve on nil Metrics succeeded")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"time"
@@ -32,7 +33,48 @@ func (m *Metrics) Handler() http.Handler {
 	})
 }
 
-// Serve listens on addr and serves /metrics until ctx ends, then shuts
+// SetReadiness installs what /readyz asks: whether the daemon serves
+// (its gRPC health status is SERVING) and, when it does not, why. Until
+// it is set, /readyz answers 503 "starting".
+func (m *Metrics) SetReadiness(f func() (ready bool, reason string)) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.ready = f
+	m.mu.Unlock()
+}
+
+// healthz is the liveness probe: the process is up and its HTTP server
+// answers. It asks nothing else, so that a cloud outage (which readiness
+// reports) never gets the pod restarted.
+func (m *Metrics) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	io.WriteString(w, "ok\n")
+}
+
+// readyz is the readiness probe: 200 while the gRPC health status is
+// SERVING, 503 with the reason otherwise.
+func (m *Metrics) readyz(w http.ResponseWriter, _ *http.Request) {
+	m.mu.Lock()
+	f := m.ready
+	m.mu.Unlock()
+	ready, reason := false, "starting"
+	if f != nil {
+		ready, reason = f()
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if !ready {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not ready: %s\n", reason)
+		return
+	}
+	io.WriteString(w, "ready\n")
+}
+
+// Serve listens on addr and serves /metrics, /healthz and /readyz until ctx ends, then shuts
 // down gracefully. It returns nil after a shutdown caused by ctx.
 func (m *Metrics) Serve(ctx context.Context, addr string) error {
 	if m == nil {
@@ -53,6 +95,8 @@ func (m *Metrics) ServeListener(ctx context.Context, l net.Listener) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
+	mux.HandleFunc("GET /healthz", m.healthz)
+	mux.HandleFunc("GET /readyz", m.readyz)
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,

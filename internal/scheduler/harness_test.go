@@ -105,9 +105,11 @@ func (h *harness) open(opts Options) {
 	if opts.APIRate == 0 {
 		opts.APIRate = 1000
 	}
-	if os.Getenv("SCHEDULER_TEST_LOG") != "" {
+	switch {
+	case opts.Logger != nil: // the test reads the log
+	case os.Getenv("SCHEDULER_TEST_LOG") != "":
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	} else {
+	default:
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	h.s = New(h.store, h.cloud, opts)

@@ -83,7 +83,7 @@ func (s *Scheduler) poll(ctx context.Context, region string) error {
 		}
 		for _, j := range batch {
 			im, ok := byID[j.DestinationImageID]
-			o, err := s.observe(ctx, j, im, ok)
+			o, err := s.observe(withJob(ctx, j), j, im, ok)
 			if err != nil {
 				return err
 			}

@@ -191,8 +191,17 @@ func (s *Scheduler) update(ctx context.Context, id string, fn func(*job.Job) err
 		s.freed(j)
 	}
 	if from != j.State {
-		s.log.Info("job transition", "job", j.ID, "from", from.String(), "to", j.State.String(),
-			"image", j.SourceImageID, "region", j.DestinationRegion, "copy", j.DestinationImageID, "cloud_status", j.CloudStatus)
+		// A failure is a WARN with its code: an operator filtering on level
+		// sees it, and knows why without looking the job up.
+		level, attrs := slog.LevelInfo, []any{"job", j.ID, "from", from.String(), "to", j.State.String(),
+			"image", j.SourceImageID, "region", j.DestinationRegion, "copy", j.DestinationImageID, "cloud_status", j.CloudStatus}
+		if j.State == job.StateFailed {
+			level = slog.LevelWarn
+			if j.Error != nil {
+				attrs = append(attrs, "code", j.Error.Code, "error", j.Error.Message, "request_id", j.Error.RequestID)
+			}
+		}
+		s.log.Log(ctx, level, "job transition", attrs...)
 		if s.opts.Observer != nil {
 			s.opts.Observer.Transition(from.String(), j.State.String())
 		}
@@ -487,9 +496,9 @@ func (s *Scheduler) call(ctx context.Context, action string, fn func(context.Con
 	if err != nil && ctx.Err() == nil {
 		var ce *cloud.Error
 		if errors.As(err, &ce) {
-			s.log.Warn("ECS call failed", "action", action, "code", ce.Code, "request_id", ce.RequestID, "region", ce.Region, "class", ce.Class.String())
+			s.log.Warn("ECS call failed", append([]any{"action", action, "code", ce.Code, "request_id", ce.RequestID, "region", ce.Region, "class", ce.Class.String()}, jobAttrs(ctx)...)...)
 		} else {
-			s.log.Warn("ECS call failed", "action", action, "err", err.Error())
+			s.log.Warn("ECS call failed", append([]any{"action", action, "err", err.Error()}, jobAttrs(ctx)...)...)
 		}
 	}
 	return err

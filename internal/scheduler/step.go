@@ -19,6 +19,7 @@ func (s *Scheduler) step(ctx context.Context, id string) error {
 	if j == nil {
 		return nil // terminal, or never ours
 	}
+	ctx = withJob(ctx, j)
 	switch j.State {
 	case job.StateSubmitting:
 		return s.submit(ctx, j)
