@@ -18,9 +18,9 @@ func TestExampleFilePlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	cfg := strings.Replace(string(raw), "time_scale: 60", "time_scale: 2000", 1)
+	cfg := strings.Replace(string(raw), "time_scale: 10", "time_scale: 2000", 1)
 	if cfg == string(raw) {
-		t.Fatal("policies.example.yaml has no `time_scale: 60` to speed up")
+		t.Fatal("policies.example.yaml has no `time_scale: 10` to speed up")
 	}
 	config := filepath.Join(dir, "policies.yaml")
 	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
