@@ -105,8 +105,14 @@ func maskID(id string) string {
 // remembers the secrets it handed out, so that errors can be scrubbed of them
 // whatever the source.
 type credentialSource struct {
-	mu      sync.Mutex
-	inner   credentials.CredentialsProvider
+	mu    sync.Mutex
+	inner credentials.CredentialsProvider
+	// rebuild, when set, replaces inner after a failure. The SDK's default
+	// chain remembers the provider it tried last even when every provider
+	// failed, and from then on asks only that one: a daemon that found no
+	// credentials once (metadata service or profile not there yet) would
+	// never look at the others again. A fresh chain looks at them all.
+	rebuild func() credentials.CredentialsProvider
 	secrets []string
 	ids     []string // access key ids seen, shown masked
 	last    string   // the key id and provider of the last credentials, masked
@@ -114,15 +120,17 @@ type credentialSource struct {
 
 func newCredentialSource(c Credentials) *credentialSource {
 	var inner credentials.CredentialsProvider
+	var rebuild func() credentials.CredentialsProvider
 	switch {
 	case c.IsZero():
-		inner = credentials.NewDefaultCredentialsProvider()
+		rebuild = func() credentials.CredentialsProvider { return credentials.NewDefaultCredentialsProvider() }
+		inner = rebuild()
 	case c.SecurityToken != "":
 		inner = credentials.NewStaticSTSCredentialsProvider(c.AccessKeyID, c.AccessKeySecret, c.SecurityToken)
 	default:
 		inner = credentials.NewStaticAKCredentialsProvider(c.AccessKeyID, c.AccessKeySecret)
 	}
-	s := &credentialSource{inner: inner}
+	s := &credentialSource{inner: inner, rebuild: rebuild}
 	s.remember(c.AccessKeySecret, c.SecurityToken)
 	s.rememberID(c.AccessKeyID)
 	return s
@@ -134,6 +142,9 @@ func (s *credentialSource) GetCredentials() (*credentials.Credentials, error) {
 	defer s.mu.Unlock()
 	cc, err := s.inner.GetCredentials()
 	if err != nil {
+		if s.rebuild != nil {
+			s.inner = s.rebuild()
+		}
 		return nil, &credentialError{msg: s.scrubLocked(err.Error())}
 	}
 	if cc == nil || cc.AccessKeyId == "" || (cc.AccessKeySecret == "" && cc.BearerToken == "") {
@@ -229,7 +240,7 @@ func (s *credentialSource) scrubLocked(text string) string {
 	for _, id := range s.ids {
 		text = strings.ReplaceAll(text, id, maskID(id))
 	}
-	return MaskKeyIDs(redactURLQueries(scrubCredentialFileDump(text)))
+	return MaskKeyIDs(redactURLQueries(scrubAnswerDumps(scrubCredentialFileDump(text))))
 }
 
 // urlQueryPattern matches the query of a URL quoted in an error. The SDK's
@@ -252,6 +263,24 @@ var keyIDPattern = regexp.MustCompile(`\b(?:LTAI|STS\.)[A-Za-z0-9]{8,}`)
 // (a profile's, an STS answer's).
 func MaskKeyIDs(text string) string {
 	return keyIDPattern.ReplaceAllStringFunc(text, maskID)
+}
+
+// answerDumpRe matches the SDK's errors that quote a credential server's
+// answer whole: the credentials URI provider ("get|refresh credentials
+// from <url> failed: <body>", the body holding the secret when only the
+// expiry is missing) and the ECS metadata provider ("..., message =
+// <body>"). The URL's query, which may carry a token, goes too.
+var answerDumpRe = regexp.MustCompile(`(?s)((?:get|refresh) credentials from )(\S+?)(\?\S*)?( failed)(?:: .*| with error.*)?$|(refresh Ecs sts token err, httpStatus: [0-9]+), message = .*$`)
+
+// scrubAnswerDumps cuts what answerDumpRe matches down to what failed.
+func scrubAnswerDumps(text string) string {
+	return answerDumpRe.ReplaceAllStringFunc(text, func(m string) string {
+		g := answerDumpRe.FindStringSubmatch(m)
+		if g[5] != "" {
+			return g[5] + " (answer not shown)"
+		}
+		return g[1] + g[2] + g[4] + " (answer not shown)"
+	})
 }
 
 // scrubCredentialFileDump cuts the SDK's "unmarshal aliyun cli config from
