@@ -260,7 +260,7 @@ func (c *chainEnv) assume(name string) stsSession {
 	for k, x := range map[string]string{"Action": "AssumeRole", "Version": "2015-04-01", "Format": "JSON",
 		"AccessKeyId": accessKeyID, "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0",
 		"SignatureNonce": fmt.Sprintf("e2e-%d-%d", time.Now().UnixNano(), sigNonce.Add(1)),
-		"Timestamp": time.Now().UTC().Format("2006-01-02T15:04:05Z"), "RoleArn": "acs:ram::1234567890123456:role/replicatord",
+		"Timestamp":      time.Now().UTC().Format("2006-01-02T15:04:05Z"), "RoleArn": "acs:ram::1234567890123456:role/replicatord",
 		"RoleSessionName": name, "DurationSeconds": "900"} {
 		v.Set(k, x)
 	}
