@@ -32,10 +32,18 @@
 // whole signed AssumeRole URL, which could be replayed).
 //
 // Credentials come from the SDK's own providers: static keys from Config,
-// or, when they are zero, the SDK's default chain (environment, CLI profile,
-// credentials file, ECS RAM role). New does not resolve them (a metadata
-// service or STS may be down at start and answer later); CheckCredentials
-// does, and every call does, failing with CodeCredentials (retryable).
+// an AssumeRole (RamRoleArn or OIDC/RRSA), or, when they are zero, the SDK's
+// default chain (environment, OIDC, CLI profile in every mode the SDK reads,
+// credentials file, ECS RAM role, credentials URI). After a failure the
+// chain is built afresh: the SDK's would only ask its last provider again,
+// so a daemon retrying at start would never find a profile or metadata
+// service that appeared later. The SDK's providers renew temporary keys at
+// the first call with 180 s or less left; github.com/aliyun/credentials-go
+// was considered and not taken: it renews the same way, hard-codes the same
+// metadata host and adds only interactive modes (CloudSSO, OAuth, External).
+// New does not resolve the credentials (a metadata service or STS may be
+// down at start and answer later); CheckCredentials does, and every call
+// does, failing with CodeCredentials (retryable).
 //
 // Every request names its endpoint and scheme itself (Config.Endpoints for
 // its region, else Config.Endpoint, else ECS's documented
