@@ -10,20 +10,25 @@ import (
 
 // The SDK's default chain, after every provider failed once, asks only the
 // last one it tried; ours builds a fresh chain after a failure, so a
-// profile (or a metadata service) that appears later is found.
+// profile (or a metadata service) that appears while the daemon retries
+// CheckCredentials at start is found.
 func TestDefaultChainLooksAgainAfterFailure(t *testing.T) {
 	clearCredentialEnv(t)
-	s := newCredentialSource(Credentials{})
-	if _, err := s.GetCredentials(); err == nil {
+	p, err := New(Config{Endpoint: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.CheckCredentials(); err == nil {
 		t.Fatal("credentials found with none anywhere")
 	}
 	writeCLIConfig(t, fmt.Sprintf(`{"current":"late","profiles":[{"name":"late","mode":"AK","access_key_id":%q,"access_key_secret":%q}]}`, testKeyID, testSecret))
-	cc, err := s.GetCredentials()
-	if err != nil {
+	if err := p.CheckCredentials(); err != nil {
 		t.Fatalf("the profile written after a failure is not found: %v", err)
 	}
-	if cc.AccessKeyId != testKeyID {
-		t.Fatalf("AccessKeyId %q", cc.AccessKeyId)
+	cc, err := p.creds.GetCredentials()
+	if err != nil || cc.AccessKeyId != testKeyID {
+		t.Fatalf("AccessKeyId %q, %v", cc.AccessKeyId, err)
 	}
 }
 
@@ -49,17 +54,28 @@ func TestCredentialsURIAnswerNotQuoted(t *testing.T) {
 			}))
 			defer srv.Close()
 			t.Setenv("ALIBABA_CLOUD_CREDENTIALS_URI", srv.URL+"/creds?token="+uriToken)
-			_, err := New(Config{Endpoint: "127.0.0.1:1", Insecure: true})
-			if err == nil {
-				t.Fatal("New succeeded with a broken credentials URI and nothing else")
+			p, err := New(Config{Endpoint: "127.0.0.1:1"})
+			if err != nil {
+				t.Fatal(err)
 			}
-			msg := err.Error()
-			for _, secret := range []string{testSecret, testToken, uriToken} {
-				if strings.Contains(msg, secret) {
-					t.Errorf("%q in error: %s", secret, msg)
+			defer p.Close()
+			err = p.CheckCredentials()
+			if err == nil {
+				t.Fatal("CheckCredentials succeeded with a broken credentials URI and nothing else")
+			}
+			// The source's own error, before the adapter clips it.
+			_, raw := p.creds.GetCredentials()
+			if raw == nil {
+				t.Fatal("the source succeeded with a broken credentials URI")
+			}
+			for _, msg := range []string{err.Error(), raw.Error()} {
+				for _, secret := range []string{testSecret, testToken, uriToken} {
+					if strings.Contains(msg, secret) {
+						t.Errorf("%q in error: %s", secret, msg)
+					}
 				}
 			}
-			if !strings.Contains(msg, srv.URL+"/creds") || !strings.Contains(msg, "answer not shown") {
+			if msg := raw.Error(); !strings.Contains(msg, srv.URL+"/creds") || !strings.Contains(msg, "answer not shown") {
 				t.Errorf("error does not say which URI failed: %s", msg)
 			}
 		})
