@@ -23,13 +23,53 @@ import (
 // seen promptly. Expected ends come from ECS's RemainTime (or the observed
 // progress rate); PollMin and PollMax bound the wait.
 func (s *Scheduler) poll(ctx context.Context, region string) error {
+	jobs, queued := s.pollTargets(region)
+	if len(jobs) == 0 {
+		return nil
+	}
+	sort.Slice(jobs, func(a, b int) bool { return jobs[a].ID < jobs[b].ID })
+
+	r := pollResult{look: s.opts.PollMax} // the latest the next poll may come
+	for start := 0; start < len(jobs); start += cloud.MaxIDsPerDescribe {
+		batch := jobs[start:min(start+cloud.MaxIDsPerDescribe, len(jobs))]
+		listed, err := s.pollBatch(ctx, region, batch, &r)
+		if err != nil {
+			return err
+		}
+		if !listed {
+			if ctx.Err() != nil {
+				return nil
+			}
+			// Transient or not, the copies are still there: look again soon.
+			s.schedulePoll(region, backoff(s.opts.PollMin, s.opts.PollMax, 2))
+			return nil
+		}
+	}
+	look := r.look
+	if len(r.ends) > 0 {
+		ends := r.ends
+		sort.Slice(ends, func(a, b int) bool { return ends[a] < ends[b] })
+		k := 0
+		if queued > 0 && r.waiting > 1 {
+			k = min(r.waiting-2, len(ends)-1)
+		}
+		// Just after the expected end, to need one look for it.
+		look = min(look, ends[k]+s.opts.PollMin/2)
+	}
+	s.schedulePoll(region, max(look, s.opts.PollMin))
+	return nil
+}
+
+// pollTargets returns the region's copies to poll (its jobs with a copy in
+// ECS) and how many of its jobs are QUEUED, and marks a poll as pending
+// (or none, when there is nothing to poll).
+func (s *Scheduler) pollTargets(region string) (jobs []*job.Job, queued int) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	// While this poll runs, copies accepted meanwhile (slots it frees are
 	// refilled at once) need no poll of their own: the one this poll
 	// schedules at its end sees them.
 	s.nextPoll[region] = s.opts.Clock.Now().Add(s.opts.PollMax)
-	var jobs []*job.Job
-	queued := 0
 	for _, j := range s.live {
 		if j.DestinationRegion != region {
 			continue
@@ -45,67 +85,53 @@ func (s *Scheduler) poll(ctx context.Context, region string) error {
 	if len(jobs) == 0 {
 		delete(s.nextPoll, region)
 	}
-	s.mu.Unlock()
-	if len(jobs) == 0 {
-		return nil
-	}
-	sort.Slice(jobs, func(a, b int) bool { return jobs[a].ID < jobs[b].ID })
+	return jobs, queued
+}
 
-	look := s.opts.PollMax // the latest the next poll may come
-	var ends []time.Duration
-	waiting := 0
-	for start := 0; start < len(jobs); start += cloud.MaxIDsPerDescribe {
-		batch := jobs[start:min(start+cloud.MaxIDsPerDescribe, len(jobs))]
-		ids := make([]string, len(batch))
-		for i, j := range batch {
-			ids[i] = j.DestinationImageID
+// pollResult gathers what the batches of one poll say about the next.
+type pollResult struct {
+	look    time.Duration   // look again within this
+	ends    []time.Duration // expected ends of running copies
+	waiting int             // copies ECS holds Waiting
+}
+
+// pollBatch describes one batch of at most 100 copies and observes each.
+// listed is false when DescribeImages failed (nothing was observed); err
+// is a store failure.
+func (s *Scheduler) pollBatch(ctx context.Context, region string, batch []*job.Job, r *pollResult) (listed bool, err error) {
+	ids := make([]string, len(batch))
+	for i, j := range batch {
+		ids[i] = j.DestinationImageID
+	}
+	var imgs []cloud.Image
+	if err := s.call(ctx, cloud.ActionDescribeImages, func(ctx context.Context) error {
+		var err error
+		imgs, err = s.cloud.DescribeImages(ctx, cloud.ImageQuery{Region: region, IDs: ids, Statuses: cloud.AllStatuses})
+		return err
+	}); err != nil {
+		return false, nil
+	}
+	byID := make(map[string]cloud.Image, len(imgs))
+	for _, im := range imgs {
+		byID[im.ID] = im
+		if im.Status == cloud.StatusWaiting {
+			r.waiting++
 		}
-		var imgs []cloud.Image
-		err := s.call(ctx, cloud.ActionDescribeImages, func(ctx context.Context) error {
-			var err error
-			imgs, err = s.cloud.DescribeImages(ctx, cloud.ImageQuery{Region: region, IDs: ids, Statuses: cloud.AllStatuses})
-			return err
-		})
+	}
+	for _, j := range batch {
+		im, ok := byID[j.DestinationImageID]
+		o, err := s.observe(withJob(ctx, j), j, im, ok)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			// Transient or not, the copies are still there: look again soon.
-			s.schedulePoll(region, backoff(s.opts.PollMin, s.opts.PollMax, 2))
-			return nil
+			return true, err
 		}
-		byID := make(map[string]cloud.Image, len(imgs))
-		for _, im := range imgs {
-			byID[im.ID] = im
-			if im.Status == cloud.StatusWaiting {
-				waiting++
-			}
+		if o.look > 0 {
+			r.look = min(r.look, o.look)
 		}
-		for _, j := range batch {
-			im, ok := byID[j.DestinationImageID]
-			o, err := s.observe(withJob(ctx, j), j, im, ok)
-			if err != nil {
-				return err
-			}
-			if o.look > 0 {
-				look = min(look, o.look)
-			}
-			if o.end > 0 {
-				ends = append(ends, o.end)
-			}
+		if o.end > 0 {
+			r.ends = append(r.ends, o.end)
 		}
 	}
-	if len(ends) > 0 {
-		sort.Slice(ends, func(a, b int) bool { return ends[a] < ends[b] })
-		k := 0
-		if queued > 0 && waiting > 1 {
-			k = min(waiting-2, len(ends)-1)
-		}
-		// Just after the expected end, to need one look for it.
-		look = min(look, ends[k]+s.opts.PollMin/2)
-	}
-	s.schedulePoll(region, max(look, s.opts.PollMin))
-	return nil
+	return true, nil
 }
 
 // schedulePoll makes the region's next poll come within d.
