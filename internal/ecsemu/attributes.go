@@ -90,7 +90,9 @@ func modifyImageAttribute(e *Emulator, c *call) (any, *apiError) {
 
 // modifyImageSharePermission shares an image with, or unshares it from,
 // other accounts: AddAccount.N / RemoveAccount.N, ten per call (further
-// indices are ignored, as documented), 50 accounts per image.
+// indices are ignored, as documented), 50 accounts per image. The request
+// is read (parseShareChange), checked against the image (refused), then
+// applied.
 func modifyImageSharePermission(e *Emulator, c *call) (any, *apiError) {
 	regionID, aerr := requireRegion(c.p)
 	if aerr != nil {
@@ -104,57 +106,78 @@ func modifyImageSharePermission(e *Emulator, c *call) (any, *apiError) {
 	if im == nil {
 		return nil, errImageNotFound(id)
 	}
-	add, aerr := parseList(c.p, "AddAccount", maxSharesPerCall, true)
+	sc, aerr := parseShareChange(c.p)
 	if aerr != nil {
 		return nil, aerr
 	}
-	remove, aerr := parseList(c.p, "RemoveAccount", maxSharesPerCall, true)
-	if aerr != nil {
+	if aerr := sc.refused(im, c.now); aerr != nil {
 		return nil, aerr
-	}
-	for _, acct := range append(append([]string{}, add...), remove...) {
-		if !accountID(acct) {
-			return nil, newErr(http.StatusBadRequest, "InvalidAccount.NotFound", "The specified account %q does not exist.", truncate(acct, 32))
-		}
-	}
-	public := c.p.get("IsPublic")
-	var makePublic bool
-	if public != "" {
-		v, aerr := parseBool(c.p, "IsPublic")
-		if aerr != nil {
-			return nil, aerr
-		}
-		makePublic = v
-	}
-	if (len(add) > 0 || makePublic) && im.status(c.now) != "Available" {
-		return nil, newErr(http.StatusBadRequest, "IncorrectImageStatus", "Only Available images can be shared.")
-	}
-	if makePublic && im.Encrypted {
-		return nil, newErr(http.StatusForbidden, "InvalidImage.Encrypted", "Encrypted images cannot be published as community images.")
-	}
-	if len(add) > 0 && (makePublic || im.meta.Public && public != "false") {
-		return nil, newErr(http.StatusBadRequest, "OperationDenied.CommunityImage", "Community images cannot be shared with accounts.")
 	}
 	next := map[string]time.Time{}
 	for k, v := range im.shared {
 		next[k] = v
 	}
-	for _, a := range add {
+	for _, a := range sc.add {
 		if _, ok := next[a]; !ok {
 			next[a] = c.now.UTC().Truncate(time.Second)
 		}
 	}
-	for _, r := range remove {
+	for _, r := range sc.remove {
 		delete(next, r)
 	}
 	if len(next) > maxSharesPerImage {
 		return nil, newErr(http.StatusForbidden, "QuotaExceed.ShareImageUser", "The number of accounts an image is shared with exceeds the limit (%d).", maxSharesPerImage)
 	}
 	im.shared = next
-	if public != "" {
-		im.meta.Public = makePublic
+	if sc.public != "" {
+		im.meta.Public = sc.makePublic
 	}
 	return requestIDBody{RequestId: c.rid}, nil
+}
+
+// shareChange is a ModifyImageSharePermission request, its accounts checked.
+type shareChange struct {
+	add, remove []string
+	public      string // IsPublic as given ("" when absent)
+	makePublic  bool
+}
+
+func parseShareChange(p params) (*shareChange, *apiError) {
+	sc := &shareChange{}
+	var aerr *apiError
+	if sc.add, aerr = parseList(p, "AddAccount", maxSharesPerCall, true); aerr != nil {
+		return nil, aerr
+	}
+	if sc.remove, aerr = parseList(p, "RemoveAccount", maxSharesPerCall, true); aerr != nil {
+		return nil, aerr
+	}
+	for _, acct := range append(append([]string{}, sc.add...), sc.remove...) {
+		if !accountID(acct) {
+			return nil, newErr(http.StatusBadRequest, "InvalidAccount.NotFound", "The specified account %q does not exist.", truncate(acct, 32))
+		}
+	}
+	if sc.public = p.get("IsPublic"); sc.public != "" {
+		if sc.makePublic, aerr = parseBool(p, "IsPublic"); aerr != nil {
+			return nil, aerr
+		}
+	}
+	return sc, nil
+}
+
+// refused checks the change against the image: only Available images are
+// shared, encrypted ones are never public, community images are not
+// shared with accounts.
+func (sc *shareChange) refused(im *image, now time.Time) *apiError {
+	if (len(sc.add) > 0 || sc.makePublic) && im.status(now) != "Available" {
+		return newErr(http.StatusBadRequest, "IncorrectImageStatus", "Only Available images can be shared.")
+	}
+	if sc.makePublic && im.Encrypted {
+		return newErr(http.StatusForbidden, "InvalidImage.Encrypted", "Encrypted images cannot be published as community images.")
+	}
+	if len(sc.add) > 0 && (sc.makePublic || im.meta.Public && sc.public != "false") {
+		return newErr(http.StatusBadRequest, "OperationDenied.CommunityImage", "Community images cannot be shared with accounts.")
+	}
+	return nil
 }
 
 func accountID(s string) bool {
