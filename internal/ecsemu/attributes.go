@@ -28,52 +28,80 @@ func modifyImageAttribute(e *Emulator, c *call) (any, *apiError) {
 	if im == nil {
 		return nil, errImageNotFound(id)
 	}
-	name, desc, family := c.p.get("ImageName"), c.p.get("Description"), c.p.get("ImageFamily")
-	status, boot := c.p.get("Status"), c.p.get("BootMode")
-	switch status {
+	a := attributeChange{
+		name: c.p.get("ImageName"), desc: c.p.get("Description"), family: c.p.get("ImageFamily"),
+		status: c.p.get("Status"), boot: c.p.get("BootMode"),
+	}
+	if aerr := a.checkState(im, c.now); aerr != nil {
+		return nil, aerr
+	}
+	if aerr := a.checkText(e, regionID, im); aerr != nil {
+		return nil, aerr
+	}
+	a.apply(im)
+	return requestIDBody{RequestId: c.rid}, nil
+}
+
+// attributeChange is a ModifyImageAttribute request; "" leaves a field.
+type attributeChange struct {
+	name, desc, family, status, boot string
+}
+
+// checkState checks Status (against the image's) and BootMode.
+func (a attributeChange) checkState(im *image, now time.Time) *apiError {
+	switch a.status {
 	case "", "Available", "Deprecated":
 	default:
-		return nil, errInvalid("Status", "%q is not Deprecated or Available", truncate(status, 32))
+		return errInvalid("Status", "%q is not Deprecated or Available", truncate(a.status, 32))
 	}
-	if status != "" {
+	if a.status != "" {
 		// Only a finished image can be deprecated or restored.
-		if s := im.status(c.now); s != "Available" && s != "Deprecated" {
-			return nil, newErr(http.StatusBadRequest, "IncorrectImageStatus", "The image is %s; only Available or Deprecated images change status.", s)
+		if s := im.status(now); s != "Available" && s != "Deprecated" {
+			return newErr(http.StatusBadRequest, "IncorrectImageStatus", "The image is %s; only Available or Deprecated images change status.", s)
 		}
 	}
-	switch boot {
+	switch a.boot {
 	case "", "BIOS", "UEFI", "UEFI-Preferred":
 	default:
-		return nil, errInvalid("BootMode", "%q is not BIOS, UEFI or UEFI-Preferred", truncate(boot, 32))
+		return errInvalid("BootMode", "%q is not BIOS, UEFI or UEFI-Preferred", truncate(a.boot, 32))
 	}
-	if name != "" {
-		if aerr := checkImageName(name); aerr != nil {
-			return nil, aerr
+	return nil
+}
+
+// checkText checks the name (free in the region), description and family.
+func (a attributeChange) checkText(e *Emulator, regionID string, im *image) *apiError {
+	if a.name != "" {
+		if aerr := checkImageName(a.name); aerr != nil {
+			return aerr
 		}
-		if e.nameTaken(regionID, name, im) {
-			return nil, newErr(http.StatusBadRequest, "InvalidImageName.Duplicated", "The specified image name is already in use in this region.")
-		}
-	}
-	if desc != "" {
-		if aerr := checkDescription(desc); aerr != nil {
-			return nil, aerr
-		}
-	}
-	if family != "" {
-		if aerr := checkFamily(family); aerr != nil {
-			return nil, aerr
+		if e.nameTaken(regionID, a.name, im) {
+			return newErr(http.StatusBadRequest, "InvalidImageName.Duplicated", "The specified image name is already in use in this region.")
 		}
 	}
-	if name != "" {
-		im.Name = name
+	if a.desc != "" {
+		if aerr := checkDescription(a.desc); aerr != nil {
+			return aerr
+		}
 	}
-	if desc != "" {
-		im.Description = desc
+	if a.family != "" {
+		if aerr := checkFamily(a.family); aerr != nil {
+			return aerr
+		}
 	}
-	if family != "" {
-		im.Family = family
+	return nil
+}
+
+func (a attributeChange) apply(im *image) {
+	if a.name != "" {
+		im.Name = a.name
 	}
-	switch status {
+	if a.desc != "" {
+		im.Description = a.desc
+	}
+	if a.family != "" {
+		im.Family = a.family
+	}
+	switch a.status {
 	case "Deprecated":
 		im.meta.Deprecated = true
 	case "Available":
@@ -82,10 +110,9 @@ func modifyImageAttribute(e *Emulator, c *call) (any, *apiError) {
 			im.fixedStatus = "Available"
 		}
 	}
-	if boot != "" {
-		im.meta.BootMode = boot
+	if a.boot != "" {
+		im.meta.BootMode = a.boot
 	}
-	return requestIDBody{RequestId: c.rid}, nil
 }
 
 // modifyImageSharePermission shares an image with, or unshares it from,
