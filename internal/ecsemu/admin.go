@@ -37,32 +37,7 @@ func (e *Emulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	case "GET /_ecsemu/faults":
 		writeJSON(w, http.StatusOK, e.Faults())
 	case "PUT /_ecsemu/faults", "POST /_ecsemu/faults":
-		var req struct {
-			Action string `json:"action"`
-			Fault  *Fault `json:"fault"`
-		}
-		if err := readJSON(r, &req); err != nil {
-			adminError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		if req.Action == "" {
-			adminError(w, http.StatusBadRequest, `"action" is required: an action name or "*"`)
-			return
-		}
-		if req.Action != "*" && actions[req.Action] == nil {
-			adminError(w, http.StatusBadRequest, fmt.Sprintf("action %q is not emulated; one of %v or \"*\"", truncate(req.Action, 64), Actions()))
-			return
-		}
-		if req.Fault == nil {
-			adminError(w, http.StatusBadRequest, `"fault" is required; {} removes the fault`)
-			return
-		}
-		if err := req.Fault.Validate(); err != nil {
-			adminError(w, http.StatusBadRequest, "fault: "+err.Error())
-			return
-		}
-		e.SetFaults(req.Action, *req.Fault)
-		writeJSON(w, http.StatusOK, e.Faults())
+		e.adminSetFault(w, r)
 	case "DELETE /_ecsemu/faults":
 		e.mu.Lock()
 		e.faults = map[string]Fault{}
@@ -74,52 +49,98 @@ func (e *Emulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		e.mu.Unlock()
 		writeJSON(w, http.StatusOK, view)
 	case "PUT /_ecsemu/config", "PATCH /_ecsemu/config":
-		var patch runtimePatch
-		if err := readJSON(r, &patch); err != nil {
-			adminError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		view, err := e.applyPatch(patch)
-		if err != nil {
-			adminError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		writeJSON(w, http.StatusOK, view)
+		e.adminPatchConfig(w, r)
 	case "POST /_ecsemu/reset":
-		state := r.URL.Query().Get("state")
-		if state != "" && state != "true" && state != "false" {
-			adminError(w, http.StatusBadRequest, fmt.Sprintf("state=%q is not true or false", truncate(state, 16)))
-			return
-		}
-		e.mu.Lock()
-		e.counters.reset()
-		var err error
-		if state == "true" {
-			e.resetState()
-			err = e.persistLocked()
-		}
-		e.mu.Unlock()
-		if err != nil {
-			adminError(w, http.StatusInternalServerError, err.Error())
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]bool{"reset": true, "state": state == "true"})
+		e.adminReset(w, r)
 	case "GET /_ecsemu/images":
 		writeJSON(w, http.StatusOK, e.adminImages(r.URL.Query().Get("region")))
 	case "POST /_ecsemu/images":
-		var f FixtureImage
-		if err := readJSON(r, &f); err != nil {
-			adminError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		if err := e.AddImage(f); err != nil {
-			adminError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		writeJSON(w, http.StatusCreated, map[string]string{"added": f.ID})
+		e.adminAddImage(w, r)
 	default:
 		adminError(w, http.StatusNotFound, fmt.Sprintf("no admin endpoint %s; see GET /_ecsemu/stats, GET|PUT|DELETE /_ecsemu/faults, GET|PUT /_ecsemu/config, POST /_ecsemu/reset, GET|POST /_ecsemu/images", truncate(route, 80)))
 	}
+}
+
+// adminSetFault sets the fault of one action (or "*"); {} removes it.
+func (e *Emulator) adminSetFault(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Action string `json:"action"`
+		Fault  *Fault `json:"fault"`
+	}
+	if err := readJSON(r, &req); err != nil {
+		adminError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if req.Action == "" {
+		adminError(w, http.StatusBadRequest, `"action" is required: an action name or "*"`)
+		return
+	}
+	if req.Action != "*" && actions[req.Action] == nil {
+		adminError(w, http.StatusBadRequest, fmt.Sprintf("action %q is not emulated; one of %v or \"*\"", truncate(req.Action, 64), Actions()))
+		return
+	}
+	if req.Fault == nil {
+		adminError(w, http.StatusBadRequest, `"fault" is required; {} removes the fault`)
+		return
+	}
+	if err := req.Fault.Validate(); err != nil {
+		adminError(w, http.StatusBadRequest, "fault: "+err.Error())
+		return
+	}
+	e.SetFaults(req.Action, *req.Fault)
+	writeJSON(w, http.StatusOK, e.Faults())
+}
+
+// adminPatchConfig changes the run-time knobs the patch names.
+func (e *Emulator) adminPatchConfig(w http.ResponseWriter, r *http.Request) {
+	var patch runtimePatch
+	if err := readJSON(r, &patch); err != nil {
+		adminError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	view, err := e.applyPatch(patch)
+	if err != nil {
+		adminError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, view)
+}
+
+// adminReset zeroes the counters and, with ?state=true, restores the
+// fixture images (and writes the state file).
+func (e *Emulator) adminReset(w http.ResponseWriter, r *http.Request) {
+	state := r.URL.Query().Get("state")
+	if state != "" && state != "true" && state != "false" {
+		adminError(w, http.StatusBadRequest, fmt.Sprintf("state=%q is not true or false", truncate(state, 16)))
+		return
+	}
+	e.mu.Lock()
+	e.counters.reset()
+	var err error
+	if state == "true" {
+		e.resetState()
+		err = e.persistLocked()
+	}
+	e.mu.Unlock()
+	if err != nil {
+		adminError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"reset": true, "state": state == "true"})
+}
+
+// adminAddImage adds one fixture image.
+func (e *Emulator) adminAddImage(w http.ResponseWriter, r *http.Request) {
+	var f FixtureImage
+	if err := readJSON(r, &f); err != nil {
+		adminError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := e.AddImage(f); err != nil {
+		adminError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"added": f.ID})
 }
 
 func adminError(w http.ResponseWriter, status int, msg string) {

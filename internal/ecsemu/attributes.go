@@ -28,52 +28,80 @@ func modifyImageAttribute(e *Emulator, c *call) (any, *apiError) {
 	if im == nil {
 		return nil, errImageNotFound(id)
 	}
-	name, desc, family := c.p.get("ImageName"), c.p.get("Description"), c.p.get("ImageFamily")
-	status, boot := c.p.get("Status"), c.p.get("BootMode")
-	switch status {
+	a := attributeChange{
+		name: c.p.get("ImageName"), desc: c.p.get("Description"), family: c.p.get("ImageFamily"),
+		status: c.p.get("Status"), boot: c.p.get("BootMode"),
+	}
+	if aerr := a.checkState(im, c.now); aerr != nil {
+		return nil, aerr
+	}
+	if aerr := a.checkText(e, regionID, im); aerr != nil {
+		return nil, aerr
+	}
+	a.apply(im)
+	return requestIDBody{RequestId: c.rid}, nil
+}
+
+// attributeChange is a ModifyImageAttribute request; "" leaves a field.
+type attributeChange struct {
+	name, desc, family, status, boot string
+}
+
+// checkState checks Status (against the image's) and BootMode.
+func (a attributeChange) checkState(im *image, now time.Time) *apiError {
+	switch a.status {
 	case "", "Available", "Deprecated":
 	default:
-		return nil, errInvalid("Status", "%q is not Deprecated or Available", truncate(status, 32))
+		return errInvalid("Status", "%q is not Deprecated or Available", truncate(a.status, 32))
 	}
-	if status != "" {
+	if a.status != "" {
 		// Only a finished image can be deprecated or restored.
-		if s := im.status(c.now); s != "Available" && s != "Deprecated" {
-			return nil, newErr(http.StatusBadRequest, "IncorrectImageStatus", "The image is %s; only Available or Deprecated images change status.", s)
+		if s := im.status(now); s != "Available" && s != "Deprecated" {
+			return newErr(http.StatusBadRequest, "IncorrectImageStatus", "The image is %s; only Available or Deprecated images change status.", s)
 		}
 	}
-	switch boot {
+	switch a.boot {
 	case "", "BIOS", "UEFI", "UEFI-Preferred":
 	default:
-		return nil, errInvalid("BootMode", "%q is not BIOS, UEFI or UEFI-Preferred", truncate(boot, 32))
+		return errInvalid("BootMode", "%q is not BIOS, UEFI or UEFI-Preferred", truncate(a.boot, 32))
 	}
-	if name != "" {
-		if aerr := checkImageName(name); aerr != nil {
-			return nil, aerr
+	return nil
+}
+
+// checkText checks the name (free in the region), description and family.
+func (a attributeChange) checkText(e *Emulator, regionID string, im *image) *apiError {
+	if a.name != "" {
+		if aerr := checkImageName(a.name); aerr != nil {
+			return aerr
 		}
-		if e.nameTaken(regionID, name, im) {
-			return nil, newErr(http.StatusBadRequest, "InvalidImageName.Duplicated", "The specified image name is already in use in this region.")
-		}
-	}
-	if desc != "" {
-		if aerr := checkDescription(desc); aerr != nil {
-			return nil, aerr
-		}
-	}
-	if family != "" {
-		if aerr := checkFamily(family); aerr != nil {
-			return nil, aerr
+		if e.nameTaken(regionID, a.name, im) {
+			return newErr(http.StatusBadRequest, "InvalidImageName.Duplicated", "The specified image name is already in use in this region.")
 		}
 	}
-	if name != "" {
-		im.Name = name
+	if a.desc != "" {
+		if aerr := checkDescription(a.desc); aerr != nil {
+			return aerr
+		}
 	}
-	if desc != "" {
-		im.Description = desc
+	if a.family != "" {
+		if aerr := checkFamily(a.family); aerr != nil {
+			return aerr
+		}
 	}
-	if family != "" {
-		im.Family = family
+	return nil
+}
+
+func (a attributeChange) apply(im *image) {
+	if a.name != "" {
+		im.Name = a.name
 	}
-	switch status {
+	if a.desc != "" {
+		im.Description = a.desc
+	}
+	if a.family != "" {
+		im.Family = a.family
+	}
+	switch a.status {
 	case "Deprecated":
 		im.meta.Deprecated = true
 	case "Available":
@@ -82,15 +110,16 @@ func modifyImageAttribute(e *Emulator, c *call) (any, *apiError) {
 			im.fixedStatus = "Available"
 		}
 	}
-	if boot != "" {
-		im.meta.BootMode = boot
+	if a.boot != "" {
+		im.meta.BootMode = a.boot
 	}
-	return requestIDBody{RequestId: c.rid}, nil
 }
 
 // modifyImageSharePermission shares an image with, or unshares it from,
 // other accounts: AddAccount.N / RemoveAccount.N, ten per call (further
-// indices are ignored, as documented), 50 accounts per image.
+// indices are ignored, as documented), 50 accounts per image. The request
+// is read (parseShareChange), checked against the image (refused), then
+// applied.
 func modifyImageSharePermission(e *Emulator, c *call) (any, *apiError) {
 	regionID, aerr := requireRegion(c.p)
 	if aerr != nil {
@@ -104,57 +133,78 @@ func modifyImageSharePermission(e *Emulator, c *call) (any, *apiError) {
 	if im == nil {
 		return nil, errImageNotFound(id)
 	}
-	add, aerr := parseList(c.p, "AddAccount", maxSharesPerCall, true)
+	sc, aerr := parseShareChange(c.p)
 	if aerr != nil {
 		return nil, aerr
 	}
-	remove, aerr := parseList(c.p, "RemoveAccount", maxSharesPerCall, true)
-	if aerr != nil {
+	if aerr := sc.refused(im, c.now); aerr != nil {
 		return nil, aerr
-	}
-	for _, acct := range append(append([]string{}, add...), remove...) {
-		if !accountID(acct) {
-			return nil, newErr(http.StatusBadRequest, "InvalidAccount.NotFound", "The specified account %q does not exist.", truncate(acct, 32))
-		}
-	}
-	public := c.p.get("IsPublic")
-	var makePublic bool
-	if public != "" {
-		v, aerr := parseBool(c.p, "IsPublic")
-		if aerr != nil {
-			return nil, aerr
-		}
-		makePublic = v
-	}
-	if (len(add) > 0 || makePublic) && im.status(c.now) != "Available" {
-		return nil, newErr(http.StatusBadRequest, "IncorrectImageStatus", "Only Available images can be shared.")
-	}
-	if makePublic && im.Encrypted {
-		return nil, newErr(http.StatusForbidden, "InvalidImage.Encrypted", "Encrypted images cannot be published as community images.")
-	}
-	if len(add) > 0 && (makePublic || im.meta.Public && public != "false") {
-		return nil, newErr(http.StatusBadRequest, "OperationDenied.CommunityImage", "Community images cannot be shared with accounts.")
 	}
 	next := map[string]time.Time{}
 	for k, v := range im.shared {
 		next[k] = v
 	}
-	for _, a := range add {
+	for _, a := range sc.add {
 		if _, ok := next[a]; !ok {
 			next[a] = c.now.UTC().Truncate(time.Second)
 		}
 	}
-	for _, r := range remove {
+	for _, r := range sc.remove {
 		delete(next, r)
 	}
 	if len(next) > maxSharesPerImage {
 		return nil, newErr(http.StatusForbidden, "QuotaExceed.ShareImageUser", "The number of accounts an image is shared with exceeds the limit (%d).", maxSharesPerImage)
 	}
 	im.shared = next
-	if public != "" {
-		im.meta.Public = makePublic
+	if sc.public != "" {
+		im.meta.Public = sc.makePublic
 	}
 	return requestIDBody{RequestId: c.rid}, nil
+}
+
+// shareChange is a ModifyImageSharePermission request, its accounts checked.
+type shareChange struct {
+	add, remove []string
+	public      string // IsPublic as given ("" when absent)
+	makePublic  bool
+}
+
+func parseShareChange(p params) (*shareChange, *apiError) {
+	sc := &shareChange{}
+	var aerr *apiError
+	if sc.add, aerr = parseList(p, "AddAccount", maxSharesPerCall, true); aerr != nil {
+		return nil, aerr
+	}
+	if sc.remove, aerr = parseList(p, "RemoveAccount", maxSharesPerCall, true); aerr != nil {
+		return nil, aerr
+	}
+	for _, acct := range append(append([]string{}, sc.add...), sc.remove...) {
+		if !accountID(acct) {
+			return nil, newErr(http.StatusBadRequest, "InvalidAccount.NotFound", "The specified account %q does not exist.", truncate(acct, 32))
+		}
+	}
+	if sc.public = p.get("IsPublic"); sc.public != "" {
+		if sc.makePublic, aerr = parseBool(p, "IsPublic"); aerr != nil {
+			return nil, aerr
+		}
+	}
+	return sc, nil
+}
+
+// refused checks the change against the image: only Available images are
+// shared, encrypted ones are never public, community images are not
+// shared with accounts.
+func (sc *shareChange) refused(im *image, now time.Time) *apiError {
+	if (len(sc.add) > 0 || sc.makePublic) && im.status(now) != "Available" {
+		return newErr(http.StatusBadRequest, "IncorrectImageStatus", "Only Available images can be shared.")
+	}
+	if sc.makePublic && im.Encrypted {
+		return newErr(http.StatusForbidden, "InvalidImage.Encrypted", "Encrypted images cannot be published as community images.")
+	}
+	if len(sc.add) > 0 && (sc.makePublic || im.meta.Public && sc.public != "false") {
+		return newErr(http.StatusBadRequest, "OperationDenied.CommunityImage", "Community images cannot be shared with accounts.")
+	}
+	return nil
 }
 
 func accountID(s string) bool {

@@ -141,12 +141,34 @@ const (
 	ComplianceMainlandOnly     = "mainland-only"
 )
 
-// withDefaults returns a copy of c with defaults filled in, or the first
-// problem, naming the knob.
+// withDefaults returns a copy of c with defaults filled in, or its
+// problems, each naming the knob. Each group of knobs has its own
+// function, checked in turn, so the problems keep their order.
 func (c Config) withDefaults() (Config, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
+	c.credentialDefaults(bad)
+	c.copyDefaults(bad)
+	c.limitDefaults(bad)
+	c.faultDefaults(bad)
+	if c.Images == nil {
+		c.Images = DemoImages()
+	} else if err := validateFixtures(c.Images); err != nil {
+		bad("Images: %v", err)
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("ecsemu config: %w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+// problem records one problem of a Config, naming the knob.
+type problem func(format string, args ...any)
+
+// credentialDefaults checks the access keys (at least one) and copies them;
+// the clock defaults to the real one.
+func (c *Config) credentialDefaults(bad problem) {
 	if len(c.Credentials) == 0 {
 		bad("Credentials: at least one access key is required")
 	}
@@ -164,6 +186,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
 	}
+}
+
+// copyDefaults sets the pace of copies: time scale, slots, rates.
+func (c *Config) copyDefaults(bad problem) {
 	switch {
 	case badFloat(c.TimeScale) || c.TimeScale < 0:
 		bad("TimeScale: %g is not a positive number", c.TimeScale)
@@ -195,6 +221,11 @@ func (c Config) withDefaults() (Config, error) {
 		routes[route] = rate
 	}
 	c.RouteRates = routes
+}
+
+// limitDefaults sets the start-up delay, the size and quota limits, the
+// compliance rule and denied routes, and the random failure shares.
+func (c *Config) limitDefaults(bad problem) {
 	switch {
 	case c.StartupDelay < 0:
 		c.StartupDelay = 0
@@ -224,6 +255,10 @@ func (c Config) withDefaults() (Config, error) {
 	if err := checkShare("CancelNotSupportedRate", c.CancelNotSupportedRate); err != nil {
 		bad("%v", err)
 	}
+}
+
+// faultDefaults sets throttling, injected faults and STS.
+func (c *Config) faultDefaults(bad problem) {
 	switch {
 	case math.IsNaN(c.ThrottleRate) || math.IsInf(c.ThrottleRate, 0):
 		bad("ThrottleRate: %g is not a number of requests", c.ThrottleRate)
@@ -249,15 +284,6 @@ func (c Config) withDefaults() (Config, error) {
 	if err := c.STS.validate(); err != nil {
 		bad("STS: %v", err)
 	}
-	if c.Images == nil {
-		c.Images = DemoImages()
-	} else if err := validateFixtures(c.Images); err != nil {
-		bad("Images: %v", err)
-	}
-	if len(errs) > 0 {
-		return c, fmt.Errorf("ecsemu config: %w", errors.Join(errs...))
-	}
-	return c, nil
 }
 
 func badFloat(f float64) bool { return math.IsNaN(f) || math.IsInf(f, 0) }

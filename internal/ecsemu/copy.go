@@ -34,159 +34,219 @@ type copyImageBody struct {
 	ImageId   string
 }
 
-// copyImage starts a copy of a custom image into another region.
+// copyRequest is a CopyImage request, its parameters checked.
+type copyRequest struct {
+	srcRegion, srcID, dst string
+	name, desc, kms, rg   string
+	encrypted, dryRun     bool
+	tags                  []tagKV
+	token                 string
+}
+
+// copyImage starts a copy of a custom image into another region. The
+// checks run in the order ECS answers them: the parameters
+// (parseCopyRequest), what the catalogue allows (catalogCopyDenied), a
+// ClientToken seen before (replayCopy), the source and destination's state
+// (copyRefused); then the copy is made (makeCopy).
 func copyImage(e *Emulator, c *call) (any, *apiError) {
-	p := c.p
-	srcRegion, aerr := require(p, "RegionId")
+	r, aerr := parseCopyRequest(c.p)
 	if aerr != nil {
 		return nil, aerr
 	}
-	if findRegion(srcRegion) == nil {
-		return nil, newErr(http.StatusBadRequest, "SourceRegion.NotFound", "The specified source region %q does not exist.", truncate(srcRegion, 32))
-	}
-	srcID, aerr := require(p, "ImageId")
-	if aerr != nil {
+	cat := e.catalogImage(r.srcRegion, r.srcID)
+	if aerr := catalogCopyDenied(r, cat); aerr != nil {
 		return nil, aerr
-	}
-	dst, aerr := require(p, "DestinationRegionId")
-	if aerr != nil {
-		return nil, aerr
-	}
-	if findRegion(dst) == nil {
-		return nil, newErr(http.StatusBadRequest, "DestinationRegion.NotFound", "The specified destination region %q does not exist.", truncate(dst, 32))
-	}
-	name := p.get("DestinationImageName")
-	if name != "" {
-		if aerr := checkImageName(name); aerr != nil {
-			return nil, aerr
-		}
-	}
-	desc := p.get("DestinationDescription")
-	if desc != "" {
-		if aerr := checkDescription(desc); aerr != nil {
-			return nil, aerr
-		}
-	}
-	encrypted, aerr := parseBool(p, "Encrypted")
-	if aerr != nil {
-		return nil, aerr
-	}
-	kms := p.get("KMSKeyId")
-	if kms != "" && !encrypted {
-		return nil, newErr(http.StatusBadRequest, "InvalidEncrypted.NotMatchKmsKeyId", "KMSKeyId is given but Encrypted is not true.")
-	}
-	if len(kms) > 128 {
-		return nil, newErr(http.StatusNotFound, "InvalidParameter.KMSKeyId.NotFound", "The specified KMSKeyId does not exist.")
-	}
-	if p.get("EncryptAlgorithm") != "" {
-		return nil, newErr(http.StatusBadRequest, "InvalidEncryptAlgorithm", "The EncryptAlgorithm parameter is unavailable.")
-	}
-	rg := p.get("ResourceGroupId")
-	if rg != "" && !resourceGroupRe.MatchString(rg) {
-		return nil, newErr(http.StatusNotFound, "InvalidResourceGroup.NotFound", "The specified resource group does not exist.")
-	}
-	tags, aerr := parseTags(p, "Tag")
-	if aerr != nil {
-		return nil, aerr
-	}
-	dryRun, aerr := parseBool(p, "DryRun")
-	if aerr != nil {
-		return nil, aerr
-	}
-	token := p.get("ClientToken")
-	if len(token) > 64 || !printableASCII(token) {
-		return nil, errInvalid("ClientToken", "it must be at most 64 printable ASCII characters")
-	}
-	// Images of the catalogue: shared-in images may be copied within their
-	// region only; marketplace and public images not at all.
-	cat := e.catalogImage(srcRegion, srcID)
-	if cat != nil {
-		switch cat.meta.alias() {
-		case "others":
-			if dst != srcRegion {
-				return nil, newErr(http.StatusForbidden, "OperationDenied.SameRegionOnly", "Shared images can only be copied within the same region.")
-			}
-		case "marketplace":
-			return nil, newErr(http.StatusForbidden, "OperationDenied.NotAuthorized", "Marketplace images cannot be copied.")
-		default:
-			return nil, newErr(http.StatusNotFound, "InvalidImageId.NotFound", "The specified image %s does not exist; public images are not copied, run instances from them.", srcID)
-		}
-	}
-	if srcRegion == dst && !encrypted && cat == nil {
-		return nil, newErr(http.StatusForbidden, "IncorrectDestinationRegion", "The destination region cannot be the source region.")
 	}
 
 	// The same token with the same parameters is the same copy, as long
 	// as that copy exists; checked before the state checks because the
 	// copy itself now holds the name and a quota slot.
-	fp := fingerprint(p)
-	if token != "" {
-		if te, ok := e.tokens[token]; ok {
-			if e.images[te.imageID] == nil {
-				delete(e.tokens, token)
-			} else if te.fingerprint != fp {
-				return nil, newErr(http.StatusBadRequest, "IdempotentParameterMismatch", "The specified parameters are different from before for the same ClientToken.")
-			} else if dryRun {
-				return nil, errDryRun()
-			} else {
-				return copyImageBody{RequestId: c.rid, ImageId: te.imageID}, nil
-			}
-		}
+	fp := fingerprint(c.p)
+	if body, aerr, ok := e.replayCopy(c, r, fp); ok {
+		return body, aerr
 	}
 
-	src := e.imageIn(srcRegion, srcID)
+	src := e.imageIn(r.srcRegion, r.srcID)
 	if src == nil {
 		src = cat
 	}
 	if src == nil {
-		return nil, errImageNotFound(srcID)
+		return nil, errImageNotFound(r.srcID)
 	}
-	if src.meta.Public && src.meta.own() {
-		return nil, newErr(http.StatusBadRequest, "OperationDenied.CommunityImage", "Community images cannot be copied.")
+	if aerr := e.copyRefused(r, src, c.now); aerr != nil {
+		return nil, aerr
 	}
-	if src.status(c.now) != "Available" {
-		return nil, newErr(http.StatusBadRequest, "IncorrectImageStatus", "The image not available.")
-	}
-	if limit := e.cfg.MaxImageSizeGiB; limit > 0 && src.SizeGiB > limit {
-		return nil, newErr(http.StatusForbidden, "SizeExceed.Image", "The image exceeds the maximum size (%d GiB). You can use the CopySnapshot API to copy your snapshots and create an image from them.", limit)
-	}
-	if e.denied(srcRegion, dst) {
-		return nil, newErr(http.StatusForbidden, "OperationDenied.NonCompliantDestinationRegion", "The copy operation to the destination region is not in compliance with regulations.")
-	}
-	if e.cfg.CopyConflict && e.copyingSource(src.ID, c.now) {
-		return nil, newErr(http.StatusBadRequest, "OperationDenied.ImageCopyConflict", "The same image cannot be copied concurrently. Please wait until the last copy is completed.")
-	}
-	if name != "" && e.nameTaken(dst, name, nil) {
-		return nil, newErr(http.StatusBadRequest, "InvalidImageName.Duplicated", "The specified image name is already in use in the target region.")
-	}
-	if q := e.cfg.ImageQuotaPerRegion; q > 0 && e.countIn(dst) >= q {
-		return nil, newErr(http.StatusForbidden, "QuotaExceed.Image", "The number of images exceeds the limit (%d).", q)
-	}
-	if dryRun {
+	if r.dryRun {
 		return nil, errDryRun()
 	}
+	im := e.makeCopy(r, src, c.now)
+	if r.token != "" {
+		e.tokens[r.token] = tokenEntry{fingerprint: fp, imageID: im.ID}
+	}
+	return copyImageBody{RequestId: c.rid, ImageId: im.ID}, nil
+}
 
-	im := e.startCopy(src, dst, c.now)
+// parseCopyRequest reads and checks the parameters of CopyImage.
+func parseCopyRequest(p params) (*copyRequest, *apiError) {
+	r := &copyRequest{}
+	var aerr *apiError
+	if r.srcRegion, aerr = require(p, "RegionId"); aerr != nil {
+		return nil, aerr
+	}
+	if findRegion(r.srcRegion) == nil {
+		return nil, newErr(http.StatusBadRequest, "SourceRegion.NotFound", "The specified source region %q does not exist.", truncate(r.srcRegion, 32))
+	}
+	if r.srcID, aerr = require(p, "ImageId"); aerr != nil {
+		return nil, aerr
+	}
+	if r.dst, aerr = require(p, "DestinationRegionId"); aerr != nil {
+		return nil, aerr
+	}
+	if findRegion(r.dst) == nil {
+		return nil, newErr(http.StatusBadRequest, "DestinationRegion.NotFound", "The specified destination region %q does not exist.", truncate(r.dst, 32))
+	}
+	if r.name = p.get("DestinationImageName"); r.name != "" {
+		if aerr := checkImageName(r.name); aerr != nil {
+			return nil, aerr
+		}
+	}
+	if r.desc = p.get("DestinationDescription"); r.desc != "" {
+		if aerr := checkDescription(r.desc); aerr != nil {
+			return nil, aerr
+		}
+	}
+	if aerr := r.parseEncryption(p); aerr != nil {
+		return nil, aerr
+	}
+	r.rg = p.get("ResourceGroupId")
+	if r.rg != "" && !resourceGroupRe.MatchString(r.rg) {
+		return nil, newErr(http.StatusNotFound, "InvalidResourceGroup.NotFound", "The specified resource group does not exist.")
+	}
+	if r.tags, aerr = parseTags(p, "Tag"); aerr != nil {
+		return nil, aerr
+	}
+	if r.dryRun, aerr = parseBool(p, "DryRun"); aerr != nil {
+		return nil, aerr
+	}
+	r.token = p.get("ClientToken")
+	if len(r.token) > 64 || !printableASCII(r.token) {
+		return nil, errInvalid("ClientToken", "it must be at most 64 printable ASCII characters")
+	}
+	return r, nil
+}
+
+// parseEncryption reads Encrypted, KMSKeyId and EncryptAlgorithm.
+func (r *copyRequest) parseEncryption(p params) *apiError {
+	var aerr *apiError
+	if r.encrypted, aerr = parseBool(p, "Encrypted"); aerr != nil {
+		return aerr
+	}
+	r.kms = p.get("KMSKeyId")
+	if r.kms != "" && !r.encrypted {
+		return newErr(http.StatusBadRequest, "InvalidEncrypted.NotMatchKmsKeyId", "KMSKeyId is given but Encrypted is not true.")
+	}
+	if len(r.kms) > 128 {
+		return newErr(http.StatusNotFound, "InvalidParameter.KMSKeyId.NotFound", "The specified KMSKeyId does not exist.")
+	}
+	if p.get("EncryptAlgorithm") != "" {
+		return newErr(http.StatusBadRequest, "InvalidEncryptAlgorithm", "The EncryptAlgorithm parameter is unavailable.")
+	}
+	return nil
+}
+
+// catalogCopyDenied applies the catalogue's rules (cat: the source in the
+// catalogue, or nil): shared-in images may be copied within their region
+// only; marketplace and public images not at all. A custom image is not
+// copied into its own region unless the copy is encrypted.
+func catalogCopyDenied(r *copyRequest, cat *image) *apiError {
+	if cat != nil {
+		switch cat.meta.alias() {
+		case "others":
+			if r.dst != r.srcRegion {
+				return newErr(http.StatusForbidden, "OperationDenied.SameRegionOnly", "Shared images can only be copied within the same region.")
+			}
+		case "marketplace":
+			return newErr(http.StatusForbidden, "OperationDenied.NotAuthorized", "Marketplace images cannot be copied.")
+		default:
+			return newErr(http.StatusNotFound, "InvalidImageId.NotFound", "The specified image %s does not exist; public images are not copied, run instances from them.", r.srcID)
+		}
+	}
+	if r.srcRegion == r.dst && !r.encrypted && cat == nil {
+		return newErr(http.StatusForbidden, "IncorrectDestinationRegion", "The destination region cannot be the source region.")
+	}
+	return nil
+}
+
+// replayCopy answers a ClientToken seen before whose copy still exists
+// (ok: the answer is given); a token whose copy is gone is forgotten.
+func (e *Emulator) replayCopy(c *call, r *copyRequest, fp string) (body any, aerr *apiError, ok bool) {
+	if r.token == "" {
+		return nil, nil, false
+	}
+	te, seen := e.tokens[r.token]
+	switch {
+	case !seen:
+		return nil, nil, false
+	case e.images[te.imageID] == nil:
+		delete(e.tokens, r.token)
+		return nil, nil, false
+	case te.fingerprint != fp:
+		return nil, newErr(http.StatusBadRequest, "IdempotentParameterMismatch", "The specified parameters are different from before for the same ClientToken."), true
+	case r.dryRun:
+		return nil, errDryRun(), true
+	default:
+		return copyImageBody{RequestId: c.rid, ImageId: te.imageID}, nil, true
+	}
+}
+
+// copyRefused checks the source image and the destination region at now.
+func (e *Emulator) copyRefused(r *copyRequest, src *image, now time.Time) *apiError {
+	if src.meta.Public && src.meta.own() {
+		return newErr(http.StatusBadRequest, "OperationDenied.CommunityImage", "Community images cannot be copied.")
+	}
+	if src.status(now) != "Available" {
+		return newErr(http.StatusBadRequest, "IncorrectImageStatus", "The image not available.")
+	}
+	if limit := e.cfg.MaxImageSizeGiB; limit > 0 && src.SizeGiB > limit {
+		return newErr(http.StatusForbidden, "SizeExceed.Image", "The image exceeds the maximum size (%d GiB). You can use the CopySnapshot API to copy your snapshots and create an image from them.", limit)
+	}
+	if e.denied(r.srcRegion, r.dst) {
+		return newErr(http.StatusForbidden, "OperationDenied.NonCompliantDestinationRegion", "The copy operation to the destination region is not in compliance with regulations.")
+	}
+	if e.cfg.CopyConflict && e.copyingSource(src.ID, now) {
+		return newErr(http.StatusBadRequest, "OperationDenied.ImageCopyConflict", "The same image cannot be copied concurrently. Please wait until the last copy is completed.")
+	}
+	if r.name != "" && e.nameTaken(r.dst, r.name, nil) {
+		return newErr(http.StatusBadRequest, "InvalidImageName.Duplicated", "The specified image name is already in use in the target region.")
+	}
+	if q := e.cfg.ImageQuotaPerRegion; q > 0 && e.countIn(r.dst) >= q {
+		return newErr(http.StatusForbidden, "QuotaExceed.Image", "The number of images exceeds the limit (%d).", q)
+	}
+	return nil
+}
+
+// makeCopy creates the copy of src the request asks for.
+func (e *Emulator) makeCopy(r *copyRequest, src *image, now time.Time) *image {
+	im := e.startCopy(src, r.dst, now)
+	name := r.name
 	if name == "" {
 		name = src.Name
-		if e.nameTaken(dst, name, nil) {
+		if e.nameTaken(r.dst, name, nil) {
 			name = truncate(src.Name, 100) + "-copy-" + im.ID[2:]
 		}
 	}
 	im.Name = name
+	desc := r.desc
 	if desc == "" {
 		desc = src.Description
 	}
 	im.Description = desc
-	im.Encrypted, im.KMSKeyID, im.ResourceGroupID = encrypted || src.Encrypted, kms, rg
-	for _, t := range tags {
+	im.Encrypted, im.KMSKeyID, im.ResourceGroupID = r.encrypted || src.Encrypted, r.kms, r.rg
+	for _, t := range r.tags {
 		im.Tags[t.Key] = t.Value
 	}
 	e.addImage(im)
-	if token != "" {
-		e.tokens[token] = tokenEntry{fingerprint: fp, imageID: im.ID}
-	}
-	return copyImageBody{RequestId: c.rid, ImageId: im.ID}, nil
+	return im
 }
 
 func errDryRun() *apiError {

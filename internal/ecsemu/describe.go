@@ -27,75 +27,15 @@ type describeImagesBody struct {
 // are hidden unless asked for), OSType, Architecture, Usage, IsPublic,
 // ImageOwnerId, the IsSupport… flags, Filter.N creation times, tags,
 // ResourceGroupId (images of the default group are always shown) and
-// DryRun. Invalid values answer the documented codes.
+// DryRun. Invalid values answer the documented codes, in the order the
+// parameters are read here (parseImageFilter, then paging and DryRun).
 func describeImages(e *Emulator, c *call) (any, *apiError) {
 	p := c.p
 	regionID, aerr := requireRegion(p)
 	if aerr != nil {
 		return nil, aerr
 	}
-	ids := splitList(p.get("ImageId"))
-	if len(ids) > 100 {
-		return nil, errInvalid("ImageId", "at most 100 image ids are allowed, got %d", len(ids))
-	}
-	statuses := map[string]bool{"Available": true}
-	if s := p.get("Status"); s != "" {
-		statuses = map[string]bool{}
-		for _, st := range splitList(s) {
-			if !imageStatuses[st] {
-				return nil, errInvalid("Status", "%q is not one of Creating, Waiting, Available, UnAvailable, CreateFailed, Deprecated", truncate(st, 32))
-			}
-			statuses[st] = true
-		}
-	}
-	alias := p.get("ImageOwnerAlias")
-	switch alias {
-	case "", "self", "system", "others", "marketplace":
-	default:
-		return nil, newErr(http.StatusBadRequest, "InvalidImageOwnerAlias.ValueNotSupported", "The specified ImageOwnerAlias %q is not one of self, system, others, marketplace.", truncate(alias, 32))
-	}
-	osType := p.get("OSType")
-	switch osType {
-	case "", "linux", "windows":
-	default:
-		return nil, newErr(http.StatusNotFound, "InvalidOSType", "The specified OSType %q is not linux or windows.", truncate(osType, 32))
-	}
-	arch := p.get("Architecture")
-	switch arch {
-	case "", "i386", "x86_64", "arm64":
-	default:
-		return nil, newErr(http.StatusNotFound, "InvalidArchitecture", "The specified Architecture %q is not i386, x86_64 or arm64.", truncate(arch, 32))
-	}
-	usage := p.get("Usage")
-	switch usage {
-	case "", "instance", "none":
-	default:
-		return nil, newErr(http.StatusNotFound, "InvalidUsage", "The specified Usage %q is not instance or none.", truncate(usage, 32))
-	}
-	var owner int64 = -1
-	if v := p.get("ImageOwnerId"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return nil, errInvalid("ImageOwnerId", "%q is not an account id", truncate(v, 32))
-		}
-		owner = n
-	}
-	flags := map[string]*bool{}
-	for _, name := range []string{"IsPublic", "IsSupportIoOptimized", "IsSupportCloudinit", "ShowExpired"} {
-		if p.get(name) == "" {
-			continue
-		}
-		v, aerr := parseBool(p, name)
-		if aerr != nil {
-			return nil, aerr
-		}
-		flags[name] = &v
-	}
-	from, to, aerr := parseCreationFilter(p)
-	if aerr != nil {
-		return nil, aerr
-	}
-	tags, aerr := parseTags(p, "Tag")
+	f, aerr := parseImageFilter(p)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -111,16 +51,11 @@ func describeImages(e *Emulator, c *call) (any, *apiError) {
 	if aerr != nil {
 		return nil, aerr
 	}
-	name, family, snapshot, rg := p.get("ImageName"), p.get("ImageFamily"), p.get("SnapshotId"), p.get("ResourceGroupId")
-	if rg != "" && !resourceGroupRe.MatchString(rg) {
+	if f.rg != "" && !resourceGroupRe.MatchString(f.rg) {
 		return nil, newErr(http.StatusNotFound, "InvalidResourceGroup.NotFound", "The specified resource group does not exist.")
 	}
 	if dryRun {
 		return nil, errDryRun()
-	}
-	idSet := map[string]bool{}
-	for _, id := range ids {
-		idSet[id] = true
 	}
 
 	candidates := make([]*image, 0, len(e.byRegion[regionID])+len(e.catalog[regionID]))
@@ -130,32 +65,9 @@ func describeImages(e *Emulator, c *call) (any, *apiError) {
 	candidates = append(candidates, e.catalog[regionID]...)
 	var match []*image
 	for _, im := range candidates {
-		a := im.meta.alias()
-		switch {
-		case alias == "" && a == "marketplace", alias != "" && a != alias:
-			continue
+		if f.matches(im, c.now) {
+			match = append(match, im)
 		}
-		if !statuses[im.status(c.now)] ||
-			len(idSet) > 0 && !idSet[im.ID] ||
-			name != "" && !strings.Contains(im.Name, name) ||
-			family != "" && im.Family != family ||
-			// The default resource group's images are listed whatever
-			// group is asked for.
-			rg != "" && im.ResourceGroupID != rg && im.ResourceGroupID != "" ||
-			snapshot != "" && !hasSnapshot(im, snapshot) ||
-			osType != "" && im.os.Type != osType ||
-			arch != "" && im.os.Arch != arch ||
-			usage != "" && im.usage() != usage ||
-			owner >= 0 && im.ownerID() != owner ||
-			!flagIs(flags["IsPublic"], im.meta.Public) ||
-			!flagIs(flags["IsSupportIoOptimized"], !im.meta.NoIoOptimized) ||
-			!flagIs(flags["IsSupportCloudinit"], !im.meta.NoCloudinit) ||
-			!from.IsZero() && im.CreationTime.Before(from) ||
-			!to.IsZero() && im.CreationTime.After(to) ||
-			!hasTags(im, tags) {
-			continue
-		}
-		match = append(match, im)
 	}
 	sort.Slice(match, func(i, j int) bool {
 		a, b := match[i], match[j]
@@ -172,6 +84,158 @@ func describeImages(e *Emulator, c *call) (any, *apiError) {
 		}
 	}
 	return body, nil
+}
+
+// imageFilter is what a DescribeImages request asks for; an empty field
+// (owner -1, a nil flag, a zero time) does not filter.
+type imageFilter struct {
+	ids                        map[string]bool
+	statuses                   map[string]bool
+	alias, osType, arch, usage string
+	owner                      int64
+	flags                      map[string]*bool
+	from, to                   time.Time
+	tags                       []tagKV
+	name, family, snapshot, rg string
+}
+
+// parseImageFilter reads and checks the filter parameters of
+// DescribeImages (ResourceGroupId is checked by the caller, after DryRun).
+func parseImageFilter(p params) (*imageFilter, *apiError) {
+	f := &imageFilter{ids: map[string]bool{}, owner: -1}
+	ids := splitList(p.get("ImageId"))
+	if len(ids) > 100 {
+		return nil, errInvalid("ImageId", "at most 100 image ids are allowed, got %d", len(ids))
+	}
+	for _, id := range ids {
+		f.ids[id] = true
+	}
+	var aerr *apiError
+	if f.statuses, aerr = parseStatusFilter(p); aerr != nil {
+		return nil, aerr
+	}
+	if aerr = f.parseEnums(p); aerr != nil {
+		return nil, aerr
+	}
+	if v := p.get("ImageOwnerId"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return nil, errInvalid("ImageOwnerId", "%q is not an account id", truncate(v, 32))
+		}
+		f.owner = n
+	}
+	if f.flags, aerr = parseFlagFilters(p); aerr != nil {
+		return nil, aerr
+	}
+	if f.from, f.to, aerr = parseCreationFilter(p); aerr != nil {
+		return nil, aerr
+	}
+	if f.tags, aerr = parseTags(p, "Tag"); aerr != nil {
+		return nil, aerr
+	}
+	f.name, f.family, f.snapshot, f.rg = p.get("ImageName"), p.get("ImageFamily"), p.get("SnapshotId"), p.get("ResourceGroupId")
+	return f, nil
+}
+
+// parseStatusFilter reads Status: Available when absent.
+func parseStatusFilter(p params) (map[string]bool, *apiError) {
+	s := p.get("Status")
+	if s == "" {
+		return map[string]bool{"Available": true}, nil
+	}
+	statuses := map[string]bool{}
+	for _, st := range splitList(s) {
+		if !imageStatuses[st] {
+			return nil, errInvalid("Status", "%q is not one of Creating, Waiting, Available, UnAvailable, CreateFailed, Deprecated", truncate(st, 32))
+		}
+		statuses[st] = true
+	}
+	return statuses, nil
+}
+
+// parseEnums reads ImageOwnerAlias, OSType, Architecture and Usage.
+func (f *imageFilter) parseEnums(p params) *apiError {
+	f.alias = p.get("ImageOwnerAlias")
+	switch f.alias {
+	case "", "self", "system", "others", "marketplace":
+	default:
+		return newErr(http.StatusBadRequest, "InvalidImageOwnerAlias.ValueNotSupported", "The specified ImageOwnerAlias %q is not one of self, system, others, marketplace.", truncate(f.alias, 32))
+	}
+	f.osType = p.get("OSType")
+	switch f.osType {
+	case "", "linux", "windows":
+	default:
+		return newErr(http.StatusNotFound, "InvalidOSType", "The specified OSType %q is not linux or windows.", truncate(f.osType, 32))
+	}
+	f.arch = p.get("Architecture")
+	switch f.arch {
+	case "", "i386", "x86_64", "arm64":
+	default:
+		return newErr(http.StatusNotFound, "InvalidArchitecture", "The specified Architecture %q is not i386, x86_64 or arm64.", truncate(f.arch, 32))
+	}
+	f.usage = p.get("Usage")
+	switch f.usage {
+	case "", "instance", "none":
+	default:
+		return newErr(http.StatusNotFound, "InvalidUsage", "The specified Usage %q is not instance or none.", truncate(f.usage, 32))
+	}
+	return nil
+}
+
+// parseFlagFilters reads the boolean filters that are present.
+func parseFlagFilters(p params) (map[string]*bool, *apiError) {
+	flags := map[string]*bool{}
+	for _, name := range []string{"IsPublic", "IsSupportIoOptimized", "IsSupportCloudinit", "ShowExpired"} {
+		if p.get(name) == "" {
+			continue
+		}
+		v, aerr := parseBool(p, name)
+		if aerr != nil {
+			return nil, aerr
+		}
+		flags[name] = &v
+	}
+	return flags, nil
+}
+
+// matches reports whether im passes every filter of f at now.
+func (f *imageFilter) matches(im *image, now time.Time) bool {
+	return f.matchesListing(im, now) && f.matchesProperties(im) && f.matchesFlags(im)
+}
+
+// matchesListing: owner alias, status, ids, name, family, resource group.
+func (f *imageFilter) matchesListing(im *image, now time.Time) bool {
+	a := im.meta.alias()
+	switch {
+	case f.alias == "" && a == "marketplace", f.alias != "" && a != f.alias:
+		return false
+	}
+	return f.statuses[im.status(now)] &&
+		(len(f.ids) == 0 || f.ids[im.ID]) &&
+		(f.name == "" || strings.Contains(im.Name, f.name)) &&
+		(f.family == "" || im.Family == f.family) &&
+		// The default resource group's images are listed whatever
+		// group is asked for.
+		(f.rg == "" || im.ResourceGroupID == f.rg || im.ResourceGroupID == "")
+}
+
+// matchesProperties: snapshot, OS, architecture, usage, owner account.
+func (f *imageFilter) matchesProperties(im *image) bool {
+	return (f.snapshot == "" || hasSnapshot(im, f.snapshot)) &&
+		(f.osType == "" || im.os.Type == f.osType) &&
+		(f.arch == "" || im.os.Arch == f.arch) &&
+		(f.usage == "" || im.usage() == f.usage) &&
+		(f.owner < 0 || im.ownerID() == f.owner)
+}
+
+// matchesFlags: the boolean filters, creation times and tags.
+func (f *imageFilter) matchesFlags(im *image) bool {
+	return flagIs(f.flags["IsPublic"], im.meta.Public) &&
+		flagIs(f.flags["IsSupportIoOptimized"], !im.meta.NoIoOptimized) &&
+		flagIs(f.flags["IsSupportCloudinit"], !im.meta.NoCloudinit) &&
+		(f.from.IsZero() || !im.CreationTime.Before(f.from)) &&
+		(f.to.IsZero() || !im.CreationTime.After(f.to)) &&
+		hasTags(im, f.tags)
 }
 
 func flagIs(want *bool, v bool) bool { return want == nil || *want == v }

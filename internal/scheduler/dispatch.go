@@ -12,23 +12,85 @@ import (
 // errSkip aborts a store update whose precondition no longer holds.
 var errSkip = errors.New("skip")
 
-// dispatch admits queued jobs of a region into its free copy slots.
+// dispatch admits queued jobs of a region into its free copy slots: it
+// takes a snapshot of the region (regionView), orders the queue, then
+// picks (next) and admits (admit) one job at a time while slots are free.
 func (s *Scheduler) dispatch(ctx context.Context, region string) error {
 	now := s.opts.Clock.Now()
 	limit := s.opts.slots(region) + s.opts.Lookahead
 
+	v := s.regionView(region)
+	defer func() { s.reportLoad(region) }()
+
+	free := limit - v.inFlight
+	if free <= 0 || len(v.queued) == 0 {
+		return nil
+	}
+	weight := func(j *job.Job) time.Duration {
+		if v.conflict {
+			return v.work[j.SourceImageID]
+		}
+		return s.est.duration(j)
+	}
+	queued := v.queued
+	sort.SliceStable(queued, func(a, b int) bool { return less(queued[a], queued[b], weight) })
+
+	fair := s.fairness(region, queued)
+	var wake time.Time
+	taken := make([]bool, len(queued))
+	for free > 0 {
+		best, due := v.next(queued, taken, fair, now)
+		if !due.IsZero() && (wake.IsZero() || due.Before(wake)) {
+			wake = due
+		}
+		if best < 0 {
+			break
+		}
+		taken[best] = true
+		admitted, err := s.admit(ctx, queued[best], now)
+		if errors.Is(err, errSkip) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		free--
+		v.perPolicy[admitted.Policy]++
+		fair.served(admitted.Policy)
+		v.busySources[admitted.SourceImageID] = true
+		s.queue.Add(keyJob + admitted.ID)
+	}
+	if !wake.IsZero() {
+		s.queue.AddAfter(keyDispatch+region, wake.Sub(now))
+	}
+	return nil
+}
+
+// regionView is what dispatch needs to know of one region, taken under
+// the lock at its start.
+type regionView struct {
+	conflict    bool                     // Options.Conflict: one copy per source image at a time
+	inFlight    int                      // the region's copies in ECS
+	perPolicy   map[string]int           // of which, per policy
+	busySources map[string]bool          // source images with a copy in ECS (any region; conflict only)
+	work        map[string]time.Duration // remaining work per source image (conflict only)
+	queued      []*job.Job               // the region's QUEUED jobs
+}
+
+func (s *Scheduler) regionView(region string) *regionView {
 	s.mu.Lock()
-	conflict := s.conflict
-	inFlight := 0
-	perPolicy := map[string]int{}
-	busySources := map[string]bool{}
-	work := map[string]time.Duration{} // remaining work per source image
-	var queued []*job.Job
+	defer s.mu.Unlock()
+	v := &regionView{
+		conflict:    s.conflict,
+		perPolicy:   map[string]int{},
+		busySources: map[string]bool{},
+		work:        map[string]time.Duration{},
+	}
 	for _, j := range s.live {
-		if conflict {
-			work[j.SourceImageID] += s.est.duration(j)
+		if v.conflict {
+			v.work[j.SourceImageID] += s.est.duration(j)
 			if j.State.InCloud() {
-				busySources[j.SourceImageID] = true
+				v.busySources[j.SourceImageID] = true
 			}
 		}
 		if j.DestinationRegion != region {
@@ -36,95 +98,74 @@ func (s *Scheduler) dispatch(ctx context.Context, region string) error {
 		}
 		switch {
 		case j.State.InCloud():
-			inFlight++
-			perPolicy[j.Policy]++
+			v.inFlight++
+			v.perPolicy[j.Policy]++
 		case j.State == job.StateQueued:
-			queued = append(queued, j)
+			v.queued = append(v.queued, j)
 		}
 	}
-	s.mu.Unlock()
-	defer func() { s.reportLoad(region) }()
+	return v
+}
 
-	free := limit - inFlight
-	if free <= 0 || len(queued) == 0 {
-		return nil
-	}
-	weight := func(j *job.Job) time.Duration {
-		if conflict {
-			return work[j.SourceImageID]
-		}
-		return s.est.duration(j)
-	}
-	sort.SliceStable(queued, func(a, b int) bool { return less(queued[a], queued[b], weight) })
-
-	fair := s.fairness(region, queued)
-	var wake time.Time
-	taken := make([]bool, len(queued))
-	for free > 0 {
-		best := -1
-		for i, j := range queued {
-			if taken[i] {
-				continue
-			}
-			if j.NextAttemptTime.After(now) {
-				if wake.IsZero() || j.NextAttemptTime.Before(wake) {
-					wake = j.NextAttemptTime
-				}
-				continue
-			}
-			if conflict && busySources[j.SourceImageID] {
-				continue
-			}
-			if best >= 0 && tier(queued[best]) != tier(j) {
-				break // sorted: later tiers are worse
-			}
-			// Within a tier, fairness: the policy served least so far, then
-			// the one with fewest copies in flight.
-			if best < 0 || fair.before(j.Policy, queued[best].Policy, perPolicy) {
-				best = i
-			}
-		}
-		if best < 0 {
-			break
-		}
-		taken[best] = true
-		j := queued[best]
-		admitted, err := s.update(ctx, j.ID, func(j *job.Job) error {
-			if j.State != job.StateQueued || j.NextAttemptTime.After(now) {
-				return errSkip
-			}
-			j.State = job.StateSubmitting
-			j.Attempts++
-			j.ClientToken = job.Token(j.ID, j.Attempts)
-			j.LookupFirst = false // durable as SUBMITTING: a restart looks up anyway
-			j.SubmitTime = now
-			j.Error = nil
-			j.Retries = 0
-			j.NextAttemptTime = time.Time{}
-			return nil
-		})
-		if errors.Is(err, errSkip) {
+// next picks the queued job to admit next (-1: none now) from the sorted
+// queue: the first tier with a job that is due, and within it the policy
+// fairness puts first. due is the earliest retry time of the jobs it
+// passed over because they are not due yet (zero: none).
+func (v *regionView) next(queued []*job.Job, taken []bool, fair *fairQueue, now time.Time) (best int, due time.Time) {
+	best = -1
+	for i, j := range queued {
+		if taken[i] {
 			continue
 		}
-		if err != nil {
-			return err
+		if j.NextAttemptTime.After(now) {
+			if due.IsZero() || j.NextAttemptTime.Before(due) {
+				due = j.NextAttemptTime
+			}
+			continue
 		}
-		if j.LookupFirst {
-			// A retried job: an earlier attempt may have left a copy.
-			s.mu.Lock()
-			s.recovering[admitted.ID] = true
-			s.mu.Unlock()
+		if v.conflict && v.busySources[j.SourceImageID] {
+			continue
 		}
-		free--
-		perPolicy[admitted.Policy]++
-		fair.served(admitted.Policy)
-		busySources[admitted.SourceImageID] = true
-		s.queue.Add(keyJob + admitted.ID)
+		if best >= 0 && tier(queued[best]) != tier(j) {
+			break // sorted: later tiers are worse
+		}
+		// Within a tier, fairness: the policy served least so far, then
+		// the one with fewest copies in flight.
+		if best < 0 || fair.before(j.Policy, queued[best].Policy, v.perPolicy) {
+			best = i
+		}
 	}
-	if !wake.IsZero() {
-		s.queue.AddAfter(keyDispatch+region, wake.Sub(now))
+	return best, due
+}
+
+// admit moves a queued job (as dispatch saw it) to SUBMITTING as a new
+// attempt, with its ClientToken on disk before any CopyImage. errSkip: it
+// is no longer queued and due.
+func (s *Scheduler) admit(ctx context.Context, queued *job.Job, now time.Time) (*job.Job, error) {
+	admitted, err := s.update(ctx, queued.ID, func(j *job.Job) error {
+		if j.State != job.StateQueued || j.NextAttemptTime.After(now) {
+			return errSkip
+		}
+		j.State = job.StateSubmitting
+		j.Attempts++
+		j.ClientToken = job.Token(j.ID, j.Attempts)
+		j.LookupFirst = false // durable as SUBMITTING: a restart looks up anyway
+		j.SubmitTime = now
+		j.Error = nil
+		j.Retries = 0
+		j.NextAttemptTime = time.Time{}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	if queued.LookupFirst {
+		// A retried job: an earlier attempt may have left a copy.
+		s.mu.Lock()
+		s.recovering[admitted.ID] = true
+		s.mu.Unlock()
+	}
+	return admitted, nil
 }
 
 // tier is the part of the order that fairness may not cross: ad-hoc before

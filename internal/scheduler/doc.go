@@ -51,6 +51,58 @@
 // until it is kept (SUCCEEDED) or gone; a retried job first looks for a
 // copy an earlier attempt left (LookupFirst).
 //
+// # The job's life
+//
+// The legal transitions are in internal/job (job.CheckTransition); this is
+// where each is made. Every handler writes the next state with s.update
+// (a store transaction whose closure re-checks the state and returns
+// errSkip when another step got there first) before the cloud call that
+// depends on it. Steps run on the work queue's keys: "job/<id>" (step),
+// "poll/<region>" (poll, then observe per copy), "dispatch/<region>"
+// (dispatch); the API's calls (Cancel, Retry, Prune...) run in the caller.
+//
+//	state        event                            handler (file)                  next
+//	(new)        Submit, SubmitRequest            prepare (scheduler.go)          QUEUED; WAITING/COPYING for a
+//	                                                                              copy a policy adopts
+//	             SubmitPolicy                     SubmitPolicy (guard.go)         QUEUED, unless tombstoned
+//	             a state file lost or replaced    Adopt (adopt.go)                WAITING/COPYING/SUCCEEDED, Adopted
+//	QUEUED       a free slot, retry time passed   dispatch → next, admit          SUBMITTING (new attempt, token)
+//	             Cancel                           Cancel (scheduler.go)           CANCELLED
+//	SUBMITTING   its key                          step → submit (step.go)         CopyImage sent
+//	             restart, ambiguous answer, or    lookupBeforeSubmit, findCopy    the copy found: WAITING; none and
+//	             cancel asked                                                     cancelled: CANCELLED; else send
+//	             CopyImage accepted               accepted                        WAITING (CANCELLING if cancelled)
+//	             throttled, 5xx, timeout          submitRefused → retryLater      SUBMITTING later; FAILED when the
+//	                                                                              retries are used up
+//	             quota, copy conflict             submitRefused                   QUEUED (not an attempt)
+//	             any other error                  submitRefused → fail            FAILED
+//	             Cancel                           Cancel (flag only)              the lookup above
+//	WAITING,     poll: Waiting or Creating        observeRunning (poll.go)        WAITING or COPYING
+//	COPYING      poll: Available                  observeAvailable                SUCCEEDED (succeeded), or COPYING
+//	                                                                              at 100% and step → finish
+//	             post-copy action fails           finish → retryLater, fail       later; or FAILED via CANCELLING
+//	             poll: CreateFailed, UnAvailable  observeFailed → recopy          copy deleted; QUEUED (next
+//	                                                                              attempt) or FAILED
+//	             poll: not listed after grace     observeMissing → recopy         QUEUED or FAILED
+//	             Cancel                           Cancel; step → cancelCopy       CANCELLING
+//	CANCELLING   its key                          step → cancelCopy (step.go)     CancelCopyImage sent; the copy
+//	                                                                              ended: removeCopy (DeleteImage)
+//	             poll: the copy ended             observeCancelling               its key: removeCopy
+//	             poll: not listed                 observeCancelling → cancelled   CANCELLED; FAILED if it was the
+//	                                                                              cleanup of a failure (failWith)
+//	             any error, CancelNotSupported    cancelWait (guard.go)           CANCELLING, retried, no budget
+//	SUCCEEDED    retention removes the copy       Prune (guard.go)                PRUNED
+//	             the copy is gone from ECS        CopyGone (guard.go)             PRUNED
+//	FAILED,      Retry                            Retry (scheduler.go)            QUEUED, a fresh retry budget
+//	CANCELLED    policy names it again            LiftCancels (guard.go)          stays; its tombstone is lifted
+//	any live     Start (a restart)                Start → kick                    its next step; SUBMITTING looks
+//	                                                                              up its copy first
+//
+// A failure while the job's own copy may be in ECS goes through failWith
+// (step.go): CANCELLING without CancelRequested, then FAILED once the copy
+// is gone (cancelled). recopy fails a job directly only when its copy is
+// already gone (vanished, or failed and deleted).
+//
 // Polling adapts: the next poll of a region is when its earliest in-flight
 // copy is expected to finish (from ECS's RemainTime and the observed
 // progress rate), bounded by PollMin and PollMax.

@@ -114,42 +114,14 @@ func (s *Scheduler) findCopy(ctx context.Context, j *job.Job) (string, error) {
 }
 
 // submit sends CopyImage for a job whose intent (state SUBMITTING with its
-// ClientToken) is already durable.
+// ClientToken) is already durable. After a restart, or when a cancel
+// arrived while submitting, ECS may already hold the copy: lookupBeforeSubmit
+// looks it up by lineage before acting. submitRefused handles a refusal.
 func (s *Scheduler) submit(ctx context.Context, j *job.Job) error {
 	now := s.opts.Clock.Now()
-	// After a restart, or when a cancel arrived while submitting, ECS may
-	// already hold the copy: look it up by lineage before acting.
 	if j.CancelRequested || s.isRecovering(j.ID) {
-		found, err := s.findCopy(ctx, j)
-		if err != nil {
-			return s.retryLater(ctx, j, err)
-		}
-		if found != "" {
-			s.doneRecovering(j.ID)
-			return s.accepted(ctx, j.ID, found)
-		}
-		// ECS lists a new copy with some delay: after an ambiguous
-		// CopyImage, "none found" means none only after VanishGrace.
-		if at := s.ambiguousSince(j.ID); j.CancelRequested && !at.IsZero() && now.Before(at.Add(s.opts.VanishGrace)) {
-			d := min(at.Add(s.opts.VanishGrace).Sub(now), s.opts.PollMax)
-			s.queue.AddAfter(keyJob+j.ID, d)
-			return nil
-		}
-		s.doneRecovering(j.ID)
-		if j.Error != nil && j.Retries >= int32(s.opts.MaxRetries) && !j.CancelRequested {
-			// The retries are used up and no copy hides in ECS: fail now.
-			return s.failWith(ctx, j.ID, &job.Error{Code: j.Error.Code, Message: j.Error.Message, RequestID: j.Error.RequestID})
-		}
-		if j.CancelRequested {
-			_, err := s.update(ctx, j.ID, func(j *job.Job) error {
-				if j.State != job.StateSubmitting {
-					return errSkip
-				}
-				j.State = job.StateCancelled
-				j.FinishTime = now
-				return nil
-			})
-			return ignoreSkip(err)
+		if done, err := s.lookupBeforeSubmit(ctx, j, now); done {
+			return err
 		}
 	}
 	failpoint.Hit(failpoint.BeforeCopyImage)
@@ -176,6 +148,51 @@ func (s *Scheduler) submit(ctx context.Context, j *job.Job) error {
 	if ctx.Err() != nil {
 		return nil // shutting down; the job resumes from SUBMITTING
 	}
+	return s.submitRefused(ctx, j, err, now)
+}
+
+// lookupBeforeSubmit looks for a copy of j that ECS may already hold
+// (found: the job has it; none: a cancel ends it, used-up retries fail
+// it). done is false when CopyImage is still to be sent.
+func (s *Scheduler) lookupBeforeSubmit(ctx context.Context, j *job.Job, now time.Time) (done bool, err error) {
+	found, err := s.findCopy(ctx, j)
+	if err != nil {
+		return true, s.retryLater(ctx, j, err)
+	}
+	if found != "" {
+		s.doneRecovering(j.ID)
+		return true, s.accepted(ctx, j.ID, found)
+	}
+	// ECS lists a new copy with some delay: after an ambiguous
+	// CopyImage, "none found" means none only after VanishGrace.
+	if at := s.ambiguousSince(j.ID); j.CancelRequested && !at.IsZero() && now.Before(at.Add(s.opts.VanishGrace)) {
+		d := min(at.Add(s.opts.VanishGrace).Sub(now), s.opts.PollMax)
+		s.queue.AddAfter(keyJob+j.ID, d)
+		return true, nil
+	}
+	s.doneRecovering(j.ID)
+	if j.Error != nil && j.Retries >= int32(s.opts.MaxRetries) && !j.CancelRequested {
+		// The retries are used up and no copy hides in ECS: fail now.
+		return true, s.failWith(ctx, j.ID, &job.Error{Code: j.Error.Code, Message: j.Error.Message, RequestID: j.Error.RequestID})
+	}
+	if j.CancelRequested {
+		_, err := s.update(ctx, j.ID, func(j *job.Job) error {
+			if j.State != job.StateSubmitting {
+				return errSkip
+			}
+			j.State = job.StateCancelled
+			j.FinishTime = now
+			return nil
+		})
+		return true, ignoreSkip(err)
+	}
+	return false, nil
+}
+
+// submitRefused handles a CopyImage that failed: retry (throttled, or
+// ambiguous and then looked up first), back to QUEUED (quota), or FAILED.
+// now is when the step began.
+func (s *Scheduler) submitRefused(ctx context.Context, j *job.Job, err error, now time.Time) error {
 	switch cloud.ClassOf(err) {
 	case cloud.ClassThrottled: // refused at the door: ECS made nothing
 		return s.retryLater(ctx, j, err)
