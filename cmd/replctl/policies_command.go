@@ -12,7 +12,8 @@ func newPoliciesCommand(a *app) *cobra.Command {
 		Short: "List the loaded replication policies and their status",
 		Long: `policies lists the policies the daemon has loaded: source and destination
 regions, interval, how many images the selectors match now, job counts by
-state, when the policy last ran and its last error. -o json prints one Policy
+state, when the policy last ran and its last error (or, when its runs go
+through, that of a destination being retried alone). -o json prints one Policy
 per line, with its definition re-encoded as YAML.`,
 		Example: `  # Status of every policy
   replctl policies

@@ -160,7 +160,7 @@ func writePoliciesTable(w io.Writer, r *replicatorv1.ListPoliciesResponse, now t
 		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n",
 			clean(p.GetName()), p.GetEnabled(), clean(p.GetSourceRegion()), clean(strings.Join(p.GetDestinationRegions(), ",")),
 			interval, p.GetMatchedImages(), jobCounts(p.GetJobCounts()), last, next,
-			dash(truncate(oneLine(p.GetLastError()), 60)))
+			dash(truncate(oneLine(policyError(p, now)), 60)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -208,4 +208,28 @@ func planSummary(copies int, r *replicatorv1.PlanPoliciesResponse) string {
 		s += ", est. " + shortDuration(d.AsDuration())
 	}
 	return s
+}
+
+// policyError is the policy's last error or, when its runs go through, that
+// of its destinations being retried alone ("cn-beijing: ... (retry in 30s)").
+func policyError(p *replicatorv1.Policy, now time.Time) string {
+	if e := p.GetLastError(); e != "" {
+		return e
+	}
+	var out []string
+	for _, d := range p.GetDestinations() {
+		if d.GetLastError() == "" {
+			continue
+		}
+		retry := ""
+		if t := d.GetNextRetryTime(); t != nil {
+			if dd := t.AsTime().Sub(now); dd > 0 {
+				retry = " (retry in " + shortDuration(dd) + ")"
+			} else {
+				retry = " (retry now)"
+			}
+		}
+		out = append(out, d.GetRegion()+": "+d.GetLastError()+retry)
+	}
+	return strings.Join(out, "; ")
 }

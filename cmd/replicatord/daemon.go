@@ -513,7 +513,11 @@ func (d *daemon) known(file *policy.File) metrics.Known {
 	k := metrics.Known{Actions: ecsActions}
 	routes, regions := map[[2]string]bool{}, map[string]bool{}
 	for _, p := range file.Policies {
-		k.Policies = append(k.Policies, metrics.KnownPolicy{Name: p.Name, Interval: p.Interval, Enabled: p.Enabled})
+		kp := metrics.KnownPolicy{Name: p.Name, Interval: p.Interval, Enabled: p.Enabled}
+		for _, dst := range p.Destinations {
+			kp.Destinations = append(kp.Destinations, dst.Region)
+		}
+		k.Policies = append(k.Policies, kp)
 		for _, dst := range p.Destinations {
 			routes[[2]string{p.Source.Region, dst.Region}] = true
 			regions[dst.Region] = true
@@ -578,6 +582,7 @@ func (d *daemon) startReconciler() {
 		OnRun: func(name string, err error, dur time.Duration) {
 			d.metrics.ObserveReconcile(name, err)
 		},
+		OnDestination: d.metrics.ObserveDestination,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -24,6 +25,7 @@ const maxAdminBody = 64 << 10
 //	GET    /_ecsemu/stats           counters and state summary (Stats)
 //	GET    /_ecsemu/faults          faults in force, by action
 //	PUT    /_ecsemu/faults          {"action":"CopyImage","fault":{"internalErrorRate":0.2,"latency":"50ms"}}
+//	                                ("action":"DescribeImages@cn-beijing" = that region's calls only)
 //	DELETE /_ecsemu/faults          remove every fault
 //	GET    /_ecsemu/config          run-time knobs
 //	PUT    /_ecsemu/config          change some run-time knobs (fields left out stay)
@@ -75,8 +77,8 @@ func (e *Emulator) adminSetFault(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusBadRequest, `"action" is required: an action name or "*"`)
 		return
 	}
-	if req.Action != "*" && actions[req.Action] == nil {
-		adminError(w, http.StatusBadRequest, fmt.Sprintf("action %q is not emulated; one of %v or \"*\"", truncate(req.Action, 64), Actions()))
+	if msg := faultKeyProblem(req.Action); msg != "" {
+		adminError(w, http.StatusBadRequest, msg)
 		return
 	}
 	if req.Fault == nil {
@@ -309,4 +311,20 @@ func (e *Emulator) adminImages(regionID string) []adminImage {
 		return out[i].ImageId < out[j].ImageId
 	})
 	return out
+}
+
+// faultKeyProblem explains what is wrong with a fault's key ("*", an
+// action, or "Action@region"), or returns "".
+func faultKeyProblem(key string) string {
+	if key == "*" {
+		return ""
+	}
+	action, region, scoped := strings.Cut(key, "@")
+	if actions[action] == nil {
+		return fmt.Sprintf("action %q is not emulated; one of %v, \"*\", or Action@region", truncate(action, 64), Actions())
+	}
+	if scoped && findRegion(region) == nil {
+		return fmt.Sprintf("region %q of fault %q is not emulated", truncate(region, 64), truncate(key, 80))
+	}
+	return ""
 }

@@ -99,6 +99,8 @@ func TestAdminFaults(t *testing.T) {
 		"unknown action": `{"action":"RunInstances","fault":{}}`,
 		"no action":      `{"fault":{}}`,
 		"no fault":       `{"action":"CopyImage"}`,
+		"unknown region": `{"action":"DescribeImages@xx-nowhere-1","fault":{"unavailableRate":1}}`,
+		"scoped unknown": `{"action":"Nothing@cn-beijing","fault":{"unavailableRate":1}}`,
 		"rate above 1":   `{"action":"CopyImage","fault":{"hangRate":1.5}}`,
 		"rates sum >1":   `{"action":"CopyImage","fault":{"hangRate":0.6,"dropRate":0.6}}`,
 		"bad latency":    `{"action":"CopyImage","fault":{"latency":"soon"}}`,

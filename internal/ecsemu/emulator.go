@@ -299,7 +299,7 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rid string) 
 	if aerr := e.throttle(name, c.accessKey, c.now); aerr != nil {
 		return fail(aerr, regionID)
 	}
-	f := e.drawFault(name)
+	f := e.drawFault(name, regionID)
 	if f.latency > 0 && !e.wait(r, f.latency) {
 		return e.abandon(w, r, out)
 	}

@@ -22,9 +22,14 @@ type faultDraw struct {
 	latency time.Duration
 }
 
-// faultFor returns the fault of an action: its own entry, else "*".
-// Called with mu held.
-func (e *Emulator) faultFor(action string) Fault {
+// faultFor returns the fault of an action in a region: the entry
+// "Action@region" (one region's calls only, e.g. to fail one destination's
+// DescribeImages), else the action's own entry, else "*". Called with mu
+// held.
+func (e *Emulator) faultFor(action, region string) Fault {
+	if f, ok := e.faults[action+"@"+region]; ok && region != "" {
+		return f
+	}
 	if f, ok := e.faults[action]; ok {
 		return f
 	}
@@ -34,10 +39,10 @@ func (e *Emulator) faultFor(action string) Fault {
 // drawFault decides, with one seeded draw, whether this call fails. Calls
 // of actions without a fault draw nothing, so they do not shift the
 // sequence of the others.
-func (e *Emulator) drawFault(action string) faultDraw {
+func (e *Emulator) drawFault(action, region string) faultDraw {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	f := e.faultFor(action)
+	f := e.faultFor(action, region)
 	d := faultDraw{latency: f.Latency}
 	if f.InternalErrorRate+f.UnavailableRate+f.HangRate+f.DropRate == 0 {
 		return d
@@ -61,7 +66,7 @@ func (e *Emulator) drawFault(action string) faultDraw {
 }
 
 // SetFaults replaces the fault of an action ("*" = every action without
-// its own). A zero Fault removes it. Rates are clamped to 0..1 and scaled
+// its own; "Action@region" = that action's calls in one region only). A zero Fault removes it. Rates are clamped to 0..1 and scaled
 // down if they sum above 1; a negative latency counts as none. Unknown
 // action names are kept and simply never match.
 func (e *Emulator) SetFaults(action string, f Fault) {

@@ -120,6 +120,21 @@ func TestSetFaultsAtRunTime(t *testing.T) {
 	r.c.fails(500, "InternalError", "DescribeRegions")
 }
 
+func TestFaultInOneRegion(t *testing.T) {
+	r := newRig(t, nil)
+	// An "Action@region" entry fails only that region's calls, and wins
+	// over the action's own entry there.
+	r.emu.SetFaults("DescribeImages@cn-beijing", ecsemu.Fault{UnavailableRate: 1})
+	r.c.fails(503, "ServiceUnavailable", "DescribeImages", "RegionId", "cn-beijing")
+	r.c.ok("DescribeImages", "RegionId", "cn-hangzhou")
+	r.emu.SetFaults("DescribeImages", ecsemu.Fault{InternalErrorRate: 1})
+	r.c.fails(503, "ServiceUnavailable", "DescribeImages", "RegionId", "cn-beijing")
+	r.c.fails(500, "InternalError", "DescribeImages", "RegionId", "cn-hangzhou")
+	r.emu.SetFaults("DescribeImages", ecsemu.Fault{})
+	r.emu.SetFaults("DescribeImages@cn-beijing", ecsemu.Fault{})
+	r.c.ok("DescribeImages", "RegionId", "cn-beijing")
+}
+
 func TestHangUntilClientGivesUp(t *testing.T) {
 	r := newRig(t, func(cfg *ecsemu.Config) {
 		cfg.Faults = map[string]ecsemu.Fault{"DescribeImages": {HangRate: 1}}

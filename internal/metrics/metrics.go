@@ -40,6 +40,7 @@ type Metrics struct {
 	throttles     *prometheus.CounterVec
 	reconcileRuns *prometheus.CounterVec
 	reconcileErrs *prometheus.CounterVec
+	destErrs      *prometheus.CounterVec
 	transitions   *prometheus.CounterVec
 	cancelRetries *prometheus.CounterVec
 	refused       *prometheus.CounterVec
@@ -108,6 +109,10 @@ func New() *Metrics {
 			Namespace: namespace, Name: "reconcile_runs_total",
 			Help: "Policy reconcile passes, by policy.",
 		}, []string{"policy"}),
+		destErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "reconcile_destination_errors_total",
+			Help: "Failed listings of a policy's copies in a destination (the destination is skipped and retried alone), by policy and region.",
+		}, []string{"policy", "region"}),
 		reconcileErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "reconcile_errors_total",
 			Help: "Policy reconcile passes that failed, by policy.",
@@ -171,7 +176,7 @@ func New() *Metrics {
 	m.reg.MustRegister(
 		m.copyDuration, m.queueDepth, m.slotsInUse, m.slotLimit,
 		m.apiCalls, m.apiDuration, m.throttles,
-		m.reconcileRuns, m.reconcileErrs, m.transitions, m.cancelRetries, m.refused, m.watchers, m.corrupt, m.jobs,
+		m.reconcileRuns, m.reconcileErrs, m.destErrs, m.transitions, m.cancelRetries, m.refused, m.watchers, m.corrupt, m.jobs,
 		m.reloads, m.jobsRemoved,
 		m.buildInfo, m.lastRun, m.lastSuccess, m.interval, m.grpc,
 		collectors.NewGoCollector(),
@@ -298,6 +303,15 @@ func (m *Metrics) ObserveThrottle(action string) {
 	m.throttles.WithLabelValues(sanitize(action, "Unknown")).Inc()
 }
 
+// ObserveDestination records one listing of a policy's copies in a
+// destination region; only failures count.
+func (m *Metrics) ObserveDestination(policy, region string, err error) {
+	if m == nil || err == nil {
+		return
+	}
+	m.destErrs.WithLabelValues(policy, region).Inc()
+}
+
 // ObserveReconcile records one reconcile pass of policy and whether it
 // failed.
 func (m *Metrics) ObserveReconcile(policy string, err error) {
@@ -397,6 +411,8 @@ type KnownPolicy struct {
 	Name     string
 	Interval time.Duration
 	Enabled  bool
+	// Destinations are its destination regions.
+	Destinations []string
 }
 
 // Preset makes series exist at zero before their first event, so that
@@ -424,6 +440,9 @@ func (m *Metrics) Preset(k Known) {
 		keep[p.Name] = true
 		m.reconcileRuns.WithLabelValues(p.Name)
 		m.reconcileErrs.WithLabelValues(p.Name)
+		for _, r := range p.Destinations {
+			m.destErrs.WithLabelValues(p.Name, r)
+		}
 		m.mu.Lock()
 		fresh := !m.policies[p.Name]
 		m.policies[p.Name] = true
@@ -478,6 +497,7 @@ func (m *Metrics) forgetPoliciesExcept(keep map[string]bool) {
 		l := prometheus.Labels{"policy": p}
 		m.reconcileRuns.Delete(l)
 		m.reconcileErrs.Delete(l)
+		m.destErrs.DeletePartialMatch(l)
 		m.lastRun.Delete(l)
 		m.lastSuccess.Delete(l)
 		m.interval.Delete(l)

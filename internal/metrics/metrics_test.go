@@ -104,6 +104,8 @@ func TestScrapeSeesCountersMove(t *testing.T) {
 	m.ObserveReload("tokens", errors.New("bad line"))
 	m.ObserveJobsRemoved(3)
 	m.ObserveJobsRemoved(0)
+	m.ObserveDestination("base-images", "cn-beijing", errors.New("503"))
+	m.ObserveDestination("base-images", "cn-beijing", nil) // a success counts nothing
 
 	after := scrape(t, srv.URL)
 	checks := []struct {
@@ -121,6 +123,7 @@ func TestScrapeSeesCountersMove(t *testing.T) {
 		{"replicatord_copy_slots_limit", L{"region": "ap-southeast-1"}, 5},
 		{"replicatord_reconcile_runs_total", L{"policy": "base-images"}, 2},
 		{"replicatord_reconcile_errors_total", L{"policy": "base-images"}, 1},
+		{"replicatord_reconcile_destination_errors_total", L{"policy": "base-images", "region": "cn-beijing"}, 1},
 		{"replicatord_job_transitions_total", L{"from": "queued", "to": "submitting"}, 2},
 		{"replicatord_watchers", nil, 1},
 		{"replicatord_state_corrupt_records", nil, 2},
@@ -232,6 +235,7 @@ func TestLint(t *testing.T) {
 	m.SetQueue("b", 1, 1)
 	m.SetSlotLimit("b", 2)
 	m.ObserveReconcile("p", errors.New("x"))
+	m.ObserveDestination("p", "b", errors.New("x"))
 	m.ObserveTransition(job.StateQueued, job.StateSubmitting)
 	m.WatchStarted()
 	m.ObserveReload("tls", errors.New("x"))
@@ -263,7 +267,7 @@ func TestLint(t *testing.T) {
 		}
 	}
 	sort.Strings(ours)
-	if len(ours) != 21 {
+	if len(ours) != 22 {
 		t.Errorf("%d own metrics: %v", len(ours), ours)
 	}
 	for _, n := range ours {
@@ -314,7 +318,7 @@ func TestPresetMakesZeroSeries(t *testing.T) {
 	m.Preset(Known{
 		Actions: []string{"CopyImage", "DescribeImages"},
 		Policies: []KnownPolicy{
-			{Name: "base", Interval: 10 * time.Minute, Enabled: true},
+			{Name: "base", Interval: 10 * time.Minute, Enabled: true, Destinations: []string{"ap-southeast-1"}},
 			{Name: "off", Interval: time.Hour, Enabled: false},
 		},
 		Routes:  [][2]string{{"cn-hangzhou", "ap-southeast-1"}},
@@ -339,6 +343,7 @@ func TestPresetMakesZeroSeries(t *testing.T) {
 		{"replicatord_ecs_api_call_duration_seconds", L{"action": "CopyImage"}, 0},
 		{"replicatord_reconcile_runs_total", L{"policy": "base"}, 0},
 		{"replicatord_reconcile_errors_total", L{"policy": "off"}, 0},
+		{"replicatord_reconcile_destination_errors_total", L{"policy": "base", "region": "ap-southeast-1"}, 0},
 		{"replicatord_reconcile_last_run_timestamp_seconds", L{"policy": "base"}, 1_700_000_000},
 		{"replicatord_reconcile_last_success_timestamp_seconds", L{"policy": "base"}, 1_700_000_000},
 		{"replicatord_policy_interval_seconds", L{"policy": "base"}, 600},

@@ -58,6 +58,11 @@ type Observed struct {
 	Known map[string]*job.Job
 	// Tombstones are the policy's cancelled pairs.
 	Tombstones []job.Tombstone
+	// Unlisted names the destinations whose copies could not be listed
+	// this time (a transient error). Plan plans nothing there — no copy,
+	// no prune, no Foreign — since a partial view of a region is never
+	// acted on; the other destinations are planned as usual.
+	Unlisted map[string]bool
 }
 
 // Item is one line of a plan.
@@ -150,6 +155,9 @@ func (p *Policy) Plan(obs Observed) []Item {
 	var items []Item
 	for _, src := range sources {
 		for _, dst := range p.Destinations {
+			if obs.Unlisted[dst.Region] {
+				continue
+			}
 			items = append(items, p.planItem(src, dst, ix))
 		}
 	}
@@ -191,6 +199,9 @@ func (p *Policy) index(obs Observed) planIndex {
 		}
 	}
 	for _, region := range sortedRegions(obs.Copies) {
+		if obs.Unlisted[region] {
+			continue
+		}
 		for _, im := range obs.Copies[region] {
 			if im.Tags[job.TagPolicy] != p.Name {
 				continue
@@ -398,6 +409,9 @@ func (p *Policy) prune(kept []cloud.Image, obs Observed, ix planIndex) []Item {
 	}
 	var items []Item
 	for _, dst := range p.Destinations {
+		if obs.Unlisted[dst.Region] {
+			continue
+		}
 		byFamily := p.copyGroups(ix.byRegion[dst.Region], srcs)
 		families := make([]string, 0, len(byFamily))
 		for f := range byFamily {

@@ -460,3 +460,41 @@ blocked m-a>cn-shanghai golden-a-copy (job j-c was cancelled; retry it to copy a
 copy m-a>cn-shanghai golden-a-copy
 `)
 }
+
+func TestPlanUnlistedDestination(t *testing.T) {
+	p := mustPolicy(t, `    source: {region: cn-hangzhou, images: {tags: {role: golden}}}
+    destinations: [cn-shanghai, cn-beijing]
+    copy: {name: "{{.SourceName}}-copy"}
+    retention: {keep_last: 1}
+`)
+	s0 := img("m-0", "golden-0", 0, golden)
+	s1 := img("m-1", "golden-1", 1, golden)
+	s2 := img("m-2", "golden-2", 2, golden)
+	var jobs []*job.Job
+	copies := map[string][]cloud.Image{}
+	for _, r := range []string{"cn-shanghai", "cn-beijing"} {
+		jobs = append(jobs, jobFor("j0-"+r, s0, r, job.StateSucceeded, "m-c0-"+r), jobFor("j1-"+r, s1, r, job.StateSucceeded, "m-c1-"+r))
+		copies[r] = []cloud.Image{copyOf("m-c0-"+r, s0, r, cloud.StatusAvailable), copyOf("m-c1-"+r, s1, r, cloud.StatusAvailable),
+			copyOf("m-x-"+r, s2, r, cloud.StatusAvailable)} // no job: foreign
+	}
+	obs := Observed{Sources: []cloud.Image{s0, s1, s2}, Copies: copies, Jobs: jobs}
+	// Both listed: a copy, a prune and a foreign image in each region
+	// (s1's copy, the newest Available, stays).
+	all := `
+copy m-2>cn-shanghai golden-2-copy
+copy m-2>cn-beijing golden-2-copy
+foreign m-2>cn-beijing golden-2-copy [m-x-cn-beijing] (partial lineage tags (replicatord:job-id, replicatord:source-image and replicatord:source-region must all be set))
+foreign m-2>cn-shanghai golden-2-copy [m-x-cn-shanghai] (partial lineage tags (replicatord:job-id, replicatord:source-image and replicatord:source-region must all be set))
+prune m-0>cn-shanghai golden-0-copy [m-c0-cn-shanghai] (retention keeps the copies of the 1 newest sources)
+prune m-0>cn-beijing golden-0-copy [m-c0-cn-beijing] (retention keeps the copies of the 1 newest sources)
+`
+	checkPlan(t, p, obs, all)
+	// cn-beijing unlisted: nothing at all there, even with stale copies
+	// in obs; cn-shanghai is planned as before.
+	obs.Unlisted = map[string]bool{"cn-beijing": true}
+	checkPlan(t, p, obs, `
+copy m-2>cn-shanghai golden-2-copy
+foreign m-2>cn-shanghai golden-2-copy [m-x-cn-shanghai] (partial lineage tags (replicatord:job-id, replicatord:source-image and replicatord:source-region must all be set))
+prune m-0>cn-shanghai golden-0-copy [m-c0-cn-shanghai] (retention keeps the copies of the 1 newest sources)
+`)
+}

@@ -13,6 +13,16 @@
 // retried with backoff, never later than the interval, and one policy's
 // errors never stop another.
 //
+// Nor does one region's: a destination whose listing fails transiently
+// (cloud.ClassRetryable) is put in policy.Observed.Unlisted, so Plan plans
+// nothing there (no copy, no prune, no Foreign: a partial view of a region
+// is never acted on), and the run goes on for the others. The loop then
+// retries that destination alone — the source and its own listing, the
+// same observe and act, so every guarantee below holds — with its own
+// capped backoff, on the same goroutine (never overlapping a run). Any
+// other listing error (auth, forbidden, the source) fails the run as a
+// configuration problem to report.
+//
 // The reconciler does no copying itself: the scheduler behind Jobs owns
 // slots, rate limits, retries and post-copy actions. It calls only
 // DescribeImages on the cloud; retention deletions go through Jobs.Prune,

@@ -19,10 +19,11 @@ type loop struct {
 	mu     sync.Mutex
 	p      *policy.Policy
 	status PolicyStatus
+	dests  map[string]*DestinationStatus // by region
 }
 
 func newLoop(p *policy.Policy, prev <-chan struct{}) *loop {
-	l := &loop{wake: make(chan struct{}, 1), done: make(chan struct{}), prev: prev, p: p}
+	l := &loop{wake: make(chan struct{}, 1), done: make(chan struct{}), prev: prev, p: p, dests: map[string]*DestinationStatus{}}
 	l.status = PolicyStatus{Name: p.Name, Enabled: p.Enabled, Interval: p.Interval}
 	return l
 }
@@ -72,7 +73,47 @@ func (l *loop) snapshot() PolicyStatus {
 		s.Actions[k] = v
 	}
 	s.Policy = l.p
+	s.Destinations = make([]DestinationStatus, 0, len(l.p.Destinations))
+	for _, d := range l.p.Destinations {
+		ds := DestinationStatus{Region: d.Region}
+		if v := l.dests[d.Region]; v != nil {
+			ds = *v
+		}
+		s.Destinations = append(s.Destinations, ds)
+	}
 	return s
+}
+
+// dest returns the status of a destination, creating it; l.mu is held.
+func (l *loop) dest(region string) *DestinationStatus {
+	ds := l.dests[region]
+	if ds == nil {
+		ds = &DestinationStatus{Region: region}
+		l.dests[region] = ds
+	}
+	return ds
+}
+
+// retries returns the failing destinations of p due at now, and the
+// earliest retry time of those that are not (zero if none).
+func (l *loop) retries(p *policy.Policy, now time.Time) (due map[string]bool, next time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, d := range p.Destinations {
+		ds := l.dests[d.Region]
+		if ds == nil || ds.Failures == 0 {
+			continue
+		}
+		if !ds.NextRetry.After(now) {
+			if due == nil {
+				due = map[string]bool{}
+			}
+			due[d.Region] = true
+		} else if next.IsZero() || ds.NextRetry.Before(next) {
+			next = ds.NextRetry
+		}
+	}
+	return due, next
 }
 
 func (l *loop) update(fn func(s *PolicyStatus)) {
@@ -95,32 +136,50 @@ func (r *Reconciler) runLoop(ctx context.Context, l *loop) {
 		}
 	}
 	failures := 0
+	full := true // a whole run; else a retry of the failing destinations
+	var nextFull time.Time
 	for {
 		p := l.policy()
 		var timer clock.Timer
 		var fire <-chan time.Time
 		if p.Enabled {
-			took, err := r.runOnce(ctx, l, p)
-			if ctx.Err() != nil {
-				return
-			}
-			wait := p.Interval
-			if err != nil {
-				failures++
-				wait = backoff(r.retryMin, failures, p.Interval)
+			if full {
+				took, err := r.runOnce(ctx, l, p, nil)
+				if ctx.Err() != nil {
+					return
+				}
+				wait := p.Interval
+				if err != nil {
+					failures++
+					wait = backoff(r.retryMin, failures, p.Interval)
+				} else {
+					failures = 0
+				}
+				nextFull = r.clk.Now().Add(wait)
+				l.update(func(s *PolicyStatus) { s.NextRun = nextFull })
+				timer = r.armTimer(l, p, nextFull)
+				// Called once the next run is armed, so that a test that
+				// moves a fake clock on this signal cannot miss the timer.
+				if r.onRun != nil {
+					r.onRun(p.Name, err, took)
+				}
 			} else {
-				failures = 0
+				if due, _ := l.retries(p, r.clk.Now()); len(due) > 0 {
+					_, err := r.runOnce(ctx, l, p, due)
+					if ctx.Err() != nil {
+						return
+					}
+					timer = r.armTimer(l, p, nextFull)
+					if r.onRetry != nil {
+						r.onRetry(p.Name, sortedKeys(due), err)
+					}
+				} else {
+					timer = r.armTimer(l, p, nextFull)
+				}
 			}
-			next := r.clk.Now().Add(wait)
-			l.update(func(s *PolicyStatus) { s.NextRun = next })
-			timer = r.clk.NewTimer(wait)
 			fire = timer.C()
-			// Called once the next run is armed, so that a test that
-			// moves a fake clock on this signal cannot miss the timer.
-			if r.onRun != nil {
-				r.onRun(p.Name, err, took)
-			}
 		}
+		full = false
 		select {
 		case <-ctx.Done():
 			if timer != nil {
@@ -128,12 +187,29 @@ func (r *Reconciler) runLoop(ctx context.Context, l *loop) {
 			}
 			return
 		case <-l.wake:
+			full = true
 		case <-fire:
+			full = !r.clk.Now().Before(nextFull)
 		}
 		if timer != nil {
 			timer.Stop()
 		}
 	}
+}
+
+// armTimer returns a timer for the policy's next wake-up: its next run at
+// nextFull, or the earliest retry of a failing destination before it.
+func (r *Reconciler) armTimer(l *loop, p *policy.Policy, nextFull time.Time) clock.Timer {
+	now := r.clk.Now()
+	at := nextFull
+	due, next := l.retries(p, now)
+	switch {
+	case len(due) > 0:
+		at = now
+	case !next.IsZero() && next.Before(at):
+		at = next
+	}
+	return r.clk.NewTimer(max(at.Sub(now), 0))
 }
 
 // backoff returns min·2^(failures-1), capped at max.

@@ -55,6 +55,14 @@ type Options struct {
 	// AfterList, when set, is called in a run after the copies were listed
 	// and before the jobs are read (tests use it to order a race).
 	AfterList func(policy string)
+	// OnDestination is called after every listing of a destination's
+	// copies in a run or a destination retry, with its error (nil when it
+	// was listed), for the per-region metrics.
+	OnDestination func(policy, region string, err error)
+	// AfterRetry is called after a retry of failing destinations alone,
+	// once the policy's next wake-up is armed (tests move a fake clock on
+	// it).
+	AfterRetry func(policy string, regions []string, err error)
 }
 
 // Reconciler runs the loops of the loaded policies.
@@ -67,6 +75,8 @@ type Reconciler struct {
 	retryMin time.Duration
 	owner    string
 	hook     func(string)
+	onDest   func(policy, region string, err error)
+	onRetry  func(policy string, regions []string, err error)
 
 	mu       sync.Mutex
 	loops    map[string]*loop
@@ -81,7 +91,7 @@ type Reconciler struct {
 func New(p cloud.Provider, jobs Jobs, opts Options) *Reconciler {
 	r := &Reconciler{
 		cloud: p, jobs: jobs, clk: opts.Clock, log: opts.Logger, onRun: opts.OnRun, retryMin: opts.RetryMin,
-		owner: opts.Owner, hook: opts.AfterList,
+		owner: opts.Owner, hook: opts.AfterList, onDest: opts.OnDestination, onRetry: opts.AfterRetry,
 		loops: map[string]*loop{}, stopping: map[string]chan struct{}{},
 	}
 	if r.clk == nil {
@@ -201,7 +211,8 @@ func (r *Reconciler) Status() []PolicyStatus {
 // of the named policies (every enabled policy when names is empty) and
 // returns what a run would do, changing nothing. An unknown name is an
 // errdefs.ErrNotFound. A policy whose reads fail is left out and its error
-// returned, joined with the others, along with the items of the rest.
+// returned, joined with the others, along with the items of the rest; so
+// is a destination whose listing failed transiently.
 func (r *Reconciler) Plan(ctx context.Context, names []string) ([]policy.Item, error) {
 	var ps []*policy.Policy
 	r.mu.Lock()
@@ -225,10 +236,17 @@ func (r *Reconciler) Plan(ctx context.Context, names []string) ([]policy.Item, e
 	var items []policy.Item
 	var errs []error
 	for _, p := range ps {
-		obs, err := r.observe(ctx, p, false)
+		obs, unlisted, err := r.observe(ctx, p, nil, false)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("policy %q: %w", p.Name, err))
 			continue
+		}
+		// A destination that could not be listed is left out of the plan
+		// (as a run would) and its error returned with the items.
+		for _, d := range p.Destinations {
+			if e := unlisted[d.Region]; e != nil {
+				errs = append(errs, fmt.Errorf("policy %q: %w (not planned this time)", p.Name, e))
+			}
 		}
 		items = append(items, p.Plan(obs)...)
 	}

@@ -59,16 +59,19 @@ type harness struct {
 	jobs   *fakeJobs
 	clk    *clock.Fake
 	runs   chan run
+	tries  chan run // retries of failing destinations alone
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 func start(t *testing.T, c *fakeCloud, f *policy.File) *harness {
 	t.Helper()
-	h := &harness{t: t, cloud: c, jobs: newFakeJobs(), clk: clock.NewFake(t0), runs: make(chan run, 100), done: make(chan struct{})}
+	h := &harness{t: t, cloud: c, jobs: newFakeJobs(), clk: clock.NewFake(t0), runs: make(chan run, 100), done: make(chan struct{}),
+		tries: make(chan run, 100)}
 	h.jobs.cloud = c
 	h.r = New(c, h.jobs, Options{Clock: h.clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		OnRun: func(p string, err error, _ time.Duration) { h.runs <- run{p, err} }})
+		OnRun:      func(p string, err error, _ time.Duration) { h.runs <- run{p, err} },
+		AfterRetry: func(p string, regions []string, err error) { h.tries <- run{p + " " + strings.Join(regions, ","), err} }})
 	h.r.SetPolicies(f)
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
@@ -309,7 +312,7 @@ func TestCancelBeatsRun(t *testing.T) {
 	l := r.loops["p"]
 	// Make the run's job read miss the cancelled job, as a read before the
 	// cancel would: plan on the observation taken before the hook ran.
-	obs, err := r.observe(context.Background(), l.policy(), false)
+	obs, _, err := r.observe(context.Background(), l.policy(), nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,11 +370,121 @@ func TestPlanIsADryRun(t *testing.T) {
 	if _, err := r.Plan(context.Background(), []string{"nope"}); !errors.Is(err, errdefs.ErrNotFound) || err.Error() != `policy "nope": not found` {
 		t.Errorf("unknown policy: %v", err)
 	}
-	// A failing read is reported with the policy's name.
+	// A destination that cannot be listed (transient) is left out of the
+	// plan and its error reported with the policy's name.
 	c.setFail("cn-beijing", &cloud.Error{Action: "DescribeImages", Region: "cn-beijing", Code: "InternalError", Class: cloud.ClassRetryable})
-	_, err = r.Plan(context.Background(), []string{"golden"})
-	if err == nil || err.Error() != `policy "golden": list copies in cn-beijing: DescribeImages in cn-beijing: InternalError` {
+	items, err = r.Plan(context.Background(), []string{"golden"})
+	if err == nil || err.Error() != `policy "golden": list copies in cn-beijing: DescribeImages in cn-beijing: InternalError (not planned this time)` {
 		t.Errorf("failing plan: %v", err)
+	}
+	if len(items) != 2 || items[0].DestinationRegion != "cn-shanghai" || items[1].DestinationRegion != "cn-shanghai" {
+		t.Errorf("plan with cn-beijing unlisted = %+v", items)
+	}
+	// A permanent one fails the policy's plan.
+	c.setFail("cn-beijing", &cloud.Error{Action: "DescribeImages", Region: "cn-beijing", Code: "Forbidden.RAM", Class: cloud.ClassPermanent})
+	items, err = r.Plan(context.Background(), []string{"golden"})
+	if err == nil || len(items) != 0 || err.Error() != `policy "golden": list copies in cn-beijing: DescribeImages in cn-beijing: Forbidden.RAM` {
+		t.Errorf("forbidden plan: %+v, %v", items, err)
+	}
+}
+
+const threeRegions = `  - name: golden
+    source: {region: cn-hangzhou, images: {tags: {role: golden}}}
+    destinations: [cn-shanghai, cn-beijing, cn-qingdao]
+`
+
+// waitTry returns the next retry of failing destinations alone.
+func (h *harness) waitTry() run {
+	h.t.Helper()
+	select {
+	case r := <-h.tries:
+		return r
+	case <-time.After(10 * time.Second):
+		h.t.Fatal("no destination retry within 10s")
+		return run{}
+	}
+}
+
+func TestOneDestinationFailsTransiently(t *testing.T) {
+	// A copy in cn-beijing with the policy's tags and no job: FOREIGN when
+	// seen, but never judged while cn-beijing cannot be listed.
+	stray := cloud.Image{ID: "m-stray", Region: "cn-beijing", Name: "x", Status: cloud.StatusAvailable,
+		Tags: map[string]string{job.TagPolicy: "golden", job.TagSourceImage: "m-a"}}
+	c := newFakeCloud(src("m-a", "golden-a", 1, golden), stray)
+	c.setFail("cn-beijing", &cloud.Error{Action: "DescribeImages", Region: "cn-beijing", Code: "ServiceUnavailable", HTTPStatus: 503, Class: cloud.ClassRetryable})
+	h := start(t, c, parse(t, threeRegions))
+	// The run goes through: the other two regions' copies are queued in it.
+	h.waitOK("golden")
+	if got := pairs(h.jobs.all()); got != "m-a>cn-qingdao m-a>cn-shanghai" {
+		t.Fatalf("jobs after the first run = %q", got)
+	}
+	st := h.r.Status()[0]
+	if st.LastError != "" || st.Failures != 0 || st.Actions[policy.ActionCopy] != 2 || st.Actions[policy.ActionForeign] != 0 ||
+		!st.NextRun.Equal(t0.Add(policy.DefaultInterval)) {
+		t.Errorf("policy status = %+v", st)
+	}
+	bj := st.Destinations[1]
+	if bj.Region != "cn-beijing" || bj.Failures != 1 || !bj.NextRetry.Equal(t0.Add(30*time.Second)) ||
+		bj.LastError != "list copies in cn-beijing: DescribeImages in cn-beijing: ServiceUnavailable" {
+		t.Errorf("cn-beijing status = %+v", bj)
+	}
+	if sh := st.Destinations[0]; sh.Failures != 0 || sh.LastError != "" || !sh.NextRetry.IsZero() || !sh.LastListed.Equal(t0) {
+		t.Errorf("cn-shanghai status = %+v", sh)
+	}
+	// cn-beijing is retried alone (the source and its own listing), with
+	// backoff, and the policy keeps its schedule.
+	calls := c.count("DescribeImages")
+	h.clk.Step(30 * time.Second)
+	if r := h.waitTry(); r.policy != "golden cn-beijing" || r.err != nil {
+		t.Fatalf("retry = %+v", r)
+	}
+	if n := c.count("DescribeImages") - calls; n != 2 {
+		t.Errorf("a retry made %d DescribeImages calls, want 2", n)
+	}
+	st = h.r.Status()[0]
+	if bj := st.Destinations[1]; bj.Failures != 2 || !bj.NextRetry.Equal(t0.Add(90*time.Second)) {
+		t.Errorf("cn-beijing after a failed retry = %+v", bj)
+	}
+	if !st.NextRun.Equal(t0.Add(policy.DefaultInterval)) || st.Runs != 1 {
+		t.Errorf("policy status after a retry = %+v", st)
+	}
+	// Once it answers, the retry plans it: the copy is queued and the
+	// stray copy is now judged FOREIGN (and left alone).
+	c.setFail("cn-beijing", nil)
+	h.clk.Step(60 * time.Second)
+	h.waitTry()
+	if got := pairs(h.jobs.all()); got != "m-a>cn-beijing m-a>cn-qingdao m-a>cn-shanghai" {
+		t.Fatalf("jobs after the retry = %q", got)
+	}
+	if bj := h.r.Status()[0].Destinations[1]; bj.Failures != 0 || bj.LastError != "" || !bj.NextRetry.IsZero() || !bj.LastListed.Equal(t0.Add(90*time.Second)) {
+		t.Errorf("cn-beijing recovered = %+v", bj)
+	}
+	if c.count("DeleteImage") != 0 {
+		t.Errorf("a copy was deleted")
+	}
+	h.noRun()
+	// Nothing more is retried: the next wake-up is the policy's run.
+	h.clk.Step(policy.DefaultInterval)
+	h.waitOK("golden")
+	select {
+	case r := <-h.tries:
+		t.Errorf("unexpected retry %+v", r)
+	default:
+	}
+}
+
+func TestPermanentDestinationErrorFailsTheRun(t *testing.T) {
+	c := newFakeCloud(src("m-a", "golden-a", 1, golden))
+	c.setFail("cn-beijing", &cloud.Error{Action: "DescribeImages", Region: "cn-beijing", Code: "Forbidden.RAM", HTTPStatus: 403, Class: cloud.ClassPermanent})
+	h := start(t, c, parse(t, threeRegions))
+	if r := h.wait(); r.err == nil {
+		t.Fatal("a forbidden destination did not fail the run")
+	}
+	if n := len(h.jobs.all()); n != 0 {
+		t.Errorf("%d jobs submitted by a failed run", n)
+	}
+	if st := h.r.Status()[0]; st.Failures != 1 || !strings.Contains(st.LastError, "Forbidden.RAM") || !st.NextRun.Equal(t0.Add(30*time.Second)) {
+		t.Errorf("status = %+v", st)
 	}
 }
 
@@ -543,7 +656,7 @@ func TestSubmitAndPruneErrors(t *testing.T) {
 	f := parse(t, "  - name: p\n    source: {region: cn-hangzhou, images: {tags: {role: golden}}}\n    destinations: [cn-beijing]\n    retention: {keep_last: 1}\n")
 	r.SetPolicies(f)
 	l := r.loops["p"]
-	_, err := r.runOnce(context.Background(), l, l.policy())
+	_, err := r.runOnce(context.Background(), l, l.policy(), nil)
 	if err == nil || err.Error() != "submit 1 jobs: disk full" {
 		t.Errorf("err = %v", err)
 	}
@@ -555,7 +668,7 @@ func TestSubmitAndPruneErrors(t *testing.T) {
 	c.add(cloud.Image{ID: "m-new", Region: "cn-beijing", Name: "golden-2", Status: cloud.StatusAvailable, Tags: lineage("m-2", j2)})
 	jobs.jobs = append(jobs.jobs, &job.Job{ID: j2, Policy: "p", SourceRegion: "cn-hangzhou", SourceImageID: "m-2", DestinationRegion: "cn-beijing",
 		DestinationImageID: "m-new", State: job.StateSucceeded, CreateTime: t0.Add(time.Second)})
-	_, err = r.runOnce(context.Background(), l, l.policy())
+	_, err = r.runOnce(context.Background(), l, l.policy(), nil)
 	if err == nil || err.Error() != "prune m-old in cn-beijing: DeleteImage in cn-beijing: ImageUseShared" {
 		t.Errorf("err = %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"time"
 
 	"github.com/replicatord/replicatord/internal/cloud"
@@ -15,17 +16,30 @@ import (
 )
 
 // runOnce observes, plans and acts for one policy, and records the result.
-// It returns the run's duration and error.
-func (r *Reconciler) runOnce(ctx context.Context, l *loop, p *policy.Policy) (time.Duration, error) {
+// It returns the run's duration and error. only, when not nil, makes it a
+// retry of those destinations alone (see observe): the policy's own status
+// (last run, counts) is left as it is and only theirs is recorded.
+func (r *Reconciler) runOnce(ctx context.Context, l *loop, p *policy.Policy, only map[string]bool) (time.Duration, error) {
 	start := r.clk.Now()
 	l.update(func(s *PolicyStatus) { s.Running = true })
-	obs, err := r.observe(ctx, p, true)
+	obs, unlisted, err := r.observe(ctx, p, only, true)
 	var items []policy.Item
 	matched := 0
 	if err == nil {
 		items = p.Plan(obs)
 		matched = len(p.Select(obs.Sources))
 		err = r.act(ctx, p, items, obs)
+	}
+	if ctx.Err() == nil {
+		r.recordDestinations(l, p, only, unlisted, err)
+	}
+	if only != nil {
+		d := r.clk.Now().Sub(start)
+		l.update(func(s *PolicyStatus) { s.Running = false })
+		if ctx.Err() == nil {
+			r.log.Info("destinations retried", "policy", p.Name, "regions", sortedKeys(only), "err", err, "planned", len(items), "duration", d)
+		}
+		return d, err
 	}
 	d := r.clk.Now().Sub(start)
 	counts := map[policy.Action]int{}
@@ -53,10 +67,51 @@ func (r *Reconciler) runOnce(ctx context.Context, l *loop, p *policy.Policy) (ti
 				"copy", counts[policy.ActionCopy], "adopt", counts[policy.ActionAdopt], "prune", counts[policy.ActionPrune],
 				"in_progress", counts[policy.ActionInProgress], "exists", counts[policy.ActionExists],
 				"blocked", counts[policy.ActionBlocked], "foreign", counts[policy.ActionForeign],
-				"skipped_cancelled", counts[policy.ActionSkippedCancelled], "duration", d)
+				"skipped_cancelled", counts[policy.ActionSkippedCancelled], "unlisted", len(unlisted), "duration", d)
 		}
 	}
 	return d, err
+}
+
+// recordDestinations updates the status of the destinations this run (or
+// retry) listed: one that could not be listed, or whose retry failed,
+// counts a failure and gets its own next retry (capped backoff, never
+// later than the policy's interval); one listed in a run that went
+// through is healthy again. A full run that failed for another reason
+// leaves the listed ones as they were.
+func (r *Reconciler) recordDestinations(l *loop, p *policy.Policy, only map[string]bool, unlisted map[string]error, runErr error) {
+	now := r.clk.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, d := range p.Destinations {
+		if only != nil && !only[d.Region] {
+			continue
+		}
+		e := unlisted[d.Region]
+		if e == nil && only != nil {
+			e = runErr // a retry that failed counts against its regions
+		}
+		ds := l.dest(d.Region)
+		switch {
+		case e != nil:
+			ds.Failures++
+			ds.LastError = e.Error()
+			ds.NextRetry = now.Add(backoff(r.retryMin, ds.Failures, p.Interval))
+			r.log.Warn("destination not listed; retrying it alone", "policy", p.Name, "region", d.Region,
+				"err", e, "failures", ds.Failures, "next_retry", ds.NextRetry)
+		case runErr == nil:
+			ds.Failures, ds.LastError, ds.NextRetry, ds.LastListed = 0, "", time.Time{}, now
+		}
+	}
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // copyStatuses shows copies in every status, Deprecated included, so that
@@ -70,23 +125,60 @@ var copyStatuses = append(append([]string(nil), cloud.AllStatuses...), cloud.Sta
 // before it sends CopyImage ("durable before acting"), so any copy seen
 // has its job visible in the later read, and a copy in flight is never
 // mistaken for a foreign one. hook: call AfterList (runs only).
-func (r *Reconciler) observe(ctx context.Context, p *policy.Policy, hook bool) (policy.Observed, error) {
-	obs := policy.Observed{Copies: map[string][]cloud.Image{}, Owner: r.owner, Known: map[string]*job.Job{}}
+//
+// A destination whose listing fails transiently (cloud.ClassRetryable: a
+// 5xx, a timeout) is put in obs.Unlisted with its error in unlisted, and
+// the others go on: Plan plans nothing there. Any other listing error
+// (auth, forbidden, a source listing) fails the whole observation, as a
+// configuration problem the run must report. only, when not nil, limits
+// the destinations listed (a retry of those alone); the rest are Unlisted
+// without an error.
+func (r *Reconciler) observe(ctx context.Context, p *policy.Policy, only map[string]bool, hook bool) (obs policy.Observed, unlisted map[string]error, err error) {
+	obs = policy.Observed{Copies: map[string][]cloud.Image{}, Owner: r.owner, Known: map[string]*job.Job{}, Unlisted: map[string]bool{}}
 	sources, err := r.sources(ctx, p)
 	if err != nil {
-		return obs, err
+		return obs, nil, err
 	}
 	obs.Sources = sources
+	if unlisted, err = r.listCopies(ctx, p, only, hook, &obs); err != nil {
+		return obs, unlisted, err
+	}
+	return obs, unlisted, r.readJobs(ctx, p, hook, &obs)
+}
+
+// listCopies lists the policy's copies in each destination (see observe).
+// hook: report each listing to OnDestination (runs only).
+func (r *Reconciler) listCopies(ctx context.Context, p *policy.Policy, only map[string]bool, hook bool, obs *policy.Observed) (map[string]error, error) {
+	unlisted := map[string]error{}
 	for _, d := range p.Destinations {
+		if only != nil && !only[d.Region] {
+			obs.Unlisted[d.Region] = true
+			continue
+		}
 		ims, err := r.cloud.DescribeImages(ctx, cloud.ImageQuery{
 			Region: d.Region, Tags: map[string]string{job.TagPolicy: p.Name},
 			Statuses: copyStatuses, OwnerAlias: "self",
 		})
+		if hook && r.onDest != nil && ctx.Err() == nil {
+			r.onDest(p.Name, d.Region, err)
+		}
 		if err != nil {
-			return obs, fmt.Errorf("list copies in %s: %w", d.Region, err)
+			err = fmt.Errorf("list copies in %s: %w", d.Region, err)
+			if ctx.Err() != nil || cloud.ClassOf(err) != cloud.ClassRetryable {
+				return unlisted, err
+			}
+			obs.Unlisted[d.Region] = true
+			unlisted[d.Region] = err
+			continue
 		}
 		obs.Copies[d.Region] = ims
 	}
+	return unlisted, nil
+}
+
+// readJobs reads the store's side of obs: jobs, proofs, tombstones.
+func (r *Reconciler) readJobs(ctx context.Context, p *policy.Policy, hook bool, obs *policy.Observed) error {
+	var err error
 	if hook {
 		failpoint.Hit(failpoint.ReconcileAfterList)
 		if r.hook != nil {
@@ -94,7 +186,7 @@ func (r *Reconciler) observe(ctx context.Context, p *policy.Policy, hook bool) (
 		}
 	}
 	if obs.Jobs, err = r.jobs.PolicyJobs(ctx, p.Name); err != nil {
-		return obs, fmt.Errorf("list jobs: %w", err)
+		return fmt.Errorf("list jobs: %w", err)
 	}
 	for _, ims := range obs.Copies {
 		for _, im := range ims {
@@ -109,7 +201,7 @@ func (r *Reconciler) observe(ctx context.Context, p *policy.Policy, hook bool) (
 			case errors.Is(err, errdefs.ErrNotFound):
 				obs.Known[id] = nil // foreign: no proof
 			default:
-				return obs, fmt.Errorf("read job %s: %w", id, err)
+				return fmt.Errorf("read job %s: %w", id, err)
 			}
 		}
 	}
@@ -119,9 +211,9 @@ func (r *Reconciler) observe(ctx context.Context, p *policy.Policy, hook bool) (
 		}
 	}
 	if obs.Tombstones, err = r.jobs.Tombstones(ctx, p.Name); err != nil {
-		return obs, fmt.Errorf("list tombstones: %w", err)
+		return fmt.Errorf("list tombstones: %w", err)
 	}
-	return obs, nil
+	return nil
 }
 
 // sources lists the candidate source images with the filters ECS applies

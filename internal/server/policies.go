@@ -75,6 +75,10 @@ func (s *Server) ListPolicies(ctx context.Context, _ *pb.ListPoliciesRequest) (*
 			LastError:         st.LastError,
 			MatchedImages:     int32(st.Matched),
 		}
+		for _, d := range st.Destinations {
+			p.Destinations = append(p.Destinations, &pb.DestinationStatus{Region: d.Region, LastError: d.LastError,
+				Failures: int32(d.Failures), NextRetryTime: ts(d.NextRetry), LastListedTime: ts(d.LastListed)})
+		}
 		if st.Policy != nil {
 			p.SourceRegion = st.Policy.Source.Region
 			p.Priority = st.Policy.Priority

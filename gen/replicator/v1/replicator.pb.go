@@ -1573,7 +1573,12 @@ type Policy struct {
 	// Number of source images the selectors match now.
 	MatchedImages int32 `protobuf:"varint,11,opt,name=matched_images,json=matchedImages,proto3" json:"matched_images,omitempty"`
 	// The policy as written, re-encoded as YAML (never holds secrets).
-	Definition    string `protobuf:"bytes,12,opt,name=definition,proto3" json:"definition,omitempty"`
+	Definition string `protobuf:"bytes,12,opt,name=definition,proto3" json:"definition,omitempty"`
+	// Listing status of each destination, in the policy's order. A
+	// destination whose listing failed transiently is left out of the
+	// policy's runs (nothing is planned there) and retried on its own with
+	// capped backoff, while the other destinations proceed.
+	Destinations  []*DestinationStatus `protobuf:"bytes,13,rep,name=destinations,proto3" json:"destinations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1692,6 +1697,94 @@ func (x *Policy) GetDefinition() string {
 	return ""
 }
 
+func (x *Policy) GetDestinations() []*DestinationStatus {
+	if x != nil {
+		return x.Destinations
+	}
+	return nil
+}
+
+// DestinationStatus is the listing status of one destination of a policy.
+type DestinationStatus struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Region string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	// Error of the last failed listing or retry; empty when healthy.
+	LastError string `protobuf:"bytes,2,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// Consecutive failures; 0 when healthy.
+	Failures int32 `protobuf:"varint,3,opt,name=failures,proto3" json:"failures,omitempty"`
+	// When the destination is retried alone; unset when healthy.
+	NextRetryTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=next_retry_time,json=nextRetryTime,proto3" json:"next_retry_time,omitempty"`
+	// When it was last listed in a run that went through.
+	LastListedTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_listed_time,json=lastListedTime,proto3" json:"last_listed_time,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DestinationStatus) Reset() {
+	*x = DestinationStatus{}
+	mi := &file_replicator_v1_replicator_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestinationStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestinationStatus) ProtoMessage() {}
+
+func (x *DestinationStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_replicator_v1_replicator_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestinationStatus.ProtoReflect.Descriptor instead.
+func (*DestinationStatus) Descriptor() ([]byte, []int) {
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DestinationStatus) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *DestinationStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *DestinationStatus) GetFailures() int32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *DestinationStatus) GetNextRetryTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextRetryTime
+	}
+	return nil
+}
+
+func (x *DestinationStatus) GetLastListedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastListedTime
+	}
+	return nil
+}
+
 type ListPoliciesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1700,7 +1793,7 @@ type ListPoliciesRequest struct {
 
 func (x *ListPoliciesRequest) Reset() {
 	*x = ListPoliciesRequest{}
-	mi := &file_replicator_v1_replicator_proto_msgTypes[17]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1712,7 +1805,7 @@ func (x *ListPoliciesRequest) String() string {
 func (*ListPoliciesRequest) ProtoMessage() {}
 
 func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_v1_replicator_proto_msgTypes[17]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1725,7 +1818,7 @@ func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{17}
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{18}
 }
 
 type ListPoliciesResponse struct {
@@ -1739,7 +1832,7 @@ type ListPoliciesResponse struct {
 
 func (x *ListPoliciesResponse) Reset() {
 	*x = ListPoliciesResponse{}
-	mi := &file_replicator_v1_replicator_proto_msgTypes[18]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1751,7 +1844,7 @@ func (x *ListPoliciesResponse) String() string {
 func (*ListPoliciesResponse) ProtoMessage() {}
 
 func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_v1_replicator_proto_msgTypes[18]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1764,7 +1857,7 @@ func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{18}
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListPoliciesResponse) GetPolicies() []*Policy {
@@ -1800,7 +1893,7 @@ type PlanItem struct {
 
 func (x *PlanItem) Reset() {
 	*x = PlanItem{}
-	mi := &file_replicator_v1_replicator_proto_msgTypes[19]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1812,7 +1905,7 @@ func (x *PlanItem) String() string {
 func (*PlanItem) ProtoMessage() {}
 
 func (x *PlanItem) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_v1_replicator_proto_msgTypes[19]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1825,7 +1918,7 @@ func (x *PlanItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanItem.ProtoReflect.Descriptor instead.
 func (*PlanItem) Descriptor() ([]byte, []int) {
-	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{19}
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PlanItem) GetPolicy() string {
@@ -1901,7 +1994,7 @@ type PlanPoliciesRequest struct {
 
 func (x *PlanPoliciesRequest) Reset() {
 	*x = PlanPoliciesRequest{}
-	mi := &file_replicator_v1_replicator_proto_msgTypes[20]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1913,7 +2006,7 @@ func (x *PlanPoliciesRequest) String() string {
 func (*PlanPoliciesRequest) ProtoMessage() {}
 
 func (x *PlanPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_v1_replicator_proto_msgTypes[20]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1926,7 +2019,7 @@ func (x *PlanPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*PlanPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{20}
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PlanPoliciesRequest) GetPolicies() []string {
@@ -1949,7 +2042,7 @@ type PlanPoliciesResponse struct {
 
 func (x *PlanPoliciesResponse) Reset() {
 	*x = PlanPoliciesResponse{}
-	mi := &file_replicator_v1_replicator_proto_msgTypes[21]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1961,7 +2054,7 @@ func (x *PlanPoliciesResponse) String() string {
 func (*PlanPoliciesResponse) ProtoMessage() {}
 
 func (x *PlanPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_v1_replicator_proto_msgTypes[21]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1974,7 +2067,7 @@ func (x *PlanPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*PlanPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{21}
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PlanPoliciesResponse) GetItems() []*PlanItem {
@@ -2013,7 +2106,7 @@ type ValidationError struct {
 
 func (x *ValidationError) Reset() {
 	*x = ValidationError{}
-	mi := &file_replicator_v1_replicator_proto_msgTypes[22]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2118,7 @@ func (x *ValidationError) String() string {
 func (*ValidationError) ProtoMessage() {}
 
 func (x *ValidationError) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_v1_replicator_proto_msgTypes[22]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2131,7 @@ func (x *ValidationError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidationError.ProtoReflect.Descriptor instead.
 func (*ValidationError) Descriptor() ([]byte, []int) {
-	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{22}
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ValidationError) GetFile() string {
@@ -2084,7 +2177,7 @@ type ReloadPoliciesRequest struct {
 
 func (x *ReloadPoliciesRequest) Reset() {
 	*x = ReloadPoliciesRequest{}
-	mi := &file_replicator_v1_replicator_proto_msgTypes[23]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2096,7 +2189,7 @@ func (x *ReloadPoliciesRequest) String() string {
 func (*ReloadPoliciesRequest) ProtoMessage() {}
 
 func (x *ReloadPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_v1_replicator_proto_msgTypes[23]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2109,7 +2202,7 @@ func (x *ReloadPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ReloadPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{23}
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{24}
 }
 
 type ReloadPoliciesResponse struct {
@@ -2126,7 +2219,7 @@ type ReloadPoliciesResponse struct {
 
 func (x *ReloadPoliciesResponse) Reset() {
 	*x = ReloadPoliciesResponse{}
-	mi := &file_replicator_v1_replicator_proto_msgTypes[24]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2138,7 +2231,7 @@ func (x *ReloadPoliciesResponse) String() string {
 func (*ReloadPoliciesResponse) ProtoMessage() {}
 
 func (x *ReloadPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_v1_replicator_proto_msgTypes[24]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2151,7 +2244,7 @@ func (x *ReloadPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ReloadPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{24}
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReloadPoliciesResponse) GetApplied() bool {
@@ -2199,7 +2292,7 @@ type ReconcilePoliciesRequest struct {
 
 func (x *ReconcilePoliciesRequest) Reset() {
 	*x = ReconcilePoliciesRequest{}
-	mi := &file_replicator_v1_replicator_proto_msgTypes[25]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2211,7 +2304,7 @@ func (x *ReconcilePoliciesRequest) String() string {
 func (*ReconcilePoliciesRequest) ProtoMessage() {}
 
 func (x *ReconcilePoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_v1_replicator_proto_msgTypes[25]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2224,7 +2317,7 @@ func (x *ReconcilePoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcilePoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ReconcilePoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{25}
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReconcilePoliciesRequest) GetPolicies() []string {
@@ -2244,7 +2337,7 @@ type ReconcilePoliciesResponse struct {
 
 func (x *ReconcilePoliciesResponse) Reset() {
 	*x = ReconcilePoliciesResponse{}
-	mi := &file_replicator_v1_replicator_proto_msgTypes[26]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2256,7 +2349,7 @@ func (x *ReconcilePoliciesResponse) String() string {
 func (*ReconcilePoliciesResponse) ProtoMessage() {}
 
 func (x *ReconcilePoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_v1_replicator_proto_msgTypes[26]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2269,7 +2362,7 @@ func (x *ReconcilePoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcilePoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ReconcilePoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{26}
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReconcilePoliciesResponse) GetPolicies() []string {
@@ -2287,7 +2380,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_replicator_v1_replicator_proto_msgTypes[27]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2299,7 +2392,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_v1_replicator_proto_msgTypes[27]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2312,7 +2405,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{27}
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{28}
 }
 
 type GetStatusResponse struct {
@@ -2334,7 +2427,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_replicator_v1_replicator_proto_msgTypes[28]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2346,7 +2439,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_v1_replicator_proto_msgTypes[28]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2359,7 +2452,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{28}
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetStatusResponse) GetVersion() string {
@@ -2438,7 +2531,7 @@ type CloudStatus struct {
 
 func (x *CloudStatus) Reset() {
 	*x = CloudStatus{}
-	mi := &file_replicator_v1_replicator_proto_msgTypes[29]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2450,7 +2543,7 @@ func (x *CloudStatus) String() string {
 func (*CloudStatus) ProtoMessage() {}
 
 func (x *CloudStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_v1_replicator_proto_msgTypes[29]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2463,7 +2556,7 @@ func (x *CloudStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloudStatus.ProtoReflect.Descriptor instead.
 func (*CloudStatus) Descriptor() ([]byte, []int) {
-	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{29}
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CloudStatus) GetProvider() string {
@@ -2535,7 +2628,7 @@ type StoreStatus struct {
 
 func (x *StoreStatus) Reset() {
 	*x = StoreStatus{}
-	mi := &file_replicator_v1_replicator_proto_msgTypes[30]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2547,7 +2640,7 @@ func (x *StoreStatus) String() string {
 func (*StoreStatus) ProtoMessage() {}
 
 func (x *StoreStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_v1_replicator_proto_msgTypes[30]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2560,7 +2653,7 @@ func (x *StoreStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreStatus.ProtoReflect.Descriptor instead.
 func (*StoreStatus) Descriptor() ([]byte, []int) {
-	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{30}
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StoreStatus) GetBackend() string {
@@ -2595,7 +2688,7 @@ type ReplicaMember struct {
 
 func (x *ReplicaMember) Reset() {
 	*x = ReplicaMember{}
-	mi := &file_replicator_v1_replicator_proto_msgTypes[31]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2607,7 +2700,7 @@ func (x *ReplicaMember) String() string {
 func (*ReplicaMember) ProtoMessage() {}
 
 func (x *ReplicaMember) ProtoReflect() protoreflect.Message {
-	mi := &file_replicator_v1_replicator_proto_msgTypes[31]
+	mi := &file_replicator_v1_replicator_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2620,7 +2713,7 @@ func (x *ReplicaMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaMember.ProtoReflect.Descriptor instead.
 func (*ReplicaMember) Descriptor() ([]byte, []int) {
-	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{31}
+	return file_replicator_v1_replicator_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ReplicaMember) GetId() string {
@@ -2760,7 +2853,7 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\brevision\x18\x03 \x01(\x03R\brevision\"T\n" +
 	"\rJobStateCount\x12-\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x17.replicator.v1.JobStateR\x05state\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x03R\x05count\"\x9a\x04\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"\xe0\x04\n" +
 	"\x06Policy\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\x12#\n" +
@@ -2778,7 +2871,15 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\x0ematched_images\x18\v \x01(\x05R\rmatchedImages\x12\x1e\n" +
 	"\n" +
 	"definition\x18\f \x01(\tR\n" +
-	"definition\"\x15\n" +
+	"definition\x12D\n" +
+	"\fdestinations\x18\r \x03(\v2 .replicator.v1.DestinationStatusR\fdestinations\"\xf0\x01\n" +
+	"\x11DestinationStatus\x12\x16\n" +
+	"\x06region\x18\x01 \x01(\tR\x06region\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x02 \x01(\tR\tlastError\x12\x1a\n" +
+	"\bfailures\x18\x03 \x01(\x05R\bfailures\x12B\n" +
+	"\x0fnext_retry_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rnextRetryTime\x12D\n" +
+	"\x10last_listed_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastListedTime\"\x15\n" +
 	"\x13ListPoliciesRequest\"a\n" +
 	"\x14ListPoliciesResponse\x121\n" +
 	"\bpolicies\x18\x01 \x03(\v2\x15.replicator.v1.PolicyR\bpolicies\x12\x16\n" +
@@ -2901,7 +3002,7 @@ func file_replicator_v1_replicator_proto_rawDescGZIP() []byte {
 }
 
 var file_replicator_v1_replicator_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_replicator_v1_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_replicator_v1_replicator_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_replicator_v1_replicator_proto_goTypes = []any{
 	(JobState)(0),                     // 0: replicator.v1.JobState
 	(CopyOutcome)(0),                  // 1: replicator.v1.CopyOutcome
@@ -2924,38 +3025,39 @@ var file_replicator_v1_replicator_proto_goTypes = []any{
 	(*ListJobsResponse)(nil),          // 18: replicator.v1.ListJobsResponse
 	(*JobStateCount)(nil),             // 19: replicator.v1.JobStateCount
 	(*Policy)(nil),                    // 20: replicator.v1.Policy
-	(*ListPoliciesRequest)(nil),       // 21: replicator.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),      // 22: replicator.v1.ListPoliciesResponse
-	(*PlanItem)(nil),                  // 23: replicator.v1.PlanItem
-	(*PlanPoliciesRequest)(nil),       // 24: replicator.v1.PlanPoliciesRequest
-	(*PlanPoliciesResponse)(nil),      // 25: replicator.v1.PlanPoliciesResponse
-	(*ValidationError)(nil),           // 26: replicator.v1.ValidationError
-	(*ReloadPoliciesRequest)(nil),     // 27: replicator.v1.ReloadPoliciesRequest
-	(*ReloadPoliciesResponse)(nil),    // 28: replicator.v1.ReloadPoliciesResponse
-	(*ReconcilePoliciesRequest)(nil),  // 29: replicator.v1.ReconcilePoliciesRequest
-	(*ReconcilePoliciesResponse)(nil), // 30: replicator.v1.ReconcilePoliciesResponse
-	(*GetStatusRequest)(nil),          // 31: replicator.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),         // 32: replicator.v1.GetStatusResponse
-	(*CloudStatus)(nil),               // 33: replicator.v1.CloudStatus
-	(*StoreStatus)(nil),               // 34: replicator.v1.StoreStatus
-	(*ReplicaMember)(nil),             // 35: replicator.v1.ReplicaMember
-	nil,                               // 36: replicator.v1.Job.TagsEntry
-	nil,                               // 37: replicator.v1.CopyRequest.TagsEntry
-	(*timestamppb.Timestamp)(nil),     // 38: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 39: google.protobuf.Duration
+	(*DestinationStatus)(nil),         // 21: replicator.v1.DestinationStatus
+	(*ListPoliciesRequest)(nil),       // 22: replicator.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),      // 23: replicator.v1.ListPoliciesResponse
+	(*PlanItem)(nil),                  // 24: replicator.v1.PlanItem
+	(*PlanPoliciesRequest)(nil),       // 25: replicator.v1.PlanPoliciesRequest
+	(*PlanPoliciesResponse)(nil),      // 26: replicator.v1.PlanPoliciesResponse
+	(*ValidationError)(nil),           // 27: replicator.v1.ValidationError
+	(*ReloadPoliciesRequest)(nil),     // 28: replicator.v1.ReloadPoliciesRequest
+	(*ReloadPoliciesResponse)(nil),    // 29: replicator.v1.ReloadPoliciesResponse
+	(*ReconcilePoliciesRequest)(nil),  // 30: replicator.v1.ReconcilePoliciesRequest
+	(*ReconcilePoliciesResponse)(nil), // 31: replicator.v1.ReconcilePoliciesResponse
+	(*GetStatusRequest)(nil),          // 32: replicator.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),         // 33: replicator.v1.GetStatusResponse
+	(*CloudStatus)(nil),               // 34: replicator.v1.CloudStatus
+	(*StoreStatus)(nil),               // 35: replicator.v1.StoreStatus
+	(*ReplicaMember)(nil),             // 36: replicator.v1.ReplicaMember
+	nil,                               // 37: replicator.v1.Job.TagsEntry
+	nil,                               // 38: replicator.v1.CopyRequest.TagsEntry
+	(*timestamppb.Timestamp)(nil),     // 39: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 40: google.protobuf.Duration
 }
 var file_replicator_v1_replicator_proto_depIdxs = []int32{
 	0,  // 0: replicator.v1.Job.state:type_name -> replicator.v1.JobState
 	4,  // 1: replicator.v1.Job.error:type_name -> replicator.v1.JobError
-	38, // 2: replicator.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	38, // 3: replicator.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	38, // 4: replicator.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
-	39, // 5: replicator.v1.Job.remaining:type_name -> google.protobuf.Duration
-	36, // 6: replicator.v1.Job.tags:type_name -> replicator.v1.Job.TagsEntry
+	39, // 2: replicator.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	39, // 3: replicator.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	39, // 4: replicator.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
+	40, // 5: replicator.v1.Job.remaining:type_name -> google.protobuf.Duration
+	37, // 6: replicator.v1.Job.tags:type_name -> replicator.v1.Job.TagsEntry
 	5,  // 7: replicator.v1.Job.post_copy_actions:type_name -> replicator.v1.PostCopyAction
-	38, // 8: replicator.v1.Job.next_attempt_time:type_name -> google.protobuf.Timestamp
-	38, // 9: replicator.v1.Job.cancel_time:type_name -> google.protobuf.Timestamp
-	37, // 10: replicator.v1.CopyRequest.tags:type_name -> replicator.v1.CopyRequest.TagsEntry
+	39, // 8: replicator.v1.Job.next_attempt_time:type_name -> google.protobuf.Timestamp
+	39, // 9: replicator.v1.Job.cancel_time:type_name -> google.protobuf.Timestamp
+	38, // 10: replicator.v1.CopyRequest.tags:type_name -> replicator.v1.CopyRequest.TagsEntry
 	6,  // 11: replicator.v1.CopyResponse.job:type_name -> replicator.v1.Job
 	1,  // 12: replicator.v1.CopyResponse.outcome:type_name -> replicator.v1.CopyOutcome
 	6,  // 13: replicator.v1.WatchResponse.job:type_name -> replicator.v1.Job
@@ -2965,48 +3067,51 @@ var file_replicator_v1_replicator_proto_depIdxs = []int32{
 	0,  // 17: replicator.v1.ListJobsRequest.states:type_name -> replicator.v1.JobState
 	6,  // 18: replicator.v1.ListJobsResponse.jobs:type_name -> replicator.v1.Job
 	0,  // 19: replicator.v1.JobStateCount.state:type_name -> replicator.v1.JobState
-	39, // 20: replicator.v1.Policy.interval:type_name -> google.protobuf.Duration
-	38, // 21: replicator.v1.Policy.last_reconcile_time:type_name -> google.protobuf.Timestamp
-	38, // 22: replicator.v1.Policy.next_reconcile_time:type_name -> google.protobuf.Timestamp
+	40, // 20: replicator.v1.Policy.interval:type_name -> google.protobuf.Duration
+	39, // 21: replicator.v1.Policy.last_reconcile_time:type_name -> google.protobuf.Timestamp
+	39, // 22: replicator.v1.Policy.next_reconcile_time:type_name -> google.protobuf.Timestamp
 	19, // 23: replicator.v1.Policy.job_counts:type_name -> replicator.v1.JobStateCount
-	20, // 24: replicator.v1.ListPoliciesResponse.policies:type_name -> replicator.v1.Policy
-	2,  // 25: replicator.v1.PlanItem.action:type_name -> replicator.v1.PlanAction
-	23, // 26: replicator.v1.PlanPoliciesResponse.items:type_name -> replicator.v1.PlanItem
-	39, // 27: replicator.v1.PlanPoliciesResponse.estimated_duration:type_name -> google.protobuf.Duration
-	26, // 28: replicator.v1.ReloadPoliciesResponse.errors:type_name -> replicator.v1.ValidationError
-	3,  // 29: replicator.v1.GetStatusResponse.status:type_name -> replicator.v1.ServingStatus
-	33, // 30: replicator.v1.GetStatusResponse.cloud:type_name -> replicator.v1.CloudStatus
-	34, // 31: replicator.v1.GetStatusResponse.store:type_name -> replicator.v1.StoreStatus
-	38, // 32: replicator.v1.GetStatusResponse.start_time:type_name -> google.protobuf.Timestamp
-	35, // 33: replicator.v1.GetStatusResponse.members:type_name -> replicator.v1.ReplicaMember
-	38, // 34: replicator.v1.CloudStatus.last_reached_time:type_name -> google.protobuf.Timestamp
-	7,  // 35: replicator.v1.ReplicatorService.Copy:input_type -> replicator.v1.CopyRequest
-	9,  // 36: replicator.v1.ReplicatorService.Watch:input_type -> replicator.v1.WatchRequest
-	11, // 37: replicator.v1.ReplicatorService.Cancel:input_type -> replicator.v1.CancelRequest
-	13, // 38: replicator.v1.ReplicatorService.Retry:input_type -> replicator.v1.RetryRequest
-	15, // 39: replicator.v1.ReplicatorService.GetJob:input_type -> replicator.v1.GetJobRequest
-	17, // 40: replicator.v1.ReplicatorService.ListJobs:input_type -> replicator.v1.ListJobsRequest
-	21, // 41: replicator.v1.ReplicatorService.ListPolicies:input_type -> replicator.v1.ListPoliciesRequest
-	24, // 42: replicator.v1.ReplicatorService.PlanPolicies:input_type -> replicator.v1.PlanPoliciesRequest
-	27, // 43: replicator.v1.ReplicatorService.ReloadPolicies:input_type -> replicator.v1.ReloadPoliciesRequest
-	29, // 44: replicator.v1.ReplicatorService.ReconcilePolicies:input_type -> replicator.v1.ReconcilePoliciesRequest
-	31, // 45: replicator.v1.ReplicatorService.GetStatus:input_type -> replicator.v1.GetStatusRequest
-	8,  // 46: replicator.v1.ReplicatorService.Copy:output_type -> replicator.v1.CopyResponse
-	10, // 47: replicator.v1.ReplicatorService.Watch:output_type -> replicator.v1.WatchResponse
-	12, // 48: replicator.v1.ReplicatorService.Cancel:output_type -> replicator.v1.CancelResponse
-	14, // 49: replicator.v1.ReplicatorService.Retry:output_type -> replicator.v1.RetryResponse
-	16, // 50: replicator.v1.ReplicatorService.GetJob:output_type -> replicator.v1.GetJobResponse
-	18, // 51: replicator.v1.ReplicatorService.ListJobs:output_type -> replicator.v1.ListJobsResponse
-	22, // 52: replicator.v1.ReplicatorService.ListPolicies:output_type -> replicator.v1.ListPoliciesResponse
-	25, // 53: replicator.v1.ReplicatorService.PlanPolicies:output_type -> replicator.v1.PlanPoliciesResponse
-	28, // 54: replicator.v1.ReplicatorService.ReloadPolicies:output_type -> replicator.v1.ReloadPoliciesResponse
-	30, // 55: replicator.v1.ReplicatorService.ReconcilePolicies:output_type -> replicator.v1.ReconcilePoliciesResponse
-	32, // 56: replicator.v1.ReplicatorService.GetStatus:output_type -> replicator.v1.GetStatusResponse
-	46, // [46:57] is the sub-list for method output_type
-	35, // [35:46] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	21, // 24: replicator.v1.Policy.destinations:type_name -> replicator.v1.DestinationStatus
+	39, // 25: replicator.v1.DestinationStatus.next_retry_time:type_name -> google.protobuf.Timestamp
+	39, // 26: replicator.v1.DestinationStatus.last_listed_time:type_name -> google.protobuf.Timestamp
+	20, // 27: replicator.v1.ListPoliciesResponse.policies:type_name -> replicator.v1.Policy
+	2,  // 28: replicator.v1.PlanItem.action:type_name -> replicator.v1.PlanAction
+	24, // 29: replicator.v1.PlanPoliciesResponse.items:type_name -> replicator.v1.PlanItem
+	40, // 30: replicator.v1.PlanPoliciesResponse.estimated_duration:type_name -> google.protobuf.Duration
+	27, // 31: replicator.v1.ReloadPoliciesResponse.errors:type_name -> replicator.v1.ValidationError
+	3,  // 32: replicator.v1.GetStatusResponse.status:type_name -> replicator.v1.ServingStatus
+	34, // 33: replicator.v1.GetStatusResponse.cloud:type_name -> replicator.v1.CloudStatus
+	35, // 34: replicator.v1.GetStatusResponse.store:type_name -> replicator.v1.StoreStatus
+	39, // 35: replicator.v1.GetStatusResponse.start_time:type_name -> google.protobuf.Timestamp
+	36, // 36: replicator.v1.GetStatusResponse.members:type_name -> replicator.v1.ReplicaMember
+	39, // 37: replicator.v1.CloudStatus.last_reached_time:type_name -> google.protobuf.Timestamp
+	7,  // 38: replicator.v1.ReplicatorService.Copy:input_type -> replicator.v1.CopyRequest
+	9,  // 39: replicator.v1.ReplicatorService.Watch:input_type -> replicator.v1.WatchRequest
+	11, // 40: replicator.v1.ReplicatorService.Cancel:input_type -> replicator.v1.CancelRequest
+	13, // 41: replicator.v1.ReplicatorService.Retry:input_type -> replicator.v1.RetryRequest
+	15, // 42: replicator.v1.ReplicatorService.GetJob:input_type -> replicator.v1.GetJobRequest
+	17, // 43: replicator.v1.ReplicatorService.ListJobs:input_type -> replicator.v1.ListJobsRequest
+	22, // 44: replicator.v1.ReplicatorService.ListPolicies:input_type -> replicator.v1.ListPoliciesRequest
+	25, // 45: replicator.v1.ReplicatorService.PlanPolicies:input_type -> replicator.v1.PlanPoliciesRequest
+	28, // 46: replicator.v1.ReplicatorService.ReloadPolicies:input_type -> replicator.v1.ReloadPoliciesRequest
+	30, // 47: replicator.v1.ReplicatorService.ReconcilePolicies:input_type -> replicator.v1.ReconcilePoliciesRequest
+	32, // 48: replicator.v1.ReplicatorService.GetStatus:input_type -> replicator.v1.GetStatusRequest
+	8,  // 49: replicator.v1.ReplicatorService.Copy:output_type -> replicator.v1.CopyResponse
+	10, // 50: replicator.v1.ReplicatorService.Watch:output_type -> replicator.v1.WatchResponse
+	12, // 51: replicator.v1.ReplicatorService.Cancel:output_type -> replicator.v1.CancelResponse
+	14, // 52: replicator.v1.ReplicatorService.Retry:output_type -> replicator.v1.RetryResponse
+	16, // 53: replicator.v1.ReplicatorService.GetJob:output_type -> replicator.v1.GetJobResponse
+	18, // 54: replicator.v1.ReplicatorService.ListJobs:output_type -> replicator.v1.ListJobsResponse
+	23, // 55: replicator.v1.ReplicatorService.ListPolicies:output_type -> replicator.v1.ListPoliciesResponse
+	26, // 56: replicator.v1.ReplicatorService.PlanPolicies:output_type -> replicator.v1.PlanPoliciesResponse
+	29, // 57: replicator.v1.ReplicatorService.ReloadPolicies:output_type -> replicator.v1.ReloadPoliciesResponse
+	31, // 58: replicator.v1.ReplicatorService.ReconcilePolicies:output_type -> replicator.v1.ReconcilePoliciesResponse
+	33, // 59: replicator.v1.ReplicatorService.GetStatus:output_type -> replicator.v1.GetStatusResponse
+	49, // [49:60] is the sub-list for method output_type
+	38, // [38:49] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_replicator_v1_replicator_proto_init() }
@@ -3020,7 +3125,7 @@ func file_replicator_v1_replicator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_replicator_v1_replicator_proto_rawDesc), len(file_replicator_v1_replicator_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   34,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
