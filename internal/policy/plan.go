@@ -528,10 +528,14 @@ func (p *Policy) copyGroups(ims []cloud.Image, srcs map[string]srcInfo) map[stri
 }
 
 func (p *Policy) retentionReason() string {
-	if p.Retention.PerFamily {
-		return fmt.Sprintf("retention keeps the copies of the %d newest sources of each family", p.Retention.KeepLast)
+	kept := fmt.Sprintf("the %d newest sources", p.Retention.KeepLast)
+	if p.Retention.KeepLast == 1 {
+		kept = "the newest source"
 	}
-	return fmt.Sprintf("retention keeps the copies of the %d newest sources", p.Retention.KeepLast)
+	if p.Retention.PerFamily {
+		return "retention keeps the copies of " + kept + " of each family"
+	}
+	return "retention keeps the copies of " + kept
 }
 
 func sortImagesByID(ims []cloud.Image) {

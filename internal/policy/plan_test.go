@@ -326,8 +326,8 @@ func TestPlanRetentionPerFamily(t *testing.T) {
 exists m-u2>cn-shanghai ubuntu-2-copy [m-cu2]
 copy m-n1>cn-shanghai nofamily-1-copy
 exists m-r1>cn-shanghai rocky-1-copy [m-cr1]
-prune m-r0>cn-shanghai rocky-0-copy [m-co] (retention keeps the copies of the 1 newest sources of each family)
-prune m-u1>cn-shanghai ubuntu-1-copy [m-cu1] (retention keeps the copies of the 1 newest sources of each family)
+prune m-r0>cn-shanghai rocky-0-copy [m-co] (retention keeps the copies of the newest source of each family)
+prune m-u1>cn-shanghai ubuntu-1-copy [m-cu1] (retention keeps the copies of the newest source of each family)
 `, orphanJob)
 }
 
@@ -485,8 +485,8 @@ copy m-2>cn-shanghai golden-2-copy
 copy m-2>cn-beijing golden-2-copy
 foreign m-2>cn-beijing golden-2-copy [m-x-cn-beijing] (partial lineage tags (replicatord:job-id, replicatord:source-image and replicatord:source-region must all be set))
 foreign m-2>cn-shanghai golden-2-copy [m-x-cn-shanghai] (partial lineage tags (replicatord:job-id, replicatord:source-image and replicatord:source-region must all be set))
-prune m-0>cn-shanghai golden-0-copy [m-c0-cn-shanghai] (retention keeps the copies of the 1 newest sources)
-prune m-0>cn-beijing golden-0-copy [m-c0-cn-beijing] (retention keeps the copies of the 1 newest sources)
+prune m-0>cn-shanghai golden-0-copy [m-c0-cn-shanghai] (retention keeps the copies of the newest source)
+prune m-0>cn-beijing golden-0-copy [m-c0-cn-beijing] (retention keeps the copies of the newest source)
 `
 	checkPlan(t, p, obs, all)
 	// cn-beijing unlisted: nothing at all there, even with stale copies
@@ -495,6 +495,6 @@ prune m-0>cn-beijing golden-0-copy [m-c0-cn-beijing] (retention keeps the copies
 	checkPlan(t, p, obs, `
 copy m-2>cn-shanghai golden-2-copy
 foreign m-2>cn-shanghai golden-2-copy [m-x-cn-shanghai] (partial lineage tags (replicatord:job-id, replicatord:source-image and replicatord:source-region must all be set))
-prune m-0>cn-shanghai golden-0-copy [m-c0-cn-shanghai] (retention keeps the copies of the 1 newest sources)
+prune m-0>cn-shanghai golden-0-copy [m-c0-cn-shanghai] (retention keeps the copies of the newest source)
 `)
 }
