@@ -274,25 +274,21 @@ func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[p
 		return fmt.Errorf("from_revision %d is ahead of the store's revision %d (was the state file replaced?); watch without from_revision to start from a snapshot: %w", from, cur, errdefs.ErrOutOfRange)
 	}
 	if from == 0 {
-		snap, rev, err := state.Snapshot(ctx, s.store, f)
+		// The snapshot is streamed a page at a time, in constant memory;
+		// every message carries the revision read before the first page,
+		// so the stream's revisions never go down.
+		rev, changed, err := state.Snapshot(ctx, s.store, f, func(rev int64, j *job.Job) error {
+			return stream.Send(&pb.WatchResponse{Revision: rev, Job: toPB(j), Snapshot: true})
+		})
 		if err != nil {
 			return err
-		}
-		for _, j := range snap {
-			if err := stream.Send(&pb.WatchResponse{Revision: rev, Job: toPB(j), Snapshot: true}); err != nil {
-				return err
-			}
 		}
 		if err := stream.Send(&pb.WatchResponse{Revision: rev, SnapshotComplete: true}); err != nil {
 			return err
 		}
-		// Jobs listed after rev may be newer than rev: follow skips the
-		// changes the snapshot already holds.
-		seen := make(map[string]int64, len(snap))
-		for _, j := range snap {
-			seen[j.ID] = j.Revision
-		}
-		return state.Follow(ctx, s.store, s.followOptions(f, rev, seen, 0, nil), sendWatch(stream))
+		// Jobs read after rev may be newer than rev (changed): follow
+		// skips the changes the snapshot already holds.
+		return state.Follow(ctx, s.store, s.followOptions(f, rev, changed, 0, nil), sendWatch(stream))
 	}
 	return state.Follow(ctx, s.store, s.followOptions(f, from, nil, 0, nil), sendWatch(stream))
 }

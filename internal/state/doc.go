@@ -114,6 +114,15 @@
 // and ends when the jobs it waits for are done or its Stop channel closes,
 // so a slow client still sees every change once, in order.
 //
+// Snapshot reads the jobs a page (List) at a time and sends each page
+// before it reads the next, so a snapshot of 100k jobs holds one page, not
+// every job. Each page is read at its own revision, later than the
+// snapshot's: a job changed before its page was read is sent as changed,
+// and Snapshot returns those jobs (only those) for Follow's Seen, so the
+// follower skips the changes the snapshot already held. Seen thus holds
+// the changes made during the snapshot, and Follow drops each entry once
+// the stream has passed it.
+//
 // # Retention
 //
 // Finished jobs do not stay forever: RunRetention (the daemon's

@@ -22,9 +22,12 @@ type FollowOptions struct {
 	// Filter chooses the jobs; From is the revision to stream after.
 	Filter Filter
 	From   int64
-	// Seen holds the revision already sent per job, e.g. a snapshot's: an
-	// event at or below it is skipped, so a client never sees a job go
-	// back. nil for none. Follow updates it.
+	// Seen holds the revision already sent per job, e.g. the changed jobs
+	// of a Snapshot: an event at or below it is skipped, so a client never
+	// sees a job go back. nil for none. Follow deletes a job's entry once
+	// an event at or above it has passed (events come in revision order, so it
+	// can skip nothing more): the map only shrinks, and a long stream
+	// holds no per-job state.
 	Seen map[string]int64
 	// Done, when set, reports a job that has reached what the caller waits
 	// for; Follow returns nil once Want distinct jobs have (Want 0: never).
@@ -143,10 +146,17 @@ func followOnce(w Watcher, o FollowOptions, last map[string]int64, finished map[
 		}
 		*from = ev.Revision
 		j := ev.Job
-		if !o.Filter.Match(j) || last[j.ID] >= ev.Revision {
+		if !o.Filter.Match(j) {
 			continue
 		}
-		last[j.ID] = ev.Revision
+		if r, ok := last[j.ID]; ok {
+			if r <= ev.Revision {
+				delete(last, j.ID) // every later event is above r
+			}
+			if r >= ev.Revision {
+				continue
+			}
+		}
 		if err := send(ev.Revision, j); err != nil {
 			return true, err
 		}
@@ -159,34 +169,60 @@ func followOnce(w Watcher, o FollowOptions, last map[string]int64, finished map[
 	}
 }
 
-// Snapshot lists every job matching f. The returned revision is taken
-// before listing, so following from it afterwards (with Seen set to the
-// listed jobs' revisions) misses no change and repeats none.
-func Snapshot(ctx context.Context, s Store, f Filter) ([]*job.Job, int64, error) {
-	rev := s.Revision()
+// snapshotPage is how many jobs Snapshot reads per List page: one page
+// is all it holds in memory at a time (a variable so tests can page small).
+var snapshotPage = 256
+
+// Snapshot sends every job matching f, newest first, each with the
+// snapshot's revision, reading the store a
+// page at a time, so its memory does not grow with the number of jobs.
+// It returns the revision to follow from (taken before the first page)
+// and the jobs that were read at a revision above it, with that revision:
+// the only ones a Follow from rev (with Seen set to changed) could repeat
+// or send backwards, since each page is read at a later revision than the
+// last. changed holds the jobs changed while the snapshot ran, not every
+// job. Jobs created meanwhile sort before the first page and are left to
+// Follow; a job removed by retention meanwhile is simply not sent.
+//
+// With f.IDs, each job is read with Get (an unknown id is an error) and
+// sent when it matches the rest of f.
+func Snapshot(ctx context.Context, s Store, f Filter, send func(rev int64, j *job.Job) error) (rev int64, changed map[string]int64, err error) {
+	rev = s.Revision()
+	changed = map[string]int64{}
+	emit := func(j *job.Job) error {
+		if j.Revision > rev {
+			changed[j.ID] = j.Revision
+		}
+		return send(rev, j)
+	}
 	if len(f.IDs) > 0 {
-		var out []*job.Job
 		for _, id := range f.IDs {
 			j, err := s.Get(ctx, id)
 			if err != nil {
-				return nil, 0, err
+				return 0, nil, err
 			}
 			if f.Match(j) {
-				out = append(out, j)
+				if err := emit(j); err != nil {
+					return 0, nil, err
+				}
 			}
 		}
-		return out, rev, nil
+		return rev, changed, nil
 	}
-	var out []*job.Job
 	token := ""
 	for {
-		jobs, next, _, err := s.List(ctx, f, maxListLimit, token)
+		jobs, next, _, err := s.List(ctx, f, snapshotPage, token)
 		if err != nil {
-			return nil, 0, err
+			return 0, nil, err
 		}
-		out = append(out, jobs...)
+		for i, j := range jobs {
+			jobs[i] = nil // let a sent job go while the page is sent
+			if err := emit(j); err != nil {
+				return 0, nil, err
+			}
+		}
 		if next == "" {
-			return out, rev, nil
+			return rev, changed, nil
 		}
 		token = next
 	}

@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -96,7 +97,7 @@ func TestFollowSeenFilterStop(t *testing.T) {
 	from := int64(0)
 	bumped := bump(t, d, a.ID) // revision 3
 	bump(t, d, b.ID)           // revision 4, another policy
-	snap, rev, err := Snapshot(ctx, d, Filter{Policy: "p"})
+	snap, rev, err := snapshotAll(ctx, d, Filter{Policy: "p"})
 	if err != nil || len(snap) != 1 || snap[0].ID != a.ID || rev != 4 {
 		t.Fatalf("Snapshot = %d jobs at %d, %v; want job a at revision 4", len(snap), rev, err)
 	}
@@ -148,7 +149,7 @@ func TestFollowEndings(t *testing.T) {
 	if err := <-errc; !errors.Is(err, boom) {
 		t.Fatalf("send failed: Follow returned %v", err)
 	}
-	snap, _, err := Snapshot(ctx, d, Filter{IDs: []string{j.ID, job.NewID(fc.Now())}})
+	snap, _, err := snapshotAll(ctx, d, Filter{IDs: []string{j.ID, job.NewID(fc.Now())}})
 	if !errors.Is(err, errdefs.ErrNotFound) || snap != nil {
 		t.Fatalf("Snapshot of an unknown id: %v, %v", snap, err)
 	}
@@ -224,5 +225,111 @@ func TestFollowCurrent(t *testing.T) {
 	err = Follow(ctx, d, FollowOptions{Filter: Filter{IDs: []string{a.ID, "j-nope"}}, Current: true}, send)
 	if !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("Current with an unknown id: %v, want ErrNotFound", err)
+	}
+}
+
+// snapshotAll collects what Snapshot sends.
+func snapshotAll(ctx context.Context, s Store, f Filter) ([]*job.Job, int64, error) {
+	var out []*job.Job
+	rev, _, err := Snapshot(ctx, s, f, func(_ int64, j *job.Job) error { out = append(out, j); return nil })
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, rev, nil
+}
+
+// pageCounter is the real store, counting the List pages read through it.
+type pageCounter struct {
+	*DB
+	pages, maxLimit int
+}
+
+func (p *pageCounter) List(ctx context.Context, f Filter, limit int, token string) ([]*job.Job, string, int64, error) {
+	p.pages++
+	p.maxLimit = max(p.maxLimit, limit)
+	return p.DB.List(ctx, f, limit, token)
+}
+
+// Snapshot reads a page at a time and sends as it reads, while the store
+// changes under it: a job changed before its page is read is sent as
+// changed, and is the only one it reports (so the follower's Seen holds
+// the changes made during the snapshot, not every job); following from
+// the snapshot's revision with it then sends every later change once,
+// never a job going back, and the jobs created meanwhile.
+func TestSnapshotPagesThenFollow(t *testing.T) {
+	defer func(n int) { snapshotPage = n }(snapshotPage)
+	snapshotPage = 3
+	d, fc := testStore(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var jobs []*job.Job
+	for i := range 10 {
+		jobs = append(jobs, newJob(fc, "p", "m-a", "r"))
+		if i%4 == 0 {
+			jobs = append(jobs, newJob(fc, "q", "m-a", "r")) // filtered out
+		}
+	}
+	mustCreate(t, d, jobs...)
+	oldest, newest := jobs[0], jobs[len(jobs)-1] // newest is policy p
+	if newest.Policy != "p" {
+		t.Fatalf("fixture: newest job is policy %q", newest.Policy)
+	}
+	store := &pageCounter{DB: d}
+	type msg struct {
+		id       string
+		rev, jrv int64
+	}
+	var got []msg
+	var late, early, fresh *job.Job
+	rev, changed, err := Snapshot(ctx, store, Filter{Policy: "p"}, func(rev int64, j *job.Job) error {
+		got = append(got, msg{j.ID, rev, j.Revision})
+		if len(got) == 1 {
+			// While the first page is being sent: change a job of a
+			// later page and one already sent, and create one.
+			late = bump(t, d, oldest.ID)
+			early = bump(t, d, newest.ID)
+			fresh = newJob(fc, "p", "m-b", "r")
+			mustCreate(t, d, fresh)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	if store.pages != 4 || store.maxLimit != 3 {
+		t.Fatalf("Snapshot read %d pages of at most %d jobs, want 4 pages of 3 (10 jobs)", store.pages, store.maxLimit)
+	}
+	if len(got) != 10 {
+		t.Fatalf("snapshot sent %d jobs, want the 10 of policy p: %v", len(got), got)
+	}
+	for i, m := range got {
+		if m.rev != rev {
+			t.Fatalf("snapshot message %d at revision %d, want the snapshot's %d", i, m.rev, rev)
+		}
+		if m.id == oldest.ID && m.jrv != late.Revision {
+			t.Fatalf("the oldest job was sent at revision %d; its page was read after its change %d", m.jrv, late.Revision)
+		}
+	}
+	if want := map[string]int64{oldest.ID: late.Revision}; !maps.Equal(changed, want) {
+		t.Fatalf("changed = %v, want only the job read at a revision above %d: %v", changed, rev, want)
+	}
+
+	var followed []msg
+	err = Follow(ctx, d, FollowOptions{
+		Filter: Filter{Policy: "p"}, From: rev, Seen: changed,
+		Done: func(j *job.Job) bool { return j.ID == fresh.ID }, Want: 1,
+	}, func(rev int64, j *job.Job) error {
+		followed = append(followed, msg{j.ID, rev, j.Revision})
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Follow: %v", err)
+	}
+	want := []msg{{early.ID, early.Revision, early.Revision}, {fresh.ID, fresh.Revision, fresh.Revision}}
+	if !slices.Equal(followed, want) {
+		t.Fatalf("followed %v, want the sent job's change and the new job, not the oldest job again: %v", followed, want)
+	}
+	if len(changed) != 0 {
+		t.Fatalf("Seen after the stream passed its revisions: %v, want empty", changed)
 	}
 }
