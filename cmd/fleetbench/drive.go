@@ -24,6 +24,9 @@ type driveResult struct {
 	FirstSubmit    time.Time
 	LastTerminal   time.Time
 	SubmitErrors   []string
+	// SucceededAt is when the client saw each job SUCCEEDED, by its
+	// destination image id (for the completion detection lag).
+	SucceededAt map[string]time.Time
 }
 
 // drive submits one detached Copy per image to every region, all at once
@@ -84,6 +87,7 @@ func drive(ctx context.Context, socket string, f *fleet) (*driveResult, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	res.Submitted = len(w.expected)
+	res.SucceededAt = map[string]time.Time{}
 	for id := range w.expected {
 		j := w.jobs[id]
 		if t := w.termAt[id]; t.After(res.LastTerminal) {
@@ -92,6 +96,7 @@ func drive(ctx context.Context, socket string, f *fleet) (*driveResult, error) {
 		switch j.GetState() {
 		case pb.JobState_JOB_STATE_SUCCEEDED:
 			res.Succeeded++
+			res.SucceededAt[j.GetDestinationImageId()] = w.termAt[id]
 		case pb.JobState_JOB_STATE_CANCELLED:
 			res.Cancelled++
 		case pb.JobState_JOB_STATE_FAILED:

@@ -113,7 +113,7 @@ func (t *trace) wrap(h http.Handler) http.Handler {
 				if json.Unmarshal(rec.body.Bytes(), &body) == nil && body.ImageId != "" {
 					t.mu.Lock()
 					dst := params.Get("DestinationRegionId")
-					t.copies[dst] = append(t.copies[dst], accepted{at: time.Now(), source: params.Get("ImageId")})
+					t.copies[dst] = append(t.copies[dst], accepted{at: time.Now(), source: params.Get("ImageId"), image: body.ImageId})
 					t.mu.Unlock()
 				}
 			}
@@ -132,6 +132,7 @@ func (t *trace) wrap(h http.Handler) http.Handler {
 type accepted struct {
 	at     time.Time
 	source string
+	image  string // the copy's id in the destination region
 }
 
 // recorder keeps the status and body of an answer while passing it on.

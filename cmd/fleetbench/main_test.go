@@ -27,7 +27,12 @@ func TestTinyFleet(t *testing.T) {
 		"fleet: 4 images",
 		"8/8 succeeded, 0 failed",
 		"terraform pattern (modeled)",
-		"packer pattern (modeled)",
+		"smart script: makespan",
+		"8/8 succeeded, 0 failed, 0 refused",
+		"packer: 8/8 copies started (0 refused, 0 cancelled and 0 never sent",
+		"| smart script (SDK over HTTP, real) |",
+		"| packer, fire and forget (SDK over HTTP, real) |",
+		"completion unknown",
 		"| replicatord |",
 		"cn-shanghai", // per-region detail
 	} {
@@ -35,9 +40,20 @@ func TestTinyFleet(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}
 	}
-	// Every copy was made exactly once: 8 CopyImage calls answered 200.
-	if !strings.Contains(s, "CopyImage:map[200:8]") {
-		t.Errorf("want exactly 8 accepted CopyImage calls:\n%s", s)
+	// Every copy was made exactly once, by the daemon, the script and
+	// Packer each: 8 CopyImage calls answered 200 in each of their runs.
+	if n := strings.Count(s, "CopyImage:map[200:8]"); n != 3 {
+		t.Errorf("want exactly 8 accepted CopyImage calls in each of 3 runs, found %d:\n%s", n, s)
+	}
+	// The daemon's row has a detection lag (every success was matched
+	// to its end in ECS's queue); Packer's never sees one.
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, "| replicatord |") && !strings.Contains(l, " min / ") {
+			t.Errorf("replicatord's row has no detection lag: %s", l)
+		}
+		if strings.HasPrefix(l, "| packer") && !strings.Contains(l, "never seen") {
+			t.Errorf("packer's row claims a detection lag: %s", l)
+		}
 	}
 }
 

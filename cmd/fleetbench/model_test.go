@@ -177,23 +177,6 @@ func TestTerraformParallelism(t *testing.T) {
 	}
 }
 
-func TestPackerFailsThrottledCopies(t *testing.T) {
-	// 30 images to one region, flow control 20 a minute: 20 CopyImage go
-	// through, 10 fail and are never retried.
-	f := testFleet()
-	f.Slots = 30
-	for i := 0; i < 30; i++ {
-		f.Images = append(f.Images, fleetImage{ID: "m-" + string(rune('a'+i)), SizeGiB: 10})
-	}
-	r := runPacker(f, packerParams{PollEvery: 5 * time.Second}, 20)
-	if r.Succeeded != 20 || r.FailedThrottle != 10 {
-		t.Fatalf("succeeded %d, failed by throttling %d; want 20 and 10", r.Succeeded, r.FailedThrottle)
-	}
-	if r.Calls["DescribeImages"][codeThrottle] == 0 {
-		t.Error("20 copies polled every 5 s at 20 calls a minute were never throttled")
-	}
-}
-
 func TestAutoScale(t *testing.T) {
 	for _, c := range []struct {
 		lb   time.Duration

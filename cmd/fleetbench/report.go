@@ -50,11 +50,13 @@ type daemonRun struct {
 	Calls    calls
 	Usage    usage
 	Regions  []regionStat
+	// Lags: Available in ECS to SUCCEEDED seen on the Watch, per copy.
+	Lags []time.Duration
 }
 
 // row is one line of the report, already formatted.
 type row struct {
-	name, makespan, ratio, copies, perCopy, throttled, cpu, rss string
+	name, makespan, ratio, copies, perCopy, throttled, lag, cpu, rss string
 }
 
 func fmtHours(d time.Duration) string { return fmt.Sprintf("%.2f h", d.Hours()) }
@@ -128,6 +130,7 @@ func daemonRow(runs []daemonRun, lb time.Duration) row {
 		copies:    copies,
 		perCopy:   perCopy(med.Calls, med.Drive.Succeeded) + " (total " + spread(pc, "%.2f") + ")",
 		throttled: fmtThrottled(thr),
+		lag:       fmtLag(med.Lags),
 		cpu:       spread(cpu, "%.1f"),
 		rss:       spread(rss, "%.0f"),
 	}
@@ -159,15 +162,88 @@ func modelRow(name string, m modelRun, lb time.Duration) row {
 		copies:    failed,
 		perCopy:   perCopy(c, m.Succeeded),
 		throttled: fmtThrottled(c.throttled()),
+		lag:       "-",
 		cpu:       "-",
 		rss:       "-",
 	}
 }
 
-var header = row{"", "makespan (emulated)", "makespan / lower bound", "copies ok / failed (throttled)", "API calls per finished copy: CopyImage / DescribeImages / other = total", "throttled responses", "daemon CPU s", "peak RSS MiB"}
+var header = row{"", "makespan (emulated)", "makespan / lower bound", "copies ok / failed (throttled)", "API calls per finished copy: CopyImage / DescribeImages / other = total", "throttled responses", "completion detection lag p50 / p95 (emulated)", "daemon CPU s", "peak RSS MiB"}
 
 func (r row) cells() []string {
-	return []string{r.name, r.makespan, r.ratio, r.copies, r.perCopy, r.throttled, r.cpu, r.rss}
+	return []string{r.name, r.makespan, r.ratio, r.copies, r.perCopy, r.throttled, r.lag, r.cpu, r.rss}
+}
+
+// fmtLag formats the p50 and p95 of the completion detection lags.
+func fmtLag(lags []time.Duration) string {
+	if len(lags) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%s / %s", fmtMinutes(percentile(lags, 50)), fmtMinutes(percentile(lags, 95)))
+}
+
+func fmtMinutes(d time.Duration) string { return fmt.Sprintf("%.1f min", d.Minutes()) }
+
+// scriptRow is the smart script's run.
+func scriptRow(r peerRun, lb time.Duration) row {
+	ratio := fmt.Sprintf("%.3f", float64(r.Makespan)/float64(lb))
+	if r.Failed > 0 || r.Succeeded < r.Copies {
+		ratio += " *"
+	}
+	return row{
+		name:      "smart script (SDK over HTTP, real)",
+		makespan:  fmtHours(r.Makespan),
+		ratio:     ratio,
+		copies:    fmt.Sprintf("%d / %d (%d)", r.Succeeded, r.Failed+r.refused(), refusedThrottle(r.Refused)),
+		perCopy:   perCopy(r.Calls, r.Succeeded),
+		throttled: fmtThrottled(r.Calls.throttled()),
+		lag:       fmtLag(r.Lags),
+		cpu:       "-",
+		rss:       "-",
+	}
+}
+
+// packerRow is Packer's fire-and-forget run: it never sees a copy end, so
+// its makespan is ECS's queue's and its calls are per copy started.
+func packerRow(r peerRun, lb time.Duration) row {
+	ratio := fmt.Sprintf("%.3f", float64(r.Makespan)/float64(lb))
+	if r.Accepted-r.Cancelled < r.Copies {
+		ratio += " *"
+	}
+	return row{
+		name:      "packer, fire and forget (SDK over HTTP, real)",
+		makespan:  fmtHours(r.Makespan) + " (ECS queue)",
+		ratio:     ratio,
+		copies:    fmt.Sprintf("%d started, %d refused, %d cancelled, %d never sent (halted builds); completion unknown", r.Accepted-r.Cancelled, r.refused(), r.Cancelled, r.notSent()),
+		perCopy:   perCopy(r.Calls, r.Accepted-r.Cancelled) + " (per copy started)",
+		throttled: fmtThrottled(r.Calls.throttled()),
+		lag:       "never seen",
+		cpu:       "-",
+		rss:       "-",
+	}
+}
+
+// refused counts the CopyImage calls refused (not retried).
+func (r peerRun) refused() int {
+	n := 0
+	for _, k := range r.Refused {
+		n += k
+	}
+	return n
+}
+
+// notSent counts the copies a peer never asked for (Packer's halted
+// builds stop at their first refusal).
+func (r peerRun) notSent() int { return r.Copies - r.Accepted - r.refused() }
+
+func refusedThrottle(m map[string]int) int {
+	n := 0
+	for code, k := range m {
+		if strings.HasPrefix(code, "Throttling") {
+			n += k
+		}
+	}
+	return n
 }
 
 // printTable prints rows as an aligned plain-text table.

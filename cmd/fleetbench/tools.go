@@ -17,14 +17,8 @@ import "time"
 // Throttled calls are retried (after 3 s, growing by 5 s, as the provider's
 // retry helpers do); a throttled DescribeImages simply counts as a poll.
 //
-// Packer, image_copy_regions (packer-plugin-alicloud,
-// step_region_copy_image.go): every build sends its CopyImage calls back to
-// back, one region after the other, each call taking `callLatency`; all
-// builds start together. There is no retry: a refused CopyImage is a failed
-// copy (real Packer would halt that build and cancel its other copies, which
-// is worse). Then every copy is polled on its own every 5 s (the plugin's
-// WaitForExpected default interval) until Available; a throttled poll is
-// just a missed poll.
+// Packer is not modeled: it runs for real (peers.go), since it makes about
+// one call per copy.
 
 // terraformParams shape the Terraform pattern.
 type terraformParams struct {
@@ -36,14 +30,6 @@ type terraformParams struct {
 }
 
 var defaultTerraform = terraformParams{Parallelism: 10, Delay: time.Minute, MinTimeout: 3 * time.Second, MaxWait: 10 * time.Second, CreateTimeout: 10 * time.Minute}
-
-// packerParams shape the Packer pattern.
-type packerParams struct {
-	PollEvery   time.Duration
-	CallLatency time.Duration
-}
-
-var defaultPacker = packerParams{PollEvery: 5 * time.Second, CallLatency: 100 * time.Millisecond}
 
 // modelRun is what a modeled tool run produced.
 type modelRun struct {
@@ -151,55 +137,6 @@ func runTerraform(f *fleet, p terraformParams, perMinute float64) modelRun {
 	}
 	for i := 0; i < p.Parallelism; i++ {
 		startOne()
-	}
-	s.run()
-	out.Calls = m.calls
-	for _, c := range m.copies {
-		out.ECSDone = max(out.ECSDone, c.end)
-	}
-	return out
-}
-
-// runPacker models one Packer build per image, all started together, each
-// copying its image to every region.
-func runPacker(f *fleet, p packerParams, perMinute float64) modelRun {
-	s := &sim{}
-	m := newECSModel(s, f, perMinute)
-	out := modelRun{}
-	for _, im := range f.Images {
-		im := im
-		var copyTo func(i int)
-		copyTo = func(i int) {
-			if i >= len(f.Regions) {
-				return
-			}
-			c, code := m.copyImage(im, f.Regions[i])
-			// The answer arrives one call latency later; the next call
-			// follows it.
-			s.at(s.now+p.CallLatency, func() {
-				switch code {
-				case codeThrottle:
-					out.Failed++
-					out.FailedThrottle++
-				case codeConflict:
-					out.Failed++
-					out.FailedDenied++
-				default:
-					var poll func()
-					poll = func() {
-						if st, ok := m.describe(c); ok && st == "Available" {
-							out.Succeeded++
-							out.Makespan = max(out.Makespan, s.now)
-							return
-						}
-						s.at(s.now+p.PollEvery, poll)
-					}
-					s.at(s.now+p.PollEvery, poll)
-				}
-				copyTo(i + 1)
-			})
-		}
-		s.at(0, func() { copyTo(0) })
 	}
 	s.run()
 	out.Calls = m.calls
