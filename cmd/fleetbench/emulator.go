@@ -31,7 +31,8 @@ type emulator struct {
 
 // startEmulator serves the fleet on 127.0.0.1. throttlePerMinute is the ECS
 // flow control in calls per 60 emulated seconds; the emulator runs on the
-// wall clock, so its bucket refills scale times faster.
+// wall clock, so its bucket refills scale times faster, and holds
+// throttlePerMinute tokens, as ECS's does.
 func startEmulator(f *fleet, scale, throttlePerMinute float64, seed int64) (*emulator, error) {
 	keyID, secret := "LTAIfleet"+randomHex(8), randomHex(16)
 	startup := f.Startup
@@ -39,13 +40,17 @@ func startEmulator(f *fleet, scale, throttlePerMinute float64, seed int64) (*emu
 		startup = -1 // the emulator reads 0 as its default; negative is none
 	}
 	emu, err := ecsemu.New(ecsemu.Config{
-		Credentials:         map[string]string{keyID: secret},
-		Seed:                seed,
-		TimeScale:           scale,
-		CopySlotsPerRegion:  f.Slots,
-		DefaultRateMiBps:    f.RateMiBps,
-		StartupDelay:        startup,
-		ThrottleRate:        throttlePerMinute * scale,
+		Credentials:        map[string]string{keyID: secret},
+		Seed:               seed,
+		TimeScale:          scale,
+		CopySlotsPerRegion: f.Slots,
+		DefaultRateMiBps:   f.RateMiBps,
+		StartupDelay:       startup,
+		ThrottleRate:       throttlePerMinute * scale,
+		// ECS's real burst (a minute's worth, 1,000), refilled at the
+		// scaled rate: scaling the burst too would let a client send
+		// 950,000 calls at once without a refusal.
+		ThrottleBurst:       max(int(throttlePerMinute), 1),
 		CopyConflict:        f.CopyConflict,
 		ImageQuotaPerRegion: max(ecsemu.DefaultImageQuotaPerRegion, len(f.Images)+10),
 		Images:              f.fixtures(),

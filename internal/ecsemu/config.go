@@ -60,6 +60,11 @@ type Config struct {
 	// ThrottleRate is the token bucket per action and access key, in
 	// requests per 60 s (default 1000, like ECS; negative = no throttling).
 	ThrottleRate float64
+	// ThrottleBurst is the size of that bucket, in requests (0 = one
+	// ThrottleRate's worth: ECS's bucket holds 1,000). A caller that
+	// time-scales ThrottleRate sets it to keep ECS's real burst while the
+	// bucket refills at the scaled rate.
+	ThrottleBurst int
 	// ThrottleCode is the error code of a throttled call (default
 	// "Throttling.User"; "Throttling" is the other code ECS uses).
 	ThrottleCode string
@@ -264,6 +269,9 @@ func (c *Config) faultDefaults(bad problem) {
 		bad("ThrottleRate: %g is not a number of requests", c.ThrottleRate)
 	case c.ThrottleRate == 0:
 		c.ThrottleRate = DefaultThrottleRate
+	}
+	if c.ThrottleBurst < 0 {
+		bad("ThrottleBurst: %d; want 0 (one ThrottleRate's worth) or more", c.ThrottleBurst)
 	}
 	if c.ThrottleCode == "" {
 		c.ThrottleCode = DefaultThrottleCode

@@ -33,6 +33,7 @@ func TestNewValidatesEveryKnob(t *testing.T) {
 		{"CreateFailedRate", func(c *ecsemu.Config) { c.CreateFailedRate = 1.5 }},
 		{"CancelNotSupportedRate", func(c *ecsemu.Config) { c.CancelNotSupportedRate = -0.1 }},
 		{"ThrottleRate", func(c *ecsemu.Config) { c.ThrottleRate = math.Inf(1) }},
+		{"ThrottleBurst", func(c *ecsemu.Config) { c.ThrottleBurst = -1 }},
 		{"ThrottleCode", func(c *ecsemu.Config) { c.ThrottleCode = "slow down!" }},
 		{"Faults", func(c *ecsemu.Config) { c.Faults = map[string]ecsemu.Fault{"RunInstances": {}} }},
 		{"Faults", func(c *ecsemu.Config) { c.Faults = map[string]ecsemu.Fault{"*": {HangRate: 0.7, DropRate: 0.7}} }},

@@ -435,7 +435,10 @@ func (e *Emulator) throttle(action, accessKey string, now time.Time) *apiError {
 	key := action + "\x00" + accessKey
 	lim := e.limiters[key]
 	if lim == nil {
-		burst := max(int(e.cfg.ThrottleRate), 1)
+		burst := e.cfg.ThrottleBurst
+		if burst == 0 {
+			burst = max(int(e.cfg.ThrottleRate), 1)
+		}
 		lim = rate.NewLimiter(rate.Limit(e.cfg.ThrottleRate/60), burst)
 		// A new bucket starts full at the clock's time, not the wall clock's.
 		lim.SetLimitAt(now, rate.Limit(e.cfg.ThrottleRate/60))

@@ -41,6 +41,23 @@ func TestThrottling(t *testing.T) {
 	}
 }
 
+// A time-scaled bucket keeps ECS's burst: ThrottleBurst tokens at
+// start, refilled at the (scaled) ThrottleRate.
+func TestThrottleBurstWithAScaledRate(t *testing.T) {
+	r := newRig(t, func(cfg *ecsemu.Config) {
+		cfg.ThrottleRate = 600 // 10 a second: ECS's 1000 a minute at scale 0.6
+		cfg.ThrottleBurst = 4
+	})
+	for i := 0; i < 4; i++ {
+		r.c.ok("DescribeRegions")
+	}
+	r.c.fails(400, "Throttling.User", "DescribeRegions")
+	r.clk.Step(200 * time.Millisecond) // two tokens at 10 a second
+	r.c.ok("DescribeRegions")
+	r.c.ok("DescribeRegions")
+	r.c.fails(400, "Throttling.User", "DescribeRegions")
+}
+
 func TestThrottlingCodeAndDisabled(t *testing.T) {
 	r := newRig(t, func(cfg *ecsemu.Config) { cfg.ThrottleRate = 1; cfg.ThrottleCode = "Throttling" })
 	r.c.ok("DescribeRegions")
