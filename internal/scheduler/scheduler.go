@@ -42,7 +42,10 @@ type Scheduler struct {
 	ambiguous map[string]time.Time
 	// cancelOK holds jobs whose CancelCopyImage ECS accepted.
 	cancelOK map[string]bool
-	conflict bool
+	// throttles counts each job's Throttling answers in a row: they grow
+	// its backoff but, being flow control, never its retry budget.
+	throttles map[string]int
+	conflict  bool
 	// fair holds each region's fair queue between policies.
 	fair map[string]*fairQueue
 	// nextPoll is when each region's next poll is due, if one is pending.
@@ -65,6 +68,7 @@ func New(store state.Store, provider cloud.Provider, opts Options) *Scheduler {
 		recovering: make(map[string]bool),
 		ambiguous:  make(map[string]time.Time),
 		cancelOK:   make(map[string]bool),
+		throttles:  make(map[string]int),
 		fair:       make(map[string]*fairQueue),
 		nextPoll:   make(map[string]time.Time),
 		est:        newEstimator(),
@@ -237,6 +241,7 @@ func (s *Scheduler) track(j *job.Job) {
 		delete(s.recovering, j.ID)
 		delete(s.ambiguous, j.ID)
 		delete(s.cancelOK, j.ID)
+		delete(s.throttles, j.ID)
 		return
 	}
 	if j.State == job.StateQueued {

@@ -347,6 +347,11 @@ func TestThrottleBacksOffAction(t *testing.T) {
 		if got.State == job.StateFailed {
 			t.Fatalf("job failed by throttling: %+v", got.Error)
 		}
+		// Throttles are flow control: they must not use up the budget that
+		// a later transient failure (5xx, timeout) would need.
+		if got.Retries != 0 {
+			t.Fatalf("job %s throttled only, has used %d of its retries", got.ID, got.Retries)
+		}
 		if got.Error != nil && got.Error.Code == "Throttling.User" {
 			waiting++
 		}

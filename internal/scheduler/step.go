@@ -288,15 +288,15 @@ func (s *Scheduler) retryLater(ctx context.Context, j *job.Job, cause error) err
 	if !throttled && !hidden && j.Retries+1 > int32(s.opts.MaxRetries) {
 		return s.fail(ctx, j.ID, cause)
 	}
-	d := backoff(s.opts.RetryBase, s.opts.RetryMax, int(min(j.Retries, 16)))
+	d := backoff(s.opts.RetryBase, s.opts.RetryMax, s.backoffStep(j, throttled))
 	now := s.opts.Clock.Now()
 	state := j.State
 	nj, err := s.update(ctx, j.ID, func(j *job.Job) error {
 		if j.State != state {
 			return errSkip
 		}
-		if (!throttled && !hidden) || j.Retries < int32(s.opts.MaxRetries) {
-			j.Retries++ // grows the backoff; capped for throttles and lookups
+		if !throttled && (!hidden || j.Retries < int32(s.opts.MaxRetries)) {
+			j.Retries++ // grows the backoff; capped for lookups
 		}
 		j.Error = jobError(cause, true)
 		j.NextAttemptTime = now.Add(d)
@@ -307,6 +307,21 @@ func (s *Scheduler) retryLater(ctx context.Context, j *job.Job, cause error) err
 	}
 	s.queue.AddAfter(keyJob+nj.ID, d)
 	return nil
+}
+
+// backoffStep is the exponent of a job's next backoff: its retries so far,
+// or, for a Throttling answer, the throttles in a row (counted in memory,
+// so that throttling slows a job without using up its retry budget).
+func (s *Scheduler) backoffStep(j *job.Job, throttled bool) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !throttled {
+		delete(s.throttles, j.ID)
+		return int(min(j.Retries, 16))
+	}
+	n := s.throttles[j.ID]
+	s.throttles[j.ID] = min(n+1, 16)
+	return n
 }
 
 // backoff is exponential in n, capped, with ±20% jitter from the id-free
