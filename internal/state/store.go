@@ -10,14 +10,18 @@ import (
 // Store is the durable home of jobs. It is deliberately narrow (jobs by id,
 // a few indexed queries, a revisioned change feed) so that an etcd-backed
 // store could replace bbolt for a highly available deployment.
+// internal/state/statetest is this contract as a test suite: every
+// backend runs it.
 //
 // Every method that changes a job returns only after the change is durable
 // (fsynced), so callers may act on it: "durable before acting".
 type Store interface {
-	// Create inserts new jobs atomically, each with a new revision. It fails
-	// with errdefs.ErrAlreadyExists, changing nothing, if any id exists. On
-	// success it sets Revision, UpdateTime and (when zero) CreateTime on the
-	// caller's jobs, as stored.
+	// Create inserts new jobs atomically, with revisions above every
+	// earlier change, in the order given (bbolt gives each job its own
+	// revision; a backend that commits them in one transaction, as etcd
+	// does, may give them one). It fails with errdefs.ErrAlreadyExists,
+	// changing nothing, if any id exists. On success it sets Revision,
+	// UpdateTime and (when zero) CreateTime on the caller's jobs, as stored.
 	Create(ctx context.Context, jobs ...*job.Job) error
 	// CreateUnlessCancelled is Create for policy jobs: a job whose
 	// (policy, source image, destination region) holds a tombstone is left

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/replicatord/replicatord/internal/errdefs"
@@ -42,60 +41,6 @@ func bump(t *testing.T, d *DB, id string) *job.Job {
 		t.Fatal(err)
 	}
 	return j
-}
-
-func TestWatchHistoryThenLive(t *testing.T) {
-	d, fc := testStore(t, Options{})
-	ctx := context.Background()
-	j := newJob(fc, "", "m", "r")
-	mustCreate(t, d, j)
-	for i := 0; i < 4; i++ {
-		bump(t, d, j.ID)
-	}
-	w, err := d.Watch(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	hist := recv(t, w, 5)
-	if fmt.Sprint(revisions(hist)) != "[1 2 3 4 5]" {
-		t.Fatalf("history revisions %v", revisions(hist))
-	}
-	if hist[0].Job.ProgressPercent != 0 || hist[4].Job.ProgressPercent != 4 || hist[4].Job.Revision != 5 {
-		t.Fatalf("history does not hold the job after each change: %+v", hist[4].Job)
-	}
-	bump(t, d, j.ID)
-	live := recv(t, w, 1)
-	if live[0].Revision != 6 || live[0].Job.ProgressPercent != 5 {
-		t.Fatalf("live event %d %+v", live[0].Revision, live[0].Job)
-	}
-}
-
-func TestWatchResumeFromRevision(t *testing.T) {
-	d, fc := testStore(t, Options{})
-	j := newJob(fc, "", "m", "r")
-	mustCreate(t, d, j)
-	for i := 0; i < 9; i++ {
-		bump(t, d, j.ID)
-	}
-	w, err := d.Watch(context.Background(), 7)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if got := fmt.Sprint(revisions(recv(t, w, 3))); got != "[8 9 10]" {
-		t.Fatalf("resume from 7 gave %s", got)
-	}
-	// Resuming at the current revision delivers only new changes.
-	w2, err := d.Watch(context.Background(), d.Revision())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w2.Close()
-	bump(t, d, j.ID)
-	if ev := recv(t, w2, 1)[0]; ev.Revision != 11 {
-		t.Fatalf("watch from the current revision first got %d, want 11", ev.Revision)
-	}
 }
 
 func TestWatchCompactedAndFuture(t *testing.T) {
@@ -182,90 +127,6 @@ func TestSlowWatcherDropped(t *testing.T) {
 	got := revisions(recv(t, w2, int(21-last)))
 	if got[0] != last+1 || got[len(got)-1] != 21 {
 		t.Fatalf("resume from %d gave %v, want %d..21", last, got, last+1)
-	}
-}
-
-func TestWatchEndings(t *testing.T) {
-	d, _ := testStore(t, Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	w1, _ := d.Watch(ctx, 0)
-	cancel()
-	for range w1.Events() {
-	}
-	if w1.Err() != nil {
-		t.Fatalf("Err after a done context = %v, want nil", w1.Err())
-	}
-	w2, _ := d.Watch(context.Background(), 0)
-	w2.Close()
-	if _, ok := <-w2.Events(); ok || w2.Err() != nil {
-		t.Fatalf("after Close: open=%v err=%v", ok, w2.Err())
-	}
-	w3, _ := d.Watch(context.Background(), 0)
-	d.Close()
-	for range w3.Events() {
-	}
-	if err := w3.Err(); !errors.Is(err, errdefs.ErrUnavailable) {
-		t.Fatalf("Err after the store closed = %v, want ErrUnavailable", err)
-	}
-	w3.Close() // harmless after the end
-}
-
-// TestManyWatchersUnderLoad starts watchers from assorted revisions while
-// writers run, so some catch up from history while changes are committed:
-// every watcher must see every revision after its start, in order, once.
-func TestManyWatchersUnderLoad(t *testing.T) {
-	d, fc := testStore(t, Options{HistoryLimit: 100000})
-	ctx := context.Background()
-	const writers, each, watchers = 4, 60, 40
-	jobs := make([]*job.Job, writers)
-	for i := range jobs {
-		jobs[i] = newJob(fc, "", "m", "r")
-	}
-	mustCreate(t, d, jobs...)
-	final := int64(writers + writers*each)
-
-	var wg sync.WaitGroup
-	for i := 0; i < writers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; n < each; n++ {
-				if _, err := d.Update(ctx, jobs[i].ID, func(j *job.Job) error { j.ProgressPercent++; return nil }); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	errs := make(chan error, watchers)
-	for i := 0; i < watchers; i++ {
-		from := d.Revision() * int64(i%3) / 2 // 0, half way, or now
-		w, err := d.Watch(ctx, from)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer w.Close()
-			want := from + 1
-			for ev := range w.Events() {
-				if ev.Revision != want || ev.Job.Revision != want {
-					errs <- fmt.Errorf("watcher from %d: got revision %d (job %d), want %d", from, ev.Revision, ev.Job.Revision, want)
-					return
-				}
-				if want == final {
-					return
-				}
-				want++
-			}
-			errs <- fmt.Errorf("watcher from %d ended at %d: %v", from, want, w.Err())
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
 	}
 }
 

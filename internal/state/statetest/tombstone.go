@@ -1,4 +1,4 @@
-package state
+package statetest
 
 import (
 	"context"
@@ -7,13 +7,13 @@ import (
 	"github.com/replicatord/replicatord/internal/job"
 )
 
-// TestTombstoneStopsCreate: the cancel of a policy job leaves a tombstone
+// testTombstoneStopsCreate: the cancel of a policy job leaves a tombstone
 // in the same transaction; CreateUnlessCancelled leaves out a new job of
 // that pair (and only of that pair) and says why; a retry of the
 // cancelled job lifts it; it survives a restart.
-func TestTombstoneStopsCreate(t *testing.T) {
+func testTombstoneStopsCreate(t *testing.T, be Backend) {
 	ctx := context.Background()
-	d, fc := testStore(t, Options{})
+	d, fc := open(t, be)
 	cancelled := newJob(fc, "p", "m-1", "cn-shanghai")
 	adhoc := newJob(fc, "", "m-1", "cn-shanghai")
 	mustCreate(t, d, cancelled, adhoc)
@@ -42,13 +42,7 @@ func TestTombstoneStopsCreate(t *testing.T) {
 		}
 	}
 	// Durable: the tombstone is there after a restart.
-	path := d.Path()
-	d.Close()
-	d, err = Open(path, Options{Clock: fc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d = be.Reopen(t, d, fc)
 	tombs, err := d.Tombstones(ctx, "p")
 	if err != nil || len(tombs) != 1 || tombs[0].SourceImageID != "m-1" || tombs[0].DestinationRegion != "cn-shanghai" {
 		t.Fatalf("tombstones = %+v, %v", tombs, err)
@@ -72,11 +66,11 @@ func TestTombstoneStopsCreate(t *testing.T) {
 	}
 }
 
-// TestTombstoneLifted: setting CancelLifted on the cancelled job (a policy
+// testTombstoneLifted: setting CancelLifted on the cancelled job (a policy
 // change that names the image) deletes its tombstone in the same update.
-func TestTombstoneLifted(t *testing.T) {
+func testTombstoneLifted(t *testing.T, be Backend) {
 	ctx := context.Background()
-	d, fc := testStore(t, Options{})
+	d, fc := open(t, be)
 	j := newJob(fc, "p", "m-1", "cn-shanghai")
 	mustCreate(t, d, j)
 	if _, err := d.Update(ctx, j.ID, func(j *job.Job) error {
