@@ -216,7 +216,7 @@ func (d *daemon) status() server.Status {
 			LastReached: d.reached,
 			Regions:     len(d.regions),
 		},
-		Store: server.StoreStatus{Backend: "bbolt", Path: d.store.Path(), Revision: d.store.Revision()},
+		Store: server.StoreStatus{Backend: "bbolt", Path: d.storePath(), Revision: d.store.Revision()},
 	}
 	if d.notReady != nil {
 		st.Reason = d.notReady.Error()

@@ -41,7 +41,8 @@ type daemon struct {
 	log      *slog.Logger
 	fl       *flags
 	file     *policy.File
-	store    *state.DB
+	store    state.Store
+	local    localStore // the store's file operations; nil for a store without a local file
 	provider *aliyun.Provider
 	emu      *ecsemu.Emulator
 	emuHTTP  *http.Server
@@ -157,10 +158,13 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	d.store, err = state.Open(filepath.Join(dataDir, "state.db"), state.Options{OnCorrupt: d.corruptRecord})
+	db, err := state.Open(filepath.Join(dataDir, "state.db"), state.Options{OnCorrupt: d.corruptRecord})
 	if err != nil {
 		return nil, err
 	}
+	// Assigned only on success: a nil *state.DB in the interface would not
+	// compare equal to nil.
+	d.store, d.local = db, db
 	d.closers = append(d.closers, func() { d.store.Close() })
 	d.scanState()
 	if simulated {
@@ -429,7 +433,7 @@ func (d *daemon) serve(stdout io.Writer) error {
 		}
 	})
 	fmt.Fprintf(stdout, "replicatord ready: serving gRPC on %s\n", addr)
-	d.log.Info("ready", "listen", addr, "state", d.store.Path())
+	d.log.Info("ready", "listen", addr, "state", d.storePath())
 	return nil
 }
 
@@ -700,26 +704,49 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 func (d *daemon) corruptRecord(key string, err error) {
 	d.log.Error("state file record does not decode; it is skipped (run replicatord --check-state on a copy of the file for every problem)",
 		"record", key, "error", err.Error())
-	if d.store != nil {
-		d.metrics.SetCorruptRecords(d.store.CorruptRecords())
+	if d.local != nil {
+		d.metrics.SetCorruptRecords(d.local.CorruptRecords())
 	}
+}
+
+// localStore is what the daemon asks of a store kept in one local file
+// (bbolt, *state.DB) beyond state.Store: where the file is, and a scan of
+// every record for undecodable ones. A store without a local file (etcd,
+// issue 14) offers none of it, so the daemon holds it apart from Store.
+type localStore interface {
+	Path() string
+	Scan(ctx context.Context) (records, corrupt int, err error)
+	CorruptRecords() int
+}
+
+var _ localStore = (*state.DB)(nil)
+
+// storePath is the state file's path, or "" for a store without one.
+func (d *daemon) storePath() string {
+	if d.local == nil {
+		return ""
+	}
+	return d.local.Path()
 }
 
 // scanState reads every record of the state file once, in the background,
 // so that an undecodable record is reported at start and not only when a
 // listing meets it. It never delays readiness.
 func (d *daemon) scanState() {
+	if d.local == nil {
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		records, corrupt, err := d.store.Scan(ctx)
-		d.metrics.SetCorruptRecords(d.store.CorruptRecords())
+		records, corrupt, err := d.local.Scan(ctx)
+		d.metrics.SetCorruptRecords(d.local.CorruptRecords())
 		switch {
 		case err != nil && ctx.Err() == nil:
 			d.log.Error("state file scan failed", "error", err.Error())
 		case corrupt > 0:
-			d.log.Error("state file scan: some records do not decode and are skipped", "records", records, "corrupt", corrupt, "state", d.store.Path())
+			d.log.Error("state file scan: some records do not decode and are skipped", "records", records, "corrupt", corrupt, "state", d.local.Path())
 		case err == nil:
 			d.log.Debug("state file scan: every record decodes", "records", records)
 		}
