@@ -70,13 +70,10 @@ func expired(j *job.Job, cutoff time.Time) bool {
 // newest ones never go, what made an older job removable stays true after
 // it is removed.
 func removable(tx *bolt.Tx, j *job.Job) (bool, error) {
-	if j.Policy != "" && namedByTombstone(tx, j) {
-		return false, nil
-	}
-	if j.Policy == "" || (j.State != job.StateSucceeded && j.State != job.StateFailed && j.State != job.StateCancelled) {
+	if j.Policy == "" {
 		return true, nil
 	}
-	newer, newerSucceeded := false, false
+	var same []*job.Job
 	jobs := tx.Bucket(bucketJobs)
 	prefix := pairKey(j.SourceImageID, "")
 	c := tx.Bucket(bucketIndex).Bucket(indexImage).Cursor()
@@ -93,16 +90,9 @@ func removable(tx *bolt.Tx, j *job.Job) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if o.Policy != j.Policy || o.DestinationRegion != j.DestinationRegion || !newerJob(o, j) {
-			continue
-		}
-		newer = true
-		newerSucceeded = newerSucceeded || o.State == job.StateSucceeded
-		if newerSucceeded {
-			break
-		}
+		same = append(same, o)
 	}
-	return newer && (newerSucceeded || j.State != job.StateSucceeded), nil
+	return !KeptForPlan(j, same, namedByTombstone(tx, j)), nil
 }
 
 // namedByTombstone reports whether j is the job of its pair's cancel

@@ -123,20 +123,17 @@ func tombKey(policy, src, dst string) []byte {
 // keepTombstone writes or deletes the tombstone of a policy job's pair as
 // an Update changes the job (see Store.CreateUnlessCancelled).
 func keepTombstone(tx *bolt.Tx, old, j *job.Job) error {
-	if j.Policy == "" {
-		return nil
-	}
+	put, lift := TombstoneChange(old, j)
 	b := tx.Bucket(bucketTombs)
 	k := tombKey(j.Policy, j.SourceImageID, j.DestinationRegion)
 	switch {
-	case j.CancelRequested && !old.CancelRequested:
-		v, err := json.Marshal(job.Tombstone{Policy: j.Policy, SourceImageID: j.SourceImageID,
-			DestinationRegion: j.DestinationRegion, JobID: j.ID, By: j.CancelledBy, Time: j.CancelTime})
+	case put != nil:
+		v, err := json.Marshal(put)
 		if err != nil {
 			return err
 		}
 		return b.Put(k, v)
-	case old.State.Terminal() && j.State == job.StateQueued, j.CancelLifted != "" && old.CancelLifted == "":
+	case lift:
 		v := b.Get(k)
 		if v == nil {
 			return nil

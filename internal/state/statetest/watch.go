@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/replicatord/replicatord/internal/errdefs"
@@ -216,6 +217,9 @@ func testManyWatchersUnderLoad(t *testing.T, be Backend) {
 		evs  []state.Event
 		err  error
 	}
+	// Watchers stop at the final revision, known once the writers are done.
+	var final atomic.Int64
+	written := make(chan struct{})
 	results := make(chan seen, watchers)
 	for i := 0; i < watchers; i++ {
 		now := d.Revision()
@@ -229,19 +233,27 @@ func testManyWatchersUnderLoad(t *testing.T, be Backend) {
 			defer wg.Done()
 			defer w.Close()
 			s := seen{from: from}
-			for ev := range w.Events() {
-				s.evs = append(s.evs, ev)
-				if ev.Job.ProgressPercent == each && countDone(s.evs, each) == writers {
-					break
+			last, known := from, written
+			for known != nil || last < final.Load() {
+				select {
+				case ev, ok := <-w.Events():
+					if !ok {
+						s.err = fmt.Errorf("watcher from %d ended after %d events: %v", from, len(s.evs), w.Err())
+						results <- s
+						return
+					}
+					s.evs = append(s.evs, ev)
+					last = ev.Revision
+				case <-known:
+					known = nil
 				}
-			}
-			if len(s.evs) == 0 || countDone(s.evs, each) != writers {
-				s.err = fmt.Errorf("watcher from %d ended after %d events: %v", from, len(s.evs), w.Err())
 			}
 			results <- s
 		}()
 	}
 	writing.Wait()
+	final.Store(d.Revision())
+	close(written)
 	wg.Wait()
 	close(results)
 	if t.Failed() {
@@ -276,16 +288,4 @@ func testManyWatchersUnderLoad(t *testing.T, be Backend) {
 			t.Errorf("watcher from %d: got %d revisions %v\nwant %d %v", s.from, len(got), got, len(want), want)
 		}
 	}
-}
-
-// countDone counts the jobs whose last change (ProgressPercent == each)
-// is among evs.
-func countDone(evs []state.Event, each int32) int {
-	n := 0
-	for _, ev := range evs {
-		if ev.Job.ProgressPercent == each {
-			n++
-		}
-	}
-	return n
 }
