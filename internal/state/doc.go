@@ -1,6 +1,9 @@
 // Package state is replicatord's durable job store: a single bbolt file
-// behind the narrow Store interface (see store.go), so that an etcd-backed
-// store could replace it later. Nothing outside this package sees bbolt.
+// behind the narrow Store interface (see store.go), so that another
+// backend can replace it: internal/state/etcdstore keeps the same contract
+// in etcd (not yet selectable in the daemon's config). statetest is the
+// contract as a test suite, run by both; backend.go holds the rules every
+// backend shares. Nothing outside this package sees bbolt.
 //
 // # Bucket layout
 //

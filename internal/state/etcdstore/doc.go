@@ -1,0 +1,64 @@
+// Package etcdstore is a state.Store kept in etcd, for a highly available
+// replicatord (issue 14): several replicas share one store, and a change is
+// durable once the etcd quorum has committed it.
+//
+// # Key layout
+//
+// Every key lives under the store's prefix P (Options.Prefix, "/" added),
+// so several stores can share a cluster:
+//
+//	P meta/revision                -> ""  (its ModRevision is the store's Revision)
+//	P meta/compacted               -> decimal revision: Watch from below it is OUT_OF_RANGE
+//	P jobs/<job id>                -> encoded job (state.EncodeJob; Revision is the key's ModRevision)
+//	P active/<job id>              -> ""  (non-terminal jobs; Active reads only these)
+//	P image/<source image id>\x00<job id> -> ""  (Reuse and retention find a pair's jobs)
+//	P requests/<client request id> -> state.EncodeRequest of the record
+//	P tombstones/<policy>\x00<source image id>\x00<destination region> -> JSON of job.Tombstone
+//
+// # Revisions and transactions
+//
+// A store's revisions are etcd's own: every change is ONE etcd transaction
+// that writes the job, its index keys and meta/revision, so a job's
+// Revision is its key's ModRevision and Revision() is meta/revision's.
+// The jobs of one Create share the revision of their transaction (the
+// Store contract allows it). Revisions are not dense: other stores on the
+// cluster, and removals, take etcd revisions too.
+//
+// Every change is conditional: Update compares the job's ModRevision with
+// the one it read (and the tombstone's, when it lifts one) and runs again
+// on a conflict, so fn may run more than once, as Store documents; Create
+// requires each job key to be absent (CreateRevision 0); CreateUnlessCancelled
+// and CreateRequest compare the tombstones, request record and reused jobs
+// they read. The rules themselves (validation, transitions, tombstones,
+// what retention keeps) are state's exported helpers, shared with bbolt.
+//
+// A transaction holds up to about 4 operations per job; the cluster's
+// --max-txn-ops (default 128) bounds how many jobs one Create or
+// RemoveFinished may hold, and --max-request-bytes their size.
+//
+// # Watch
+//
+// Watch reads meta/ once, refuses a revision newer than the store's or
+// older than meta/compacted (errdefs.ErrOutOfRange), then runs an etcd
+// watch of P jobs/ from fromRevision+1: etcd sends the retained history
+// and then live changes, in revision order. Deletes (removals) are not
+// changes and are not sent. etcd's own compaction (the cluster's
+// --auto-compaction-*) surfaces as ErrCompacted and becomes
+// errdefs.ErrOutOfRange: the client lists again.
+//
+// # Retention
+//
+// RemoveFinished deletes the expired jobs (state.Expired, less those
+// state.KeptForPlan keeps), their index keys and the request records that
+// name them in one transaction conditional on each job's ModRevision, and
+// raises meta/compacted to the newest removed job's revision, so a watcher
+// resuming from before it lists again, as with bbolt. It does not compact
+// etcd (a cluster-wide operation that belongs to the cluster's operator).
+//
+// # What is not done yet
+//
+// List filters by reading every job at one revision (newest first, by key)
+// and applying the filter; only Active and Reuse read through an index.
+// RemoveFinished reads every job to plan. Both are fine at tens of
+// thousands of jobs and are the first things to index if needed.
+package etcdstore
