@@ -3,6 +3,7 @@ package statetest
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -36,6 +37,18 @@ func wantGone(t *testing.T, d state.Store, ids ...string) {
 	for _, id := range ids {
 		if _, err := d.Get(context.Background(), id); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Errorf("Get(%s) after removal: %v, want NotFound", id, err)
+		}
+	}
+}
+
+// wantNotListed fails if List with any of filters returns one of ids.
+func wantNotListed(t *testing.T, d state.Store, ids []string, filters []state.Filter) {
+	t.Helper()
+	for _, f := range filters {
+		for _, j := range listAll(t, d, f, 2) {
+			if slices.Contains(ids, j.ID) {
+				t.Errorf("List(%+v) returns removed job %s", f, j.ID)
+			}
 		}
 	}
 }
@@ -89,16 +102,8 @@ func testRemoveFinished(t *testing.T, be Backend) {
 		t.Errorf("revision moved from %d to %d: a removal is not a change", revBefore, d.Revision())
 	}
 	// Every index query agrees.
-	for _, f := range []state.Filter{{}, {DestinationRegion: "ap-southeast-1"}, {SourceImageID: old[job.StateFailed].SourceImageID},
-		{States: []job.State{job.StateSucceeded, job.StateFailed, job.StateCancelled}}} {
-		for _, j := range listAll(t, d, f, 2) {
-			for _, id := range removed {
-				if j.ID == id {
-					t.Errorf("List(%+v) returns removed job %s", f, id)
-				}
-			}
-		}
-	}
+	wantNotListed(t, d, removed, []state.Filter{{}, {DestinationRegion: "ap-southeast-1"}, {SourceImageID: old[job.StateFailed].SourceImageID},
+		{States: []job.State{job.StateSucceeded, job.StateFailed, job.StateCancelled}}})
 	if got := len(listAll(t, d, state.Filter{}, 100)); got != 3 {
 		t.Errorf("List: %d jobs, want 3", got)
 	}
