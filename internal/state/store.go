@@ -14,7 +14,8 @@ import (
 // backend runs it.
 //
 // Every method that changes a job returns only after the change is durable
-// (fsynced), so callers may act on it: "durable before acting".
+// (fsynced by bbolt; committed by the quorum in etcd), so callers may act
+// on it: "durable before acting".
 type Store interface {
 	// Create inserts new jobs atomically, with revisions above every
 	// earlier change, in the order given (bbolt gives each job its own

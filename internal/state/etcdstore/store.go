@@ -3,7 +3,6 @@ package etcdstore
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -102,9 +101,6 @@ func (s *Store) tombKey(policy, src, dst string) string {
 func (s *Store) etcdErr(ctx context.Context, op string, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return cerr
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("etcd store %s: %s: %v: %w", s.p, op, err, errdefs.ErrUnavailable)
 	}
 	return fmt.Errorf("etcd store %s: %s: %v: %w", s.p, op, err, errdefs.ErrUnavailable)
 }
