@@ -271,3 +271,49 @@ func TestCancelTombstoneAndLift(t *testing.T) {
 		t.Fatalf("the cancelled job after the lift: %s %q", got.State, got.CancelLifted)
 	}
 }
+
+// A copy that ECS made but the daemon never heard of (CopyImage's answer
+// lost) and that then ended CreateFailed is still an image in ECS: the
+// recovery lookup must find it by its lineage, so that a cancel removes
+// it instead of ending CANCELLED beside it (a soak run found one).
+func TestRecoveryFindsCreateFailedCopy(t *testing.T) {
+	h := newHarness(t, ecsemu.Config{Images: images(10), CreateFailedRate: 1}, Options{})
+	h.close()
+	j := newJob(0, 10, "cn-shanghai")
+	j.State = job.StateSubmitting
+	j.Attempts = 1
+	j.ClientToken = job.Token(j.ID, 1)
+	j.CreateTime = epoch
+	j.CancelRequested = true
+	store := reopen(t, h)
+	if err := store.Create(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	if _, err := h.cloud.CopyImage(context.Background(), cloud.CopyRequest{
+		SourceRegion: srcRegion, SourceImageID: j.SourceImageID, DestinationRegion: j.DestinationRegion,
+		Tags: lineageTags(j, job.DefaultOwner), ClientToken: j.ClientToken,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The scheduler is down: only the (fake) clock moves the copy on.
+	for i := 0; ; i++ {
+		c := h.copiesIn("cn-shanghai")
+		if len(c) == 1 && c[0].Status == cloud.StatusCreateFailed {
+			break
+		}
+		if i == 200 {
+			t.Fatalf("copy not CreateFailed after 200 minutes: %+v", c)
+		}
+		h.clk.Step(time.Minute)
+	}
+
+	h.open(Options{})
+	h.runUntil("done", 30*time.Second, 200, h.allTerminal([]string{j.ID}))
+	if got := h.job(j.ID); got.State != job.StateCancelled {
+		t.Fatalf("job = %s, want CANCELLED", got.State)
+	}
+	if c := h.copiesIn("cn-shanghai"); len(c) != 0 {
+		t.Fatalf("CANCELLED job left %d images in ECS: %+v", len(c), c)
+	}
+}

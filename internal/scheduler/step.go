@@ -76,7 +76,9 @@ func lineageTags(j *job.Job, owner string) map[string]string {
 // finds what an earlier attempt left), and this installation's owner (or
 // none, for copies made before the owner tag). "" when there is none.
 // What it finds is recorded as the job's copy: the proof of ownership of
-// crash recovery.
+// crash recovery. A live copy is preferred to a CreateFailed one, but a
+// CreateFailed one is found too: it is still an image in ECS, and once it
+// is the job's copy the poll deletes it (and recopies) or a cancel does.
 func (s *Scheduler) findCopy(ctx context.Context, j *job.Job) (string, error) {
 	var imgs []cloud.Image
 	err := s.call(ctx, cloud.ActionDescribeImages, func(ctx context.Context) error {
@@ -91,9 +93,9 @@ func (s *Scheduler) findCopy(ctx context.Context, j *job.Job) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	best, bestAttempt := "", 0
+	best, bestRank := "", 0
 	for _, im := range imgs {
-		if im.Status == cloud.StatusCreateFailed || im.Tags[job.TagJobID] != j.ID {
+		if im.Tags[job.TagJobID] != j.ID {
 			continue
 		}
 		if o, ok := im.Tags[job.TagOwner]; ok && o != s.opts.Owner {
@@ -106,8 +108,12 @@ func (s *Scheduler) findCopy(ctx context.Context, j *job.Job) (string, error) {
 		if err != nil || a < 1 || a > int(j.Attempts) {
 			continue
 		}
-		if a > bestAttempt {
-			best, bestAttempt = im.ID, a
+		rank := a // attempts rank within live copies, and live above failed
+		if im.Status != cloud.StatusCreateFailed {
+			rank += 1 << 20
+		}
+		if rank > bestRank {
+			best, bestRank = im.ID, rank
 		}
 	}
 	return best, nil
