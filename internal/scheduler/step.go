@@ -93,7 +93,7 @@ func (s *Scheduler) findCopy(ctx context.Context, j *job.Job) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	best, bestRank := "", 0
+	best, bestAttempt, bestLive := "", 0, false
 	for _, im := range imgs {
 		if im.Tags[job.TagJobID] != j.ID {
 			continue
@@ -108,12 +108,10 @@ func (s *Scheduler) findCopy(ctx context.Context, j *job.Job) (string, error) {
 		if err != nil || a < 1 || a > int(j.Attempts) {
 			continue
 		}
-		rank := a // attempts rank within live copies, and live above failed
-		if im.Status != cloud.StatusCreateFailed {
-			rank += 1 << 20
-		}
-		if rank > bestRank {
-			best, bestRank = im.ID, rank
+		// A live copy beats a failed one; then the later attempt wins.
+		live := im.Status != cloud.StatusCreateFailed
+		if live && !bestLive || live == bestLive && a > bestAttempt {
+			best, bestAttempt, bestLive = im.ID, a, live
 		}
 	}
 	return best, nil
