@@ -138,8 +138,18 @@ func TestLiveViewMovesBetweenEvents(t *testing.T) {
 	r.tick(60 * time.Second) // 50 + 50*70/540 = 56.4
 	r.want("passed the hold", "~56%", "ETA 7m50s")
 
+	// A new attempt starts from its own figures, even above the last
+	// ECS figure of the old one.
+	next := reported(51, 20*time.Minute, reportAt.Add(3*time.Minute), 0)
+	next.Attempts = 2
+	r.event(next)
+	r.want("new attempt", " 51%", "ETA 20m")
+	r.tick(5 * time.Second)
+
 	// ECS's own figure goes down (the copy started over): so does the bar.
-	r.event(reported(10, 20*time.Minute, reportAt.Add(5*time.Minute), 0))
+	back := reported(10, 20*time.Minute, reportAt.Add(5*time.Minute), 0)
+	back.Attempts = 2
+	r.event(back)
 	r.want("ECS went back", " 10%", "ETA 20m")
 
 	// At the end of its time left the estimate stops at 99%, any moment.

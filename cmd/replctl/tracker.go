@@ -46,14 +46,14 @@ func (t *tracker) update(j *replicatorv1.Job, now time.Time) {
 	} else if j.GetRevision() != 0 && j.GetRevision() < tj.job.GetRevision() {
 		return
 	}
-	if tj.job != nil && j.GetAttempts() != tj.job.GetAttempts() {
+	newAttempt := tj.job != nil && j.GetAttempts() != tj.job.GetAttempts()
+	if newAttempt {
 		tj.est = estimator{} // a new attempt starts from 0%
-		tj.floor = 0
 	}
 	copying := j.GetState() == replicatorv1.JobState_JOB_STATE_COPYING
 	switch {
 	case tj.job == nil:
-	case !copying || tj.job.GetState() != replicatorv1.JobState_JOB_STATE_COPYING || observedPercent(j) < observedPercent(tj.job):
+	case newAttempt || !copying || tj.job.GetState() != replicatorv1.JobState_JOB_STATE_COPYING || observedPercent(j) < observedPercent(tj.job):
 		tj.floor = 0
 	default:
 		tj.floor = max(tj.floor, tj.progress(now).percent)
