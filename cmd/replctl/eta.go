@@ -9,8 +9,11 @@ import (
 const etaSmoothing = 0.3
 
 // estimator turns a job's progress observations into a rate and an ETA.
-// Observations are timed by the job's update_time (server time), so the
-// rate does not depend on when replctl happened to receive them.
+// Observations are ECS's figures timed by progress_time (update_time from
+// an older daemon; server time), so the rate does not depend on when
+// replctl happened to receive them. The live view's ETA comes from it only
+// when the daemon sends no observed_remaining (an older daemon, or no time
+// left known); otherwise it is the daemon's extrapolation (progress.go).
 type estimator struct {
 	have  bool
 	lastP int32

@@ -73,7 +73,13 @@ func (b *syncBuffer) String() string {
 // waitFor waits until cond holds for the output, failing after a deadline.
 func (b *syncBuffer) waitFor(t *testing.T, what string, cond func(string) bool) {
 	t.Helper()
-	deadline := time.NewTimer(10 * time.Second)
+	b.waitWithin(t, 10*time.Second, what, cond)
+}
+
+// waitWithin is waitFor with its own deadline.
+func (b *syncBuffer) waitWithin(t *testing.T, d time.Duration, what string, cond func(string) bool) {
+	t.Helper()
+	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	for !cond(b.String()) {
 		select {

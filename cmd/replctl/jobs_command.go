@@ -22,6 +22,8 @@ func newJobsCommand(a *app) *cobra.Command {
 		Short:   "List jobs, newest first",
 		Long: `jobs lists jobs, newest first, as a table (ID, IMAGE, FROM, TO, STATE,
 PROGRESS, CLOUD, AGE, ERROR), or one protojson Job per line with -o json.
+PROGRESS is as of the answer: ~47% is the daemon's estimate from ECS's last
+report (polls may be minutes apart), 45% is ECS's own figure.
 
 Filters combine: a job is listed when it matches all of them (and any of the
 --state values). One page is listed (--limit, default 100); when there are

@@ -107,11 +107,12 @@ func renderFrame(jobs []*trackedJob, now time.Time, o viewOptions) []string {
 			if j.GetState() == replicatorv1.JobState_JOB_STATE_FAILED {
 				b.WriteString("✗ " + oneLine(jobError(j)))
 			} else {
-				fmt.Fprintf(&b, "%3d%%  ", j.GetProgressPercent())
+				lp := tj.progress(now)
+				b.WriteString(percentText(lp.percent, lp.estimated, observedPercent(j)) + "  ")
 				if bar > 0 {
-					b.WriteString(progressBar(j.GetProgressPercent(), bar) + " ")
+					b.WriteString(progressBar(lp.percent, bar) + " ")
 				}
-				fmt.Fprintf(&b, "%s  %s", pad(etaText(tj, now), etaW), dash(j.GetCloudStatus()))
+				fmt.Fprintf(&b, "%s  %s", pad(etaText(tj, lp, now), etaW), dash(j.GetCloudStatus()))
 			}
 			lines = append(lines, strings.TrimRight(b.String(), " "))
 		}
@@ -193,14 +194,20 @@ func progressBar(p int32, n int) string {
 }
 
 // etaText is the ETA column: ETA while copying, the retry time while a job
-// waits to be retried, empty otherwise.
-func etaText(tj *trackedJob, now time.Time) string {
+// waits to be retried, empty otherwise. The ETA is the time left of lp,
+// counting down between the daemon's reports; from a daemon that does not
+// report observed_remaining it comes from the rate replctl observed, or the
+// job's remaining.
+func etaText(tj *trackedJob, lp liveProgress, now time.Time) string {
 	j := tj.job
 	if t := j.GetNextAttemptTime(); t != nil && t.AsTime().After(now) && !terminal(j.GetState()) {
 		return "retry " + shortDuration(t.AsTime().Sub(now))
 	}
 	if j.GetState() != replicatorv1.JobState_JOB_STATE_COPYING {
 		return ""
+	}
+	if lp.extrapolated {
+		return "ETA " + shortDuration(lp.left)
 	}
 	d, ok := tj.est.eta(now, j.GetRemaining().AsDuration(), j.GetRemaining() != nil)
 	if !ok {

@@ -7,8 +7,10 @@
 // their input (tables in table.go, the live view in liveview.go, plain lines
 // in plain.go), so it is pinned by golden tests. The streaming side is
 // separate: follow.go receives Copy/Watch streams (resuming a watch after a
-// lost connection), tracker.go keeps the latest version of each job and its
-// ETA estimator (eta.go), sink.go picks live view, plain lines or protojson,
+// lost connection), tracker.go keeps the latest version of each job, when it
+// arrived and its ETA estimator (eta.go), progress.go carries the daemon's
+// progress estimate on between events so bars and ETAs move every second,
+// sink.go picks live view, plain lines or protojson,
 // and screen.go redraws the live view in place with a few ANSI sequences.
 //
 // Errors leave replctl as "replctl: <message>" on stderr and an exit code

@@ -14,8 +14,10 @@ import (
 //
 //	TIME JOB IMAGE SRC>DST STATE PERCENT% CLOUD [image=DEST-ID] [error=CODE: MESSAGE]
 //
-// TIME is the job's update_time in UTC (RFC 3339), CLOUD is the ECS status
-// word or "-". The error, when present, is always last and runs to the end
+// TIME is the job's update_time in UTC (RFC 3339), PERCENT the progress
+// ECS last reported (observed_progress_percent; never the daemon's
+// estimate between polls, so a line says what was known at TIME), CLOUD
+// the ECS status word or "-". The error, when present, is always last and runs to the end
 // of the line.
 func plainLine(j *replicatorv1.Job) string {
 	t := "-"
@@ -25,7 +27,7 @@ func plainLine(j *replicatorv1.Job) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s %s %s>%s %s %d%% %s", t, field(j.GetId()), field(j.GetSourceImageId()),
 		field(j.GetSourceRegion()), field(j.GetDestinationRegion()), stateName(j.GetState()),
-		j.GetProgressPercent(), field(j.GetCloudStatus()))
+		observedPercent(j), field(j.GetCloudStatus()))
 	if id := j.GetDestinationImageId(); id != "" {
 		b.WriteString(" image=" + field(id))
 	}

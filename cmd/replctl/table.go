@@ -25,9 +25,9 @@ func writeJobsTable(w io.Writer, jobs []*replicatorv1.Job, now time.Time) error 
 	tw := newTabWriter(w)
 	fmt.Fprintln(tw, "ID\tIMAGE\tFROM\tTO\tSTATE\tPROGRESS\tCLOUD\tAGE\tERROR")
 	for _, j := range jobs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d%%\t%s\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			clean(j.GetId()), clean(j.GetSourceImageId()), clean(j.GetSourceRegion()), clean(j.GetDestinationRegion()),
-			stateName(j.GetState()), j.GetProgressPercent(), dash(clean(j.GetCloudStatus())),
+			stateName(j.GetState()), strings.TrimSpace(percentText(j.GetProgressPercent(), j.GetProgressEstimated(), observedPercent(j))), dash(clean(j.GetCloudStatus())),
 			age(now, j.GetCreateTime()),
 			dash(truncate(oneLine(jobError(j)), 60)))
 	}
@@ -61,7 +61,11 @@ func writeJobDetail(w io.Writer, j *replicatorv1.Job, now time.Time) error {
 		row("Description", oneLine(j.GetDestinationDescription()))
 	}
 	row("State", stateName(j.GetState()))
-	row("Progress", fmt.Sprintf("%d%%", j.GetProgressPercent()))
+	if p := j.GetProgressPercent(); j.GetProgressEstimated() && p != j.GetObservedProgressPercent() {
+		row("Progress", fmt.Sprintf("~%d%% (estimated; ECS reported %d%% at %s)", p, j.GetObservedProgressPercent(), ts(j.GetProgressTime())))
+	} else {
+		row("Progress", fmt.Sprintf("%d%%", p))
+	}
 	row("Cloud status", dash(j.GetCloudStatus()))
 	if r := j.GetRemaining(); r != nil && !terminal(j.GetState()) {
 		row("Remaining", shortDuration(r.AsDuration()))

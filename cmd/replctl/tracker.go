@@ -7,10 +7,26 @@ import (
 	replicatorv1 "github.com/replicatord/replicatord/gen/replicator/v1"
 )
 
-// trackedJob is the latest version of a job plus its progress estimator.
+// trackedJob is the latest version of a job plus what its progress on
+// screen is computed from.
 type trackedJob struct {
-	job *replicatorv1.Job
-	est estimator
+	job  *replicatorv1.Job
+	recv time.Time // when job arrived, in replctl's clock
+	est  estimator
+	// floor is the highest percent shown of this run of the copy: a bar
+	// never moves back on screen because the daemon's report came in
+	// below the extrapolation; only when ECS's own figure goes down (or a
+	// new attempt starts) does it start again from there.
+	floor int32
+}
+
+// progress is the job's progress on screen at now.
+func (tj *trackedJob) progress(now time.Time) liveProgress {
+	lp := progressAt(tj.job, tj.recv, now)
+	if tj.job.GetState() == replicatorv1.JobState_JOB_STATE_COPYING && lp.percent < tj.floor {
+		lp.percent, lp.estimated = tj.floor, true
+	}
+	return lp
 }
 
 // tracker keeps the latest version of every job a stream has shown.
@@ -30,17 +46,26 @@ func (t *tracker) update(j *replicatorv1.Job, now time.Time) {
 	} else if j.GetRevision() != 0 && j.GetRevision() < tj.job.GetRevision() {
 		return
 	}
-	if tj.job != nil && j.GetAttempts() != tj.job.GetAttempts() {
+	newAttempt := tj.job != nil && j.GetAttempts() != tj.job.GetAttempts()
+	if newAttempt {
 		tj.est = estimator{} // a new attempt starts from 0%
 	}
-	if j.GetState() == replicatorv1.JobState_JOB_STATE_COPYING {
-		at := now
-		if ut := j.GetUpdateTime(); ut != nil {
-			at = ut.AsTime()
-		}
-		tj.est.observe(j.GetProgressPercent(), at)
+	copying := j.GetState() == replicatorv1.JobState_JOB_STATE_COPYING
+	switch {
+	case tj.job == nil:
+	case newAttempt || !copying || tj.job.GetState() != replicatorv1.JobState_JOB_STATE_COPYING || observedPercent(j) < observedPercent(tj.job):
+		tj.floor = 0
+	default:
+		tj.floor = max(tj.floor, tj.progress(now).percent)
 	}
-	tj.job = j
+	if copying {
+		at := now
+		if t := observedAt(j); t != nil {
+			at = t.AsTime()
+		}
+		tj.est.observe(observedPercent(j), at)
+	}
+	tj.job, tj.recv = j, now
 }
 
 // list returns the tracked jobs ordered by id (ids are time-ordered).

@@ -19,7 +19,12 @@ func newWatchCommand(a *app) *cobra.Command {
 		Long: `watch shows the current jobs, then every change, until interrupted (Ctrl-C,
 exit 0). In a terminal it is a live view grouped by policy or image, with a
 progress bar and an ETA per running copy, finished jobs collapsed into one
-summary line per group. Otherwise it prints one plain line per change:
+summary line per group. Between the daemon's polls of ECS (minutes apart)
+the bars move and the ETAs count down every second, extrapolated from ECS's
+last report; such a percent is shown as ~47%, and the next report corrects
+it (a bar holds rather than moving back, unless ECS's own figure went
+down). Otherwise it prints one plain line per change, with ECS's reported
+percent:
 
   TIME JOB IMAGE SRC>DST STATE PERCENT% CLOUD [image=DEST-ID] [error=CODE: MESSAGE]
 

@@ -181,6 +181,11 @@ type Job struct {
 	PruneReason string   `json:"prune_reason,omitempty"`
 	PostCopy    []Action `json:"post_copy,omitempty"`
 
+	// ProgressTime is when ECS reported ProgressPercent and Remaining (the
+	// poll that saw them). Zero in records written before it existed:
+	// UpdateTime stands in (see ProgressObserved).
+	ProgressTime time.Time `json:"progress_time,omitzero"`
+
 	CreateTime      time.Time `json:"create_time"`
 	UpdateTime      time.Time `json:"update_time"`
 	FinishTime      time.Time `json:"finish_time,omitzero"`
@@ -214,6 +219,45 @@ func (j *Job) Clone() *Job {
 	c.ShareAccounts = append([]string(nil), j.ShareAccounts...)
 	c.PostCopy = append([]Action(nil), j.PostCopy...)
 	return &c
+}
+
+// ProgressObserved is when ECS reported the job's ProgressPercent and
+// Remaining: ProgressTime, or UpdateTime for a record without it.
+func (j *Job) ProgressObserved() time.Time {
+	if j.ProgressTime.IsZero() {
+		return j.UpdateTime
+	}
+	return j.ProgressTime
+}
+
+// EstimateProgress returns the job's progress and time left at now. Polls
+// may be many minutes apart, so for a COPYING job with a time left from
+// ECS (RemainTime, or the scheduler's estimate from the observed rate) it
+// extrapolates ECS's last report linearly: the copy is taken to advance at
+// (100-ProgressPercent)/Remaining, from ProgressObserved on. The estimate
+// is never below what ECS said and never 100 before ECS says so (it stops
+// at 99), and the time left stops at 0 ("any moment now", never overdue).
+// estimated is false when the values are ECS's own: another state, no
+// time left known, or no time passed since the report.
+func (j *Job) EstimateProgress(now time.Time) (percent int32, remaining time.Duration, estimated bool) {
+	if j.State != StateCopying {
+		return j.ProgressPercent, j.Remaining, false
+	}
+	return extrapolate(j.ProgressPercent, j.Remaining, now.Sub(j.ProgressObserved()))
+}
+
+// extrapolate is EstimateProgress's arithmetic: progress p with r left,
+// elapsed later. (replctl repeats these few lines over the API's fields;
+// it speaks only the API.)
+func extrapolate(p int32, r, elapsed time.Duration) (int32, time.Duration, bool) {
+	if r <= 0 || p < 0 || p >= 100 || elapsed <= 0 {
+		return p, r, false
+	}
+	if elapsed >= r {
+		return 99, 0, true
+	}
+	est := p + int32(float64(100-p)*float64(elapsed)/float64(r))
+	return min(max(est, p), 99), r - elapsed, true
 }
 
 // Route is the source → destination pair, used for rate estimates.

@@ -17,8 +17,10 @@ func ts(t time.Time) *timestamppb.Timestamp {
 	return timestamppb.New(t)
 }
 
-// toPB converts a job for the API.
-func toPB(j *job.Job) *pb.Job {
+// toPB converts a job for the API, at now: a COPYING job's progress and
+// time left are extrapolated to now (job.EstimateProgress), beside what ECS
+// last reported.
+func toPB(j *job.Job, now time.Time) *pb.Job {
 	if j == nil {
 		return nil
 	}
@@ -33,7 +35,6 @@ func toPB(j *job.Job) *pb.Job {
 		DestinationImageName:   j.DestinationImageName,
 		DestinationDescription: j.DestinationDescription,
 		State:                  pb.JobState(j.State),
-		ProgressPercent:        j.ProgressPercent,
 		CloudStatus:            j.CloudStatus,
 		Attempts:               j.Attempts,
 		SizeGib:                j.SizeGiB,
@@ -51,9 +52,7 @@ func toPB(j *job.Job) *pb.Job {
 		CancelledBy:            j.CancelledBy,
 		CancelTime:             ts(j.CancelTime),
 	}
-	if j.Remaining > 0 {
-		out.Remaining = durationpb.New(j.Remaining)
-	}
+	setProgress(out, j, now)
 	if j.Error != nil {
 		out.Error = &pb.JobError{Code: j.Error.Code, Message: j.Error.Message, RequestId: j.Error.RequestID, Retryable: j.Error.Retryable}
 	}
@@ -63,10 +62,30 @@ func toPB(j *job.Job) *pb.Job {
 	return out
 }
 
-func toPBs(jobs []*job.Job) []*pb.Job {
+func toPBs(jobs []*job.Job, now time.Time) []*pb.Job {
 	out := make([]*pb.Job, len(jobs))
 	for i, j := range jobs {
-		out[i] = toPB(j)
+		out[i] = toPB(j, now)
 	}
 	return out
+}
+
+// setProgress fills the progress fields: progress_percent and remaining as
+// of now, ECS's report beside them.
+func setProgress(out *pb.Job, j *job.Job, now time.Time) {
+	pct, left, estimated := j.EstimateProgress(now)
+	out.ProgressPercent, out.ProgressEstimated = pct, estimated
+	out.ObservedProgressPercent = j.ProgressPercent
+	if j.Remaining > 0 {
+		out.ObservedRemaining = durationpb.New(j.Remaining)
+	}
+	// An estimate that ran out is 0s (any moment), not unknown.
+	if left > 0 || estimated {
+		out.Remaining = durationpb.New(left)
+	}
+	// A COPYING record from before progress_time was observed at its
+	// update_time (job.ProgressObserved).
+	if !j.ProgressTime.IsZero() || j.State == job.StateCopying {
+		out.ProgressTime = ts(j.ProgressObserved())
+	}
 }

@@ -140,7 +140,7 @@ func (s *Server) Copy(req *pb.CopyRequest, stream grpc.ServerStreamingServer[pb.
 	o := s.followOptions(state.Filter{IDs: ids}, 0, nil, len(ids), done)
 	o.Current = true
 	return state.Follow(ctx, s.store, o, func(rev int64, j *job.Job) error {
-		return stream.Send(&pb.CopyResponse{Job: toPB(j), Revision: rev, Outcome: outcome[j.ID], Replayed: res.Replayed})
+		return stream.Send(&pb.CopyResponse{Job: toPB(j, s.opts.Clock.Now()), Revision: rev, Outcome: outcome[j.ID], Replayed: res.Replayed})
 	})
 }
 
@@ -278,7 +278,7 @@ func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[p
 		// every message carries the revision read before the first page,
 		// so the stream's revisions never go down.
 		rev, changed, err := state.Snapshot(ctx, s.store, f, func(rev int64, j *job.Job) error {
-			return stream.Send(&pb.WatchResponse{Revision: rev, Job: toPB(j), Snapshot: true})
+			return stream.Send(&pb.WatchResponse{Revision: rev, Job: toPB(j, s.opts.Clock.Now()), Snapshot: true})
 		})
 		if err != nil {
 			return err
@@ -288,9 +288,9 @@ func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[p
 		}
 		// Jobs read after rev may be newer than rev (changed): follow
 		// skips the changes the snapshot already holds.
-		return state.Follow(ctx, s.store, s.followOptions(f, rev, changed, 0, nil), sendWatch(stream))
+		return state.Follow(ctx, s.store, s.followOptions(f, rev, changed, 0, nil), s.sendWatch(stream))
 	}
-	return state.Follow(ctx, s.store, s.followOptions(f, from, nil, 0, nil), sendWatch(stream))
+	return state.Follow(ctx, s.store, s.followOptions(f, from, nil, 0, nil), s.sendWatch(stream))
 }
 
 // followOptions are the state.FollowOptions of a stream: it ends when the
@@ -305,9 +305,9 @@ func (s *Server) followOptions(f state.Filter, from int64, seen map[string]int64
 	}
 }
 
-func sendWatch(stream grpc.ServerStreamingServer[pb.WatchResponse]) func(int64, *job.Job) error {
+func (s *Server) sendWatch(stream grpc.ServerStreamingServer[pb.WatchResponse]) func(int64, *job.Job) error {
 	return func(rev int64, j *job.Job) error {
-		return stream.Send(&pb.WatchResponse{Revision: rev, Job: toPB(j)})
+		return stream.Send(&pb.WatchResponse{Revision: rev, Job: toPB(j, s.opts.Clock.Now())})
 	}
 }
 
@@ -354,7 +354,7 @@ func (s *Server) Cancel(ctx context.Context, req *pb.CancelRequest) (*pb.CancelR
 		return nil, err
 	}
 	s.opts.Logger.Info("cancel requested", "jobs", req.GetJobIds())
-	return &pb.CancelResponse{Jobs: toPBs(jobs)}, nil
+	return &pb.CancelResponse{Jobs: toPBs(jobs, s.opts.Clock.Now())}, nil
 }
 
 // Retry starts new attempts of failed or cancelled jobs.
@@ -366,7 +366,7 @@ func (s *Server) Retry(ctx context.Context, req *pb.RetryRequest) (*pb.RetryResp
 	if err != nil {
 		return nil, err
 	}
-	return &pb.RetryResponse{Jobs: toPBs(jobs)}, nil
+	return &pb.RetryResponse{Jobs: toPBs(jobs, s.opts.Clock.Now())}, nil
 }
 
 // GetJob returns one job.
@@ -381,7 +381,7 @@ func (s *Server) GetJob(ctx context.Context, req *pb.GetJobRequest) (*pb.GetJobR
 	if err != nil {
 		return nil, err
 	}
-	return &pb.GetJobResponse{Job: toPB(j)}, nil
+	return &pb.GetJobResponse{Job: toPB(j, s.opts.Clock.Now())}, nil
 }
 
 // ListJobs lists jobs, newest first.
@@ -404,5 +404,5 @@ func (s *Server) ListJobs(ctx context.Context, req *pb.ListJobsRequest) (*pb.Lis
 	if err != nil {
 		return nil, err
 	}
-	return &pb.ListJobsResponse{Jobs: toPBs(jobs), NextPageToken: next, Revision: rev}, nil
+	return &pb.ListJobsResponse{Jobs: toPBs(jobs, s.opts.Clock.Now()), NextPageToken: next, Revision: rev}, nil
 }

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/replicatord/replicatord/gen/replicator/v1"
+	"github.com/replicatord/replicatord/internal/clock"
 	"github.com/replicatord/replicatord/internal/cloud"
 	"github.com/replicatord/replicatord/internal/cloud/aliyun"
 	"github.com/replicatord/replicatord/internal/ecsemu"
@@ -622,5 +623,72 @@ func TestCopyReturnsExistingJob(t *testing.T) {
 	}
 	if n := s.copiesOf(t, "cn-beijing", img20); n != 4 {
 		t.Fatalf("cn-beijing has %d copies, want 4 (first, forced, renamed, encrypted)", n)
+	}
+}
+
+// GetJob and ListJobs answer a COPYING job's progress as of the response,
+// extrapolated from ECS's last report and marked as an estimate, with the
+// report beside it; other jobs carry ECS's values unmarked.
+func TestProgressAsOfResponse(t *testing.T) {
+	ctx := context.Background()
+	store, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	copying := &job.Job{ID: job.NewID(at), SourceRegion: "cn-hangzhou", SourceImageID: img20, DestinationRegion: "cn-beijing",
+		State: job.StateCopying, CloudStatus: "Creating", ProgressPercent: 40, Remaining: 10 * time.Minute,
+		ProgressTime: at, CreateTime: at, UpdateTime: at.Add(time.Minute)}
+	waiting := &job.Job{ID: job.NewID(at.Add(time.Millisecond)), SourceRegion: "cn-hangzhou", SourceImageID: img20, DestinationRegion: "cn-shanghai",
+		State: job.StateWaiting, CloudStatus: "Waiting", Remaining: time.Hour, ProgressTime: at, CreateTime: at, UpdateTime: at}
+	if err := store.Create(ctx, copying, waiting); err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewFake(at.Add(150 * time.Second))
+	srv := New(store, nil, nil, Options{Clock: clk})
+
+	get := func() *pb.Job {
+		t.Helper()
+		r, err := srv.GetJob(ctx, &pb.GetJobRequest{JobId: copying.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetJob()
+	}
+	j := get()
+	if j.GetProgressPercent() != 55 || !j.GetProgressEstimated() || j.GetObservedProgressPercent() != 40 ||
+		j.GetRemaining().AsDuration() != 450*time.Second || j.GetObservedRemaining().AsDuration() != 10*time.Minute ||
+		!j.GetProgressTime().AsTime().Equal(at) {
+		t.Errorf("COPYING job 150s after the report: %v", j)
+	}
+	clk.Set(at.Add(time.Hour)) // long past the time left: 99%, any moment
+	if j := get(); j.GetProgressPercent() != 99 || j.GetRemaining() == nil || j.GetRemaining().AsDuration() != 0 || !j.GetProgressEstimated() {
+		t.Errorf("COPYING job past its time left: %d%% remaining %v estimated %v", j.GetProgressPercent(), j.GetRemaining(), j.GetProgressEstimated())
+	}
+	list, err := srv.ListJobs(ctx, &pb.ListJobsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range list.GetJobs() {
+		switch j.GetId() {
+		case copying.ID:
+			if j.GetProgressPercent() != 99 || !j.GetProgressEstimated() {
+				t.Errorf("listed COPYING job: %v", j)
+			}
+		case waiting.ID:
+			if j.GetProgressPercent() != 0 || j.GetProgressEstimated() || j.GetRemaining().AsDuration() != time.Hour {
+				t.Errorf("WAITING job must carry ECS's values: %v", j)
+			}
+		}
+	}
+	// A record from before progress_time: its update_time stands in.
+	if _, err := store.Update(ctx, copying.ID, func(j *job.Job) error { j.ProgressTime = time.Time{}; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	upd, _ := store.Get(ctx, copying.ID)
+	clk.Set(upd.UpdateTime.Add(5 * time.Minute))
+	if j := get(); j.GetProgressPercent() != 70 || !j.GetProgressTime().AsTime().Equal(upd.UpdateTime) {
+		t.Errorf("COPYING job without progress_time, 5m after its update: %d%% at %v", j.GetProgressPercent(), j.GetProgressTime())
 	}
 }

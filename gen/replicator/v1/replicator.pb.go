@@ -443,7 +443,12 @@ type Job struct {
 	DestinationImageId   string   `protobuf:"bytes,7,opt,name=destination_image_id,json=destinationImageId,proto3" json:"destination_image_id,omitempty"`
 	DestinationImageName string   `protobuf:"bytes,8,opt,name=destination_image_name,json=destinationImageName,proto3" json:"destination_image_name,omitempty"`
 	State                JobState `protobuf:"varint,9,opt,name=state,proto3,enum=replicator.v1.JobState" json:"state,omitempty"`
-	// 0 to 100.
+	// 0 to 100, as of the response. For a COPYING job it is extrapolated
+	// from ECS's last report (observed_progress_percent at progress_time)
+	// at the rate that report implies, (100 - observed) / observed_remaining,
+	// since polls may be many minutes apart; progress_estimated is then
+	// true. An estimate is never below the observed value and stays at 99
+	// until ECS reports the copy Available.
 	ProgressPercent int32 `protobuf:"varint,10,opt,name=progress_percent,json=progressPercent,proto3" json:"progress_percent,omitempty"`
 	// ECS's own status word: Waiting, Creating, Available, CreateFailed ...
 	CloudStatus string    `protobuf:"bytes,11,opt,name=cloud_status,json=cloudStatus,proto3" json:"cloud_status,omitempty"`
@@ -456,7 +461,11 @@ type Job struct {
 	FinishTime *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=finish_time,json=finishTime,proto3" json:"finish_time,omitempty"`
 	// Revision of the job's last change.
 	Revision int64 `protobuf:"varint,18,opt,name=revision,proto3" json:"revision,omitempty"`
-	// Estimated time left, from ECS RemainTime or the observed rate.
+	// Estimated time left as of the response: ECS's RemainTime (or the
+	// daemon's estimate from the observed rate when ECS gives none), counted
+	// down since progress_time when progress_estimated. Unset when unknown;
+	// 0s when the estimate has run out (the copy may end any moment: the
+	// next poll tells).
 	Remaining              *durationpb.Duration `protobuf:"bytes,19,opt,name=remaining,proto3" json:"remaining,omitempty"`
 	DestinationDescription string               `protobuf:"bytes,20,opt,name=destination_description,json=destinationDescription,proto3" json:"destination_description,omitempty"`
 	Encrypted              bool                 `protobuf:"varint,21,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
@@ -475,10 +484,25 @@ type Job struct {
 	// Why a PRUNED job's copy is gone.
 	PruneReason string `protobuf:"bytes,28,opt,name=prune_reason,json=pruneReason,proto3" json:"prune_reason,omitempty"`
 	// Who asked for the cancel, and when.
-	CancelledBy   string                 `protobuf:"bytes,29,opt,name=cancelled_by,json=cancelledBy,proto3" json:"cancelled_by,omitempty"`
-	CancelTime    *timestamppb.Timestamp `protobuf:"bytes,30,opt,name=cancel_time,json=cancelTime,proto3" json:"cancel_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CancelledBy string                 `protobuf:"bytes,29,opt,name=cancelled_by,json=cancelledBy,proto3" json:"cancelled_by,omitempty"`
+	CancelTime  *timestamppb.Timestamp `protobuf:"bytes,30,opt,name=cancel_time,json=cancelTime,proto3" json:"cancel_time,omitempty"`
+	// progress_percent and remaining are an extrapolation of ECS's last
+	// report (see progress_percent), not ECS's own figures.
+	ProgressEstimated bool `protobuf:"varint,31,opt,name=progress_estimated,json=progressEstimated,proto3" json:"progress_estimated,omitempty"`
+	// When ECS last reported the progress (the daemon's poll that saw it).
+	// Set for jobs ECS reported on; for records older than the field, the
+	// job's update_time.
+	ProgressTime *timestamppb.Timestamp `protobuf:"bytes,32,opt,name=progress_time,json=progressTime,proto3" json:"progress_time,omitempty"`
+	// The progress ECS last reported, at progress_time: what
+	// progress_percent is extrapolated from.
+	ObservedProgressPercent int32 `protobuf:"varint,33,opt,name=observed_progress_percent,json=observedProgressPercent,proto3" json:"observed_progress_percent,omitempty"`
+	// The time left at progress_time (ECS's RemainTime or the rate
+	// estimate); unset when unknown. observed_remaining - remaining is the
+	// time the daemon extrapolated over, in its own clock, so a client can
+	// carry the extrapolation on without comparing clocks with the daemon.
+	ObservedRemaining *durationpb.Duration `protobuf:"bytes,34,opt,name=observed_remaining,json=observedRemaining,proto3" json:"observed_remaining,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -717,6 +741,34 @@ func (x *Job) GetCancelledBy() string {
 func (x *Job) GetCancelTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CancelTime
+	}
+	return nil
+}
+
+func (x *Job) GetProgressEstimated() bool {
+	if x != nil {
+		return x.ProgressEstimated
+	}
+	return false
+}
+
+func (x *Job) GetProgressTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ProgressTime
+	}
+	return nil
+}
+
+func (x *Job) GetObservedProgressPercent() int32 {
+	if x != nil {
+		return x.ObservedProgressPercent
+	}
+	return 0
+}
+
+func (x *Job) GetObservedRemaining() *durationpb.Duration {
+	if x != nil {
+		return x.ObservedRemaining
 	}
 	return nil
 }
@@ -2751,8 +2803,7 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\x0ePostCopyAction\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04done\x18\x02 \x01(\bR\x04done\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"\xe5\n" +
-	"\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\xdb\f\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06policy\x18\x02 \x01(\tR\x06policy\x12#\n" +
@@ -2789,7 +2840,11 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\fprune_reason\x18\x1c \x01(\tR\vpruneReason\x12!\n" +
 	"\fcancelled_by\x18\x1d \x01(\tR\vcancelledBy\x12;\n" +
 	"\vcancel_time\x18\x1e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"cancelTime\x1a7\n" +
+	"cancelTime\x12-\n" +
+	"\x12progress_estimated\x18\x1f \x01(\bR\x11progressEstimated\x12?\n" +
+	"\rprogress_time\x18  \x01(\v2\x1a.google.protobuf.TimestampR\fprogressTime\x12:\n" +
+	"\x19observed_progress_percent\x18! \x01(\x05R\x17observedProgressPercent\x12H\n" +
+	"\x12observed_remaining\x18\" \x01(\v2\x19.google.protobuf.DurationR\x11observedRemaining\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x89\x04\n" +
@@ -3057,61 +3112,63 @@ var file_replicator_v1_replicator_proto_depIdxs = []int32{
 	5,  // 7: replicator.v1.Job.post_copy_actions:type_name -> replicator.v1.PostCopyAction
 	39, // 8: replicator.v1.Job.next_attempt_time:type_name -> google.protobuf.Timestamp
 	39, // 9: replicator.v1.Job.cancel_time:type_name -> google.protobuf.Timestamp
-	38, // 10: replicator.v1.CopyRequest.tags:type_name -> replicator.v1.CopyRequest.TagsEntry
-	6,  // 11: replicator.v1.CopyResponse.job:type_name -> replicator.v1.Job
-	1,  // 12: replicator.v1.CopyResponse.outcome:type_name -> replicator.v1.CopyOutcome
-	6,  // 13: replicator.v1.WatchResponse.job:type_name -> replicator.v1.Job
-	6,  // 14: replicator.v1.CancelResponse.jobs:type_name -> replicator.v1.Job
-	6,  // 15: replicator.v1.RetryResponse.jobs:type_name -> replicator.v1.Job
-	6,  // 16: replicator.v1.GetJobResponse.job:type_name -> replicator.v1.Job
-	0,  // 17: replicator.v1.ListJobsRequest.states:type_name -> replicator.v1.JobState
-	6,  // 18: replicator.v1.ListJobsResponse.jobs:type_name -> replicator.v1.Job
-	0,  // 19: replicator.v1.JobStateCount.state:type_name -> replicator.v1.JobState
-	40, // 20: replicator.v1.Policy.interval:type_name -> google.protobuf.Duration
-	39, // 21: replicator.v1.Policy.last_reconcile_time:type_name -> google.protobuf.Timestamp
-	39, // 22: replicator.v1.Policy.next_reconcile_time:type_name -> google.protobuf.Timestamp
-	19, // 23: replicator.v1.Policy.job_counts:type_name -> replicator.v1.JobStateCount
-	21, // 24: replicator.v1.Policy.destinations:type_name -> replicator.v1.DestinationStatus
-	39, // 25: replicator.v1.DestinationStatus.next_retry_time:type_name -> google.protobuf.Timestamp
-	39, // 26: replicator.v1.DestinationStatus.last_listed_time:type_name -> google.protobuf.Timestamp
-	20, // 27: replicator.v1.ListPoliciesResponse.policies:type_name -> replicator.v1.Policy
-	2,  // 28: replicator.v1.PlanItem.action:type_name -> replicator.v1.PlanAction
-	24, // 29: replicator.v1.PlanPoliciesResponse.items:type_name -> replicator.v1.PlanItem
-	40, // 30: replicator.v1.PlanPoliciesResponse.estimated_duration:type_name -> google.protobuf.Duration
-	27, // 31: replicator.v1.ReloadPoliciesResponse.errors:type_name -> replicator.v1.ValidationError
-	3,  // 32: replicator.v1.GetStatusResponse.status:type_name -> replicator.v1.ServingStatus
-	34, // 33: replicator.v1.GetStatusResponse.cloud:type_name -> replicator.v1.CloudStatus
-	35, // 34: replicator.v1.GetStatusResponse.store:type_name -> replicator.v1.StoreStatus
-	39, // 35: replicator.v1.GetStatusResponse.start_time:type_name -> google.protobuf.Timestamp
-	36, // 36: replicator.v1.GetStatusResponse.members:type_name -> replicator.v1.ReplicaMember
-	39, // 37: replicator.v1.CloudStatus.last_reached_time:type_name -> google.protobuf.Timestamp
-	7,  // 38: replicator.v1.ReplicatorService.Copy:input_type -> replicator.v1.CopyRequest
-	9,  // 39: replicator.v1.ReplicatorService.Watch:input_type -> replicator.v1.WatchRequest
-	11, // 40: replicator.v1.ReplicatorService.Cancel:input_type -> replicator.v1.CancelRequest
-	13, // 41: replicator.v1.ReplicatorService.Retry:input_type -> replicator.v1.RetryRequest
-	15, // 42: replicator.v1.ReplicatorService.GetJob:input_type -> replicator.v1.GetJobRequest
-	17, // 43: replicator.v1.ReplicatorService.ListJobs:input_type -> replicator.v1.ListJobsRequest
-	22, // 44: replicator.v1.ReplicatorService.ListPolicies:input_type -> replicator.v1.ListPoliciesRequest
-	25, // 45: replicator.v1.ReplicatorService.PlanPolicies:input_type -> replicator.v1.PlanPoliciesRequest
-	28, // 46: replicator.v1.ReplicatorService.ReloadPolicies:input_type -> replicator.v1.ReloadPoliciesRequest
-	30, // 47: replicator.v1.ReplicatorService.ReconcilePolicies:input_type -> replicator.v1.ReconcilePoliciesRequest
-	32, // 48: replicator.v1.ReplicatorService.GetStatus:input_type -> replicator.v1.GetStatusRequest
-	8,  // 49: replicator.v1.ReplicatorService.Copy:output_type -> replicator.v1.CopyResponse
-	10, // 50: replicator.v1.ReplicatorService.Watch:output_type -> replicator.v1.WatchResponse
-	12, // 51: replicator.v1.ReplicatorService.Cancel:output_type -> replicator.v1.CancelResponse
-	14, // 52: replicator.v1.ReplicatorService.Retry:output_type -> replicator.v1.RetryResponse
-	16, // 53: replicator.v1.ReplicatorService.GetJob:output_type -> replicator.v1.GetJobResponse
-	18, // 54: replicator.v1.ReplicatorService.ListJobs:output_type -> replicator.v1.ListJobsResponse
-	23, // 55: replicator.v1.ReplicatorService.ListPolicies:output_type -> replicator.v1.ListPoliciesResponse
-	26, // 56: replicator.v1.ReplicatorService.PlanPolicies:output_type -> replicator.v1.PlanPoliciesResponse
-	29, // 57: replicator.v1.ReplicatorService.ReloadPolicies:output_type -> replicator.v1.ReloadPoliciesResponse
-	31, // 58: replicator.v1.ReplicatorService.ReconcilePolicies:output_type -> replicator.v1.ReconcilePoliciesResponse
-	33, // 59: replicator.v1.ReplicatorService.GetStatus:output_type -> replicator.v1.GetStatusResponse
-	49, // [49:60] is the sub-list for method output_type
-	38, // [38:49] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	39, // 10: replicator.v1.Job.progress_time:type_name -> google.protobuf.Timestamp
+	40, // 11: replicator.v1.Job.observed_remaining:type_name -> google.protobuf.Duration
+	38, // 12: replicator.v1.CopyRequest.tags:type_name -> replicator.v1.CopyRequest.TagsEntry
+	6,  // 13: replicator.v1.CopyResponse.job:type_name -> replicator.v1.Job
+	1,  // 14: replicator.v1.CopyResponse.outcome:type_name -> replicator.v1.CopyOutcome
+	6,  // 15: replicator.v1.WatchResponse.job:type_name -> replicator.v1.Job
+	6,  // 16: replicator.v1.CancelResponse.jobs:type_name -> replicator.v1.Job
+	6,  // 17: replicator.v1.RetryResponse.jobs:type_name -> replicator.v1.Job
+	6,  // 18: replicator.v1.GetJobResponse.job:type_name -> replicator.v1.Job
+	0,  // 19: replicator.v1.ListJobsRequest.states:type_name -> replicator.v1.JobState
+	6,  // 20: replicator.v1.ListJobsResponse.jobs:type_name -> replicator.v1.Job
+	0,  // 21: replicator.v1.JobStateCount.state:type_name -> replicator.v1.JobState
+	40, // 22: replicator.v1.Policy.interval:type_name -> google.protobuf.Duration
+	39, // 23: replicator.v1.Policy.last_reconcile_time:type_name -> google.protobuf.Timestamp
+	39, // 24: replicator.v1.Policy.next_reconcile_time:type_name -> google.protobuf.Timestamp
+	19, // 25: replicator.v1.Policy.job_counts:type_name -> replicator.v1.JobStateCount
+	21, // 26: replicator.v1.Policy.destinations:type_name -> replicator.v1.DestinationStatus
+	39, // 27: replicator.v1.DestinationStatus.next_retry_time:type_name -> google.protobuf.Timestamp
+	39, // 28: replicator.v1.DestinationStatus.last_listed_time:type_name -> google.protobuf.Timestamp
+	20, // 29: replicator.v1.ListPoliciesResponse.policies:type_name -> replicator.v1.Policy
+	2,  // 30: replicator.v1.PlanItem.action:type_name -> replicator.v1.PlanAction
+	24, // 31: replicator.v1.PlanPoliciesResponse.items:type_name -> replicator.v1.PlanItem
+	40, // 32: replicator.v1.PlanPoliciesResponse.estimated_duration:type_name -> google.protobuf.Duration
+	27, // 33: replicator.v1.ReloadPoliciesResponse.errors:type_name -> replicator.v1.ValidationError
+	3,  // 34: replicator.v1.GetStatusResponse.status:type_name -> replicator.v1.ServingStatus
+	34, // 35: replicator.v1.GetStatusResponse.cloud:type_name -> replicator.v1.CloudStatus
+	35, // 36: replicator.v1.GetStatusResponse.store:type_name -> replicator.v1.StoreStatus
+	39, // 37: replicator.v1.GetStatusResponse.start_time:type_name -> google.protobuf.Timestamp
+	36, // 38: replicator.v1.GetStatusResponse.members:type_name -> replicator.v1.ReplicaMember
+	39, // 39: replicator.v1.CloudStatus.last_reached_time:type_name -> google.protobuf.Timestamp
+	7,  // 40: replicator.v1.ReplicatorService.Copy:input_type -> replicator.v1.CopyRequest
+	9,  // 41: replicator.v1.ReplicatorService.Watch:input_type -> replicator.v1.WatchRequest
+	11, // 42: replicator.v1.ReplicatorService.Cancel:input_type -> replicator.v1.CancelRequest
+	13, // 43: replicator.v1.ReplicatorService.Retry:input_type -> replicator.v1.RetryRequest
+	15, // 44: replicator.v1.ReplicatorService.GetJob:input_type -> replicator.v1.GetJobRequest
+	17, // 45: replicator.v1.ReplicatorService.ListJobs:input_type -> replicator.v1.ListJobsRequest
+	22, // 46: replicator.v1.ReplicatorService.ListPolicies:input_type -> replicator.v1.ListPoliciesRequest
+	25, // 47: replicator.v1.ReplicatorService.PlanPolicies:input_type -> replicator.v1.PlanPoliciesRequest
+	28, // 48: replicator.v1.ReplicatorService.ReloadPolicies:input_type -> replicator.v1.ReloadPoliciesRequest
+	30, // 49: replicator.v1.ReplicatorService.ReconcilePolicies:input_type -> replicator.v1.ReconcilePoliciesRequest
+	32, // 50: replicator.v1.ReplicatorService.GetStatus:input_type -> replicator.v1.GetStatusRequest
+	8,  // 51: replicator.v1.ReplicatorService.Copy:output_type -> replicator.v1.CopyResponse
+	10, // 52: replicator.v1.ReplicatorService.Watch:output_type -> replicator.v1.WatchResponse
+	12, // 53: replicator.v1.ReplicatorService.Cancel:output_type -> replicator.v1.CancelResponse
+	14, // 54: replicator.v1.ReplicatorService.Retry:output_type -> replicator.v1.RetryResponse
+	16, // 55: replicator.v1.ReplicatorService.GetJob:output_type -> replicator.v1.GetJobResponse
+	18, // 56: replicator.v1.ReplicatorService.ListJobs:output_type -> replicator.v1.ListJobsResponse
+	23, // 57: replicator.v1.ReplicatorService.ListPolicies:output_type -> replicator.v1.ListPoliciesResponse
+	26, // 58: replicator.v1.ReplicatorService.PlanPolicies:output_type -> replicator.v1.PlanPoliciesResponse
+	29, // 59: replicator.v1.ReplicatorService.ReloadPolicies:output_type -> replicator.v1.ReloadPoliciesResponse
+	31, // 60: replicator.v1.ReplicatorService.ReconcilePolicies:output_type -> replicator.v1.ReconcilePoliciesResponse
+	33, // 61: replicator.v1.ReplicatorService.GetStatus:output_type -> replicator.v1.GetStatusResponse
+	51, // [51:62] is the sub-list for method output_type
+	40, // [40:51] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_replicator_v1_replicator_proto_init() }
