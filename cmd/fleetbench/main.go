@@ -3,7 +3,7 @@
 // images copied to several regions; and compares it with the way Terraform
 // and Packer copy the same fleet and with a user's smart script.
 //
-//	go run ./cmd/fleetbench [--runs 3] [--markdown]
+//	go run ./cmd/fleetbench [--runs 3] [--markdown] [--fail-rate 0.1 | --copy-conflict | --images 400]
 //
 // # Design
 //
@@ -15,10 +15,20 @@
 // gRPC (one detached Copy per image, to every region) and one Watch follows
 // the jobs until all are terminal.
 //
+// Halfway through (at half the fleet's lower bound, emulated) one urgent
+// ad-hoc copy of an image outside the fleet goes to the first region: a
+// Copy RPC for replicatord (the API has no priority field; ad-hoc copies,
+// the fleet's included, already go before policy backfill), a CopyImage
+// at once for the script. Its start latency is Copy to the Watch showing
+// the job COPYING, and for the script CopyImage to the first poll that saw
+// it Creating. It counts as a copy in every figure, and in its region's
+// lower bound (lowerBound).
+//
 // Time scaling changes every rate by the same factor: the emulator's copy
 // durations are divided by the scale, so its flow control (1000 calls per
 // 60 s per action) is multiplied by it, and so are the daemon's API rate
-// and poll bounds. Makespans are reported in emulated time.
+// and poll bounds; the flow-control bucket keeps ECS's real burst of
+// 1,000 calls. Makespans are reported in emulated time.
 //
 // The lower bound is per destination region the larger of the longest copy
 // and the total copy time over the slots (plus, with --copy-conflict, the
@@ -28,12 +38,21 @@
 // through internal/cloud/aliyun's Provider (the vendor SDK behind our thin
 // adapter; peers.go): the smart script of issue 12 (every copy submitted at
 // once, largest first; one DescribeImages per region for the oldest ≤ 100
-// pending copies, the next clamp(W × 1 min, 1 min, 45 min) later), and
+// pending copies, the next clamp(W × 1 min, 1 min, 45 min) later; a
+// CreateFailed copy deleted and sent once more; copy conflicts sent again
+// when the image's copy ends), run --runs times like the daemon; and
 // Packer as its plugin's code behaves (CopyImage per region, fire and
 // forget: its makespan is ECS's queue's, and it never learns whether its
-// copies ended). Terraform's pattern polls too often to run for real at this
-// scale, so it runs in a discrete-event model of ECS written here (model.go,
-// tools.go), labelled "modeled".
+// copies ended), run once. Terraform's pattern polls too often to run for
+// real at this scale, so it runs in a discrete-event model of ECS written
+// here (model.go, tools.go), labelled "modeled". Packer and Terraform make
+// no urgent copy; their rows are ratios to the fleet's bound without it.
+//
+// With --fail-rate the emulator ends that share of copies CreateFailed
+// (seeded); the replay of ECS's queue (replay) ends those copies early,
+// from the emulator's CopyFailures, and the report counts for replicatord
+// and the script the copies that ended Available, the failed attempts and
+// the copies given up. The Terraform model ignores it.
 package main
 
 import (
