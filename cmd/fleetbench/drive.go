@@ -95,23 +95,7 @@ func drive(ctx context.Context, socket string, f *fleet, urgent *urgentPlan) (*d
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Until(res.FirstSubmit.Add(urgent.After))):
-			}
-			sent := time.Now()
-			ids, err := copyOne(ctx, client, urgent.Image, []string{urgent.Region})
-			mu.Lock()
-			defer mu.Unlock()
-			res.UrgentSent = sent
-			if err != nil {
-				res.SubmitErrors = append(res.SubmitErrors, fmt.Sprintf("urgent %s: %v", urgent.Image.ID, err))
-			}
-			if len(ids) > 0 {
-				res.UrgentJob = ids[0]
-			}
-			w.expect(ids)
+			sendUrgent(ctx, client, urgent, res, &mu, w)
 		}()
 	}
 	wg.Wait()
@@ -151,6 +135,28 @@ func drive(ctx context.Context, socket string, f *fleet, urgent *urgentPlan) (*d
 		}
 	}
 	return res, nil
+}
+
+// sendUrgent sends the urgent copy's Copy at its time and records it in
+// res (under mu) and with the watcher.
+func sendUrgent(ctx context.Context, client pb.ReplicatorServiceClient, urgent *urgentPlan, res *driveResult, mu *sync.Mutex, w *watcher) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(time.Until(res.FirstSubmit.Add(urgent.After))):
+	}
+	sent := time.Now()
+	ids, err := copyOne(ctx, client, urgent.Image, []string{urgent.Region})
+	mu.Lock()
+	defer mu.Unlock()
+	res.UrgentSent = sent
+	if err != nil {
+		res.SubmitErrors = append(res.SubmitErrors, fmt.Sprintf("urgent %s: %v", urgent.Image.ID, err))
+	}
+	if len(ids) > 0 {
+		res.UrgentJob = ids[0]
+	}
+	w.expect(ids)
 }
 
 // copyOne sends one detached Copy and drains its stream.
