@@ -47,6 +47,8 @@ func TestUsageErrors(t *testing.T) {
 		{"stray argument", append(creds, "serve"), env(), `unexpected argument "serve"`},
 		{"bad number", append(creds, "--time-scale", "fast"), env(), "invalid value"},
 		{"negative time scale", append(creds, "--time-scale", "-2"), env(), "TimeScale"},
+		{"negative throttle burst", append(creds, "--throttle-burst", "-5"), env(), "--throttle-burst (or throttleBurst) -5"},
+		{"throttle burst not a number", append(creds, "--throttle-burst", "1k"), env(), "invalid value"},
 		{"bad compliance rule", append(creds, "--compliance-rule", "eu"), env(), "ComplianceRule"},
 		{"bad route rate", append(creds, "--route-rate", "cn-hangzhou>cn-beijing"), env(), "--route-rate"},
 		{"unknown route region", append(creds, "--route-rate", "cn-hangzhou>mars=5"), env(), "RouteRates"},
@@ -83,7 +85,7 @@ func TestUsageErrors(t *testing.T) {
 	}
 	for _, knob := range []string{"-listen", "-config", "-fixture", "-access-key-id", "-seed", "-time-scale", "-copy-slots", "-rate", "-route-rate",
 		"-startup-delay", "-max-image-size-gib", "-image-quota", "-compliance-rule", "-deny-route", "-copy-conflict", "-create-failed-rate",
-		"-cancel-not-supported-rate", "-throttle-rate", "-throttle-code", "-fault", "/_ecsemu/stats", "ALIBABA_CLOUD_ACCESS_KEY_ID"} {
+		"-cancel-not-supported-rate", "-throttle-rate", "-throttle-burst", "-throttle-code", "-fault", "/_ecsemu/stats", "ALIBABA_CLOUD_ACCESS_KEY_ID"} {
 		if !strings.Contains(stderr.String(), knob) {
 			t.Errorf("--help does not document %s", knob)
 		}
@@ -124,6 +126,16 @@ faults:
 	}
 	if strings.Contains(o.summary(), "secret") {
 		t.Fatalf("summary shows a secret: %s", o.summary())
+	}
+	// The flow-control burst: from the file, and the flag over it.
+	burstFile := filepath.Join(dir, "burst.yaml")
+	os.WriteFile(burstFile, []byte("throttleRate: 950000\nthrottleBurst: 1000\n"), 0o600)
+	creds := env("ALIBABA_CLOUD_ACCESS_KEY_ID", "a", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "b")
+	if o, err := parseOptions([]string{"--config", burstFile}, creds, io.Discard); err != nil || o.cfg.ThrottleBurst != 1000 || o.cfg.ThrottleRate != 950000 {
+		t.Fatalf("throttleBurst from the file: %v %d %g", err, o.cfg.ThrottleBurst, o.cfg.ThrottleRate)
+	}
+	if o, err := parseOptions([]string{"--config", burstFile, "--throttle-burst", "3"}, creds, io.Discard); err != nil || o.cfg.ThrottleBurst != 3 {
+		t.Fatalf("--throttle-burst over the file: %v %d", err, o.cfg.ThrottleBurst)
 	}
 	// An explicit --startup-delay 0 means none, not the default.
 	o, err = parseOptions([]string{"--startup-delay", "0"}, env("ALIBABA_CLOUD_ACCESS_KEY_ID", "a", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "b"), io.Discard)

@@ -40,6 +40,7 @@ type fileConfig struct {
 	CreateFailedRate       float64                 `yaml:"createFailedRate"`
 	CancelNotSupportedRate float64                 `yaml:"cancelNotSupportedRate"`
 	ThrottleRate           float64                 `yaml:"throttleRate"`
+	ThrottleBurst          int                     `yaml:"throttleBurst"`
 	ThrottleCode           string                  `yaml:"throttleCode"`
 	Faults                 map[string]ecsemu.Fault `yaml:"faults"`
 	TLSCert                string                  `yaml:"tlsCert"`
@@ -100,7 +101,7 @@ listen, accessKeyId, accessKeySecret, credentials {id: secret}, fixture, seed,
 timeScale, copySlotsPerRegion, defaultRateMiBps, routeRates {"src>dst": MiBps},
 startupDelay, maxImageSizeGiB, imageQuotaPerRegion, complianceRule,
 deniedRoutes [src>dst], copyConflict, createFailedRate, cancelNotSupportedRate,
-throttleRate, throttleCode, faults {Action: {internalErrorRate, unavailableRate,
+throttleRate, throttleBurst, throttleCode, faults {Action: {internalErrorRate, unavailableRate,
 hangRate, dropRate, latency}}, tlsCert, tlsKey, stateFile, catalog, sts {accountId,
 tokenLifetime, oidcProviderArn, oidcIssuer, oidcAudience}.
 
@@ -121,36 +122,37 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		fs.PrintDefaults()
 	}
 	var (
-		listen       = fs.String("listen", defaultListen, "`address` to listen on; port 0 picks a free port")
-		configPath   = fs.String("config", "", "YAML `file` with the same knobs as the flags")
-		fixture      = fs.String("fixture", "", "YAML `file` of images to start with (default: the embedded demo set)")
-		keyID        = fs.String("access-key-id", "", "AccessKeyId accepted (or ALIBABA_CLOUD_ACCESS_KEY_ID)")
-		keySecret    = fs.String("access-key-secret", "", "AccessKeySecret of that key (or ALIBABA_CLOUD_ACCESS_KEY_SECRET)")
-		seed         = fs.Int64("seed", 0, "seed of copy failures, CancelNotSupported, faults and ids: the same seed replays a run")
-		timeScale    = fs.Float64("time-scale", ecsemu.DefaultTimeScale, "divides copy durations: 1 = real ECS speed, 60 = sixty times faster")
-		slots        = fs.Int("copy-slots", ecsemu.DefaultCopySlotsPerRegion, "copies Creating at once per destination region; the rest are Waiting")
-		rate         = fs.Float64("rate", ecsemu.DefaultRateMiBps, "copy throughput per copy, in MiB/s")
-		startup      = fs.Duration("startup-delay", ecsemu.DefaultStartupDelay, "fixed start-up time of a copy before progress (scaled; negative = none)")
-		maxSize      = fs.Int64("max-image-size-gib", ecsemu.DefaultMaxImageSizeGiB, "larger sources answer SizeExceed.Image (negative = no limit)")
-		quota        = fs.Int("image-quota", ecsemu.DefaultImageQuotaPerRegion, "images per region before QuotaExceed.Image (negative = no limit)")
-		compliance   = fs.String("compliance-rule", "", `"" or "mainland-only": copies only between mainland-China regions, else OperationDenied.NonCompliantDestinationRegion`)
-		conflict     = fs.Bool("copy-conflict", false, "answer OperationDenied.ImageCopyConflict when the source image is already being copied")
-		failRate     = fs.Float64("create-failed-rate", 0, "share of copies (0..1) that end CreateFailed")
-		cancelRate   = fs.Float64("cancel-not-supported-rate", 0, "share of CancelCopyImage calls (0..1) answering CancelNotSupported")
-		throttleRate = fs.Float64("throttle-rate", ecsemu.DefaultThrottleRate, "token bucket per action and access key, requests per 60 s (negative = off)")
-		throttleCode = fs.String("throttle-code", ecsemu.DefaultThrottleCode, `error code of a throttled call: "Throttling.User" or "Throttling"`)
-		catalog      = fs.Bool("catalog", true, "serve the catalogue: public images in every region, images shared by another account, marketplace images (false = only the account's own)")
-		tlsCert      = fs.String("tls-cert", "", "serve HTTPS with this certificate `file` (PEM; needs --tls-key)")
-		tlsKey       = fs.String("tls-key", "", "private key `file` (PEM) of --tls-cert")
-		stateFile    = fs.String("state-file", "", "keep images, copies and STS sessions in this `file`: loaded at start, written after every change")
-		stsLifetime  = fs.Duration("sts-token-lifetime", 0, "lifetime of STS credentials (default: the request's DurationSeconds); the Go SDK renews 180 s before expiry")
-		stsAccount   = fs.String("sts-account-id", "", "account owning the roles (default: the images' account)")
-		oidcProvider = fs.String("sts-oidc-provider-arn", "", "the only OIDC provider ARN AssumeRoleWithOIDC accepts (default: any of the account)")
-		oidcIssuer   = fs.String("sts-oidc-issuer", "", "iss an OIDC token must carry (default: not checked)")
-		oidcAudience = fs.String("sts-oidc-audience", "", "aud an OIDC token must include (default: not checked)")
-		routeRates   listFlag
-		denied       listFlag
-		faults       listFlag
+		listen        = fs.String("listen", defaultListen, "`address` to listen on; port 0 picks a free port")
+		configPath    = fs.String("config", "", "YAML `file` with the same knobs as the flags")
+		fixture       = fs.String("fixture", "", "YAML `file` of images to start with (default: the embedded demo set)")
+		keyID         = fs.String("access-key-id", "", "AccessKeyId accepted (or ALIBABA_CLOUD_ACCESS_KEY_ID)")
+		keySecret     = fs.String("access-key-secret", "", "AccessKeySecret of that key (or ALIBABA_CLOUD_ACCESS_KEY_SECRET)")
+		seed          = fs.Int64("seed", 0, "seed of copy failures, CancelNotSupported, faults and ids: the same seed replays a run")
+		timeScale     = fs.Float64("time-scale", ecsemu.DefaultTimeScale, "divides copy durations: 1 = real ECS speed, 60 = sixty times faster")
+		slots         = fs.Int("copy-slots", ecsemu.DefaultCopySlotsPerRegion, "copies Creating at once per destination region; the rest are Waiting")
+		rate          = fs.Float64("rate", ecsemu.DefaultRateMiBps, "copy throughput per copy, in MiB/s")
+		startup       = fs.Duration("startup-delay", ecsemu.DefaultStartupDelay, "fixed start-up time of a copy before progress (scaled; negative = none)")
+		maxSize       = fs.Int64("max-image-size-gib", ecsemu.DefaultMaxImageSizeGiB, "larger sources answer SizeExceed.Image (negative = no limit)")
+		quota         = fs.Int("image-quota", ecsemu.DefaultImageQuotaPerRegion, "images per region before QuotaExceed.Image (negative = no limit)")
+		compliance    = fs.String("compliance-rule", "", `"" or "mainland-only": copies only between mainland-China regions, else OperationDenied.NonCompliantDestinationRegion`)
+		conflict      = fs.Bool("copy-conflict", false, "answer OperationDenied.ImageCopyConflict when the source image is already being copied")
+		failRate      = fs.Float64("create-failed-rate", 0, "share of copies (0..1) that end CreateFailed")
+		cancelRate    = fs.Float64("cancel-not-supported-rate", 0, "share of CancelCopyImage calls (0..1) answering CancelNotSupported")
+		throttleRate  = fs.Float64("throttle-rate", ecsemu.DefaultThrottleRate, "token bucket per action and access key, requests per 60 s (negative = off)")
+		throttleBurst = fs.Int("throttle-burst", 0, "size of that bucket, requests (0 = one --throttle-rate's worth, as ECS: with a time scale, keep ECS's 1000 while the rate is scaled)")
+		throttleCode  = fs.String("throttle-code", ecsemu.DefaultThrottleCode, `error code of a throttled call: "Throttling.User" or "Throttling"`)
+		catalog       = fs.Bool("catalog", true, "serve the catalogue: public images in every region, images shared by another account, marketplace images (false = only the account's own)")
+		tlsCert       = fs.String("tls-cert", "", "serve HTTPS with this certificate `file` (PEM; needs --tls-key)")
+		tlsKey        = fs.String("tls-key", "", "private key `file` (PEM) of --tls-cert")
+		stateFile     = fs.String("state-file", "", "keep images, copies and STS sessions in this `file`: loaded at start, written after every change")
+		stsLifetime   = fs.Duration("sts-token-lifetime", 0, "lifetime of STS credentials (default: the request's DurationSeconds); the Go SDK renews 180 s before expiry")
+		stsAccount    = fs.String("sts-account-id", "", "account owning the roles (default: the images' account)")
+		oidcProvider  = fs.String("sts-oidc-provider-arn", "", "the only OIDC provider ARN AssumeRoleWithOIDC accepts (default: any of the account)")
+		oidcIssuer    = fs.String("sts-oidc-issuer", "", "iss an OIDC token must carry (default: not checked)")
+		oidcAudience  = fs.String("sts-oidc-audience", "", "aud an OIDC token must include (default: not checked)")
+		routeRates    listFlag
+		denied        listFlag
+		faults        listFlag
 	)
 	fs.Var(&routeRates, "route-rate", "copy throughput of one route, as `src>dst=MiBps` (repeatable)")
 	fs.Var(&denied, "deny-route", "a route answering OperationDenied.NonCompliantDestinationRegion, as `src>dst` (repeatable)")
@@ -179,7 +181,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		MaxImageSizeGiB: fc.MaxImageSizeGiB, ImageQuotaPerRegion: fc.ImageQuotaPerRegion,
 		ComplianceRule: fc.ComplianceRule, DeniedRoutes: fc.DeniedRoutes, CopyConflict: fc.CopyConflict,
 		CreateFailedRate: fc.CreateFailedRate, CancelNotSupportedRate: fc.CancelNotSupportedRate,
-		ThrottleRate: fc.ThrottleRate, ThrottleCode: fc.ThrottleCode, Faults: fc.Faults,
+		ThrottleRate: fc.ThrottleRate, ThrottleBurst: fc.ThrottleBurst, ThrottleCode: fc.ThrottleCode, Faults: fc.Faults,
 		STS: fc.STS,
 	}
 	o.tlsCert, o.tlsKey, o.stateFile = fc.TLSCert, fc.TLSKey, fc.StateFile
@@ -260,6 +262,12 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	}
 	if given["throttle-rate"] {
 		cfg.ThrottleRate = *throttleRate
+	}
+	if given["throttle-burst"] {
+		cfg.ThrottleBurst = *throttleBurst
+	}
+	if cfg.ThrottleBurst < 0 {
+		return options{}, fmt.Errorf("--throttle-burst (or throttleBurst) %d: want 0 (one --throttle-rate's worth) or a number of requests", cfg.ThrottleBurst)
 	}
 	if given["throttle-code"] {
 		cfg.ThrottleCode = *throttleCode

@@ -27,13 +27,29 @@ type driveResult struct {
 	// SucceededAt is when the client saw each job SUCCEEDED, by its
 	// destination image id (for the completion detection lag).
 	SucceededAt map[string]time.Time
+	// The urgent copy's job, when its Copy was sent, and when the Watch
+	// first showed it COPYING (or SUCCEEDED, had it ended between two
+	// messages); zero when it never did.
+	UrgentJob                 string
+	UrgentSent, UrgentCopying time.Time
+}
+
+// urgentPlan is the urgent ad-hoc copy of a run: one image to one region,
+// After (wall time) the first Copy of the fleet.
+type urgentPlan struct {
+	Image  fleetImage
+	Region string
+	After  time.Duration
 }
 
 // drive submits one detached Copy per image to every region, all at once
 // (a detached Copy returns only when ECS accepted its copies, so the
-// streams run side by side), and follows one Watch until every job is
-// terminal.
-func drive(ctx context.Context, socket string, f *fleet) (*driveResult, error) {
+// streams run side by side), and, with urgent, one more Copy of the urgent
+// image to its region at its time; then follows one Watch until every job
+// is terminal. The Copy API has no priority field: ad-hoc copies, the
+// fleet's included, already go before policy backfill, so the urgent
+// copy is an ordinary ad-hoc Copy and the scheduler's order decides.
+func drive(ctx context.Context, socket string, f *fleet, urgent *urgentPlan) (*driveResult, error) {
 	conn, err := transport.Dial(transport.ClientConfig{Address: "unix://" + socket})
 	if err != nil {
 		return nil, err
@@ -75,6 +91,13 @@ func drive(ctx context.Context, socket string, f *fleet) (*driveResult, error) {
 			w.expect(ids)
 		}()
 	}
+	if urgent != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sendUrgent(ctx, client, urgent, res, &mu, w)
+		}()
+	}
 	wg.Wait()
 	w.submitted()
 	select {
@@ -88,6 +111,9 @@ func drive(ctx context.Context, socket string, f *fleet) (*driveResult, error) {
 	defer w.mu.Unlock()
 	res.Submitted = len(w.expected)
 	res.SucceededAt = map[string]time.Time{}
+	if res.UrgentJob != "" {
+		res.UrgentCopying = w.startedAt[res.UrgentJob]
+	}
 	for id := range w.expected {
 		j := w.jobs[id]
 		if t := w.termAt[id]; t.After(res.LastTerminal) {
@@ -109,6 +135,28 @@ func drive(ctx context.Context, socket string, f *fleet) (*driveResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// sendUrgent sends the urgent copy's Copy at its time and records it in
+// res (under mu) and with the watcher.
+func sendUrgent(ctx context.Context, client pb.ReplicatorServiceClient, urgent *urgentPlan, res *driveResult, mu *sync.Mutex, w *watcher) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(time.Until(res.FirstSubmit.Add(urgent.After))):
+	}
+	sent := time.Now()
+	ids, err := copyOne(ctx, client, urgent.Image, []string{urgent.Region})
+	mu.Lock()
+	defer mu.Unlock()
+	res.UrgentSent = sent
+	if err != nil {
+		res.SubmitErrors = append(res.SubmitErrors, fmt.Sprintf("urgent %s: %v", urgent.Image.ID, err))
+	}
+	if len(ids) > 0 {
+		res.UrgentJob = ids[0]
+	}
+	w.expect(ids)
 }
 
 // copyOne sends one detached Copy and drains its stream.
@@ -142,13 +190,16 @@ type watcher struct {
 	pending  int // expected jobs not yet terminal
 	all      bool
 	termAt   map[string]time.Time // when the client saw each job terminal
-	synced   chan struct{}
-	allDone  chan struct{}
-	closed   bool
+	// startedAt is when the client first saw each job COPYING, or
+	// SUCCEEDED without COPYING before (an event coalesced away).
+	startedAt map[string]time.Time
+	synced    chan struct{}
+	allDone   chan struct{}
+	closed    bool
 }
 
 func newWatcher() *watcher {
-	return &watcher{jobs: map[string]*pb.Job{}, termAt: map[string]time.Time{}, expected: map[string]bool{}, synced: make(chan struct{}), allDone: make(chan struct{})}
+	return &watcher{jobs: map[string]*pb.Job{}, termAt: map[string]time.Time{}, startedAt: map[string]time.Time{}, expected: map[string]bool{}, synced: make(chan struct{}), allDone: make(chan struct{})}
 }
 
 func terminal(s pb.JobState) bool {
@@ -165,23 +216,30 @@ func (w *watcher) follow(stream pb.ReplicatorService_WatchClient) error {
 			close(w.synced)
 			continue
 		}
-		j := resp.GetJob()
-		if j == nil {
-			continue
+		if j := resp.GetJob(); j != nil {
+			w.observe(j, time.Now())
 		}
-		now := time.Now()
-		w.mu.Lock()
-		old := w.jobs[j.GetId()]
-		w.jobs[j.GetId()] = j
-		if terminal(j.GetState()) && (old == nil || !terminal(old.GetState())) {
-			w.termAt[j.GetId()] = now
-			if w.expected[j.GetId()] {
-				w.pending--
-			}
-		}
-		w.check()
-		w.mu.Unlock()
 	}
+}
+
+// observe takes in one job message seen at now.
+func (w *watcher) observe(j *pb.Job, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	old := w.jobs[j.GetId()]
+	w.jobs[j.GetId()] = j
+	if st := j.GetState(); st == pb.JobState_JOB_STATE_COPYING || st == pb.JobState_JOB_STATE_SUCCEEDED {
+		if _, ok := w.startedAt[j.GetId()]; !ok {
+			w.startedAt[j.GetId()] = now
+		}
+	}
+	if terminal(j.GetState()) && (old == nil || !terminal(old.GetState())) {
+		w.termAt[j.GetId()] = now
+		if w.expected[j.GetId()] {
+			w.pending--
+		}
+	}
+	w.check()
 }
 
 // expect adds jobs the client submitted. Called with the result mutex only.

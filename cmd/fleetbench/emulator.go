@@ -52,6 +52,7 @@ func startEmulator(f *fleet, scale, throttlePerMinute float64, seed int64) (*emu
 		// 950,000 calls at once without a refusal.
 		ThrottleBurst:       max(int(throttlePerMinute), 1),
 		CopyConflict:        f.CopyConflict,
+		CreateFailedRate:    f.FailRate,
 		ImageQuotaPerRegion: max(ecsemu.DefaultImageQuotaPerRegion, len(f.Images)+10),
 		Images:              f.fixtures(),
 	})

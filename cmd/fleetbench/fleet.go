@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/replicatord/replicatord/internal/ecsemu"
@@ -30,6 +31,28 @@ type fleet struct {
 	RateMiBps    float64
 	Startup      time.Duration // emulated
 	CopyConflict bool
+	// FailRate is the share of copies ECS ends CreateFailed.
+	FailRate float64
+	// Urgent, if set, is a source image outside the fleet, copied once to
+	// Regions[0] as an urgent ad-hoc copy halfway through (at half the
+	// fleet's own lower bound, emulated).
+	Urgent *fleetImage
+}
+
+// urgentImage is the source of the urgent ad-hoc copy: not in the fleet,
+// so that its copy is a new job rather than a duplicate of a fleet copy.
+var urgentImage = fleetImage{ID: "m-bp1urgentimage000001", Name: "urgent-image", SizeGiB: 40}
+
+// sizes is every source image's size by id, the urgent one included.
+func (f *fleet) sizes() map[string]int64 {
+	size := map[string]int64{}
+	for _, im := range f.Images {
+		size[im.ID] = im.SizeGiB
+	}
+	if f.Urgent != nil {
+		size[f.Urgent.ID] = f.Urgent.SizeGiB
+	}
+	return size
 }
 
 // sizeClasses is the mix of image sizes: many small OS images, fewer
@@ -78,8 +101,12 @@ func newFleet(n int, seed uint64) []fleetImage {
 // source region.
 func (f *fleet) fixtures() []ecsemu.FixtureImage {
 	created := time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC)
-	out := make([]ecsemu.FixtureImage, len(f.Images))
-	for i, im := range f.Images {
+	images := f.Images
+	if f.Urgent != nil {
+		images = append(slices.Clone(images), *f.Urgent)
+	}
+	out := make([]ecsemu.FixtureImage, len(images))
+	for i, im := range images {
 		out[i] = ecsemu.FixtureImage{
 			Region: sourceRegion, ID: im.ID, Name: im.Name, SizeGiB: im.SizeGiB, Status: "Available",
 			Tags: map[string]string{"fleet": "bench"}, CreationTime: created.Add(time.Duration(i) * time.Minute),
@@ -107,13 +134,42 @@ type bound struct {
 	PerRegion map[string]time.Duration
 	// PerImage is the longest chain of one image's copies (copy-conflict only).
 	PerImage time.Duration
+	// UrgentAt is when the urgent copy is submitted, emulated from the
+	// first submit: half the bound of the fleet without it.
+	UrgentAt time.Duration
 }
 
 // lowerBound is, per destination region, the larger of the longest copy and
 // the total copy time spread over the slots; the fleet's bound is the largest
 // region's. With the copy-conflict rule one source image is copied one
 // region at a time, so the sum of one image's copies is a bound too.
+//
+// The urgent copy is work like any other: it is submitted at UrgentAt, half
+// the bound of the fleet without it, and its region's bound counts it, as
+// max(that bound, (total + urgent copy) / slots, UrgentAt + urgent copy).
+// Failed attempts (FailRate) hold slots too, but which copies fail is not
+// known in advance: the bound counts only the copies that must be made.
 func (f *fleet) lowerBound() bound {
+	b := f.fleetBound()
+	if f.Urgent == nil {
+		return b
+	}
+	b.UrgentAt = b.Makespan / 2
+	r := f.Regions[0]
+	u := f.duration(f.Urgent.SizeGiB)
+	var sum time.Duration
+	for _, im := range f.Images {
+		sum += f.duration(im.SizeGiB)
+	}
+	b.PerRegion[r] = max(b.PerRegion[r], (sum+u)/time.Duration(f.Slots), b.UrgentAt+u)
+	if b.PerRegion[r] > b.Makespan {
+		b.Makespan, b.Region = b.PerRegion[r], r
+	}
+	return b
+}
+
+// fleetBound is lowerBound without the urgent copy.
+func (f *fleet) fleetBound() bound {
 	b := bound{PerRegion: map[string]time.Duration{}}
 	for _, r := range f.Regions {
 		var sum, longest time.Duration

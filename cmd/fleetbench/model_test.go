@@ -187,3 +187,59 @@ func TestAutoScale(t *testing.T) {
 		}
 	}
 }
+
+// The urgent copy is sent at half the fleet's bound; its region's bound
+// counts its copy time, and it cannot end before it is sent plus that.
+func TestLowerBoundWithTheUrgentCopy(t *testing.T) {
+	// 2 slots, 1 GiB/s, 10 s start-up: copies of 20, 30, 110 s; the
+	// fleet's bound is the longest copy, 110 s.
+	f := testFleet(10, 20, 100)
+	u := fleetImage{ID: "m-urgent", SizeGiB: 40} // 50 s
+	f.Urgent = &u
+	b := f.lowerBound()
+	if b.UrgentAt != 55*time.Second || b.Makespan != 110*time.Second {
+		t.Fatalf("urgent at %s, bound %s; want 55s and still the longest copy, 110s", b.UrgentAt, b.Makespan)
+	}
+	// Four copies of 40 s: 80 s over 2 slots. With the urgent copy of
+	// 50 s: (160 s + 50 s) / 2 = 105 s.
+	f = testFleet(30, 30, 30, 30)
+	f.Urgent = &u
+	if b := f.lowerBound(); b.UrgentAt != 40*time.Second || b.Makespan != 105*time.Second || b.Region != "cn-shanghai" {
+		t.Fatalf("urgent at %s, bound %s (%q); want 40s, 105s from the urgent copy's region", b.UrgentAt, b.Makespan, b.Region)
+	}
+	// An urgent copy of 110 s sent at 40 s ends at 150 s at the earliest,
+	// later than (160 s + 110 s) / 2.
+	big := fleetImage{ID: "m-urgent", SizeGiB: 100}
+	f.Urgent = &big
+	if b := f.lowerBound(); b.Makespan != 150*time.Second {
+		t.Fatalf("bound %s, want 150s: the urgent copy sent at 40s plus its 110s", b.Makespan)
+	}
+	if fb := f.fleetBound(); fb.Makespan != 80*time.Second {
+		t.Fatalf("fleet bound %s, want 80s without the urgent copy", fb.Makespan)
+	}
+}
+
+// The replay of ECS's queue ends a failed copy after its share of the
+// duration, frees its slot then, and does not count it Available.
+func TestReplayWithFailedCopies(t *testing.T) {
+	f := testFleet(90, 90, 90) // 100 s each, 2 slots
+	t0 := time.Now()
+	tr := &trace{copies: map[string][]accepted{"cn-shanghai": {
+		{at: t0, source: "m-a", image: "c1"},
+		{at: t0, source: "m-b", image: "c2"},
+		{at: t0, source: "m-c", image: "c3"},
+	}}}
+	fails := map[string]float64{"c1": 0.25}
+	ends := availableAt(f, tr, t0, 1, nil, fails)
+	if _, ok := ends["c1"]; ok {
+		t.Fatalf("the failed copy counts as Available: %v", ends)
+	}
+	// c1 fails at 25 s; c3 takes its slot then and ends at 125 s.
+	if ends["c2"] != 100*time.Second || ends["c3"] != 125*time.Second {
+		t.Fatalf("ends %v, want c2 at 100s and c3 at 125s", ends)
+	}
+	st := regionStats(f, tr, f.lowerBound(), t0, 1, fails)
+	if st[0].Copies != 3 || st[0].Finish != 125*time.Second {
+		t.Fatalf("region stats %+v", st[0])
+	}
+}

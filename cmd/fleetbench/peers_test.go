@@ -102,3 +102,64 @@ func TestPackerHaltCancelsTheBuildsCopies(t *testing.T) {
 		t.Fatalf("makespan %s with no copy left running", r.Makespan)
 	}
 }
+
+// With copies failing, the script deletes each CreateFailed copy and
+// submits it once more; every copy is accounted for: each accepted
+// CopyImage ended Available or CreateFailed, each copy succeeded or was
+// given up after two failed attempts. The urgent copy is one more copy,
+// seen started by a poll after it was sent.
+func TestScriptRecopiesFailedCopiesOnceAndAccountsForEvery(t *testing.T) {
+	f, o, scale := peerFleet()
+	f.FailRate = 0.5
+	f.Urgent = &urgentImage
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := runScript(ctx, o, f, scale, defaultScript)
+	if err != nil {
+		t.Fatalf("runScript: %v", err)
+	}
+	if r.Copies != 9 || r.refused() != 0 {
+		t.Fatalf("copies %d, refused %v; want the 8 fleet copies and the urgent one, none refused", r.Copies, r.Refused)
+	}
+	if r.FailedAttempts == 0 {
+		t.Fatalf("no copy failed at a 50%% failure share (seed %d)", o.seed)
+	}
+	if r.Succeeded+r.Failed != r.Copies {
+		t.Fatalf("succeeded %d + given up %d != %d copies", r.Succeeded, r.Failed, r.Copies)
+	}
+	if r.Accepted != r.Succeeded+r.FailedAttempts || int64(r.Accepted) != r.Calls["CopyImage"]["200"] {
+		t.Fatalf("accepted %d (calls %v), succeeded %d, failed attempts %d: an accepted copy neither succeeded nor failed", r.Accepted, r.Calls, r.Succeeded, r.FailedAttempts)
+	}
+	// One second attempt per first failure, each after deleting the
+	// failed copy; a copy is given up only after two failures.
+	second := r.Accepted - r.Copies
+	if second < 1 || r.Calls["DeleteImage"]["200"] != int64(second) || r.FailedAttempts != second+r.Failed {
+		t.Fatalf("%d second attempts, %v deletes, %d failed attempts, %d given up", second, r.Calls["DeleteImage"], r.FailedAttempts, r.Failed)
+	}
+	if !r.UrgentSeen || r.Urgent < 0 {
+		t.Fatalf("urgent copy seen %v after %s", r.UrgentSeen, r.Urgent)
+	}
+}
+
+// With ECS's copy-conflict rule the script keeps the refused CopyImage
+// calls and sends them as each image's copy ends: every copy is made,
+// none given up, and the refusals are in the calls, not in the copies.
+func TestScriptRetriesCopyConflicts(t *testing.T) {
+	f, o, scale := peerFleet()
+	f.CopyConflict = true
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := runScript(ctx, o, f, scale, defaultScript)
+	if err != nil {
+		t.Fatalf("runScript: %v", err)
+	}
+	if r.Succeeded != 8 || r.Failed != 0 || r.refused() != 0 || r.Accepted != 8 {
+		t.Fatalf("succeeded %d, given up %d, refused %v, accepted %d; want all 8 made once", r.Succeeded, r.Failed, r.Refused, r.Accepted)
+	}
+	if r.Calls["CopyImage"]["OperationDenied.ImageCopyConflict"] == 0 {
+		t.Fatalf("calls %v: the first burst should meet the copy-conflict rule", r.Calls)
+	}
+	if b := f.lowerBound(); r.ECSDone < b.PerImage {
+		t.Fatalf("ECS done at %s, before the chain of one image's copies (%s)", r.ECSDone, b.PerImage)
+	}
+}

@@ -52,16 +52,23 @@ type daemonRun struct {
 	Regions  []regionStat
 	// Lags: Available in ECS to SUCCEEDED seen on the Watch, per copy.
 	Lags []time.Duration
+	// FailedAttempts: accepted copies that ECS ended CreateFailed.
+	FailedAttempts int
+	// Urgent: Copy sent to the urgent job seen COPYING, emulated;
+	// UrgentSeen false when it never was.
+	Urgent     time.Duration
+	UrgentSeen bool
 }
 
 // row is one line of the report, already formatted.
 type row struct {
-	name, makespan, ratio, copies, perCopy, throttled, lag, cpu, rss string
+	name, makespan, ratio, copies, perCopy, throttled, lag, urgent, cpu, rss string
 }
 
 func fmtHours(d time.Duration) string { return fmt.Sprintf("%.2f h", d.Hours()) }
 
-// spread formats the median of xs and, with more than one value, its range.
+// spread formats the median of xs and, when the values differ as
+// formatted, their range.
 func spread(xs []float64, format string) string {
 	if len(xs) == 0 {
 		return "-"
@@ -72,7 +79,7 @@ func spread(xs []float64, format string) string {
 	if len(s)%2 == 0 {
 		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
-	if len(s) == 1 {
+	if fmt.Sprintf(format, s[0]) == fmt.Sprintf(format, s[len(s)-1]) {
 		return fmt.Sprintf(format, med)
 	}
 	return fmt.Sprintf(format+" ("+format+"–"+format+")", med, s[0], s[len(s)-1])
@@ -107,44 +114,128 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// daemonRow summarises the replicatord runs: medians and ranges.
-func daemonRow(runs []daemonRun, lb time.Duration) row {
-	var ms, ratio, pc, cpu, rss []float64
-	for _, r := range runs {
-		ms = append(ms, r.Makespan.Hours())
-		ratio = append(ratio, float64(r.Makespan)/float64(lb))
-		if r.Drive.Succeeded > 0 {
-			pc = append(pc, float64(r.Calls.total())/float64(r.Drive.Succeeded))
-		}
-		cpu = append(cpu, r.Usage.CPU.Seconds())
-		rss = append(rss, float64(r.Usage.MaxRSS)/(1<<20))
-	}
-	// Per-action figures and counts come from the median run by makespan.
-	med := medianRun(runs)
-	thr := med.Calls.throttled()
-	copies := fmt.Sprintf("%d / %d (%d)", med.Drive.Succeeded, med.Drive.Failed, med.Drive.FailedThrottle)
-	return row{
-		name:      "replicatord",
-		makespan:  spread(ms, "%.2f h"),
-		ratio:     spread(ratio, "%.3f"),
-		copies:    copies,
-		perCopy:   perCopy(med.Calls, med.Drive.Succeeded) + " (total " + spread(pc, "%.2f") + ")",
-		throttled: fmtThrottled(thr),
-		lag:       fmtLag(med.Lags),
-		cpu:       spread(cpu, "%.1f"),
-		rss:       spread(rss, "%.0f"),
+// measured is one run of replicatord or of the smart script, reduced to
+// what the report shows of every run.
+type measured struct {
+	Makespan time.Duration
+	Calls    calls
+	// OK copies ended Available; FailedAttempts accepted copies ended
+	// CreateFailed; Failed copies were given up (final failures), of
+	// which FailedThrottle by flow control.
+	OK, FailedAttempts, Failed, FailedThrottle int
+	Lags                                       []time.Duration
+	Urgent                                     time.Duration
+	UrgentSeen, HasUrgent                      bool
+	CPU, RSS                                   float64 // seconds, MiB; replicatord only
+}
+
+func (r daemonRun) measured() measured {
+	return measured{
+		Makespan: r.Makespan, Calls: r.Calls, OK: r.Drive.Succeeded, FailedAttempts: r.FailedAttempts,
+		Failed: r.Drive.Failed, FailedThrottle: r.Drive.FailedThrottle, Lags: r.Lags,
+		Urgent: r.Urgent, UrgentSeen: r.UrgentSeen, HasUrgent: r.Drive.UrgentJob != "" || !r.Drive.UrgentSent.IsZero(),
+		CPU: r.Usage.CPU.Seconds(), RSS: float64(r.Usage.MaxRSS) / (1 << 20),
 	}
 }
 
-func medianRun(runs []daemonRun) daemonRun {
+func (r peerRun) measured(urgent bool) measured {
+	return measured{
+		Makespan: r.Makespan, Calls: r.Calls, OK: r.Succeeded, FailedAttempts: r.FailedAttempts,
+		Failed: r.Failed + r.refused(), FailedThrottle: refusedThrottle(r.Refused), Lags: r.Lags,
+		Urgent: r.Urgent, UrgentSeen: r.UrgentSeen, HasUrgent: urgent,
+	}
+}
+
+// measuredRow summarises runs: the median and, where runs differ, the
+// range of each figure; the per-action split of the calls is the median
+// run's (by makespan).
+func measuredRow(name string, runs []measured, lb time.Duration, usage bool) row {
+	var ms, ratio, pc, thr, ok, fa, failed, p50, p95, urg, cpu, rss []float64
+	never := 0
+	for _, r := range runs {
+		ms = append(ms, r.Makespan.Hours())
+		ratio = append(ratio, float64(r.Makespan)/float64(lb))
+		if r.OK > 0 {
+			pc = append(pc, float64(r.Calls.total())/float64(r.OK))
+		}
+		var t int64
+		for _, n := range r.Calls.throttled() {
+			t += n
+		}
+		thr = append(thr, float64(t))
+		ok, fa, failed = append(ok, float64(r.OK)), append(fa, float64(r.FailedAttempts)), append(failed, float64(r.Failed))
+		if len(r.Lags) > 0 {
+			p50, p95 = append(p50, percentile(r.Lags, 50).Minutes()), append(p95, percentile(r.Lags, 95).Minutes())
+		}
+		switch {
+		case r.UrgentSeen:
+			urg = append(urg, r.Urgent.Minutes())
+		case r.HasUrgent:
+			never++
+		}
+		cpu, rss = append(cpu, r.CPU), append(rss, r.RSS)
+	}
+	med := medianMeasured(runs)
+	out := row{
+		name:      name,
+		makespan:  spread(ms, "%.2f h"),
+		ratio:     spread(ratio, "%.3f"),
+		copies:    fmt.Sprintf("%s / %s / %s (%d)", spread(ok, "%.0f"), spread(fa, "%.0f"), spread(failed, "%.0f"), med.FailedThrottle),
+		perCopy:   perCopy(med.Calls, med.OK) + " (total " + spread(pc, "%.2f") + ")",
+		throttled: spread(thr, "%.0f"),
+		lag:       "-",
+		urgent:    "-",
+		cpu:       "-",
+		rss:       "-",
+	}
+	if codes := med.Calls.throttled(); len(codes) > 0 {
+		out.throttled += " (median run: " + fmtThrottled(codes) + ")"
+	}
+	if med.Failed > 0 || med.OK == 0 {
+		out.ratio += " *"
+	}
+	if len(p50) > 0 {
+		out.lag = spread(p50, "%.1f min") + " / " + spread(p95, "%.1f min")
+	}
+	if len(urg) > 0 {
+		out.urgent = spread(urg, "%.1f min")
+	}
+	if never > 0 {
+		out.urgent = strings.TrimPrefix(out.urgent+fmt.Sprintf(", never started in %d of %d runs", never, len(runs)), "-, ")
+	}
+	if usage {
+		out.cpu, out.rss = spread(cpu, "%.1f"), spread(rss, "%.0f")
+	}
+	return out
+}
+
+func medianMeasured(runs []measured) measured {
 	s := slices.Clone(runs)
-	sort.Slice(s, func(a, b int) bool { return s[a].Makespan < s[b].Makespan })
+	sort.SliceStable(s, func(a, b int) bool { return s[a].Makespan < s[b].Makespan })
 	return s[(len(s)-1)/2]
+}
+
+// daemonRow summarises the replicatord runs.
+func daemonRow(runs []daemonRun, lb time.Duration) row {
+	ms := make([]measured, len(runs))
+	for i, r := range runs {
+		ms[i] = r.measured()
+	}
+	return measuredRow("replicatord", ms, lb, true)
+}
+
+// scriptRow summarises the smart script's runs.
+func scriptRow(runs []peerRun, lb time.Duration, urgent bool) row {
+	ms := make([]measured, len(runs))
+	for i, r := range runs {
+		ms[i] = r.measured(urgent)
+	}
+	return measuredRow("smart script (SDK over HTTP, real)", ms, lb, false)
 }
 
 func modelRow(name string, m modelRun, lb time.Duration) row {
 	c := calls(m.Calls)
-	failed := fmt.Sprintf("%d / %d (%d)", m.Succeeded, m.Failed, m.FailedThrottle)
+	failed := fmt.Sprintf("%d / 0 / %d (%d)", m.Succeeded, m.Failed, m.FailedThrottle)
 	if m.FailedTimeout > 0 {
 		failed += fmt.Sprintf(", %d timed out", m.FailedTimeout)
 	}
@@ -163,45 +254,19 @@ func modelRow(name string, m modelRun, lb time.Duration) row {
 		perCopy:   perCopy(c, m.Succeeded),
 		throttled: fmtThrottled(c.throttled()),
 		lag:       "-",
+		urgent:    "-",
 		cpu:       "-",
 		rss:       "-",
 	}
 }
 
-var header = row{"", "makespan (emulated)", "makespan / lower bound", "copies ok / failed (throttled)", "API calls per finished copy: CopyImage / DescribeImages / other = total", "throttled responses", "completion detection lag p50 / p95 (emulated)", "daemon CPU s", "peak RSS MiB"}
+var header = row{"", "makespan (emulated)", "makespan / lower bound", "copies ok / failed attempts / final failures (throttled)", "API calls per copy ok: CopyImage / DescribeImages / other = total", "throttled responses", "completion detection lag p50 / p95 (emulated)", "urgent copy to COPYING (emulated)", "daemon CPU s", "peak RSS MiB"}
 
 func (r row) cells() []string {
-	return []string{r.name, r.makespan, r.ratio, r.copies, r.perCopy, r.throttled, r.lag, r.cpu, r.rss}
-}
-
-// fmtLag formats the p50 and p95 of the completion detection lags.
-func fmtLag(lags []time.Duration) string {
-	if len(lags) == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%s / %s", fmtMinutes(percentile(lags, 50)), fmtMinutes(percentile(lags, 95)))
+	return []string{r.name, r.makespan, r.ratio, r.copies, r.perCopy, r.throttled, r.lag, r.urgent, r.cpu, r.rss}
 }
 
 func fmtMinutes(d time.Duration) string { return fmt.Sprintf("%.1f min", d.Minutes()) }
-
-// scriptRow is the smart script's run.
-func scriptRow(r peerRun, lb time.Duration) row {
-	ratio := fmt.Sprintf("%.3f", float64(r.Makespan)/float64(lb))
-	if r.Failed > 0 || r.Succeeded < r.Copies {
-		ratio += " *"
-	}
-	return row{
-		name:      "smart script (SDK over HTTP, real)",
-		makespan:  fmtHours(r.Makespan),
-		ratio:     ratio,
-		copies:    fmt.Sprintf("%d / %d (%d)", r.Succeeded, r.Failed+r.refused(), refusedThrottle(r.Refused)),
-		perCopy:   perCopy(r.Calls, r.Succeeded),
-		throttled: fmtThrottled(r.Calls.throttled()),
-		lag:       fmtLag(r.Lags),
-		cpu:       "-",
-		rss:       "-",
-	}
-}
 
 // packerRow is Packer's fire-and-forget run: it never sees a copy end, so
 // its makespan is ECS's queue's and its calls are per copy started.
@@ -214,10 +279,11 @@ func packerRow(r peerRun, lb time.Duration) row {
 		name:      "packer, fire and forget (SDK over HTTP, real)",
 		makespan:  fmtHours(r.Makespan) + " (ECS queue)",
 		ratio:     ratio,
-		copies:    fmt.Sprintf("%d started, %d refused, %d cancelled, %d never sent (halted builds); completion unknown", r.Accepted-r.Cancelled, r.refused(), r.Cancelled, r.notSent()),
+		copies:    fmt.Sprintf("%d started (%d of them ended CreateFailed), %d refused, %d cancelled, %d never sent (halted builds); completion unknown", r.Accepted-r.Cancelled, r.FailedAttempts, r.refused(), r.Cancelled, r.notSent()),
 		perCopy:   perCopy(r.Calls, r.Accepted-r.Cancelled) + " (per copy started)",
 		throttled: fmtThrottled(r.Calls.throttled()),
 		lag:       "never seen",
+		urgent:    "-",
 		cpu:       "-",
 		rss:       "-",
 	}
@@ -303,52 +369,39 @@ type regionStat struct {
 }
 
 // regionStats replays the trace of one run.
-func regionStats(f *fleet, tr *trace, b bound, t0 time.Time, scale float64) []regionStat {
-	size := map[string]int64{}
-	for _, im := range f.Images {
-		size[im.ID] = im.SizeGiB
-	}
+func regionStats(f *fleet, tr *trace, b bound, t0 time.Time, scale float64, fails map[string]float64) []regionStat {
+	rep := replay(f, tr, t0, scale, nil, fails)
 	tr.mu.Lock()
-	defer tr.mu.Unlock()
+	polls := map[string][]time.Time{}
+	for r, ps := range tr.polls {
+		polls[r] = slices.Clone(ps)
+	}
+	tr.mu.Unlock()
 	var out []regionStat
 	for _, r := range f.Regions {
-		acc := tr.copies[r]
-		free := make([]time.Duration, f.Slots) // emulated, from t0
+		spans := rep[r]
 		var busy, finish, lastStart time.Duration
-		type span struct{ start, end time.Duration }
-		var spans []span
-		for _, a := range acc {
-			at := time.Duration(float64(a.at.Sub(t0)) * scale)
-			first := 0
-			for i := range free {
-				if free[i] < free[first] {
-					first = i
-				}
-			}
-			start := max(at, free[first])
-			d := f.duration(size[a.source])
-			free[first] = start + d
-			busy += d
-			finish = max(finish, start+d)
-			lastStart = max(lastStart, start)
-			spans = append(spans, span{start, start + d})
+		for _, s := range spans {
+			busy += s.end - s.start
+			finish = max(finish, s.end)
+			lastStart = max(lastStart, s.start)
 		}
 		var busyBefore time.Duration
 		for _, s := range spans {
 			busyBefore += max(0, min(s.end, lastStart)-s.start)
 		}
-		st := regionStat{Region: r, Copies: len(acc), Polls: len(tr.polls[r]), Finish: finish, Bound: b.PerRegion[r],
+		st := regionStat{Region: r, Copies: len(spans), Polls: len(polls[r]), Finish: finish, Bound: b.PerRegion[r],
 			IdleBeforeLastStart: time.Duration(f.Slots)*lastStart - busyBefore}
 		// Classify each poll by what happened since the previous one.
 		prev := time.Duration(-1)
-		for _, pt := range tr.polls[r] {
+		for _, pt := range polls[r] {
 			at := time.Duration(float64(pt.Sub(t0)) * scale)
 			ended, added := false, false
-			for i, s := range spans {
+			for _, s := range spans {
 				if s.end > prev && s.end <= at {
 					ended = true
 				}
-				if a := time.Duration(float64(acc[i].at.Sub(t0)) * scale); a > prev && a <= at {
+				if s.at > prev && s.at <= at {
 					added = true
 				}
 			}

@@ -298,6 +298,9 @@ func (e *Emulator) startCopy(src *image, dst string, now time.Time) *image {
 	}
 	q.add(task, now)
 	e.counters.CopiesSubmitted[dst]++
+	if fails {
+		e.counters.FailAt[im.ID] = at
+	}
 	return im
 }
 

@@ -292,6 +292,42 @@ func TestCreateFailedShareIsSeeded(t *testing.T) {
 	}
 }
 
+// CopyFailures names exactly the copies that end CreateFailed, with the
+// share of their duration at which they fail, and keeps them after the
+// failed image is deleted (a benchmark replays ECS's queue from it).
+func TestCopyFailuresNameTheFailedCopies(t *testing.T) {
+	r := newRig(t, func(cfg *ecsemu.Config) {
+		cfg.Seed = 7
+		cfg.CreateFailedRate = 0.5
+		cfg.CopySlotsPerRegion = 20
+	})
+	var ids []string
+	for i := 0; i < 12; i++ {
+		ids = append(ids, r.c.copyImage("cn-hangzhou", demoAlinux, "cn-beijing"))
+	}
+	r.clk.Step(copyDuration(20))
+	fails := r.emu.CopyFailures()
+	for _, id := range ids {
+		share, listed := fails[id]
+		failed := r.c.statusOf("cn-beijing", id) == "CreateFailed"
+		if listed != failed {
+			t.Fatalf("copy %s: CreateFailed %v, listed in CopyFailures %v", id, failed, listed)
+		}
+		if listed && (share < 0.1 || share > 0.9) {
+			t.Fatalf("copy %s fails at share %g, want 0.1..0.9", id, share)
+		}
+	}
+	if len(fails) == 0 || len(fails) == len(ids) {
+		t.Fatalf("a 50%% failure share failed %d of %d copies", len(fails), len(ids))
+	}
+	for id := range fails {
+		r.c.ok("DeleteImage", "RegionId", "cn-beijing", "ImageId", id)
+	}
+	if got := len(r.emu.CopyFailures()); got != len(fails) {
+		t.Fatalf("after deleting the failed images CopyFailures lists %d, want %d", got, len(fails))
+	}
+}
+
 func TestClientTokenIdempotency(t *testing.T) {
 	r := newRig(t, nil)
 	c := r.c

@@ -61,6 +61,9 @@ type counters struct {
 	TokensIssued, TokensRefused int64
 	// StateErrors counts failed writes of the state file.
 	StateErrors int64
+	// FailAt is, per copy started that will end CreateFailed (by its
+	// image id), the share of its duration after which it fails.
+	FailAt map[string]float64
 }
 
 func (c *counters) reset() {
@@ -69,6 +72,7 @@ func (c *counters) reset() {
 		Faults:          map[string]map[string]int64{},
 		CopiesSubmitted: map[string]int64{},
 		CopiesCancelled: map[string]int64{},
+		FailAt:          map[string]float64{},
 	}
 }
 
@@ -153,6 +157,17 @@ func copyMap[V any](m map[string]V) map[string]V {
 		out[k] = v
 	}
 	return out
+}
+
+// CopyFailures returns, for every copy started since New or the last
+// reset that ends (or ended) CreateFailed, by the copy's image id, the
+// share of its duration after which it fails; copies that succeed are
+// absent. The fate is drawn when the copy is accepted, so a benchmark can
+// replay ECS's queue exactly even after a client deleted the failed image.
+func (e *Emulator) CopyFailures() map[string]float64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return copyMap(e.counters.FailAt)
 }
 
 // sortedKeys returns the keys of m in order.
