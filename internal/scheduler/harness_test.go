@@ -47,6 +47,10 @@ type harness struct {
 	store *state.DB
 	s     *Scheduler
 	path  string
+	// storeOpts and feedHook, when set before open, shape the next store
+	// and scheduler (feed_test.go).
+	storeOpts state.Options
+	feedHook  func(rev int64)
 }
 
 func images(sizes ...int64) []ecsemu.FixtureImage {
@@ -97,7 +101,9 @@ func newHarness(t *testing.T, ecfg ecsemu.Config, opts Options) *harness {
 func (h *harness) open(opts Options) {
 	h.t.Helper()
 	var err error
-	h.store, err = state.Open(h.path, state.Options{Clock: h.clk})
+	so := h.storeOpts
+	so.Clock = h.clk
+	h.store, err = state.Open(h.path, so)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -113,6 +119,7 @@ func (h *harness) open(opts Options) {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	h.s = New(h.store, h.cloud, opts)
+	h.s.feedHook = h.feedHook
 	if err := h.s.Start(context.Background()); err != nil {
 		h.t.Fatal(err)
 	}
@@ -132,14 +139,16 @@ func (h *harness) close() {
 }
 
 // settle returns once the scheduler has nothing to do at the current fake
-// time: no step ready or running, and no delayed step due.
+// time: every change in the store seen by its feed, no step ready or
+// running, and no delayed step due.
 func (h *harness) settle() {
 	h.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for stable := 0; stable < 3; {
+		caughtUp := h.s.feedCaughtUp()
 		st := h.s.queue.Stats()
 		next, ok := h.s.queue.NextReady()
-		idle := st.Ready == 0 && st.Processing == 0 && (!ok || next.After(h.clk.Now()))
+		idle := caughtUp && st.Ready == 0 && st.Processing == 0 && (!ok || next.After(h.clk.Now()))
 		if idle {
 			stable++
 		} else {
