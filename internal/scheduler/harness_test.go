@@ -66,7 +66,9 @@ func images(sizes ...int64) []ecsemu.FixtureImage {
 
 func imageID(i int) string { return "m-src" + string(rune('a'+i)) + "0000000000000000" }
 
-func newHarness(t *testing.T, ecfg ecsemu.Config, opts Options) *harness {
+// newHarness starts the emulator, the store and the scheduler; setup, when
+// given, runs before the store and the scheduler are opened.
+func newHarness(t *testing.T, ecfg ecsemu.Config, opts Options, setup ...func(*harness)) *harness {
 	t.Helper()
 	h := &harness{t: t, clk: clock.NewFake(epoch), path: t.TempDir() + "/state.db"}
 	ecfg.Clock = h.clk
@@ -94,6 +96,9 @@ func newHarness(t *testing.T, ecfg ecsemu.Config, opts Options) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.cloud.Close)
+	for _, f := range setup {
+		f(h)
+	}
 	h.open(opts)
 	return h
 }
