@@ -105,8 +105,8 @@ func (s *Scheduler) onEvent(ctx context.Context, rev int64, j *job.Job) error {
 	s.mu.Unlock()
 	cur := j
 	switch {
-	case seen:
-		cur = nil
+	case seen, !known && j.State.Terminal():
+		cur = nil // nothing to do: live is up to date, or never held the job
 	case stale:
 		// Possibly older than the Active read that left the job out (it
 		// was terminal then): the store says what the job is now.
