@@ -101,7 +101,9 @@ func (s *Scheduler) onEvent(ctx context.Context, rev int64, j *job.Job) error {
 	have, known := s.live[j.ID]
 	_, gone := s.forgotten[j.ID]
 	stale := rev <= s.feedWindow && !known && !gone && !j.State.Terminal()
-	seen := known && have.Revision >= rev // the usual case: this process's own write
+	// The usual case: this process's own write, tracked already. Or an
+	// event the feed has passed (never sent twice; guarded all the same).
+	seen := known && have.Revision >= rev || rev <= s.feedRev
 	s.mu.Unlock()
 	cur := j
 	switch {

@@ -290,3 +290,81 @@ func TestFeedResumesAfterCompaction(t *testing.T) {
 		t.Errorf("region load = %v after everything finished", load)
 	}
 }
+
+// TestFeedEventsNeverGoBack: an event older than what the scheduler
+// knows changes nothing. One from the window Start read Active in, for a
+// job Active left out because it had finished, is checked against the
+// store and ignored; an event the feed has already passed, coming again,
+// is ignored.
+func TestFeedEventsNeverGoBack(t *testing.T) {
+	h := newHarness(t, ecsemu.Config{Images: images(10)}, Options{})
+	ctx := context.Background()
+	const region = "cn-shanghai"
+	finished, created := newJob(0, 10, region), newJob(0, 10, region)
+	for _, j := range []*job.Job{finished, created} {
+		j.State, j.CreateTime = job.StateQueued, h.clk.Now()
+	}
+	h.close() // write while no scheduler runs, then replay the events
+	store := reopen(t, h)
+	if err := store.Create(ctx, finished); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Update(ctx, finished.ID, func(j *job.Job) error {
+		j.State, j.CancelRequested, j.FinishTime = job.StateCancelled, true, h.clk.Now()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	h.open(Options{})
+	old := func(id string) (int64, *job.Job) { // the job's first event
+		t.Helper()
+		w, err := h.store.Watch(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		for ev := range w.Events() {
+			if ev.Job.ID == id {
+				return ev.Revision, ev.Job
+			}
+		}
+		t.Fatalf("no event of %s", id)
+		return 0, nil
+	}
+	rev, ev := old(finished.ID)
+	// As if Start had taken its revision before that event and read
+	// Active after the cancel.
+	h.s.mu.Lock()
+	saved := h.s.feedRev
+	h.s.feedRev, h.s.feedWindow = rev-1, h.store.Revision()
+	h.s.mu.Unlock()
+	if err := h.s.onEvent(ctx, rev, ev); err != nil {
+		t.Fatal(err)
+	}
+	h.s.mu.Lock()
+	h.s.feedRev = max(h.s.feedRev, saved)
+	h.s.mu.Unlock()
+	if h.s.get(finished.ID) != nil {
+		t.Fatal("a stale QUEUED event brought a CANCELLED job back into live")
+	}
+	h.settle()
+	if got := h.job(finished.ID); got.State != job.StateCancelled || got.Attempts != 0 {
+		t.Fatalf("finished job = %s attempts %d", got.State, got.Attempts)
+	}
+
+	if err := h.store.Create(ctx, created); err != nil {
+		t.Fatal(err)
+	}
+	h.runUntil("created job done", 10*time.Second, 100, h.allTerminal([]string{created.ID}))
+	crev, cev := old(created.ID)
+	if err := h.s.onEvent(ctx, crev, cev); err != nil { // passed already: ignored
+		t.Fatal(err)
+	}
+	if h.s.get(created.ID) != nil {
+		t.Fatal("a replayed QUEUED event brought a SUCCEEDED job back into live")
+	}
+	if n := h.copiesOf(region, created.ID); n != 1 || h.job(created.ID).State != job.StateSucceeded {
+		t.Fatalf("created job %s with %d copies", h.job(created.ID).State, n)
+	}
+}
