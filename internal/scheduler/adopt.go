@@ -21,8 +21,11 @@ import (
 // their policy sets retention.prune_adopted. Copies whose job the store
 // knows, copies of another owner and copies without an owner tag (made
 // before it existed: only their jobs prove them ours) are left alone. It
-// returns how many jobs it created.
+// returns how many jobs it created; ErrNotLeader unless started.
 func (s *Scheduler) Adopt(ctx context.Context, regions []string) (int, error) {
+	if !s.leading.Load() {
+		return 0, fmt.Errorf("adopt copies: %w", ErrNotLeader)
+	}
 	now := s.opts.Clock.Now()
 	adopted := 0
 	var errs []error

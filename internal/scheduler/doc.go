@@ -13,6 +13,41 @@
 // admission and polling are serial while regions and jobs proceed in
 // parallel on a bounded pool of workers.
 //
+// Driven by the store: the store, not a method call, says what there is
+// to do. A started scheduler follows the store's change feed (Store.Watch
+// through state.Follow, feed.go) from the revision it loaded its live jobs
+// at, so every change to a job, made by this process or by any other
+// writer of the same store, updates live and enqueues the keys it needs:
+// dispatch/<region> for a QUEUED job, job/<id> for SUBMITTING, CANCELLING,
+// a new CancelRequested or post-copy work, a poll soon for a copy newly in
+// ECS; a terminal job leaves live. It is level-triggered: an event only
+// names a changed job, handlers re-read it (from live, and from the store
+// in every update) and do what its state needs now, so a duplicate or late
+// event is harmless. Revisions order the feed's events and this process's
+// own writes; after ErrOutOfRange (history compacted by RemoveFinished) or
+// any other feed failure, the scheduler reads Active again and follows
+// from that revision. The API methods of a started scheduler still
+// enqueue their job's next key at once, which only saves the feed's
+// latency.
+//
+// Passive: a Scheduler that is built but not started (an HA follower;
+// any scheduler after Stop) serves what the API and a policy run call by
+// writing the store only, with the same validation and transitions:
+// Submit, SubmitRequest, SubmitPolicy (QUEUED jobs), Cancel (QUEUED ends
+// CANCELLED; a job with a copy in ECS becomes CANCELLING with
+// CancelRequested, and the leader's scheduler cancels the copy; SUBMITTING
+// and CANCELLING only get the flag), Retry (QUEUED), LiftCancels, and the
+// reads Job, PolicyJobs, Tombstones. It makes no cloud call, holds no
+// live jobs and enqueues nothing; the leader's feed picks every write up.
+// Prune, CopyGone and Adopt need the cloud and return ErrNotLeader
+// (errdefs.ErrFailedPrecondition). Estimate answers from the copy rates
+// this process has learned (a follower has only the prior), Slots from
+// the options; RegionLoad, LiveCounts, OldestQueued and Overdue describe
+// this process's live jobs, so they are empty on a follower. Paced works
+// on either side, under this process's own rate limits. A Scheduler starts
+// at most once: to lead again, build a new one (Start on a stopped one is
+// a FailedPrecondition). Stop it either way: it owns a goroutine.
+//
 // Durable before acting: every step first writes the job's next state to the
 // store (which returns only after fsync), then calls the cloud. A job in
 // SUBMITTING has its ClientToken on disk before CopyImage is sent; after a
@@ -56,10 +91,13 @@
 // The legal transitions are in internal/job (job.CheckTransition); this is
 // where each is made. Every handler writes the next state with s.update
 // (a store transaction whose closure re-checks the state and returns
-// errSkip when another step got there first) before the cloud call that
-// depends on it. Steps run on the work queue's keys: "job/<id>" (step),
-// "poll/<region>" (poll, then observe per copy), "dispatch/<region>"
-// (dispatch); the API's calls (Cancel, Retry, Prune...) run in the caller.
+// errSkip when another step, or another writer, got there first) before
+// the cloud call that depends on it. Steps run on the work queue's keys:
+// "job/<id>" (step), "poll/<region>" (poll, then observe per copy),
+// "dispatch/<region>" (dispatch); the API's calls (Cancel, Retry,
+// Prune...) run in the caller, on the leader or passively on a follower,
+// and the leader's feed (onEvent → react, feed.go) enqueues what a change
+// made elsewhere needs.
 //
 //	state        event                            handler (file)                  next
 //	(new)        Submit, SubmitRequest            prepare (scheduler.go)          QUEUED; WAITING/COPYING for a
@@ -85,6 +123,8 @@
 //	                                                                              attempt) or FAILED
 //	             poll: not listed after grace     observeMissing → recopy         QUEUED or FAILED
 //	             Cancel                           Cancel; step → cancelCopy       CANCELLING
+//	             CancelRequested set elsewhere    feed → step                     CANCELLING (succeeded and recopy
+//	                                                                              skip such a job)
 //	CANCELLING   its key                          step → cancelCopy (step.go)     CancelCopyImage sent; the copy
 //	                                                                              ended: removeCopy (DeleteImage)
 //	             poll: the copy ended             observeCancelling               its key: removeCopy
@@ -97,6 +137,8 @@
 //	CANCELLED    policy names it again            LiftCancels (guard.go)          stays; its tombstone is lifted
 //	any live     Start (a restart)                Start → kick                    its next step; SUBMITTING looks
 //	                                                                              up its copy first
+//	any          a change by another writer       feed: onEvent → react (feed.go) its next step, as above; the feed
+//	                                                                              makes no transition itself
 //
 // A failure while the job's own copy may be in ECS goes through failWith
 // (step.go): CANCELLING without CancelRequested, then FAILED once the copy

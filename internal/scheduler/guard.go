@@ -76,7 +76,8 @@ func (s *Scheduler) Tombstones(ctx context.Context, policy string) ([]job.Tombst
 	return s.store.Tombstones(ctx, policy)
 }
 
-// SubmitPolicy stores new policy jobs durably and schedules them, except
+// SubmitPolicy stores new policy jobs durably and schedules them (as
+// Submit: passive, it stores them only), except
 // those whose pair was cancelled: the store checks the tombstones in the
 // same transaction as the insert, so a reconcile that listed ECS before a
 // cancel cannot bring the pair back. It returns the tombstones that
@@ -91,13 +92,14 @@ func (s *Scheduler) SubmitPolicy(ctx context.Context, jobs ...*job.Job) ([]job.T
 	for _, t := range skipped {
 		stopped[job.TombstoneKey(t.Policy, t.SourceImageID, t.DestinationRegion)] = true
 	}
+	made := make([]*job.Job, 0, len(jobs))
 	for _, j := range jobs {
 		if j.Policy != "" && stopped[job.TombstoneKey(j.Policy, j.SourceImageID, j.DestinationRegion)] {
 			continue
 		}
-		s.track(j.Clone())
-		s.kick(j)
+		made = append(made, j)
 	}
+	s.created(made)
 	return skipped, nil
 }
 
@@ -140,8 +142,11 @@ func (s *Scheduler) LiftCancels(ctx context.Context, policy string, sourceIDs []
 // Prune deletes the copy imageID of a SUCCEEDED job for retention, once the
 // store proves the job made it (an adopted copy only with allowAdopted),
 // taking back the sharing in unshare first, and marks the job PRUNED with
-// the reason.
+// the reason. ErrNotLeader unless started.
 func (s *Scheduler) Prune(ctx context.Context, jobID, imageID, reason string, unshare []string, allowAdopted bool) error {
+	if !s.leading.Load() {
+		return fmt.Errorf("prune %s: %w", imageID, ErrNotLeader)
+	}
 	if jobID == "" {
 		return fmt.Errorf("image %s: no job recorded it: %w: %w", imageID, errNotOurs, errdefs.ErrFailedPrecondition)
 	}
@@ -172,8 +177,11 @@ func (s *Scheduler) Prune(ctx context.Context, jobID, imageID, reason string, un
 
 // CopyGone marks a SUCCEEDED job PRUNED when its copy no longer exists in
 // ECS (looked up by id, so a copy merely missing from a tag listing is not
-// taken for gone).
+// taken for gone). ErrNotLeader unless started.
 func (s *Scheduler) CopyGone(ctx context.Context, jobID string) error {
+	if !s.leading.Load() {
+		return fmt.Errorf("look up the copy of job %s: %w", jobID, ErrNotLeader)
+	}
 	j, err := s.store.Get(ctx, jobID)
 	if err != nil {
 		return err

@@ -47,6 +47,10 @@ type harness struct {
 	store *state.DB
 	s     *Scheduler
 	path  string
+	// storeOpts and feedHook, when set before open, shape the next store
+	// and scheduler (feed_test.go).
+	storeOpts state.Options
+	feedHook  func(rev int64)
 }
 
 func images(sizes ...int64) []ecsemu.FixtureImage {
@@ -62,7 +66,9 @@ func images(sizes ...int64) []ecsemu.FixtureImage {
 
 func imageID(i int) string { return "m-src" + string(rune('a'+i)) + "0000000000000000" }
 
-func newHarness(t *testing.T, ecfg ecsemu.Config, opts Options) *harness {
+// newHarness starts the emulator, the store and the scheduler; setup, when
+// given, runs before the store and the scheduler are opened.
+func newHarness(t *testing.T, ecfg ecsemu.Config, opts Options, setup ...func(*harness)) *harness {
 	t.Helper()
 	h := &harness{t: t, clk: clock.NewFake(epoch), path: t.TempDir() + "/state.db"}
 	ecfg.Clock = h.clk
@@ -90,6 +96,9 @@ func newHarness(t *testing.T, ecfg ecsemu.Config, opts Options) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.cloud.Close)
+	for _, f := range setup {
+		f(h)
+	}
 	h.open(opts)
 	return h
 }
@@ -97,7 +106,9 @@ func newHarness(t *testing.T, ecfg ecsemu.Config, opts Options) *harness {
 func (h *harness) open(opts Options) {
 	h.t.Helper()
 	var err error
-	h.store, err = state.Open(h.path, state.Options{Clock: h.clk})
+	so := h.storeOpts
+	so.Clock = h.clk
+	h.store, err = state.Open(h.path, so)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -113,6 +124,7 @@ func (h *harness) open(opts Options) {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	h.s = New(h.store, h.cloud, opts)
+	h.s.feedHook = h.feedHook
 	if err := h.s.Start(context.Background()); err != nil {
 		h.t.Fatal(err)
 	}
@@ -132,14 +144,16 @@ func (h *harness) close() {
 }
 
 // settle returns once the scheduler has nothing to do at the current fake
-// time: no step ready or running, and no delayed step due.
+// time: every change in the store seen by its feed, no step ready or
+// running, and no delayed step due.
 func (h *harness) settle() {
 	h.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for stable := 0; stable < 3; {
+		caughtUp := h.s.feedCaughtUp()
 		st := h.s.queue.Stats()
 		next, ok := h.s.queue.NextReady()
-		idle := st.Ready == 0 && st.Processing == 0 && (!ok || next.After(h.clk.Now()))
+		idle := caughtUp && st.Ready == 0 && st.Processing == 0 && (!ok || next.After(h.clk.Now()))
 		if idle {
 			stable++
 		} else {

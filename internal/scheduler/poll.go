@@ -320,8 +320,8 @@ func (s *Scheduler) observeFailed(ctx context.Context, j *job.Job, im cloud.Imag
 func (s *Scheduler) recopy(ctx context.Context, j *job.Job, why *job.Error) error {
 	now := s.opts.Clock.Now()
 	_, err := s.update(ctx, j.ID, func(j *job.Job) error {
-		if j.State != job.StateWaiting && j.State != job.StateCopying {
-			return errSkip
+		if j.State != job.StateWaiting && j.State != job.StateCopying || j.CancelRequested {
+			return errSkip // cancelled by another writer: the job's step ends it
 		}
 		if j.Attempts-j.AttemptBase >= int32(s.opts.MaxAttempts) {
 			j.State = job.StateFailed

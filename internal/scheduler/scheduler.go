@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/replicatord/replicatord/internal/cloud"
@@ -50,10 +51,36 @@ type Scheduler struct {
 	fair map[string]*fairQueue
 	// nextPoll is when each region's next poll is due, if one is pending.
 	nextPoll map[string]time.Time
+	// forgotten holds the revision at which each job left live as
+	// terminal, until the feed has passed it: an older event of the job
+	// (the feed runs behind this process's own writes) must not bring it
+	// back. See feed.go.
+	forgotten map[string]int64
+	// feedRev is the last revision the feed has handled; feedWindow the
+	// revision up to which its events may be older than what live was
+	// loaded from (Start, relist).
+	feedRev, feedWindow int64
+	// relists counts the feed's fresh starts from Active (tests read it).
+	relists int
 
-	wg     sync.WaitGroup
-	cancel context.CancelFunc
+	// leading is true from Start to Stop: only then does the scheduler
+	// keep live, enqueue work and call the cloud. Otherwise it is passive.
+	leading atomic.Bool
+	ran     atomic.Bool // Start has run (a Scheduler starts once)
+	// feedHook, when set (tests), runs before the feed handles an event.
+	feedHook func(rev int64)
+
+	wg         sync.WaitGroup
+	cancel     context.CancelFunc
+	feedCancel context.CancelFunc
+	feedDone   chan struct{}
 }
+
+// ErrNotLeader is returned by the methods that need the cloud or the
+// scheduler's running state (Prune, CopyGone, Adopt) on a scheduler that is
+// not started: on a highly available follower, only the leader does them.
+var ErrNotLeader = errdefs.New(errdefs.ErrFailedPrecondition,
+	"this replica is not the leader: its scheduler is not running, so it only records requests in the store")
 
 // New returns a scheduler over store and provider. Call Start to run it.
 func New(store state.Store, provider cloud.Provider, opts Options) *Scheduler {
@@ -71,6 +98,7 @@ func New(store state.Store, provider cloud.Provider, opts Options) *Scheduler {
 		throttles:  make(map[string]int),
 		fair:       make(map[string]*fairQueue),
 		nextPoll:   make(map[string]time.Time),
+		forgotten:  make(map[string]int64),
 		est:        newEstimator(),
 		conflict:   opts.CopyConflict,
 	}
@@ -89,13 +117,24 @@ const (
 	keyDispatch = "dispatch/"
 )
 
-// Start loads every non-terminal job from the store and starts the workers.
-// It returns once every job is tracked again.
+// Start loads every non-terminal job from the store, starts the workers and
+// follows the store's change feed from the revision the jobs were loaded
+// at (feed.go). It returns once every job is tracked again. A Scheduler
+// starts at most once: to lead again, build a new one.
 func (s *Scheduler) Start(ctx context.Context) error {
+	if !s.ran.CompareAndSwap(false, true) {
+		return fmt.Errorf("scheduler already started (it runs once; build a new one to lead again): %w", errdefs.ErrFailedPrecondition)
+	}
+	// Revision before Active: every change after the load is in the feed
+	// from rev on; changes up to the end of the load may be in both, and
+	// the revisions sort them out (see onEvent).
+	rev := s.store.Revision()
 	active, err := s.store.Active(ctx)
 	if err != nil {
+		s.ran.Store(false)
 		return fmt.Errorf("load active jobs: %w", err)
 	}
+	window := s.store.Revision()
 	regions := map[string]bool{}
 	s.mu.Lock()
 	for _, j := range active {
@@ -106,7 +145,9 @@ func (s *Scheduler) Start(ctx context.Context) error {
 			s.ambiguous[j.ID] = s.opts.Clock.Now()
 		}
 	}
+	s.feedRev, s.feedWindow = rev, window
 	s.mu.Unlock()
+	s.leading.Store(true)
 	for _, j := range active {
 		s.kick(j)
 	}
@@ -122,13 +163,24 @@ func (s *Scheduler) Start(ctx context.Context) error {
 			s.log.Error("panic in scheduler step", "key", key, "panic", fmt.Sprint(p))
 		})
 	}()
-	s.log.Info("scheduler started", "active_jobs", len(active))
+	feedCtx, feedCancel := context.WithCancel(context.Background())
+	s.feedCancel, s.feedDone = feedCancel, make(chan struct{})
+	go s.follow(feedCtx, rev)
+	s.log.Info("scheduler started", "active_jobs", len(active), "revision", rev)
 	return nil
 }
 
-// Stop stops taking new steps and waits for running ones (bounded by ctx).
-// Jobs stay in the store as they are; the next Start resumes them.
+// Stop stops following the feed and taking new steps, and waits for
+// running ones (bounded by ctx). Jobs stay in the store as they are; the
+// next leader's Start resumes them. After Stop the scheduler is passive.
+// Call Stop on a scheduler that was never started too: it releases the
+// work queue's goroutine.
 func (s *Scheduler) Stop(ctx context.Context) {
+	s.leading.Store(false)
+	if s.feedCancel != nil {
+		s.feedCancel()
+		<-s.feedDone
+	}
 	s.queue.ShutDownWithDrain(ctx)
 	if s.cancel != nil {
 		s.cancel()
@@ -180,19 +232,31 @@ func (s *Scheduler) process(ctx context.Context, key string) error {
 	return err
 }
 
-// update changes a job durably and keeps the live view in step.
+// update changes a job durably and, while leading, keeps the live view in
+// step. fn sees the job as the store has it, whoever wrote it last.
 func (s *Scheduler) update(ctx context.Context, id string, fn func(*job.Job) error) (*job.Job, error) {
-	var from job.State
+	var (
+		from job.State
+		seen int64 // the revision fn saw
+	)
 	j, err := s.store.Update(ctx, id, func(j *job.Job) error {
-		from = j.State
+		from, seen = j.State, j.Revision
 		return fn(j)
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.track(j)
-	if from.InCloud() && !j.State.InCloud() {
-		s.freed(j)
+	if s.leading.Load() {
+		prev, applied := s.track(j)
+		if applied && (prev == nil || seen > prev.Revision) {
+			// Another writer (an API call on a follower, say) changed the
+			// job since this process last saw it, and fn built on that
+			// change: enqueue what it needs, as the feed would have.
+			s.react(prev, j)
+		}
+		if from.InCloud() && !j.State.InCloud() {
+			s.freed(j)
+		}
 	}
 	if from != j.State {
 		// A failure is a WARN with its code: an operator filtering on level
@@ -232,22 +296,53 @@ func (s *Scheduler) freed(j *job.Job) {
 	}
 }
 
-func (s *Scheduler) track(j *job.Job) {
+// track records j, a job this process wrote, in live, unless live already
+// holds it or a later revision: concurrent steps may track out of order,
+// and the feed may have handled j's revision first (then it has reacted to
+// it). It returns the job live held before, and whether j was recorded.
+func (s *Scheduler) track(j *job.Job) (prev *job.Job, applied bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if j.Revision <= s.feedRev {
+		return s.live[j.ID], false
+	}
+	return s.applyLocked(j)
+}
+
+// applyLocked records j in live (removes it if terminal) unless live, or
+// forgotten, already holds its revision or a later one.
+func (s *Scheduler) applyLocked(j *job.Job) (prev *job.Job, applied bool) {
+	prev = s.live[j.ID]
+	if prev != nil && prev.Revision >= j.Revision {
+		return prev, false
+	}
+	if r, ok := s.forgotten[j.ID]; ok && prev == nil && r >= j.Revision {
+		return nil, false
+	}
 	if j.State.Terminal() {
-		delete(s.live, j.ID)
-		delete(s.started, j.ID)
-		delete(s.recovering, j.ID)
-		delete(s.ambiguous, j.ID)
-		delete(s.cancelOK, j.ID)
-		delete(s.throttles, j.ID)
-		return
+		s.forgetLocked(j.ID)
+		if j.Revision > s.feedRev {
+			s.forgotten[j.ID] = j.Revision
+		}
+		return prev, true
 	}
 	if j.State == job.StateQueued {
 		delete(s.started, j.ID)
 	}
 	s.live[j.ID] = j
+	delete(s.forgotten, j.ID)
+	return prev, true
+}
+
+// forgetLocked drops a job that is terminal (or gone) from live and from
+// the process's per-job state.
+func (s *Scheduler) forgetLocked(id string) {
+	delete(s.live, id)
+	delete(s.started, id)
+	delete(s.recovering, id)
+	delete(s.ambiguous, id)
+	delete(s.cancelOK, id)
+	delete(s.throttles, id)
 }
 
 func (s *Scheduler) get(id string) *job.Job {
@@ -256,18 +351,30 @@ func (s *Scheduler) get(id string) *job.Job {
 	return s.live[id]
 }
 
-// Submit stores new jobs durably and schedules them. A job with a
-// DestinationImageID and state WAITING or COPYING adopts an existing copy.
+// Submit stores new jobs durably and, while leading, schedules them (a
+// passive scheduler stores them only: the leader's feed picks them up). A
+// job with a DestinationImageID and state WAITING or COPYING adopts an
+// existing copy.
 func (s *Scheduler) Submit(ctx context.Context, jobs ...*job.Job) error {
 	s.prepare(jobs)
 	if err := s.store.Create(ctx, jobs...); err != nil {
 		return err
 	}
-	for _, j := range jobs {
-		s.track(j.Clone())
-		s.kick(j)
-	}
+	s.created(jobs)
 	return nil
+}
+
+// created tracks and schedules jobs this process has just stored, while
+// leading. The feed brings them too; this only saves its latency.
+func (s *Scheduler) created(jobs []*job.Job) {
+	if !s.leading.Load() {
+		return
+	}
+	for _, j := range jobs {
+		if _, applied := s.track(j.Clone()); applied {
+			s.kick(j)
+		}
+	}
 }
 
 // prepare fills in what a new job needs before it is stored.
@@ -289,35 +396,23 @@ func (s *Scheduler) prepare(jobs []*job.Job) {
 
 // SubmitRequest stores the jobs of an API request through
 // Store.CreateRequest (an id replays, Reuse answers with existing jobs) and
-// schedules the jobs it created. Defaults are filled as by Submit.
+// schedules the jobs it created, as Submit does. Defaults are filled as by
+// Submit.
 func (s *Scheduler) SubmitRequest(ctx context.Context, r *state.Request) (*state.RequestResult, error) {
-	now := s.opts.Clock.Now()
-	for _, j := range r.Jobs {
-		if j.ID == "" {
-			j.ID = job.NewID(now)
-		}
-		if j.State == job.StateUnspecified {
-			j.State = job.StateQueued
-		}
-		if j.CreateTime.IsZero() {
-			j.CreateTime = now
-		}
-		j.UpdateTime = now
-	}
+	s.prepare(r.Jobs)
 	res, err := s.store.CreateRequest(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	for _, j := range res.Created {
-		s.track(j.Clone())
-		s.kick(j)
-	}
+	s.created(res.Created)
 	return res, nil
 }
 
 // Cancel asks for jobs to be cancelled. Queued jobs are cancelled at once;
-// jobs with a copy in ECS become CANCELLING and CancelCopyImage is sent.
-// Finished jobs give ErrFailedPrecondition; nothing is changed then.
+// jobs with a copy in ECS become CANCELLING and, while leading,
+// CancelCopyImage is sent (a passive scheduler only records the cancel:
+// the leader's feed carries it out). Finished jobs give
+// ErrFailedPrecondition; nothing is changed then.
 func (s *Scheduler) Cancel(ctx context.Context, ids []string) ([]*job.Job, error) {
 	for _, id := range ids {
 		j, err := s.store.Get(ctx, id)
@@ -332,40 +427,49 @@ func (s *Scheduler) Cancel(ctx context.Context, ids []string) ([]*job.Job, error
 	now := s.opts.Clock.Now()
 	by := job.Actor(ctx)
 	for _, id := range ids {
-		j, err := s.update(ctx, id, func(j *job.Job) error {
-			if !j.State.Terminal() && !j.CancelRequested {
-				// Durable, and (for a policy job) the store's tombstone
-				// of the pair, in the same transaction.
-				j.CancelledBy, j.CancelTime = by, now
-			}
-			switch {
-			case j.State.Terminal():
-				return fmt.Errorf("job %s is already %s: %w", j.ID, j.State, errdefs.ErrFailedPrecondition)
-			case j.State == job.StateQueued:
-				j.CancelRequested = true
-				j.State = job.StateCancelled
-				j.FinishTime = now
-			case j.State == job.StateWaiting || j.State == job.StateCopying:
-				j.State = job.StateCancelling
-				j.CancelRequested = true
-			default: // SUBMITTING or CANCELLING: the step in progress sees the flag.
-				j.CancelRequested = true
-			}
-			return nil
-		})
+		j, err := s.update(ctx, id, func(j *job.Job) error { return cancelJob(j, by, now) })
 		if err != nil {
 			return out, err
 		}
 		out = append(out, j)
-		if !j.State.Terminal() {
-			s.queue.Add(keyJob + j.ID)
+		if s.leading.Load() {
+			if !j.State.Terminal() {
+				s.queue.Add(keyJob + j.ID)
+			}
+			s.queue.Add(keyDispatch + j.DestinationRegion)
 		}
-		s.queue.Add(keyDispatch + j.DestinationRegion)
 	}
 	return out, nil
 }
 
-// Retry starts a new attempt of failed or cancelled jobs.
+// cancelJob records a cancel on j (in a store transaction).
+func cancelJob(j *job.Job, by string, now time.Time) error {
+	if !j.State.Terminal() && !j.CancelRequested {
+		// Durable, and (for a policy job) the store's tombstone of the
+		// pair, in the same transaction.
+		j.CancelledBy, j.CancelTime = by, now
+	}
+	switch {
+	case j.State.Terminal():
+		return fmt.Errorf("job %s is already %s: %w", j.ID, j.State, errdefs.ErrFailedPrecondition)
+	case j.State == job.StateQueued:
+		j.CancelRequested = true
+		j.State = job.StateCancelled
+		j.FinishTime = now
+	case j.State == job.StateWaiting || j.State == job.StateCopying:
+		// CANCELLING at once, whoever records it: no poll or post-copy
+		// step of the leader can then end the job SUCCEEDED or recopy it.
+		j.State = job.StateCancelling
+		j.CancelRequested = true
+		j.NextAttemptTime = time.Time{} // a post-copy retry's wait is not the cancel's
+	default: // SUBMITTING or CANCELLING: the step in progress sees the flag.
+		j.CancelRequested = true
+	}
+	return nil
+}
+
+// Retry starts a new attempt of failed or cancelled jobs: QUEUED, and
+// scheduled while leading (the leader's feed picks up a passive retry).
 func (s *Scheduler) Retry(ctx context.Context, ids []string) ([]*job.Job, error) {
 	for _, id := range ids {
 		j, err := s.store.Get(ctx, id)
@@ -395,7 +499,9 @@ func (s *Scheduler) Retry(ctx context.Context, ids []string) ([]*job.Job, error)
 			return out, err
 		}
 		out = append(out, j)
-		s.kick(j)
+		if s.leading.Load() {
+			s.kick(j)
+		}
 	}
 	return out, nil
 }

@@ -22,6 +22,11 @@ func (s *Scheduler) step(ctx context.Context, id string) error {
 	ctx = withJob(ctx, j)
 	switch j.State {
 	case job.StateSubmitting:
+		if d := j.NextAttemptTime.Sub(s.opts.Clock.Now()); d > 0 && !j.CancelRequested {
+			// Woken early (a duplicate kick, an event): keep the backoff.
+			s.queue.AddAfter(keyJob+id, d)
+			return nil
+		}
 		return s.submit(ctx, j)
 	case job.StateWaiting, job.StateCopying:
 		if j.CancelRequested {
@@ -30,6 +35,7 @@ func (s *Scheduler) step(ctx context.Context, id string) error {
 					return errSkip
 				}
 				j.State = job.StateCancelling
+				j.NextAttemptTime = time.Time{} // a post-copy retry's wait is not the cancel's
 				return nil
 			})
 			if err != nil {
@@ -584,8 +590,8 @@ func (s *Scheduler) succeeded(ctx context.Context, id string) error {
 	// Read before the update: track forgets the start of a terminal job.
 	start, started := s.copyStarted(id)
 	j, err := s.update(ctx, id, func(j *job.Job) error {
-		if j.State != job.StateCopying && j.State != job.StateWaiting {
-			return errSkip
+		if j.State != job.StateCopying && j.State != job.StateWaiting || j.CancelRequested {
+			return errSkip // a cancel recorded by another writer: the job's step cancels
 		}
 		j.State = job.StateSucceeded
 		j.CloudStatus = cloud.StatusAvailable
