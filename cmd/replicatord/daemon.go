@@ -623,6 +623,11 @@ func (d *daemon) reloadFile(ctx context.Context) (added, removed, changed []stri
 	if err := f.ValidateEnv(d.env()); err != nil {
 		return nil, nil, nil, err
 	}
+	if !reflect.DeepEqual(f.Store, d.file.Store) {
+		// Another store is another set of jobs (and with etcd, another
+		// cluster to elect a leader on): only a restart may switch.
+		return nil, nil, nil, fmt.Errorf("the store section changed; a store change needs a restart (the running daemon keeps %s): %w", storeName(d.file.Store), errdefs.ErrFailedPrecondition)
+	}
 	if f.Daemon != d.file.Daemon || !reflect.DeepEqual(f.Cloud, d.file.Cloud) {
 		d.log.Warn("daemon and cloud settings changed in the file; they take effect at the next start")
 	}
@@ -765,3 +770,12 @@ func checkState(path string, stdout, stderr io.Writer) int {
 }
 
 var _ cloud.Provider = (*aliyun.Provider)(nil)
+
+// storeName names a store setting for messages: never credentials (they
+// are not in the file).
+func storeName(s policy.Store) string {
+	if s.Backend == policy.BackendEtcd {
+		return fmt.Sprintf("etcd %s under %s", strings.Join(s.Etcd.Endpoints, ","), s.Etcd.Prefix)
+	}
+	return "bbolt"
+}
