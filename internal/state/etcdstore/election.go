@@ -156,9 +156,9 @@ func (e *Elector) Close() error { return e.sess.Close() }
 // Member is what a replica registers about itself under P members/, on its
 // session lease: it disappears when the replica's session ends.
 type Member struct {
-	ID      string    `json:"id"`
-	Address string    `json:"address,omitempty"`
-	Version string    `json:"version,omitempty"`
+	ID      string `json:"id"`
+	Address string `json:"address,omitempty"`
+	Version string `json:"version,omitempty"`
 	// ConfigHash is the sha256 of the replica's policy file, hex.
 	ConfigHash string    `json:"config_hash,omitempty"`
 	Started    time.Time `json:"started"`
