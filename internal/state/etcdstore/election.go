@@ -197,3 +197,19 @@ func (s *Store) Members(ctx context.Context) ([]Member, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
 }
+
+// Fresh reports whether the store has never held a change: meta/revision,
+// which every change rewrites, is as New created it. The daemon adopts
+// copies made under a lost store only on a fresh one (as bbolt's daemon
+// does on a new state file); unlike Revision() == 0, it holds on etcd,
+// whose revisions are the cluster's.
+func (s *Store) Fresh(ctx context.Context) (bool, error) {
+	resp, err := s.cli.Get(ctx, s.metaRevKey())
+	if err != nil {
+		return false, s.etcdErr(ctx, "read meta", err)
+	}
+	if len(resp.Kvs) != 1 {
+		return false, fmt.Errorf("etcd store %s: meta/revision is missing (was the prefix deleted?): %w", s.p, errdefs.ErrDataLoss)
+	}
+	return resp.Kvs[0].CreateRevision == resp.Kvs[0].ModRevision, nil
+}
