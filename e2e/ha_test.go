@@ -1,0 +1,221 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// etcdBinary finds etcd's server for the HA tests: $ETCD, else
+// tools/bin/etcd (make tools builds it from tools/etcd). Without it the
+// test is skipped, except in CI (CI=true), where it must run.
+func etcdBinary(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("ETCD"); p != "" {
+		return p
+	}
+	if p, err := filepath.Abs(filepath.Join("..", "tools", "bin", "etcd")); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("etcd not found ($ETCD unset, no tools/bin/etcd): run make tools")
+	}
+	t.Skip("etcd not found ($ETCD unset, no tools/bin/etcd): make tools builds it")
+	return ""
+}
+
+// startEtcd runs a one-member etcd server and returns its client URL
+// once it answers.
+func startEtcd(t *testing.T) string {
+	t.Helper()
+	bin := etcdBinary(t)
+	client, peer := "http://"+freePort(t), "http://"+freePort(t)
+	cmd := exec.Command(bin, "--name", "e0", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
+		"--listen-client-urls", client, "--advertise-client-urls", client,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "e0="+peer,
+		"--unsafe-no-fsync", "--log-level", "error")
+	log, err := os.Create(filepath.Join(t.TempDir(), "etcd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); log.Close() })
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := cli.Get(ctx, "health")
+		cancel()
+		if err == nil {
+			return client
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(log.Name())
+			t.Fatalf("etcd does not answer after 60 s: %v\n%s", err, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// replica is one replicatord of an HA test.
+type replica struct {
+	id, socket string
+	p          *proc
+}
+
+func (e *env) startReplica(id string) *replica {
+	e.t.Helper()
+	dir := filepath.Join(e.dir, id)
+	r := &replica{id: id, socket: filepath.Join(dir, "replicatord.sock")}
+	r.p = start(e.t, "replicatord", append(credsEnv(), "REPLICATORD_MEMBER_ID="+id), "--config", e.config, "--data-dir", dir)
+	r.p.waitLine("replicatord ready", 30*time.Second)
+	return r
+}
+
+// on runs replctl against one replica.
+func (e *env) on(r *replica, args ...string) (string, int) {
+	e.t.Helper()
+	return e.ctlAt("unix://"+r.socket, nil, args...)
+}
+
+type haStatus struct {
+	Leader  string                   `json:"leader"`
+	Store   struct{ Backend string } `json:"store"`
+	Members []struct {
+		ID         string `json:"id"`
+		Role       string `json:"role"`
+		ConfigHash string `json:"configHash"`
+	} `json:"members"`
+}
+
+func (e *env) statusAt(r *replica) haStatus {
+	e.t.Helper()
+	out, code := e.on(r, "status", "-o", "json")
+	if code != 0 {
+		e.t.Fatalf("status via %s: exit %d: %s", r.id, code, out)
+	}
+	var st haStatus
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		e.t.Fatalf("status via %s: %v: %s", r.id, err, out)
+	}
+	return st
+}
+
+// waitLeader waits until r reports leader as the leader.
+func (e *env) waitLeader(r *replica, leader string, timeout time.Duration) haStatus {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st := e.statusAt(r)
+		if st.Leader == leader {
+			return st
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s reports leader %q after %s, want %q", r.id, st.Leader, timeout, leader)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestHAFailover: two replicas on one etcd. Copies are submitted through
+// the follower and run on the leader. The leader is paused past its lease
+// (SIGSTOP): the follower takes over, and the old leader, continued, exits
+// 1 at once saying its session ended. It is started again (as its
+// supervisor would) and the new leader is SIGKILLed mid-copy: the
+// restarted one takes over. Every job ends SUCCEEDED with exactly one copy
+// in ECS, and status lists the members and the leader all along.
+func TestHAFailover(t *testing.T) {
+	etcd := startEtcd(t)
+	e := newEnv(t)
+	e.writeConfig(fmt.Sprintf("store:\n  backend: etcd\n  etcd:\n    endpoints: [%q]\n    insecure: true\n    lease_ttl: 2s\n", etcd))
+
+	r1 := e.startReplica("r1")
+	r1.p.waitLine("leading", 30*time.Second)
+	r2 := e.startReplica("r2")
+	st := e.waitLeader(r2, "r1", 30*time.Second)
+	if st.Store.Backend != "etcd" || len(st.Members) != 2 || st.Members[0].ID != "r1" || st.Members[0].Role != "leader" ||
+		st.Members[1].ID != "r2" || st.Members[1].Role != "follower" || st.Members[0].ConfigHash == "" || st.Members[0].ConfigHash != st.Members[1].ConfigHash {
+		t.Fatalf("status via the follower = %+v", st)
+	}
+	if out, _ := e.on(r2, "status"); strings.Contains(out, "WARNING") || !strings.Contains(out, "leader   r1") {
+		t.Errorf("status table via the follower:\n%s", out)
+	}
+
+	// Copies through the follower: the leader runs them.
+	copies := []struct{ img, region string }{{imgWindows, "cn-beijing"}, {imgUbuntu, "cn-qingdao"}, {imgAlinux, "cn-shanghai"}}
+	var ids []string
+	for _, c := range copies {
+		out, code := e.on(r2, "copy", c.img, "--from", source, "--to", c.region, "--detach", "-o", "json")
+		if code != 0 {
+			t.Fatalf("copy through the follower: exit %d: %s", code, out)
+		}
+		for id := range jobsIn(t, out) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) != len(copies) {
+		t.Fatalf("jobs %v, want %d", ids, len(copies))
+	}
+	e.socket = r2.socket // waitState watches through the follower
+	e.waitState(ids[0], "JOB_STATE_COPYING", 60*time.Second)
+
+	// The leader pauses past its lease: r2 takes over; r1, continued,
+	// exits 1 at once.
+	if err := r1.p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	r2.p.waitLine("leading", 30*time.Second)
+	if err := r1.p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if code := r1.p.wait(30 * time.Second); code != 1 {
+		t.Fatalf("the paused leader exited %d after its lease ran out, want 1", code)
+	}
+	if !strings.Contains(r1.p.output(), "the etcd session (lease) ended") {
+		t.Errorf("the paused leader did not say why it exited:\n%s", r1.p.output())
+	}
+
+	// r1 again, as a follower; then r2 dies mid-copy and r1 takes over.
+	r1 = e.startReplica("r1")
+	e.waitLeader(r1, "r2", 30*time.Second)
+	r2.p.kill9()
+	e.socket = r1.socket
+	r1.p.waitLine("leading", 30*time.Second)
+	for _, id := range ids {
+		e.waitState(id, "JOB_STATE_SUCCEEDED", 180*time.Second)
+	}
+	for _, c := range copies {
+		if got := e.copiesIn(c.region, c.img); len(got) != 1 {
+			t.Errorf("%s holds %d copies of %s, want exactly 1: %v", c.region, len(got), c.img, got)
+		}
+	}
+	if st := e.statusAt(r1); st.Leader != "r1" || len(st.Members) != 1 {
+		t.Errorf("status after the failovers = %+v, want r1 alone, leading", st)
+	}
+	// SIGTERM: the leader resigns on its way out.
+	if code := r1.p.stop(); code != 0 {
+		t.Errorf("SIGTERM: exit %d", code)
+	}
+	if !strings.Contains(r1.p.output(), "resigned leadership") {
+		t.Errorf("the leader did not resign on SIGTERM:\n%s", r1.p.output())
+	}
+}
