@@ -219,3 +219,37 @@ func TestHAFailover(t *testing.T) {
 		t.Errorf("the leader did not resign on SIGTERM:\n%s", r1.p.output())
 	}
 }
+
+// TestEtcdStartFailures: an etcd that does not answer is exit 1 (the
+// supervisor retries) naming the endpoint, after the dial timeout and
+// with nothing listening; an unreadable TLS file is a config error, exit 2;
+// the password is never printed.
+func TestEtcdStartFailures(t *testing.T) {
+	e := newEnv(t)
+	dead := "http://" + freePort(t)
+	e.writeConfig(fmt.Sprintf("store:\n  backend: etcd\n  etcd: {endpoints: [%q], insecure: true, dial_timeout: 1s}\n", dead))
+	const password = "etcd-password-not-for-logs-91c2"
+	env := append(credsEnv(), "REPLICATORD_ETCD_USERNAME=replicatord", "REPLICATORD_ETCD_PASSWORD="+password)
+	p := start(t, "replicatord", env, "--config", e.config, "--data-dir", filepath.Join(e.dir, "a"))
+	if code := p.wait(60 * time.Second); code != 1 {
+		t.Fatalf("etcd unreachable: exit %d, want 1:\n%s", code, p.output())
+	}
+	if out := p.output(); !strings.Contains(out, strings.TrimPrefix(dead, "http://")) || strings.Contains(out, "replicatord ready") {
+		t.Errorf("etcd unreachable: the error does not name the endpoint, or the daemon served:\n%s", out)
+	}
+	outputs := []string{p.output()}
+
+	e.writeConfig("store:\n  backend: etcd\n  etcd: {endpoints: [\"etcd.invalid:2379\"], tls: {ca_file: missing-ca.pem}}\n")
+	p = start(t, "replicatord", env, "--config", e.config, "--data-dir", filepath.Join(e.dir, "b"))
+	if code := p.wait(60 * time.Second); code != 2 {
+		t.Fatalf("missing CA file: exit %d, want 2:\n%s", code, p.output())
+	}
+	if out := p.output(); !strings.Contains(out, "store.etcd.tls.ca_file") || !strings.Contains(out, "missing-ca.pem") {
+		t.Errorf("missing CA file: the error does not name the key and the file:\n%s", out)
+	}
+	for _, out := range append(outputs, p.output()) {
+		if strings.Contains(out, password) {
+			t.Errorf("the etcd password is printed:\n%s", out)
+		}
+	}
+}

@@ -74,6 +74,13 @@ type ha struct {
 	leadRec  *reconcile.Reconciler
 	stopLead func() // stops lead, leadRec and retention
 	closing  bool
+
+	// The campaign's lifetime, made in openEtcd so that campaign, which
+	// may run on waitForCloud's goroutine, appends no closer.
+	campaignCtx    context.Context
+	campaignCancel context.CancelFunc
+	campaignDone   chan struct{}
+	campaigning    bool
 }
 
 // etcdTLS builds the client's TLS config from store.etcd.tls: TLS 1.2 or
@@ -190,6 +197,19 @@ func (d *daemon) openEtcd(ctx context.Context) error {
 		}
 	}()
 	d.closers = append(d.closers, d.stopHA)
+	// After stopHA, so that it runs first (closers run in reverse): the
+	// campaign (and a take-over in progress) ends before leading stops.
+	h.campaignCtx, h.campaignCancel = context.WithCancel(context.Background())
+	h.campaignDone = make(chan struct{})
+	d.closers = append(d.closers, func() {
+		h.campaignCancel()
+		h.mu.Lock()
+		started := h.campaigning
+		h.mu.Unlock()
+		if started {
+			<-h.campaignDone
+		}
+	})
 	d.log.Info("etcd store open; campaigning for leadership", "endpoints", e.Endpoints, "prefix", base.Prefix(), "member", id, "lease_ttl", e.LeaseTTL)
 	return nil
 }
@@ -223,13 +243,16 @@ func (d *daemon) stopHA() {
 // does not stand).
 func (d *daemon) campaign() {
 	h := d.ha
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	// Before stopHA in shutdown order (closers run in reverse): the
-	// campaign ends first.
-	d.closers = append(d.closers, func() { cancel(); <-done })
+	ctx := h.campaignCtx
+	h.mu.Lock()
+	if h.campaigning || h.closing {
+		h.mu.Unlock()
+		return
+	}
+	h.campaigning = true
+	h.mu.Unlock()
 	go func() {
-		defer close(done)
+		defer close(h.campaignDone)
 		fenced, err := h.elector.Campaign(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
