@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,6 +15,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/replicatord/replicatord/internal/transport/transporttest"
 )
 
 // etcdBinary finds etcd's server for the HA tests: $ETCD, else
@@ -40,12 +43,20 @@ func etcdBinary(t *testing.T) string {
 // once it answers.
 func startEtcd(t *testing.T) string {
 	t.Helper()
+	return startEtcdWith(t, "http", nil)
+}
+
+// startEtcdWith runs etcd with its client URL on scheme and the extra
+// flags; tc is the TLS config of the readiness check (nil for http).
+func startEtcdWith(t *testing.T, scheme string, tc *tls.Config, extra ...string) string {
+	t.Helper()
 	bin := etcdBinary(t)
-	client, peer := "http://"+freePort(t), "http://"+freePort(t)
-	cmd := exec.Command(bin, "--name", "e0", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
+	client, peer := scheme+"://"+freePort(t), "http://"+freePort(t)
+	args := append([]string{"--name", "e0", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
 		"--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "e0="+peer,
-		"--unsafe-no-fsync", "--log-level", "error")
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "e0=" + peer,
+		"--unsafe-no-fsync", "--log-level", "error"}, extra...)
+	cmd := exec.Command(bin, args...)
 	log, err := os.Create(filepath.Join(t.TempDir(), "etcd.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -55,11 +66,7 @@ func startEtcd(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); log.Close() })
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := etcdClient(t, client, tc)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -74,6 +81,16 @@ func startEtcd(t *testing.T) string {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func etcdClient(t *testing.T, endpoint string, tc *tls.Config) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, TLS: tc, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
 }
 
 // replica is one replicatord of an HA test.
@@ -251,5 +268,69 @@ func TestEtcdStartFailures(t *testing.T) {
 		if strings.Contains(out, password) {
 			t.Errorf("the etcd password is printed:\n%s", out)
 		}
+	}
+}
+
+// TestHAOverTLSWithAuth: the secure default against a real etcd: TLS with
+// the configured CA and a client certificate, and etcd's auth with the
+// username and password from the environment. The replica leads and
+// serves; with a wrong password it exits 1 and prints no password.
+func TestHAOverTLSWithAuth(t *testing.T) {
+	ca := transporttest.NewCA(t)
+	srv, client := ca.Issue(t), ca.Issue(t, "replicatord-client")
+	rootCert, err := tls.LoadX509KeyPair(client.CertFile, client.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{rootCert}, MinVersion: tls.VersionTLS12}
+	endpoint := startEtcdWith(t, "https", tc, "--cert-file", srv.CertFile, "--key-file", srv.KeyFile,
+		"--trusted-ca-file", ca.CertFile, "--client-cert-auth")
+
+	// etcd's auth: root, and a user that may use the store's prefix only.
+	const password = "etcd-password-not-for-logs-5d1e"
+	cli := etcdClient(t, endpoint, tc)
+	ctx := context.Background()
+	for _, step := range []func() error{
+		func() error { _, err := cli.UserAdd(ctx, "root", "root-password"); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := cli.RoleAdd(ctx, "replicatord"); return err },
+		func() error {
+			_, err := cli.RoleGrantPermission(ctx, "replicatord", "/replicatord/", clientv3.GetPrefixRangeEnd("/replicatord/"), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := cli.UserAdd(ctx, "replicatord", password); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "replicatord", "replicatord"); return err },
+		func() error { _, err := cli.AuthEnable(ctx); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("etcd auth setup: %v", err)
+		}
+	}
+
+	e := newEnv(t)
+	e.writeConfig(fmt.Sprintf("store:\n  backend: etcd\n  etcd:\n    endpoints: [%q]\n    lease_ttl: 2s\n    tls: {ca_file: %q, cert_file: %q, key_file: %q}\n",
+		strings.TrimPrefix(endpoint, "https://"), ca.CertFile, client.CertFile, client.KeyFile))
+	env := append(credsEnv(), "REPLICATORD_MEMBER_ID=r1", "REPLICATORD_ETCD_USERNAME=replicatord", "REPLICATORD_ETCD_PASSWORD="+password)
+	r := &replica{id: "r1", socket: filepath.Join(e.dir, "r1", "replicatord.sock")}
+	r.p = start(t, "replicatord", env, "--config", e.config, "--data-dir", filepath.Join(e.dir, "r1"))
+	r.p.waitLine("replicatord ready", 30*time.Second)
+	r.p.waitLine("leading", 30*time.Second)
+	if st := e.waitLeader(r, "r1", 30*time.Second); st.Store.Backend != "etcd" || len(st.Members) != 1 {
+		t.Fatalf("status = %+v", st)
+	}
+	out, code := e.on(r, "copy", imgAlinux, "--from", source, "--to", "cn-shanghai", "--detach", "-o", "json")
+	if code != 0 {
+		t.Fatalf("copy over TLS and auth: exit %d: %s", code, out)
+	}
+	if r.p.stop() != 0 || strings.Contains(r.p.output(), password) {
+		t.Fatalf("stop, or the password is printed:\n%s", r.p.output())
+	}
+
+	bad := start(t, "replicatord", append(env[:len(env)-1], "REPLICATORD_ETCD_PASSWORD=wrong-"+password), "--config", e.config, "--data-dir", filepath.Join(e.dir, "r2"))
+	if code := bad.wait(60 * time.Second); code != 1 {
+		t.Fatalf("wrong etcd password: exit %d, want 1:\n%s", code, bad.output())
+	}
+	if out := bad.output(); strings.Contains(out, password) || !strings.Contains(strings.ToLower(out), "auth") {
+		t.Errorf("wrong etcd password: the password is printed, or the error does not say auth failed:\n%s", out)
 	}
 }
