@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -332,5 +334,24 @@ func TestHAOverTLSWithAuth(t *testing.T) {
 	}
 	if out := bad.output(); strings.Contains(out, password) || !strings.Contains(strings.ToLower(out), "auth") {
 		t.Errorf("wrong etcd password: the password is printed, or the error does not say auth failed:\n%s", out)
+	}
+}
+
+// TestStatusBboltOneMember: with the bbolt store the daemon is the one
+// member and the leader, named hostname-pid, with its policy file's hash.
+func TestStatusBboltOneMember(t *testing.T) {
+	e := newEnv(t)
+	d := e.startDaemon()
+	st := e.statusAt(&replica{id: "bbolt", socket: e.socket})
+	host, _ := os.Hostname()
+	want := fmt.Sprintf("%s-%d", host, d.cmd.Process.Pid)
+	b, err := os.ReadFile(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	if st.Store.Backend != "bbolt" || st.Leader != want || len(st.Members) != 1 || st.Members[0].ID != want ||
+		st.Members[0].Role != "leader" || st.Members[0].ConfigHash != hex.EncodeToString(sum[:]) {
+		t.Fatalf("status = %+v, want %s alone, leading, with the file's sha256", st, want)
 	}
 }

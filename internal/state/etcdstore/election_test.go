@@ -278,3 +278,29 @@ func TestMembers(t *testing.T) {
 		t.Fatalf("NewElector with a TTL of 1.5 s = %v, want InvalidArgument", err)
 	}
 }
+
+// TestFresh: a new prefix is fresh until its first change, and stays not
+// fresh when reopened (Revision() is never 0 on etcd, so it cannot say).
+func TestFresh(t *testing.T) {
+	ctx := context.Background()
+	fc := clock.NewFake(statetest.Epoch)
+	s := open(t, "/test/fresh/", fc)
+	if fresh, err := s.Fresh(ctx); err != nil || !fresh {
+		t.Fatalf("Fresh on a new prefix = %v, %v; want true", fresh, err)
+	}
+	if s.Revision() == 0 {
+		t.Fatal("Revision() is 0 on etcd; the daemon's old freshness test would hold")
+	}
+	if again, err := s.Fresh(ctx); err != nil || !again {
+		t.Fatalf("Fresh after reading = %v, %v; want true", again, err)
+	}
+	if err := s.Create(ctx, queued(fc, "m-1")); err != nil {
+		t.Fatal(err)
+	}
+	if fresh, err := s.Fresh(ctx); err != nil || fresh {
+		t.Fatalf("Fresh after a Create = %v, %v; want false", fresh, err)
+	}
+	if fresh, err := open(t, "/test/fresh/", fc).Fresh(ctx); err != nil || fresh {
+		t.Fatalf("Fresh after reopening = %v, %v; want false", fresh, err)
+	}
+}
