@@ -13,8 +13,9 @@ test:
 	go test -race -count=1 ./...
 
 # buf from npm (pinned in tools/package-lock.json); the protoc plugins,
-# staticcheck and gocyclo from tools/go.mod; offline-capable once installed.
-tools: $(BUF) tools/bin/protoc-gen-go tools/bin/protoc-gen-go-grpc tools/bin/staticcheck tools/bin/gocyclo
+# staticcheck and gocyclo from tools/go.mod; etcd (for the HA e2e tests)
+# from tools/etcd/go.mod; offline-capable once installed.
+tools: $(BUF) tools/bin/protoc-gen-go tools/bin/protoc-gen-go-grpc tools/bin/staticcheck tools/bin/gocyclo tools/bin/etcd
 
 $(BUF): tools/package.json tools/package-lock.json
 	npm ci --prefix tools --no-audit --no-fund --loglevel=error
@@ -25,6 +26,12 @@ tools/bin/protoc-gen-go tools/bin/protoc-gen-go-grpc: tools/go.mod
 
 tools/bin/staticcheck tools/bin/gocyclo: tools/go.mod
 	cd tools && GOBIN=$(CURDIR)/tools/bin go install honnef.co/go/tools/cmd/staticcheck github.com/fzipp/gocyclo/cmd/gocyclo
+
+# etcd's own server, built from the module proxy: go install of
+# go.etcd.io/etcd/server/v3 refuses (replace directives), so tools/etcd is a
+# three-line main in its own module.
+tools/bin/etcd: tools/etcd/go.mod tools/etcd/go.sum tools/etcd/main.go
+	cd tools/etcd && go build -trimpath -o $(CURDIR)/tools/bin/etcd .
 
 gen: tools
 	$(BUF) generate

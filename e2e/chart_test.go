@@ -299,8 +299,10 @@ func TestChartTLSTokensAndRRSA(t *testing.T) {
 func TestChartRefusesBadValues(t *testing.T) {
 	helm := opsTool(t, "HELM", "helm")
 	for set, want := range map[string]string{
-		"replicas=2":                                "bbolt store is one file",
-		"store.backend=etcd":                        "not supported",
+		"replicas=2":              "bbolt store is one file",
+		"store.backend=etcd":      "needs store.etcd.endpoints",
+		"store.backend=zookeeper": "/store/backend",
+		"store.backend=etcd,store.etcd.endpoints[0]=http://e:2379,store.etcd.insecure=true,store.etcd.tlsSecretName=t": "choose one",
 		"grpc.tokens.secretName=tok":                "needs grpc.tls.secretName",
 		"config.daemon.data_dir=/x":                 "config.daemon is set by the chart",
 		"rrsa.roleArn=acs:ram::1:role/r":            "needs rrsa.oidcProviderArn",
@@ -314,6 +316,53 @@ func TestChartRefusesBadValues(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), want) {
 			t.Errorf("--set %s: err %v, output %q; want a refusal saying %q", set, err, out, want)
 		}
+	}
+}
+
+// With store.backend etcd the chart runs 3 replicas by default without a
+// volume claim, names each member after its pod, passes the etcd
+// credentials and TLS Secrets, lets the pods reach etcd, and writes a
+// store section the daemon's own parser accepts.
+func TestChartEtcdBackend(t *testing.T) {
+	helm := opsTool(t, "HELM", "helm")
+	objs := renderChart(t, helm, "store.backend=etcd", "store.etcd.endpoints[0]=https://etcd-0.etcd:2379",
+		"store.etcd.credentialsSecretName=etcd-auth", "store.etcd.tlsSecretName=etcd-tls", "store.etcd.leaseTTL=3s")
+	sts := objs["StatefulSet"]
+	if sts.Spec.Replicas == nil || *sts.Spec.Replicas != 3 {
+		t.Errorf("replicas = %v, want 3 by default with etcd", sts.Spec.Replicas)
+	}
+	if len(sts.Spec.VolumeClaimTemplates) != 0 {
+		t.Errorf("a volume claim with etcd: %+v", sts.Spec.VolumeClaimTemplates)
+	}
+	f, text := renderedConfig(t, objs)
+	if f.Store.Backend != policy.BackendEtcd || len(f.Store.Etcd.Endpoints) != 1 || f.Store.Etcd.LeaseTTL != 3*time.Second ||
+		f.Store.Etcd.TLS.CAFile != "/etc/replicatord/etcd-tls/ca.crt" || f.Store.Etcd.TLS.CertFile != "" || f.Store.Etcd.Insecure {
+		t.Errorf("store = %+v\n%s", f.Store, text)
+	}
+	c := sts.Spec.Template.Spec.Containers[0]
+	hasEnv := false
+	for _, e := range c.Env {
+		hasEnv = hasEnv || e.Name == "REPLICATORD_MEMBER_ID"
+	}
+	if !hasEnv {
+		t.Errorf("no REPLICATORD_MEMBER_ID in the pod's env: %+v", c.Env)
+	}
+	mounted := false
+	for _, m := range c.VolumeMounts {
+		mounted = mounted || (m.Name == "etcd-tls" && m.MountPath == "/etc/replicatord/etcd-tls")
+	}
+	if !mounted {
+		t.Errorf("the etcd TLS Secret is not mounted: %+v", c.VolumeMounts)
+	}
+	if np := fmt.Sprint(objs["NetworkPolicy"].Spec.Egress); !strings.Contains(np, "2379") {
+		t.Errorf("the NetworkPolicy lets no traffic to etcd's port: %s", np)
+	}
+	// More replicas with etcd are fine; with bbolt they are refused.
+	if sts := renderChart(t, helm, "store.backend=etcd", "store.etcd.endpoints[0]=https://e:2379", "replicas=2")["StatefulSet"]; *sts.Spec.Replicas != 2 {
+		t.Errorf("replicas=2 with etcd rendered %d", *sts.Spec.Replicas)
+	}
+	if sts := renderChart(t, helm)["StatefulSet"]; *sts.Spec.Replicas != 1 || len(sts.Spec.VolumeClaimTemplates) != 1 {
+		t.Errorf("bbolt default: replicas %d, claims %d; want 1 and 1", *sts.Spec.Replicas, len(sts.Spec.VolumeClaimTemplates))
 	}
 }
 

@@ -265,6 +265,23 @@ func TestPolicyConverges(t *testing.T) {
 	if after, _ := e.ctl("policies", "-o", "json"); stripTimes(after) != stripTimes(policiesBefore) {
 		t.Errorf("a refused reload changed the policies:\n%s\n%s", policiesBefore, after)
 	}
+
+	// A valid file that names another store is refused too: a store
+	// change needs a restart.
+	moved := strings.Replace(string(good), "version: 1\n", "version: 1\nstore: {backend: etcd, etcd: {endpoints: [\"https://etcd.invalid:2379\"]}}\n", 1)
+	if moved == string(good) {
+		t.Fatal("the config has no \"version: 1\" line to put a store section after")
+	}
+	if err := os.WriteFile(e.config, []byte(moved), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code = e.ctl("reload")
+	if code == 0 || !strings.Contains(out, "store change needs a restart") || !strings.Contains(out, "keeps bbolt") {
+		t.Errorf("reload of a file with another store: exit %d, want a refusal saying a restart is needed:\n%s", code, out)
+	}
+	if after, _ := e.ctl("policies", "-o", "json"); stripTimes(after) != stripTimes(policiesBefore) {
+		t.Errorf("a reload refused for its store changed the policies:\n%s\n%s", policiesBefore, after)
+	}
 }
 
 func sum(m map[string]int64) int64 {

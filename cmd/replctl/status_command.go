@@ -23,7 +23,9 @@ func newStatusCommand(a *app) *cobra.Command {
 		Long: `status asks the daemon how it is: its version, whether it is SERVING (and
 why not: a daemon that started while ECS was unreachable serves the API but
 refuses requests that name regions until the cloud answers), whether its last
-call reached ECS, and where its store is. It never calls the cloud itself.`,
+call reached ECS, and where its store is. With the etcd store it also lists
+the replicas sharing it, which one leads, and warns when they run different
+policy files. It never calls the cloud itself.`,
 		Example: `  replctl status
   replctl status -o json | jq -r .status`,
 		Args: argsUsage(cobra.NoArgs),
@@ -77,15 +79,48 @@ func printStatus(w io.Writer, now time.Time, address string, s *replicatorv1.Get
 		{"", "credentials " + dash(clean(c.GetCredentials()))},
 		{"store", fmt.Sprintf("%s %s (revision %d)", dash(clean(st.GetBackend())), dash(clean(st.GetPath())), st.GetRevision())},
 	}
-	for _, m := range s.GetMembers() {
-		lines = append(lines, [2]string{"member", fmt.Sprintf("%s %s %s", dash(clean(m.GetId())), dash(clean(m.GetAddress())), dash(clean(m.GetRole())))})
-	}
+	lines = append(lines, memberLines(now, s)...)
 	for _, l := range lines {
 		if _, err := fmt.Fprintf(w, "%-8s %s\n", l[0], l[1]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// memberLines are the leader, one line per member and a warning when the
+// members run different policy files (which policies run then depends on
+// which one leads).
+func memberLines(now time.Time, s *replicatorv1.GetStatusResponse) [][2]string {
+	var lines [][2]string
+	if s.GetLeader() != "" || len(s.GetMembers()) > 0 || s.GetMembersError() != "" {
+		leader := clean(s.GetLeader())
+		if leader == "" {
+			leader = "NONE (an election is under way)"
+		}
+		lines = append(lines, [2]string{"leader", leader})
+	}
+	if e := clean(s.GetMembersError()); e != "" {
+		lines = append(lines, [2]string{"members", "UNKNOWN: " + e})
+	}
+	hashes := map[string]bool{}
+	for _, m := range s.GetMembers() {
+		started := "-"
+		if m.GetStartTime() != nil {
+			started = "up " + age(now, m.GetStartTime())
+		}
+		h := clean(m.GetConfigHash())
+		hashes[h] = true
+		if len(h) > 12 {
+			h = h[:12]
+		}
+		lines = append(lines, [2]string{"member", fmt.Sprintf("%s %s at %s, %s, config %s, %s", dash(clean(m.GetId())), dash(clean(m.GetRole())),
+			dash(clean(m.GetAddress())), dash(clean(m.GetVersion())), dash(h), started)})
+	}
+	if len(hashes) > 1 {
+		lines = append(lines, [2]string{"WARNING", fmt.Sprintf("the members run %d different policy files (config hashes differ): the policies that run depend on which one leads; deploy one file to every replica", len(hashes))})
+	}
+	return lines
 }
 
 func startedLine(now time.Time, s *replicatorv1.GetStatusResponse) string {

@@ -122,6 +122,41 @@ func TestStatusCommand(t *testing.T) {
 	}
 }
 
+// TestStatusMembers: with the etcd store, status shows the leader and
+// every member, and warns when they run different policy files; with one
+// file, no warning.
+func TestStatusMembers(t *testing.T) {
+	hash := func(c byte) string { return strings.Repeat(string(c), 64) }
+	resp := &replicatorv1.GetStatusResponse{Version: "v1.5.0", Status: replicatorv1.ServingStatus_SERVING_STATUS_SERVING,
+		Cloud:  &replicatorv1.CloudStatus{Provider: "aliyun", Network: "public", Endpoint: "https://ecs.cn-hangzhou.aliyuncs.com", Reachable: true, Regions: 28, LastReachedTime: ts(-3 * time.Second)},
+		Store:  &replicatorv1.StoreStatus{Backend: "etcd", Path: "https://etcd-0:2379 /replicatord/", Revision: 40},
+		Leader: "r-0",
+		Members: []*replicatorv1.ReplicaMember{
+			{Id: "r-0", Address: "0.0.0.0:7443", Role: "leader", Version: "v1.5.0", ConfigHash: hash('a'), StartTime: ts(-90 * time.Second)},
+			{Id: "r-1", Address: "0.0.0.0:7443", Role: "follower", Version: "v1.5.0", ConfigHash: hash('b'), StartTime: ts(-30 * time.Second)},
+		}}
+	srv := &statusServer{resp: resp}
+	addr := serveWithHealth(t, srv)
+	res := runReplctl(t, context.Background(), nil, "--address", addr, "status")
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	want := "store    etcd https://etcd-0:2379 /replicatord/ (revision 40)\n" +
+		"leader   r-0\n" +
+		"member   r-0 leader at 0.0.0.0:7443, v1.5.0, config aaaaaaaaaaaa, up 1m30s\n" +
+		"member   r-1 follower at 0.0.0.0:7443, v1.5.0, config bbbbbbbbbbbb, up 30s\n" +
+		"WARNING  the members run 2 different policy files (config hashes differ): the policies that run depend on which one leads; deploy one file to every replica\n"
+	if !strings.HasSuffix(res.stdout, want) {
+		t.Errorf("status:\n%s\nwant it to end with:\n%s", res.stdout, want)
+	}
+	resp.Members[1].ConfigHash = hash('a')
+	resp.Leader = ""
+	res = runReplctl(t, context.Background(), nil, "--address", addr, "status")
+	if strings.Contains(res.stdout, "WARNING") || !strings.Contains(res.stdout, "leader   NONE (an election is under way)\n") {
+		t.Errorf("one policy file, no leader:\n%s", res.stdout)
+	}
+}
+
 func TestDefaultAddress(t *testing.T) {
 	exists := func(string) (os.FileInfo, error) { return nil, nil }
 	missing := func(string) (os.FileInfo, error) { return nil, fs.ErrNotExist }

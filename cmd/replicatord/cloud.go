@@ -174,10 +174,15 @@ func (d *daemon) activate(ctx context.Context, fresh bool) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	if fresh {
-		d.adopt(ctx)
+		d.adopt(ctx, d.sched)
 	}
 	d.rec.SetPolicies(d.file)
 	d.log.Info("policies loaded", "file", d.fl.config, "policies", len(d.file.Policies))
+	if d.ha != nil {
+		// With etcd the policies run on the leader: stand now that the
+		// cloud answers.
+		d.campaign()
+	}
 }
 
 // noteReach records whether a call reached ECS, for GetStatus: any answer
@@ -216,7 +221,7 @@ func (d *daemon) status() server.Status {
 			LastReached: d.reached,
 			Regions:     len(d.regions),
 		},
-		Store: server.StoreStatus{Backend: "bbolt", Path: d.storePath(), Revision: d.store.Revision()},
+		Store: d.storeStatus(),
 	}
 	if d.notReady != nil {
 		st.Reason = d.notReady.Error()
@@ -231,5 +236,6 @@ func (d *daemon) status() server.Status {
 	}
 	st.Cloud.Endpoint = d.provider.Endpoint(region)
 	st.Cloud.Credentials = d.provider.CredentialsInUse()
+	d.members(&st)
 	return st
 }

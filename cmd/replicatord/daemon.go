@@ -66,6 +66,10 @@ type daemon struct {
 	// reloadMu serialises reloads (SIGHUP and the RPC).
 	reloadMu sync.Mutex
 
+	// ha is the etcd side (election, members); nil with bbolt.
+	ha      *ha
+	cfgHash string // sha256 of the loaded policy file, hex
+
 	closers []func()
 }
 
@@ -158,39 +162,37 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	db, err := state.Open(filepath.Join(dataDir, "state.db"), state.Options{OnCorrupt: d.corruptRecord})
-	if err != nil {
-		return nil, err
+	etcd := file.Store.Backend == policy.BackendEtcd
+	if etcd {
+		// No local file: the store, the election and the member list are
+		// in etcd (ha.go).
+		if err := d.openEtcd(ctx); err != nil {
+			return nil, err
+		}
+		if simulated {
+			d.log.Warn("simulated cloud with the etcd store: each replica simulates a cloud of its own, so a failover loses the copies in flight; for tests only")
+		}
+	} else {
+		db, err := state.Open(filepath.Join(dataDir, "state.db"), state.Options{OnCorrupt: d.corruptRecord})
+		if err != nil {
+			return nil, err
+		}
+		// Assigned only on success: a nil *state.DB in the interface would not
+		// compare equal to nil.
+		d.store, d.local = db, db
+		d.closers = append(d.closers, func() { d.store.Close() })
+		d.scanState()
 	}
-	// Assigned only on success: a nil *state.DB in the interface would not
-	// compare equal to nil.
-	d.store, d.local = db, db
-	d.closers = append(d.closers, func() { d.store.Close() })
-	d.scanState()
+	d.noteConfig(ctx)
 	if simulated {
 		if err := d.startCloud(stdout, dataDir); err != nil {
 			return nil, err
 		}
 	}
 
-	sc := file.Scheduler
-	d.sched = scheduler.New(d.store, d.provider, scheduler.Options{
-		Logger:         d.log.With("component", "scheduler"),
-		SlotsPerRegion: sc.CopySlotsPerRegion,
-		RegionSlots:    sc.RegionSlots,
-		Lookahead:      sc.Lookahead,
-		MaxAttempts:    sc.MaxAttempts,
-		MaxRetries:     sc.MaxRetries,
-		Owner:          file.Daemon.Owner,
-		APIRate:        sc.APIRatePerSecond,
-		PollMin:        sc.PollMin,
-		PollMax:        sc.PollMax,
-		CopyConflict:   sc.CopyConflict,
-		RetryBase:      sc.RetryBase,
-		QuotaWait:      sc.QuotaWait,
-		CallTimeout:    sc.CallTimeout,
-		Observer:       d.metrics,
-	})
+	// With etcd this scheduler is never started: it serves the API's
+	// writes into the store, and the leader runs its own (ha.go).
+	d.sched = d.newScheduler(d.store)
 	d.metrics.SetJobSource(d.jobStats)
 	d.metrics.SetSlotLimits(d.sched.Slots)
 	d.metrics.SetBuildInfo(buildInfo())
@@ -207,9 +209,14 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 			return nil, err
 		}
 	}
-	fresh := d.store.Revision() == 0
-	if err := d.sched.Start(ctx); err != nil {
-		return nil, err
+	// A new state file (nothing ever written) adopts the copies a lost
+	// one knew. bbolt's revisions are its own, so 0 means new; etcd's
+	// are the cluster's, and its leader asks the store (Fresh) instead.
+	fresh := !etcd && d.store.Revision() == 0
+	if !etcd {
+		if err := d.sched.Start(ctx); err != nil {
+			return nil, err
+		}
 	}
 	d.closers = append(d.closers, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), fl.shutdownGrace)
@@ -217,10 +224,13 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 		d.sched.Stop(sctx)
 	})
 
-	// Retention needs only the store, so it runs while the cloud is
-	// still unreachable too.
-	d.startRetention()
-	d.startReconciler()
+	d.rec = d.newReconciler(d.sched)
+	if !etcd {
+		// Retention needs only the store, so it runs while the cloud is
+		// still unreachable too.
+		d.closers = append(d.closers, d.runRetention(d.store))
+		d.runReconciler()
+	}
 	if ready {
 		// Regions were checked with the rest of the config above. Ready
 		// before the socket exists, so that the first request after
@@ -240,6 +250,28 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 		d.waitForCloud(fresh)
 	}
 	return d, nil
+}
+
+// newScheduler builds a scheduler over store with the file's settings.
+func (d *daemon) newScheduler(store state.Store) *scheduler.Scheduler {
+	sc := d.file.Scheduler
+	return scheduler.New(store, d.provider, scheduler.Options{
+		Logger:         d.log.With("component", "scheduler"),
+		SlotsPerRegion: sc.CopySlotsPerRegion,
+		RegionSlots:    sc.RegionSlots,
+		Lookahead:      sc.Lookahead,
+		MaxAttempts:    sc.MaxAttempts,
+		MaxRetries:     sc.MaxRetries,
+		Owner:          d.file.Daemon.Owner,
+		APIRate:        sc.APIRatePerSecond,
+		PollMin:        sc.PollMin,
+		PollMax:        sc.PollMax,
+		CopyConflict:   sc.CopyConflict,
+		RetryBase:      sc.RetryBase,
+		QuotaWait:      sc.QuotaWait,
+		CallTimeout:    sc.CallTimeout,
+		Observer:       d.metrics,
+	})
 }
 
 // cloudSectionBad reports whether the file's problems include one in the
@@ -406,7 +438,7 @@ func (d *daemon) serve(stdout io.Writer) error {
 		Logger:       d.log.With("component", "api"),
 		WatchStarted: d.metrics.WatchStarted,
 		Policies: &server.PolicyOps{
-			Reconciler: d.rec,
+			Reconciler: policiesView{d},
 			Reload:     d.reloadFile,
 			Source:     func() string { return absPath(d.fl.config) },
 		},
@@ -440,7 +472,7 @@ func (d *daemon) serve(stdout io.Writer) error {
 // adopt runs on a new state file: copies that a previous state file knew
 // (it was lost or replaced) are found by their lineage tags and followed
 // again instead of being made twice.
-func (d *daemon) adopt(ctx context.Context) {
+func (d *daemon) adopt(ctx context.Context, sched *scheduler.Scheduler) {
 	known := d.knownRegions()
 	if len(known) == 0 {
 		return
@@ -452,7 +484,7 @@ func (d *daemon) adopt(ctx context.Context) {
 	sort.Strings(regions)
 	actx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	n, err := d.sched.Adopt(actx, regions)
+	n, err := sched.Adopt(actx, regions)
 	if err != nil {
 		d.log.Warn("could not look for copies made under a previous state file", "err", err.Error())
 	}
@@ -477,13 +509,17 @@ func (d *daemon) observeCall(c aliyun.Call) {
 
 func (d *daemon) jobStats() metrics.JobStats {
 	var st metrics.JobStats
-	for _, c := range d.sched.LiveCounts() {
+	sched, _ := d.leader()
+	if sched == nil {
+		return st // a follower runs no jobs
+	}
+	for _, c := range sched.LiveCounts() {
 		st.Counts = append(st.Counts, metrics.JobCount{State: c.State, Region: c.Region, Policy: c.Policy, Count: c.Count})
 	}
-	if t, ok := d.sched.OldestQueued(); ok {
+	if t, ok := sched.OldestQueued(); ok {
 		st.OldestQueuedAge = time.Since(t)
 	}
-	st.Overdue = d.sched.Overdue()
+	st.Overdue = sched.Overdue()
 	return st
 }
 
@@ -556,31 +592,31 @@ func (d *daemon) serveMetrics(ctx context.Context, addr string) error {
 	return nil
 }
 
-// startRetention removes finished jobs past daemon.job_retention, at start
-// and every hour.
-func (d *daemon) startRetention() {
+// runRetention removes finished jobs past daemon.job_retention from store,
+// at start and every hour, until the returned stop is called.
+func (d *daemon) runRetention(store state.Store) (stop func()) {
 	keep := d.file.Daemon.JobRetention
 	if keep == 0 {
 		d.log.Info("finished jobs are kept forever (daemon.job_retention: 0)")
-		return
+		return func() {}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		state.RunRetention(ctx, d.store, state.RetentionOptions{
+		state.RunRetention(ctx, store, state.RetentionOptions{
 			Retention: keep,
 			Logger:    d.log.With("component", "retention"),
 			Removed:   d.metrics.ObserveJobsRemoved,
 		})
 	}()
-	d.closers = append(d.closers, func() { cancel(); <-done })
+	return func() { cancel(); <-done }
 }
 
-// startReconciler starts the reconcile loops; the file's policies are
-// given to it by becomeReady, once their regions are checked.
-func (d *daemon) startReconciler() {
-	d.rec = reconcile.New(d.sched.Paced(), d.sched, reconcile.Options{
+// newReconciler builds the reconcile loops over sched; the file's
+// policies are given to them by activate, once their regions are checked.
+func (d *daemon) newReconciler(sched *scheduler.Scheduler) *reconcile.Reconciler {
+	return reconcile.New(sched.Paced(), sched, reconcile.Options{
 		Logger: d.log.With("component", "reconcile"),
 		Owner:  d.file.Daemon.Owner,
 		OnRun: func(name string, err error, dur time.Duration) {
@@ -588,6 +624,11 @@ func (d *daemon) startReconciler() {
 		},
 		OnDestination: d.metrics.ObserveDestination,
 	})
+}
+
+// runReconciler runs d.rec until shutdown (bbolt; with etcd only the
+// leader runs its own).
+func (d *daemon) runReconciler() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); d.rec.Run(ctx) }()
@@ -623,6 +664,11 @@ func (d *daemon) reloadFile(ctx context.Context) (added, removed, changed []stri
 	if err := f.ValidateEnv(d.env()); err != nil {
 		return nil, nil, nil, err
 	}
+	if !reflect.DeepEqual(f.Store, d.file.Store) {
+		// Another store is another set of jobs (and with etcd, another
+		// cluster to elect a leader on): only a restart may switch.
+		return nil, nil, nil, fmt.Errorf("the store section changed; a store change needs a restart (the running daemon keeps %s): %w", storeName(d.file.Store), errdefs.ErrFailedPrecondition)
+	}
 	if f.Daemon != d.file.Daemon || !reflect.DeepEqual(f.Cloud, d.file.Cloud) {
 		d.log.Warn("daemon and cloud settings changed in the file; they take effect at the next start")
 	}
@@ -641,7 +687,11 @@ func (d *daemon) reloadFile(ctx context.Context) (added, removed, changed []stri
 		}
 	}
 	d.rec.SetPolicies(f)
+	if _, rec := d.leader(); rec != nil && rec != d.rec {
+		rec.SetPolicies(f)
+	}
 	d.file = f
+	d.noteConfig(ctx)
 	d.metrics.Preset(d.known(f))
 	return added, removed, changed, nil
 }
@@ -765,3 +815,12 @@ func checkState(path string, stdout, stderr io.Writer) int {
 }
 
 var _ cloud.Provider = (*aliyun.Provider)(nil)
+
+// storeName names a store setting for messages: never credentials (they
+// are not in the file).
+func storeName(s policy.Store) string {
+	if s.Backend == policy.BackendEtcd {
+		return fmt.Sprintf("etcd %s under %s", strings.Join(s.Etcd.Endpoints, ","), s.Etcd.Prefix)
+	}
+	return "bbolt"
+}

@@ -106,6 +106,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case <-hup:
 			d.reload(ctx)
 		case err := <-d.failed:
+			if errors.Is(err, errSessionLost) {
+				// At once, without the graceful stop: this process may no
+				// longer lead, and every write it tries is refused anyway
+				// (ha.go). The supervisor starts a fresh candidate.
+				d.log.Error("exiting", "err", err.Error())
+				fmt.Fprintf(stderr, "replicatord: %v\n", err)
+				return exitFailed
+			}
 			d.shutdown()
 			var ue *usageError
 			if errors.As(err, &ue) {

@@ -50,6 +50,7 @@ type File struct {
 	Daemon    Daemon
 	Cloud     Cloud
 	Scheduler Scheduler
+	Store     Store
 	Policies  []Policy
 	// Path is the file the policies were read from ("" for Parse without a path).
 	Path string

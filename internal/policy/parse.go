@@ -74,6 +74,9 @@ func parseWith(d *decoder, path string, data []byte) (*File, error) {
 	if path != "" && f.Daemon.DataDir != "" && !filepath.IsAbs(f.Daemon.DataDir) {
 		f.Daemon.DataDir = filepath.Join(filepath.Dir(path), f.Daemon.DataDir)
 	}
+	if path != "" {
+		f.Store.resolvePaths(filepath.Dir(path))
+	}
 	return f, nil
 }
 
@@ -132,6 +135,7 @@ func (d *decoder) file_(n *yaml.Node, f *File) {
 	sc := scope{}
 	f.Daemon = Daemon{DataDir: DefaultDataDir, LogFormat: "text", LogLevel: "info", Owner: job.DefaultOwner, JobRetention: DefaultJobRetention}
 	f.Cloud = Cloud{Provider: ProviderSimulated, Simulated: defaultSimulated()}
+	f.Store = defaultStore()
 	f.Scheduler = Scheduler{
 		CopySlotsPerRegion: DefaultCopySlotsPerRegion, Lookahead: DefaultLookahead, MaxAttempts: DefaultMaxAttempts, MaxRetries: DefaultMaxRetries,
 		APIRatePerSecond: DefaultAPIRatePerSecond, PollMin: DefaultPollMin, PollMax: DefaultPollMax,
@@ -150,6 +154,7 @@ func (d *decoder) file_(n *yaml.Node, f *File) {
 		"daemon":    func(_, v *yaml.Node, ks scope) { d.daemon(v, ks, &f.Daemon) },
 		"cloud":     func(_, v *yaml.Node, ks scope) { cloudNode = v; simNode, cloudSeen = d.cloud(v, ks, &f.Cloud) },
 		"scheduler": func(_, v *yaml.Node, ks scope) { d.scheduler(v, ks, &f.Scheduler) },
+		"store":     func(_, v *yaml.Node, ks scope) { d.store(v, ks, &f.Store) },
 		"policies":  func(_, v *yaml.Node, ks scope) { f.Policies = d.policies(v, ks) },
 	})
 	if n.Kind != yaml.MappingNode {

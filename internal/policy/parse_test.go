@@ -180,7 +180,7 @@ func TestParseErrors(t *testing.T) {
 		{"version 2", "version: 2\n", []string{`policies.yaml:1:10: unsupported version 2 (this replicatord reads 1)`}},
 		{"version string", "version: one\n", []string{`policies.yaml:1:10: version: expected an integer, got "one"`}},
 		{"unknown top key", "version: 1\npolices: []\n", []string{`policies.yaml:2:1: unknown key "polices" (did you mean "policies"?)`}},
-		{"unknown key far from any", "version: 1\nzzz: 1\n", []string{`policies.yaml:2:1: unknown key "zzz" (known keys: cloud, daemon, policies, scheduler, version)`}},
+		{"unknown key far from any", "version: 1\nzzz: 1\n", []string{`policies.yaml:2:1: unknown key "zzz" (known keys: cloud, daemon, policies, scheduler, store, version)`}},
 		{"repeated key", "version: 1\nversion: 1\n", []string{`policies.yaml:2:1: key "version" is repeated (first at line 1)`}},
 		{"daemon", "version: 1\ndaemon:\n  log_format: xml\n  log_level: loud\n  data_dir: \"\"\n  listen: nope\n  metrics_listen: \"localhost:http99\"\n", []string{
 			`policies.yaml:3:15: daemon.log_format: "xml" is not one of text, json`,

@@ -19,6 +19,16 @@ type Status struct {
 	StartTime time.Time
 	Cloud     CloudStatus
 	Store     StoreStatus
+	// Leader is the id of the member that leads; Members every member.
+	Leader       string
+	Members      []Member
+	MembersError string // why the members could not be read
+}
+
+// Member is one replica sharing the store.
+type Member struct {
+	ID, Address, Role, Version, ConfigHash string
+	Started                                time.Time
 }
 
 // CloudStatus is the daemon's view of the cloud.
@@ -60,6 +70,14 @@ func (s *Server) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*pb.Get
 	}
 	if st.Serving {
 		resp.Status = pb.ServingStatus_SERVING_STATUS_SERVING
+	}
+	resp.Leader, resp.MembersError = st.Leader, st.MembersError
+	for _, m := range st.Members {
+		pm := &pb.ReplicaMember{Id: m.ID, Address: m.Address, Role: m.Role, Version: m.Version, ConfigHash: m.ConfigHash}
+		if !m.Started.IsZero() {
+			pm.StartTime = timestamppb.New(m.Started)
+		}
+		resp.Members = append(resp.Members, pm)
 	}
 	if !st.StartTime.IsZero() {
 		resp.StartTime = timestamppb.New(st.StartTime)

@@ -2470,9 +2470,14 @@ type GetStatusResponse struct {
 	Cloud     *CloudStatus           `protobuf:"bytes,4,opt,name=cloud,proto3" json:"cloud,omitempty"`
 	Store     *StoreStatus           `protobuf:"bytes,5,opt,name=store,proto3" json:"store,omitempty"`
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
-	// The members of a replicated deployment. Empty for a single daemon, which
-	// is all this version runs; reserved for a shared-store HA deployment.
-	Members       []*ReplicaMember `protobuf:"bytes,7,rep,name=members,proto3" json:"members,omitempty"`
+	// The replicas sharing the store, by id: with the bbolt store only this
+	// daemon (the leader); with etcd every replica whose session is alive.
+	Members []*ReplicaMember `protobuf:"bytes,7,rep,name=members,proto3" json:"members,omitempty"`
+	// The id of the member that runs the scheduler and the policies; empty
+	// while there is none (an election is under way).
+	Leader string `protobuf:"bytes,8,opt,name=leader,proto3" json:"leader,omitempty"`
+	// Why the members could not be read (etcd unreachable); empty otherwise.
+	MembersError  string `protobuf:"bytes,9,opt,name=members_error,json=membersError,proto3" json:"members_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2554,6 +2559,20 @@ func (x *GetStatusResponse) GetMembers() []*ReplicaMember {
 		return x.Members
 	}
 	return nil
+}
+
+func (x *GetStatusResponse) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *GetStatusResponse) GetMembersError() string {
+	if x != nil {
+		return x.MembersError
+	}
+	return ""
 }
 
 type CloudStatus struct {
@@ -2669,9 +2688,10 @@ func (x *CloudStatus) GetCredentials() string {
 
 type StoreStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "bbolt": the embedded store.
+	// "bbolt": the embedded store; "etcd": a shared etcd cluster.
 	Backend string `protobuf:"bytes,1,opt,name=backend,proto3" json:"backend,omitempty"`
-	Path    string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// bbolt: the state file. etcd: the endpoints and the key prefix.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
 	// The store-wide revision of the last change.
 	Revision      int64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2730,10 +2750,19 @@ func (x *StoreStatus) GetRevision() int64 {
 }
 
 type ReplicaMember struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	Role          string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The replica's id (REPLICATORD_MEMBER_ID, or hostname-pid).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The API address it listens on, as configured.
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// "leader" or "follower".
+	Role string `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	// Its replicatord version.
+	Version string `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
+	// The sha256 of its policy file, hex: replicas with different files run
+	// different policies depending on which one leads.
+	ConfigHash    string                 `protobuf:"bytes,5,opt,name=config_hash,json=configHash,proto3" json:"config_hash,omitempty"`
+	StartTime     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2787,6 +2816,27 @@ func (x *ReplicaMember) GetRole() string {
 		return x.Role
 	}
 	return ""
+}
+
+func (x *ReplicaMember) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *ReplicaMember) GetConfigHash() string {
+	if x != nil {
+		return x.ConfigHash
+	}
+	return ""
+}
+
+func (x *ReplicaMember) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
 }
 
 var File_replicator_v1_replicator_proto protoreflect.FileDescriptor
@@ -2972,7 +3022,7 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\bpolicies\x18\x01 \x03(\tR\bpolicies\"7\n" +
 	"\x19ReconcilePoliciesResponse\x12\x1a\n" +
 	"\bpolicies\x18\x01 \x03(\tR\bpolicies\"\x12\n" +
-	"\x10GetStatusRequest\"\xd2\x02\n" +
+	"\x10GetStatusRequest\"\x8f\x03\n" +
 	"\x11GetStatusResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x124\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1c.replicator.v1.ServingStatusR\x06status\x12\x16\n" +
@@ -2981,7 +3031,9 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\x05store\x18\x05 \x01(\v2\x1a.replicator.v1.StoreStatusR\x05store\x129\n" +
 	"\n" +
 	"start_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x126\n" +
-	"\amembers\x18\a \x03(\v2\x1c.replicator.v1.ReplicaMemberR\amembers\"\xa0\x02\n" +
+	"\amembers\x18\a \x03(\v2\x1c.replicator.v1.ReplicaMemberR\amembers\x12\x16\n" +
+	"\x06leader\x18\b \x01(\tR\x06leader\x12#\n" +
+	"\rmembers_error\x18\t \x01(\tR\fmembersError\"\xa0\x02\n" +
 	"\vCloudStatus\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x1c\n" +
 	"\treachable\x18\x02 \x01(\bR\treachable\x12\x1d\n" +
@@ -2995,11 +3047,16 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\vStoreStatus\x12\x18\n" +
 	"\abackend\x18\x01 \x01(\tR\abackend\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x03R\brevision\"M\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\"\xc3\x01\n" +
 	"\rReplicaMember\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
-	"\x04role\x18\x03 \x01(\tR\x04role*\xfb\x01\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\tR\aversion\x12\x1f\n" +
+	"\vconfig_hash\x18\x05 \x01(\tR\n" +
+	"configHash\x129\n" +
+	"\n" +
+	"start_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime*\xfb\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10JOB_STATE_QUEUED\x10\x01\x12\x18\n" +
@@ -3142,33 +3199,34 @@ var file_replicator_v1_replicator_proto_depIdxs = []int32{
 	39, // 37: replicator.v1.GetStatusResponse.start_time:type_name -> google.protobuf.Timestamp
 	36, // 38: replicator.v1.GetStatusResponse.members:type_name -> replicator.v1.ReplicaMember
 	39, // 39: replicator.v1.CloudStatus.last_reached_time:type_name -> google.protobuf.Timestamp
-	7,  // 40: replicator.v1.ReplicatorService.Copy:input_type -> replicator.v1.CopyRequest
-	9,  // 41: replicator.v1.ReplicatorService.Watch:input_type -> replicator.v1.WatchRequest
-	11, // 42: replicator.v1.ReplicatorService.Cancel:input_type -> replicator.v1.CancelRequest
-	13, // 43: replicator.v1.ReplicatorService.Retry:input_type -> replicator.v1.RetryRequest
-	15, // 44: replicator.v1.ReplicatorService.GetJob:input_type -> replicator.v1.GetJobRequest
-	17, // 45: replicator.v1.ReplicatorService.ListJobs:input_type -> replicator.v1.ListJobsRequest
-	22, // 46: replicator.v1.ReplicatorService.ListPolicies:input_type -> replicator.v1.ListPoliciesRequest
-	25, // 47: replicator.v1.ReplicatorService.PlanPolicies:input_type -> replicator.v1.PlanPoliciesRequest
-	28, // 48: replicator.v1.ReplicatorService.ReloadPolicies:input_type -> replicator.v1.ReloadPoliciesRequest
-	30, // 49: replicator.v1.ReplicatorService.ReconcilePolicies:input_type -> replicator.v1.ReconcilePoliciesRequest
-	32, // 50: replicator.v1.ReplicatorService.GetStatus:input_type -> replicator.v1.GetStatusRequest
-	8,  // 51: replicator.v1.ReplicatorService.Copy:output_type -> replicator.v1.CopyResponse
-	10, // 52: replicator.v1.ReplicatorService.Watch:output_type -> replicator.v1.WatchResponse
-	12, // 53: replicator.v1.ReplicatorService.Cancel:output_type -> replicator.v1.CancelResponse
-	14, // 54: replicator.v1.ReplicatorService.Retry:output_type -> replicator.v1.RetryResponse
-	16, // 55: replicator.v1.ReplicatorService.GetJob:output_type -> replicator.v1.GetJobResponse
-	18, // 56: replicator.v1.ReplicatorService.ListJobs:output_type -> replicator.v1.ListJobsResponse
-	23, // 57: replicator.v1.ReplicatorService.ListPolicies:output_type -> replicator.v1.ListPoliciesResponse
-	26, // 58: replicator.v1.ReplicatorService.PlanPolicies:output_type -> replicator.v1.PlanPoliciesResponse
-	29, // 59: replicator.v1.ReplicatorService.ReloadPolicies:output_type -> replicator.v1.ReloadPoliciesResponse
-	31, // 60: replicator.v1.ReplicatorService.ReconcilePolicies:output_type -> replicator.v1.ReconcilePoliciesResponse
-	33, // 61: replicator.v1.ReplicatorService.GetStatus:output_type -> replicator.v1.GetStatusResponse
-	51, // [51:62] is the sub-list for method output_type
-	40, // [40:51] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	39, // 40: replicator.v1.ReplicaMember.start_time:type_name -> google.protobuf.Timestamp
+	7,  // 41: replicator.v1.ReplicatorService.Copy:input_type -> replicator.v1.CopyRequest
+	9,  // 42: replicator.v1.ReplicatorService.Watch:input_type -> replicator.v1.WatchRequest
+	11, // 43: replicator.v1.ReplicatorService.Cancel:input_type -> replicator.v1.CancelRequest
+	13, // 44: replicator.v1.ReplicatorService.Retry:input_type -> replicator.v1.RetryRequest
+	15, // 45: replicator.v1.ReplicatorService.GetJob:input_type -> replicator.v1.GetJobRequest
+	17, // 46: replicator.v1.ReplicatorService.ListJobs:input_type -> replicator.v1.ListJobsRequest
+	22, // 47: replicator.v1.ReplicatorService.ListPolicies:input_type -> replicator.v1.ListPoliciesRequest
+	25, // 48: replicator.v1.ReplicatorService.PlanPolicies:input_type -> replicator.v1.PlanPoliciesRequest
+	28, // 49: replicator.v1.ReplicatorService.ReloadPolicies:input_type -> replicator.v1.ReloadPoliciesRequest
+	30, // 50: replicator.v1.ReplicatorService.ReconcilePolicies:input_type -> replicator.v1.ReconcilePoliciesRequest
+	32, // 51: replicator.v1.ReplicatorService.GetStatus:input_type -> replicator.v1.GetStatusRequest
+	8,  // 52: replicator.v1.ReplicatorService.Copy:output_type -> replicator.v1.CopyResponse
+	10, // 53: replicator.v1.ReplicatorService.Watch:output_type -> replicator.v1.WatchResponse
+	12, // 54: replicator.v1.ReplicatorService.Cancel:output_type -> replicator.v1.CancelResponse
+	14, // 55: replicator.v1.ReplicatorService.Retry:output_type -> replicator.v1.RetryResponse
+	16, // 56: replicator.v1.ReplicatorService.GetJob:output_type -> replicator.v1.GetJobResponse
+	18, // 57: replicator.v1.ReplicatorService.ListJobs:output_type -> replicator.v1.ListJobsResponse
+	23, // 58: replicator.v1.ReplicatorService.ListPolicies:output_type -> replicator.v1.ListPoliciesResponse
+	26, // 59: replicator.v1.ReplicatorService.PlanPolicies:output_type -> replicator.v1.PlanPoliciesResponse
+	29, // 60: replicator.v1.ReplicatorService.ReloadPolicies:output_type -> replicator.v1.ReloadPoliciesResponse
+	31, // 61: replicator.v1.ReplicatorService.ReconcilePolicies:output_type -> replicator.v1.ReconcilePoliciesResponse
+	33, // 62: replicator.v1.ReplicatorService.GetStatus:output_type -> replicator.v1.GetStatusResponse
+	52, // [52:63] is the sub-list for method output_type
+	41, // [41:52] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_replicator_v1_replicator_proto_init() }

@@ -14,6 +14,8 @@
 //	P image/<source image id>\x00<job id> -> ""  (Reuse and retention find a pair's jobs)
 //	P requests/<client request id> -> state.EncodeRequest of the record
 //	P tombstones/<policy>\x00<source image id>\x00<destination region> -> JSON of job.Tombstone
+//	P election/<lease id, hex>     -> candidate id (concurrency.Election; on the candidate's session lease)
+//	P members/<member id>          -> JSON of Member (on the member's session lease)
 //
 // # Revisions and transactions
 //
@@ -54,6 +56,29 @@
 // raises meta/compacted to the newest removed job's revision, so a watcher
 // resuming from before it lists again, as with bbolt. It does not compact
 // etcd (a cluster-wide operation that belongs to the cluster's operator).
+//
+// # Leader election and fencing
+//
+// A replica's Elector is a concurrency.Session (a lease of TTL seconds,
+// kept alive by the client) and a concurrency.Election on P election:
+// the candidate whose key has the lowest CreateRevision leads. Campaign
+// returns the store Fenced on that key: every write transaction of a
+// fenced store also compares the key's CreateRevision, so that once the
+// lease is gone (the leader crashed, was paused past its TTL, or was cut
+// off from the quorum) every write fails with ErrLeadershipLost and
+// changes nothing, even if the old leader has not noticed yet. The key
+// holds the lease id, so a new leader's key is another key and a deleted
+// one never comes back with the same CreateRevision. Because the
+// scheduler writes a job's next state before the cloud call that depends
+// on it (durable before acting), a refused write also stops the call.
+// What fencing cannot stop is a call already in flight when the lease ran
+// out: that CopyImage carries the job's ClientToken and lineage tags, so
+// the new leader's retry of it is answered with the same copy (ECS
+// deduplicates by ClientToken) and a copy made anyway is found by its tags
+// and adopted, never made twice nor left untracked.
+//
+// Members register under P members/ on their own session lease, so a
+// replica that is gone disappears from the list within its TTL.
 //
 // # What is not done yet
 //

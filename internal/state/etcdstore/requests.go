@@ -145,7 +145,7 @@ func (s *Store) tryCreateRequest(ctx context.Context, cr *state.Request) (*state
 	if len(create) > 0 {
 		ops = append(ops, s.changeOp())
 	}
-	resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	resp, err := s.commit(ctx, cmps, ops)
 	if err != nil {
 		return nil, false, s.etcdErr(ctx, "create request", err)
 	}

@@ -111,7 +111,7 @@ func (s *Store) tryRemove(ctx context.Context, cutoff time.Time, limit int) (int
 	// A request recorded since the read could name a job removed here.
 	cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.p+"requests/"), "<", at+1).WithPrefix())
 	ops = append(ops, clientv3.OpPut(s.metaCompactedKey(), strconv.FormatInt(newest, 10)))
-	resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	resp, err := s.commit(ctx, cmps, ops)
 	if err != nil {
 		return 0, false, s.etcdErr(ctx, "remove finished jobs", err)
 	}

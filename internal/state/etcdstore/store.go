@@ -3,6 +3,7 @@ package etcdstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -42,6 +43,8 @@ type Store struct {
 	opts Options
 
 	rev atomic.Int64 // the last revision read or written
+	// fence, when set, is compared by every write (Fenced).
+	fence *fence
 
 	mu       sync.Mutex
 	closed   bool
@@ -99,6 +102,9 @@ func (s *Store) tombKey(policy, src, dst string) string {
 // etcdErr classifies an etcd client error: the caller's context first,
 // then ErrUnavailable (the cluster could not be reached or refused).
 func (s *Store) etcdErr(ctx context.Context, op string, err error) error {
+	if errors.Is(err, ErrLeadershipLost) {
+		return err
+	}
 	if cerr := ctx.Err(); cerr != nil {
 		return cerr
 	}
@@ -303,7 +309,7 @@ func (s *Store) create(ctx context.Context, unlessCancelled bool, jobs []*job.Jo
 			}
 			ops = append(ops, o...)
 		}
-		resp, err := s.cli.Txn(ctx).If(cmps...).Then(append(ops, s.changeOp())...).Commit()
+		resp, err := s.commit(ctx, cmps, append(ops, s.changeOp()))
 		if err != nil {
 			return nil, s.etcdErr(ctx, "create", err)
 		}
@@ -389,7 +395,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*job.Job) error) 
 			return nil, err
 		}
 		cmps, ops = append(cmps, tc...), append(append(ops, to...), s.changeOp())
-		resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+		resp, err := s.commit(ctx, cmps, ops)
 		if err != nil {
 			return nil, s.etcdErr(ctx, "update job "+id, err)
 		}

@@ -42,14 +42,26 @@ corrupts the store. Every template includes this, so helm template and
 helm install fail with the reason.
 */}}
 {{- define "replicatord.validate" -}}
-{{- if ne .Values.store.backend "bbolt" -}}
-{{- fail (printf "store.backend %q is not supported: bbolt is the only backend" .Values.store.backend) -}}
+{{- if not (has .Values.store.backend (list "bbolt" "etcd")) -}}
+{{- fail (printf "store.backend %q is not supported: bbolt or etcd" .Values.store.backend) -}}
 {{- end -}}
-{{- if and (eq .Values.store.backend "bbolt") (gt (int .Values.replicas) 1) -}}
-{{- fail (printf "replicas: %d with store.backend bbolt: the bbolt store is one file that one daemon holds locked; run 1 replica" (int .Values.replicas)) -}}
+{{- $replicas := int (include "replicatord.replicas" .) -}}
+{{- if and (eq .Values.store.backend "bbolt") (gt $replicas 1) -}}
+{{- fail (printf "replicas: %d with store.backend bbolt: the bbolt store is one file that one daemon holds locked; run 1 replica, or use store.backend etcd" $replicas) -}}
 {{- end -}}
-{{- if lt (int .Values.replicas) 0 -}}
+{{- if lt $replicas 0 -}}
 {{- fail "replicas must not be negative" -}}
+{{- end -}}
+{{- if eq .Values.store.backend "etcd" -}}
+{{- if not .Values.store.etcd.endpoints -}}
+{{- fail "store.backend etcd needs store.etcd.endpoints (the etcd cluster's client URLs)" -}}
+{{- end -}}
+{{- if and .Values.store.etcd.insecure .Values.store.etcd.tlsSecretName -}}
+{{- fail "store.etcd.insecure turns TLS off, and store.etcd.tlsSecretName is set: choose one" -}}
+{{- end -}}
+{{- if and .Values.store.etcd.clientCertificate (not .Values.store.etcd.tlsSecretName) -}}
+{{- fail "store.etcd.clientCertificate needs store.etcd.tlsSecretName (the Secret with tls.crt and tls.key)" -}}
+{{- end -}}
 {{- end -}}
 {{- if hasKey .Values.config "daemon" -}}
 {{- fail "config.daemon is set by the chart (data dir, listeners, log): use log.*, grpc.* and metrics.* instead" -}}
@@ -72,4 +84,18 @@ helm install fail with the reason.
 {{- if eq (int .Values.grpc.port) (int .Values.metrics.port) -}}
 {{- fail "grpc.port and metrics.port must differ" -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Replicas: as set, else 1 for bbolt and 3 for etcd. */}}
+{{- define "replicatord.replicas" -}}
+{{- if kindIs "invalid" .Values.replicas -}}
+{{- if eq .Values.store.backend "etcd" -}}3{{- else -}}1{{- end -}}
+{{- else -}}
+{{- .Values.replicas -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The etcd store is in use. */}}
+{{- define "replicatord.etcd" -}}
+{{- if eq .Values.store.backend "etcd" -}}true{{- end -}}
 {{- end -}}
