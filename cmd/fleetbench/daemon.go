@@ -26,12 +26,15 @@ func buildDaemon(ctx context.Context, dir string) (string, error) {
 
 // daemonConfig is the scheduler part of the generated config file.
 type daemonConfig struct {
-	Slots        int
-	APIRate      float64
-	PollMin      time.Duration
-	PollMax      time.Duration
-	CopyConflict bool
-	Lookahead    int // <0: the daemon's default
+	Slots   int
+	APIRate float64
+	PollMin time.Duration
+	PollMax time.Duration
+	// LookaheadTime and DetectionLag, scaled like the poll bounds.
+	LookaheadTime time.Duration
+	DetectionLag  time.Duration
+	CopyConflict  bool
+	Lookahead     int // <0: the daemon's default
 }
 
 // writeConfig writes the daemon's config file into dir: state in dir/data,
@@ -42,6 +45,7 @@ func writeConfig(dir, endpoint string, c daemonConfig) (string, error) {
 	fmt.Fprintf(&b, "cloud:\n  provider: aliyun\n  endpoint: %s\n", endpoint)
 	fmt.Fprintf(&b, "scheduler:\n  copy_slots_per_region: %d\n  api_rate_per_second: %g\n  poll_min: %s\n  poll_max: %s\n  copy_conflict: %t\n",
 		c.Slots, c.APIRate, c.PollMin, c.PollMax, c.CopyConflict)
+	fmt.Fprintf(&b, "  lookahead_time: %s\n  detection_lag: %s\n", c.LookaheadTime, c.DetectionLag)
 	if c.Lookahead >= 0 {
 		fmt.Fprintf(&b, "  lookahead: %d\n", c.Lookahead)
 	}

@@ -46,9 +46,8 @@ type urgentPlan struct {
 // (a detached Copy returns only when ECS accepted its copies, so the
 // streams run side by side), and, with urgent, one more Copy of the urgent
 // image to its region at its time; then follows one Watch until every job
-// is terminal. The Copy API has no priority field: ad-hoc copies, the
-// fleet's included, already go before policy backfill, so the urgent
-// copy is an ordinary ad-hoc Copy and the scheduler's order decides.
+// is terminal. The urgent copy is sent with priority 100 (the fleet's
+// have 0), as a user who needs it first would.
 func drive(ctx context.Context, socket string, f *fleet, urgent *urgentPlan) (*driveResult, error) {
 	conn, err := transport.Dial(transport.ClientConfig{Address: "unix://" + socket})
 	if err != nil {
@@ -82,7 +81,7 @@ func drive(ctx context.Context, socket string, f *fleet, urgent *urgentPlan) (*d
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ids, err := copyOne(ctx, client, im, f.Regions)
+			ids, err := copyOne(ctx, client, im, f.Regions, 0)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -146,7 +145,7 @@ func sendUrgent(ctx context.Context, client pb.ReplicatorServiceClient, urgent *
 	case <-time.After(time.Until(res.FirstSubmit.Add(urgent.After))):
 	}
 	sent := time.Now()
-	ids, err := copyOne(ctx, client, urgent.Image, []string{urgent.Region})
+	ids, err := copyOne(ctx, client, urgent.Image, []string{urgent.Region}, 100)
 	mu.Lock()
 	defer mu.Unlock()
 	res.UrgentSent = sent
@@ -160,8 +159,8 @@ func sendUrgent(ctx context.Context, client pb.ReplicatorServiceClient, urgent *
 }
 
 // copyOne sends one detached Copy and drains its stream.
-func copyOne(ctx context.Context, client pb.ReplicatorServiceClient, im fleetImage, regions []string) ([]string, error) {
-	s, err := client.Copy(ctx, &pb.CopyRequest{SourceRegion: sourceRegion, SourceImageId: im.ID, DestinationRegions: regions, Detach: true})
+func copyOne(ctx context.Context, client pb.ReplicatorServiceClient, im fleetImage, regions []string, priority int32) ([]string, error) {
+	s, err := client.Copy(ctx, &pb.CopyRequest{SourceRegion: sourceRegion, SourceImageId: im.ID, DestinationRegions: regions, Detach: true, Priority: priority})
 	if err != nil {
 		return nil, err
 	}

@@ -85,6 +85,7 @@ type options struct {
 	throttle                                float64
 	tfTimeout                               time.Duration
 	pollMin, pollMax                        time.Duration
+	lookaheadTime, detectionLag             time.Duration
 	timeout                                 time.Duration
 }
 
@@ -110,6 +111,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.throttle, "throttle", ecsemu.DefaultThrottleRate, "ECS flow control: calls per 60 emulated seconds per action")
 	fs.IntVar(&o.lookahead, "lookahead", -1, "replicatord scheduler.lookahead; -1 = the daemon's default")
 	fs.DurationVar(&o.pollMin, "poll-min", policy.DefaultPollMin, "replicatord scheduler.poll_min in emulated time (divided by the time scale)")
+	fs.DurationVar(&o.lookaheadTime, "lookahead-time", policy.DefaultLookaheadTime, "replicatord scheduler.lookahead_time in emulated time (divided by the time scale)")
+	fs.DurationVar(&o.detectionLag, "detection-lag", policy.DefaultDetectionLag, "replicatord scheduler.detection_lag in emulated time (divided by the time scale)")
 	fs.DurationVar(&o.pollMax, "poll-max", policy.DefaultPollMax, "replicatord scheduler.poll_max in emulated time (divided by the time scale)")
 	fs.DurationVar(&o.tfTimeout, "terraform-timeout", defaultTerraform.CreateTimeout, "create timeout of the modeled alicloud_image_copy (emulated)")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up on a replicatord run after this wall time")
@@ -141,6 +144,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--startup %s: want 0 or more", o.startup)
 	case o.throttle < 1 || math.IsNaN(o.throttle) || math.IsInf(o.throttle, 0):
 		return nil, fmt.Errorf("--throttle %g: want at least 1 call per 60 s", o.throttle)
+	case o.lookaheadTime <= 0 || o.detectionLag <= 0:
+		return nil, fmt.Errorf("--lookahead-time %s, --detection-lag %s: want positive durations", o.lookaheadTime, o.detectionLag)
 	case o.pollMin <= 0 || o.pollMax < o.pollMin:
 		return nil, fmt.Errorf("--poll-min %s, --poll-max %s: want 0 < poll-min <= poll-max", o.pollMin, o.pollMax)
 	case o.failRate < 0 || o.failRate > 1 || math.IsNaN(o.failRate):
@@ -199,8 +204,10 @@ func bench(ctx context.Context, o *options, out io.Writer) error {
 	cfg := daemonConfig{
 		Slots: f.Slots, APIRate: 13 * scale, PollMin: scaled(o.pollMin, scale), PollMax: scaled(o.pollMax, scale),
 		CopyConflict: f.CopyConflict, Lookahead: o.lookahead,
+		LookaheadTime: scaled(o.lookaheadTime, scale), DetectionLag: scaled(o.detectionLag, scale),
 	}
-	fmt.Fprintf(out, "  daemon: api_rate_per_second %g (13 x scale), poll_min %s, poll_max %s (%s and %s / scale)\n\n", cfg.APIRate, cfg.PollMin, cfg.PollMax, o.pollMin, o.pollMax)
+	fmt.Fprintf(out, "  daemon: api_rate_per_second %g (13 x scale), poll_min %s, poll_max %s, lookahead_time %s, detection_lag %s (%s, %s, %s and %s / scale)\n\n",
+		cfg.APIRate, cfg.PollMin, cfg.PollMax, cfg.LookaheadTime, cfg.DetectionLag, o.pollMin, o.pollMax, o.lookaheadTime, o.detectionLag)
 
 	dir, err := os.MkdirTemp("", "fleetbench-")
 	if err != nil {

@@ -25,6 +25,7 @@ func newCopyCommand(a *app) *cobra.Command {
 		from, name, description, kmsKey, groupBy, requestID string
 		to, tags                                            []string
 		encrypted, detach, force                            bool
+		priority                                            int32
 	)
 	cmd := &cobra.Command{
 		Use:   "copy IMAGE --from REGION --to REGION[,REGION...]",
@@ -76,6 +77,7 @@ copy, with 0 unless a job already failed.`,
 				Detach:                 detach,
 				AllowDuplicate:         force,
 				RequestId:              requestID,
+				Priority:               priority,
 			}
 			if requestID != "" {
 				if err := input.CheckRequestID(requestID); err != nil {
@@ -111,6 +113,7 @@ copy, with 0 unless a job already failed.`,
 	f.StringArrayVar(&tags, "tag", nil, "tag KEY=VALUE on the copies (repeatable)")
 	f.BoolVar(&detach, "detach", false, "return once ECS accepted every copy instead of following them")
 	f.StringVar(&groupBy, "group-by", groupByImage, "live view grouping: policy or image")
+	f.Int32Var(&priority, "priority", 0, "queue order among ad-hoc copies to the same region, -1000 to 1000: higher goes first, and one that outranks copies ECS holds Waiting is sent at once")
 	f.BoolVar(&force, "force", false, "make a new copy even where a job of this image already succeeded or runs")
 	f.StringVar(&requestID, "request-id", "", "request id (1-64 printable ASCII, no spaces); the same id with the same flags returns the same jobs (default: random per invocation)")
 	_ = cmd.MarkFlagRequired("from")

@@ -266,6 +266,8 @@ func (d *daemon) newScheduler(store state.Store) *scheduler.Scheduler {
 		APIRate:        sc.APIRatePerSecond,
 		PollMin:        sc.PollMin,
 		PollMax:        sc.PollMax,
+		LookaheadTime:  sc.LookaheadTime,
+		DetectLag:      sc.DetectionLag,
 		CopyConflict:   sc.CopyConflict,
 		RetryBase:      sc.RetryBase,
 		QuotaWait:      sc.QuotaWait,

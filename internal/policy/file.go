@@ -22,12 +22,14 @@ const (
 	DefaultInterval           = 10 * time.Minute
 	DefaultDataDir            = ".replicatord"
 	DefaultCopySlotsPerRegion = 5
-	DefaultLookahead          = 3
+	DefaultLookahead          = 30
+	DefaultLookaheadTime      = 40 * time.Minute
+	DefaultDetectionLag       = 30 * time.Minute
 	DefaultMaxAttempts        = 5
 	DefaultMaxRetries         = 10
 	DefaultAPIRatePerSecond   = 13
 	DefaultPollMin            = 2 * time.Second
-	DefaultPollMax            = 10 * time.Minute
+	DefaultPollMax            = 45 * time.Minute
 	DefaultCopyName           = "{{.SourceName}}"
 	DefaultJobRetention       = 30 * 24 * time.Hour
 	DefaultRetryBase          = time.Second
@@ -127,7 +129,12 @@ type Scheduler struct {
 	APIRatePerSecond   float64
 	PollMin            time.Duration
 	PollMax            time.Duration
-	CopyConflict       bool
+	// LookaheadTime bounds how long a submitted copy is expected to wait
+	// at ECS for a slot; DetectionLag how long after a copy's expected end
+	// the poll that sees it may come (scheduler.Options).
+	LookaheadTime time.Duration
+	DetectionLag  time.Duration
+	CopyConflict  bool
 	// MaxRetries bounds transient failures of one step of a job before it
 	// fails (cancels are never bounded: they go on until the copy is gone).
 	MaxRetries int

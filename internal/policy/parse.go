@@ -139,6 +139,7 @@ func (d *decoder) file_(n *yaml.Node, f *File) {
 	f.Scheduler = Scheduler{
 		CopySlotsPerRegion: DefaultCopySlotsPerRegion, Lookahead: DefaultLookahead, MaxAttempts: DefaultMaxAttempts, MaxRetries: DefaultMaxRetries,
 		APIRatePerSecond: DefaultAPIRatePerSecond, PollMin: DefaultPollMin, PollMax: DefaultPollMax,
+		LookaheadTime: DefaultLookaheadTime, DetectionLag: DefaultDetectionLag,
 		RetryBase: DefaultRetryBase, QuotaWait: DefaultQuotaWait, CallTimeout: DefaultCallTimeout,
 	}
 	var cloudNode, simNode *yaml.Node
@@ -478,6 +479,8 @@ func (d *decoder) scheduler(n *yaml.Node, sc scope, o *Scheduler) {
 		},
 		"api_rate_per_second": d.positive(&o.APIRatePerSecond, ""),
 		"poll_min":            d.positiveDuration(&o.PollMin, false),
+		"lookahead_time":      d.positiveDuration(&o.LookaheadTime, false),
+		"detection_lag":       d.positiveDuration(&o.DetectionLag, false),
 		"poll_max": func(k, v *yaml.Node, ks scope) {
 			pollMaxNode = d.resolve(v)
 			d.positiveDuration(&o.PollMax, false)(k, v, ks)

@@ -46,6 +46,16 @@ func (s *Scheduler) dispatch(ctx context.Context, region string) error {
 		if best < 0 {
 			break
 		}
+		urgent, more, at := s.wantMore(region, now, queued[best])
+		if !more {
+			// ECS holds enough until the next poll, which tops it up, or
+			// until the candidate may wait at ECS no longer than
+			// LookaheadTime: look again then, from the forecast (no call).
+			if !at.IsZero() && (wake.IsZero() || at.Before(wake)) {
+				wake = at
+			}
+			break
+		}
 		taken[best] = true
 		admitted, err := s.admit(ctx, queued[best], now)
 		if errors.Is(err, errSkip) {
@@ -53,6 +63,11 @@ func (s *Scheduler) dispatch(ctx context.Context, region string) error {
 		}
 		if err != nil {
 			return err
+		}
+		if urgent {
+			s.mu.Lock()
+			s.urgent[admitted.ID] = true
+			s.mu.Unlock()
 		}
 		free--
 		v.perPolicy[admitted.Policy]++
@@ -64,6 +79,45 @@ func (s *Scheduler) dispatch(ctx context.Context, region string) error {
 		s.queue.AddAfter(keyDispatch+region, wake.Sub(now))
 	}
 	return nil
+}
+
+// wantMore reports whether the region's look-ahead wants the candidate
+// submitted now. A copy slot that is idle always does. Beyond the slots,
+// ECS is kept holding enough Waiting copies to last until the next poll
+// with two copy-ends of margin (planPoll looks before the last but one
+// starts), but none expected to wait longer than LookaheadTime: the rest
+// stays QUEUED here, where it is cheap to reorder or cancel. A candidate
+// that outranks a copy ECS holds Waiting goes in at once (urgent): it waits
+// behind them, at most LookaheadTime, and the poll plan looks when it is
+// expected to start.
+//
+// When the answer is no only because the candidate would wait too long,
+// at is when it no longer would.
+func (s *Scheduler) wantMore(region string, now time.Time, cand *job.Job) (urgent, more bool, at time.Time) {
+	f := s.regionForecast(region, now)
+	if !f.dry.After(now) {
+		return false, true, time.Time{}
+	}
+	for _, q := range f.queue {
+		if outranks(cand, q.j) {
+			return true, true, time.Time{}
+		}
+	}
+	if f.dry.Sub(now) > s.opts.LookaheadTime {
+		return false, false, f.dry.Add(-s.opts.LookaheadTime)
+	}
+	// The poll the detection lag allows, were ECS's queue long enough.
+	next := f.lastEndBy(s.lagLimit(f)).Add(s.opts.PollMin)
+	return false, f.waitingAt(next) < 2, time.Time{}
+}
+
+// outranks reports whether a goes before b whatever their sizes: an
+// ad-hoc copy before a policy's, then the higher priority.
+func outranks(a, b *job.Job) bool {
+	if (a.Policy == "") != (b.Policy == "") {
+		return a.Policy == ""
+	}
+	return a.Priority > b.Priority
 }
 
 // regionView is what dispatch needs to know of one region, taken under

@@ -56,14 +56,24 @@
 // replicatord:attempt) and, only if ECS has no copy, submitted again with
 // the same token. Either way no second copy is made.
 //
-// Admission: per destination region at most slots+lookahead copies are in
-// ECS (SUBMITTING, WAITING, COPYING, CANCELLING). ECS runs `slots` of them and
-// holds the look-ahead as Waiting, so the next copy starts the moment one
-// ends, while everything else stays QUEUED here where it is cheap to reorder
-// or cancel. The queue order is: ad-hoc copies before policy backfill, then
-// policy priority, then fairness between policies (the policy with the
-// fewest copies in the region goes first), then the longest estimated copy
-// first (LPT, which keeps the makespan close to the lower bound), then age.
+// Admission: ECS runs `slots` copies per destination region and holds the
+// rest Waiting, first come, first served, with no priorities. The
+// scheduler replays that queue (forecast.go: each running copy ends when
+// ECS's RemainTime says, refined by its progress rate; each waiting one
+// starts as a slot frees and takes the route's learned copy time) and
+// submits a copy (dispatch, wantMore) when a slot is idle, or when ECS's
+// queue would not last until the next poll with two copy-ends of margin,
+// but never one expected to wait at ECS longer than LookaheadTime, and at
+// most Lookahead beyond the slots. When the next copy may go only later, a
+// timer wakes admission then; no poll is needed to decide it. Everything
+// else stays QUEUED here, where it is cheap to reorder or cancel. The
+// queue order is: ad-hoc copies before policy backfill, then priority,
+// then fairness between policies (the policy with the fewest copies in the
+// region goes first), then the longest estimated copy first (LPT, which
+// keeps the makespan close to the lower bound), then age. A queued copy
+// that outranks one ECS holds Waiting is submitted at once (urgent): it
+// waits behind those, at most LookaheadTime, and a poll looks when it is
+// expected to start.
 //
 // Rate limits: every ECS call waits on a token bucket per action shared by
 // all workers (internal/ratelimit); a Throttling answer lowers that action's
@@ -145,7 +155,16 @@
 // is gone (cancelled). recopy fails a job directly only when its copy is
 // already gone (vanished, or failed and deleted).
 //
-// Polling adapts: the next poll of a region is when its earliest in-flight
-// copy is expected to finish (from ECS's RemainTime and the observed
-// progress rate), bounded by PollMin and PollMax.
+// Polling (poll.go, planPoll): a poll is worth its call when something
+// has ended, so the next one comes just after an expected end: the latest
+// end within DetectLag of the first, no later than the start of the last
+// but one copy ECS holds Waiting while jobs are queued here (so an early
+// estimate still leaves no slot idle), at the expected start of an urgent
+// copy, and at the first end when nothing is queued (a region's last
+// copies). PollMin and PollMax bound the wait. Every poll plans its
+// successor when it ends, from the live view as it is then, so a copy
+// accepted while it ran is planned for too. The updates of copies still
+// Waiting or Creating (progress, time left) act on nothing: a poll makes
+// them concurrently and the store commits them in one transaction; every
+// other outcome is written on its own before what depends on it.
 package scheduler

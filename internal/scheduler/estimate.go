@@ -52,6 +52,23 @@ func (e *estimator) rate(route string) float64 {
 	return defaultSecPerGiB
 }
 
+// observeProgress learns from a copy's progress rate (percent per
+// second) while it runs: its whole copy time is 100/rate.
+func (e *estimator) observeProgress(route string, sizeGiB int64, perSec float64) {
+	if perSec > 0 {
+		e.observe(route, sizeGiB, time.Duration(100/perSec*float64(time.Second)))
+	}
+}
+
+// known reports whether a copy on the route has finished (the estimate
+// is learned, not the prior).
+func (e *estimator) known(route string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.secPerGiB[route]
+	return ok
+}
+
 // duration estimates how long j's copy takes once ECS starts it.
 func (e *estimator) duration(j *job.Job) time.Duration {
 	size := j.SizeGiB

@@ -51,6 +51,9 @@ type harness struct {
 	// and scheduler (feed_test.go).
 	storeOpts state.Options
 	feedHook  func(rev int64)
+	// wrap, when set before open, stands between the scheduler and the
+	// SDK adapter (forecast_test.go holds a poll in flight with it).
+	wrap func(cloud.Provider) cloud.Provider
 }
 
 func images(sizes ...int64) []ecsemu.FixtureImage {
@@ -123,7 +126,11 @@ func (h *harness) open(opts Options) {
 	default:
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	h.s = New(h.store, h.cloud, opts)
+	var prov cloud.Provider = h.cloud
+	if h.wrap != nil {
+		prov = h.wrap(prov)
+	}
+	h.s = New(h.store, prov, opts)
 	h.s.feedHook = h.feedHook
 	if err := h.s.Start(context.Background()); err != nil {
 		h.t.Fatal(err)

@@ -16,9 +16,19 @@ type Options struct {
 	SlotsPerRegion int
 	// RegionSlots overrides SlotsPerRegion for some regions.
 	RegionSlots map[string]int
-	// Lookahead is how many copies beyond the slots are submitted per
-	// region, held by ECS as Waiting (0 here; the config file's default is 3).
+	// Lookahead is how many copies beyond the slots may be submitted per
+	// region, held by ECS as Waiting (0 here; the config file's default is
+	// 30). Within it, LookaheadTime and the next poll decide how many are
+	// (see dispatch).
 	Lookahead int
+	// LookaheadTime is how long a copy may be expected to wait at ECS for
+	// a slot before it is submitted (20m): it bounds how long a copy of a
+	// higher priority, submitted later, waits behind ones ECS holds.
+	LookaheadTime time.Duration
+	// DetectLag is how soon after a copy's expected end a poll comes to
+	// see it (30m), at most; polls come just after expected ends, so most
+	// copies are seen sooner.
+	DetectLag time.Duration
 	// Workers bounds concurrent steps (16).
 	Workers int
 	// MaxAttempts bounds how many copies are made for one job when ECS
@@ -96,6 +106,8 @@ func (o *Options) setDefaults() {
 	defd(&o.QuotaWait, time.Minute)
 	defd(&o.PollMin, time.Second)
 	defd(&o.PollMax, 10*time.Minute)
+	defd(&o.LookaheadTime, 40*time.Minute)
+	defd(&o.DetectLag, 30*time.Minute)
 	defd(&o.CallTimeout, 30*time.Second)
 	defd(&o.VanishGrace, 2*time.Minute)
 	if o.Owner == "" {

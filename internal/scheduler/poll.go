@@ -12,16 +12,8 @@ import (
 )
 
 // poll refreshes every in-flight copy of a region with one DescribeImages
-// call per 100 copies, then schedules the next poll.
-//
-// When is the next poll? A poll is worth its call when something has
-// ended. With jobs still queued here, ECS keeps the region's slots busy
-// until the copies it holds Waiting have all started, so the poll aims at
-// the end that would start the last but one of them (the w-1-th expected
-// end; the first when fewer are waiting) and refills the look-ahead then.
-// With nothing queued, it aims at the first end, so that a finished job is
-// seen promptly. Expected ends come from ECS's RemainTime (or the observed
-// progress rate); PollMin and PollMax bound the wait.
+// call per 100 copies, then plans the next poll (planPoll) and, with jobs
+// still queued here, lets admission top up ECS's queue.
 func (s *Scheduler) poll(ctx context.Context, region string) error {
 	jobs, queued := s.pollTargets(region)
 	if len(jobs) == 0 {
@@ -29,10 +21,10 @@ func (s *Scheduler) poll(ctx context.Context, region string) error {
 	}
 	sort.Slice(jobs, func(a, b int) bool { return jobs[a].ID < jobs[b].ID })
 
-	r := pollResult{look: s.opts.PollMax} // the latest the next poll may come
+	look := s.opts.PollMax // the latest the next poll may come, as the copies say
 	for start := 0; start < len(jobs); start += cloud.MaxIDsPerDescribe {
 		batch := jobs[start:min(start+cloud.MaxIDsPerDescribe, len(jobs))]
-		listed, err := s.pollBatch(ctx, region, batch, &r)
+		listed, err := s.pollBatch(ctx, region, batch, &look)
 		if err != nil {
 			return err
 		}
@@ -45,31 +37,21 @@ func (s *Scheduler) poll(ctx context.Context, region string) error {
 			return nil
 		}
 	}
-	look := r.look
-	if len(r.ends) > 0 {
-		ends := r.ends
-		sort.Slice(ends, func(a, b int) bool { return ends[a] < ends[b] })
-		k := 0
-		if queued > 0 && r.waiting > 1 {
-			k = min(r.waiting-2, len(ends)-1)
-		}
-		// Just after the expected end, to need one look for it.
-		look = min(look, ends[k]+s.opts.PollMin/2)
+	s.replan(region, look)
+	if queued > 0 {
+		s.queue.Add(keyDispatch + region)
 	}
-	s.schedulePoll(region, max(look, s.opts.PollMin))
 	return nil
 }
 
 // pollTargets returns the region's copies to poll (its jobs with a copy in
-// ECS) and how many of its jobs are QUEUED, and marks a poll as pending
-// (or none, when there is nothing to poll).
+// ECS) and how many of its jobs are QUEUED. The poll plans the next one
+// when it ends, from the live view as it is then, so copies accepted
+// while it runs are planned for too; until then none is pending.
 func (s *Scheduler) pollTargets(region string) (jobs []*job.Job, queued int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// While this poll runs, copies accepted meanwhile (slots it frees are
-	// refilled at once) need no poll of their own: the one this poll
-	// schedules at its end sees them.
-	s.nextPoll[region] = s.opts.Clock.Now().Add(s.opts.PollMax)
+	delete(s.nextPoll, region)
 	for _, j := range s.live {
 		if j.DestinationRegion != region {
 			continue
@@ -82,23 +64,21 @@ func (s *Scheduler) pollTargets(region string) (jobs []*job.Job, queued int) {
 			jobs = append(jobs, j)
 		}
 	}
-	if len(jobs) == 0 {
-		delete(s.nextPoll, region)
-	}
 	return jobs, queued
-}
-
-// pollResult gathers what the batches of one poll say about the next.
-type pollResult struct {
-	look    time.Duration   // look again within this
-	ends    []time.Duration // expected ends of running copies
-	waiting int             // copies ECS holds Waiting
 }
 
 // pollBatch describes one batch of at most 100 copies and observes each.
 // listed is false when DescribeImages failed (nothing was observed); err
-// is a store failure.
-func (s *Scheduler) pollBatch(ctx context.Context, region string, batch []*job.Job, r *pollResult) (listed bool, err error) {
+// is a store failure. look is lowered to what the copies ask for (a copy
+// not yet listed, a cancel in progress).
+//
+// Progress is kept out of the per-copy fsync: the updates of copies that
+// are still Waiting or Creating (progress, time left, WAITING to COPYING)
+// act on nothing, so they are made concurrently and the store commits them
+// together, in one transaction per poll. Every other outcome (a copy
+// done, failed, gone, cancelled) is written on its own before what
+// depends on it, as always.
+func (s *Scheduler) pollBatch(ctx context.Context, region string, batch []*job.Job, look *time.Duration) (listed bool, err error) {
 	ids := make([]string, len(batch))
 	for i, j := range batch {
 		ids[i] = j.DestinationImageID
@@ -114,24 +94,139 @@ func (s *Scheduler) pollBatch(ctx context.Context, region string, batch []*job.J
 	byID := make(map[string]cloud.Image, len(imgs))
 	for _, im := range imgs {
 		byID[im.ID] = im
-		if im.Status == cloud.StatusWaiting {
-			r.waiting++
-		}
 	}
+	// Progress first, so that admission, woken by the copies that ended,
+	// sees the ones that started as COPYING.
+	var progress []func() error
+	var rest []*job.Job
 	for _, j := range batch {
+		im, ok := byID[j.DestinationImageID]
+		if ok && j.State != job.StateCancelling && (im.Status == cloud.StatusWaiting || im.Status == cloud.StatusCreating) {
+			ctx := withJob(ctx, j)
+			progress = append(progress, func() error { return s.observeRunning(ctx, j, im, s.opts.Clock.Now()) })
+			continue
+		}
+		rest = append(rest, j)
+	}
+	if err := together(progress); err != nil {
+		return true, err
+	}
+	for _, j := range rest {
 		im, ok := byID[j.DestinationImageID]
 		o, err := s.observe(withJob(ctx, j), j, im, ok)
 		if err != nil {
 			return true, err
 		}
 		if o.look > 0 {
-			r.look = min(r.look, o.look)
-		}
-		if o.end > 0 {
-			r.ends = append(r.ends, o.end)
+			*look = min(*look, o.look)
 		}
 	}
 	return true, nil
+}
+
+// together runs fns concurrently and returns the first error.
+func together(fns []func() error) error {
+	errs := make(chan error, len(fns))
+	for _, fn := range fns {
+		go func() { errs <- fn() }()
+	}
+	var first error
+	for range fns {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// replan schedules the region's next poll from its forecast (planPoll),
+// no later than look from now.
+func (s *Scheduler) replan(region string, look time.Duration) {
+	now := s.opts.Clock.Now()
+	f := s.regionForecast(region, now)
+	at, ok := s.planPoll(region, f, s.queuedIn(region) > 0)
+	if !ok {
+		return
+	}
+	d := min(max(at.Sub(now), s.opts.PollMin), look)
+	s.schedulePoll(region, d)
+}
+
+// planPoll is when the region is next worth a look (false: no copy in
+// ECS). A poll is worth its call when something has ended, so it comes
+// just after an expected end, the latest one that keeps three promises:
+//   - completion is seen within DetectLag of the first end after now, and
+//     at once when nothing is queued here (the region's last copies);
+//   - with jobs still queued here, ECS's queue is topped up before it runs
+//     dry, with two copy-ends of margin: the poll comes no later than the
+//     start of the last but one copy ECS holds Waiting (so an estimate
+//     that is early by a copy-end still leaves no slot idle);
+//   - a waiting copy that was let in ahead of the look-ahead (it outranks
+//     what ECS holds) is seen COPYING when it is expected to start.
+//
+// PollMax bounds the wait whatever the forecast says; PollMin is the
+// margin after the expected end, for the estimate's error.
+func (s *Scheduler) planPoll(region string, f forecast, queued bool) (time.Time, bool) {
+	if !f.busy || len(f.ends) == 0 {
+		return time.Time{}, false
+	}
+	limit := s.lagLimit(f)
+	if !queued {
+		// The region's last copies: each end may be the fleet's last, and
+		// there are few left to batch; see each one promptly.
+		limit = minTime(limit, f.ends[0])
+	} else {
+		switch w := len(f.queue); {
+		case w >= 2:
+			limit = minTime(limit, f.queue[w-2].start)
+		case w == 1:
+			limit = minTime(limit, f.queue[0].start)
+		default:
+			limit = minTime(limit, f.dry)
+		}
+	}
+	for _, q := range f.queue {
+		if q.urgent {
+			limit = minTime(limit, q.start)
+			break
+		}
+	}
+	return f.lastEndBy(limit).Add(s.opts.PollMin), true
+}
+
+// lagLimit is the latest a poll may come and still see the first end
+// within DetectLag (and come within PollMax).
+func (s *Scheduler) lagLimit(f forecast) time.Time {
+	return minTime(f.ends[0].Add(s.opts.DetectLag), f.now.Add(s.opts.PollMax))
+}
+
+// lastEndBy is the latest expected end not after limit (limit itself
+// when none is).
+func (f forecast) lastEndBy(limit time.Time) time.Time {
+	if i := sort.Search(len(f.ends), func(i int) bool { return f.ends[i].After(limit) }); i > 0 {
+		return f.ends[i-1]
+	}
+	return limit
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// queuedIn counts the region's QUEUED jobs.
+func (s *Scheduler) queuedIn(region string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, j := range s.live {
+		if j.DestinationRegion == region && j.State == job.StateQueued {
+			n++
+		}
+	}
+	return n
 }
 
 // schedulePoll makes the region's next poll come within d.
@@ -145,22 +240,26 @@ func (s *Scheduler) schedulePoll(region string, d time.Duration) {
 	s.queue.AddAfter(keyPoll+region, d)
 }
 
-// pollSoon makes sure a poll of the region is pending: a new copy is seen
-// by the next poll, and only a region with none pending needs one soon (to
-// learn the copy's RemainTime).
+// pollSoon plans the region's next poll again after a copy was accepted:
+// the forecast now holds the new copy. A copy that starts at once (a slot
+// was free) on a route with no finished copy yet is looked at within
+// PollMin, to learn its time left from ECS rather than from the prior.
 func (s *Scheduler) pollSoon(region string) {
-	s.mu.Lock()
-	_, pending := s.nextPoll[region]
-	s.mu.Unlock()
-	if !pending {
-		s.schedulePoll(region, s.opts.PollMin)
+	now := s.opts.Clock.Now()
+	f := s.regionForecast(region, now)
+	look := s.opts.PollMax
+	for _, q := range f.queue {
+		if !q.start.After(now) && q.j.CloudStatus == "" && !s.est.known(q.j.Route()) {
+			look = s.opts.PollMin
+			break
+		}
 	}
+	s.replan(region, look)
 }
 
 // observation is what one copy's status means for the next poll.
 type observation struct {
 	look time.Duration // look again within this (0: no need)
-	end  time.Duration // the copy is expected to end in this (0: unknown)
 }
 
 // observe applies what ECS says about one copy to its job. Each outcome
@@ -176,7 +275,7 @@ func (s *Scheduler) observe(ctx context.Context, j *job.Job, im cloud.Image, fou
 	}
 	switch im.Status {
 	case cloud.StatusWaiting, cloud.StatusCreating:
-		return s.observeRunning(ctx, j, im, now)
+		return observation{}, s.observeRunning(ctx, j, im, now)
 	case cloud.StatusAvailable:
 		return s.observeAvailable(ctx, j)
 	default: // CreateFailed, UnAvailable
@@ -242,38 +341,35 @@ func (s *Scheduler) observeMissing(ctx context.Context, j *job.Job, now time.Tim
 }
 
 // observeRunning records a copy that is Waiting or Creating: WAITING or
-// COPYING, its progress and the time it has left.
-func (s *Scheduler) observeRunning(ctx context.Context, j *job.Job, im cloud.Image, now time.Time) (observation, error) {
+// COPYING, its progress and the time it has left (ECS's RemainTime, else
+// from the observed rate), and when ECS said so.
+func (s *Scheduler) observeRunning(ctx context.Context, j *job.Job, im cloud.Image, now time.Time) error {
 	state := job.StateWaiting
 	if im.Status == cloud.StatusCreating {
 		state = job.StateCopying
 		s.markStarted(j.ID, now, im.ProgressPercent, im.RemainTime)
 	}
-	remaining := im.RemainTime
-	if remaining <= 0 && im.Status == cloud.StatusCreating {
-		remaining = s.remainingFromRate(j, im, now)
+	remaining := s.remainingOf(j, im, now)
+	if j.State == state && j.ProgressPercent == im.ProgressPercent && j.CloudStatus == im.Status && j.Remaining == remaining {
+		return nil
 	}
-	if j.State != state || j.ProgressPercent != im.ProgressPercent || j.CloudStatus != im.Status || j.Remaining != remaining {
-		if _, err := s.update(ctx, j.ID, func(j *job.Job) error {
-			if j.State != job.StateWaiting && j.State != job.StateCopying {
-				return errSkip
-			}
-			j.State = state
-			j.CloudStatus = im.Status
-			j.ProgressPercent = im.ProgressPercent
-			j.Remaining = remaining
-			return nil
-		}); ignoreSkip(err) != nil {
-			return observation{}, err
+	if _, err := s.update(ctx, j.ID, func(j *job.Job) error {
+		if j.State != job.StateWaiting && j.State != job.StateCopying {
+			return errSkip
 		}
-		if state == job.StateCopying {
-			failpoint.Hit(failpoint.WhileCreating)
-		}
+		j.State = state
+		j.CloudStatus = im.Status
+		j.ProgressPercent = im.ProgressPercent
+		j.Remaining = remaining
+		j.ProgressTime = now
+		return nil
+	}); ignoreSkip(err) != nil {
+		return err
 	}
-	if state == job.StateCopying && remaining > 0 {
-		return observation{end: remaining}, nil
+	if state == job.StateCopying {
+		failpoint.Hit(failpoint.WhileCreating)
 	}
-	return observation{}, nil
+	return nil
 }
 
 // observeAvailable finishes a copy that is Available: SUCCEEDED, or COPYING
@@ -337,6 +433,64 @@ func (s *Scheduler) recopy(ctx context.Context, j *job.Job, why *job.Error) erro
 		return nil
 	})
 	return ignoreSkip(err)
+}
+
+// remainingOf is how long a Waiting or Creating copy has left. ECS's
+// RemainTime is whole seconds, rounded up: the truth lies in the second
+// below it. Within that second the copy's own progress rate (from two
+// looks at it) places it better; without RemainTime the rate is all there
+// is. The second matters only when time is scaled, as in the benchmark,
+// where one second stands for many minutes; against ECS, RemainTime rules.
+func (s *Scheduler) remainingOf(j *job.Job, im cloud.Image, now time.Time) time.Duration {
+	r := im.RemainTime
+	if im.Status != cloud.StatusCreating {
+		if r >= time.Second {
+			return r - time.Second/2
+		}
+		return r
+	}
+	est, ok := s.remainingFromProgress(j, im.ProgressPercent, now)
+	if !ok && im.ProgressPercent > 0 && im.ProgressPercent < 100 {
+		// Progress is whole percents of the route's learned copy time.
+		est = time.Duration(float64(s.est.duration(j)) * (100 - float64(im.ProgressPercent) - 0.5) / 100)
+		ok = true
+	}
+	switch {
+	case r <= 0:
+		return est
+	case !ok:
+		return max(r-time.Second/2, time.Millisecond)
+	default:
+		return min(max(est, r-time.Second), r)
+	}
+}
+
+// remainingFromProgress extrapolates the copy's progress since the first
+// time a poll saw it under way: percents are whole, so it waits for a few
+// of them to pass.
+func (s *Scheduler) remainingFromProgress(j *job.Job, p int32, now time.Time) (time.Duration, bool) {
+	id := j.ID
+	s.mu.Lock()
+	first, ok := s.firstSeen[id]
+	if !ok && p > 0 && p < 100 {
+		s.firstSeen[id] = progressSample{now, p}
+	}
+	s.mu.Unlock()
+	if !ok || p-first.p < 5 || p >= 100 || !now.After(first.t) {
+		return 0, false
+	}
+	perSec := float64(p-first.p) / now.Sub(first.t).Seconds()
+	if p-first.p >= 20 {
+		// Enough to learn the route's copy time from.
+		s.est.observeProgress(j.Route(), j.SizeGiB, perSec)
+	}
+	return time.Duration((100 - float64(p) - 0.5) / perSec * float64(time.Second)), true
+}
+
+// progressSample is one look at a copy's progress.
+type progressSample struct {
+	t time.Time
+	p int32
 }
 
 // remainingFromRate estimates the time left from the progress made since

@@ -34,6 +34,9 @@ type Scheduler struct {
 	live map[string]*job.Job
 	// started is when each copy was first seen Creating, for rate estimates.
 	started map[string]time.Time
+	// firstSeen is each copy's progress the first time a poll saw it
+	// under way, to extrapolate its rate.
+	firstSeen map[string]progressSample
 	// recovering holds jobs found SUBMITTING at start, or whose CopyImage
 	// failed ambiguously: ECS may hold their copy already, so they are
 	// looked up before CopyImage is sent again.
@@ -62,6 +65,9 @@ type Scheduler struct {
 	feedRev, feedWindow int64
 	// relists counts the feed's fresh starts from Active (tests read it).
 	relists int
+	// urgent holds jobs admitted ahead of the look-ahead because they
+	// outrank what ECS held Waiting; a poll sees each start.
+	urgent map[string]bool
 
 	// leading is true from Start to Stop: only then does the scheduler
 	// keep live, enqueue work and call the cloud. Otherwise it is passive.
@@ -92,6 +98,7 @@ func New(store state.Store, provider cloud.Provider, opts Options) *Scheduler {
 		log:        opts.Logger,
 		live:       make(map[string]*job.Job),
 		started:    make(map[string]time.Time),
+		firstSeen:  make(map[string]progressSample),
 		recovering: make(map[string]bool),
 		ambiguous:  make(map[string]time.Time),
 		cancelOK:   make(map[string]bool),
@@ -99,6 +106,7 @@ func New(store state.Store, provider cloud.Provider, opts Options) *Scheduler {
 		fair:       make(map[string]*fairQueue),
 		nextPoll:   make(map[string]time.Time),
 		forgotten:  make(map[string]int64),
+		urgent:     make(map[string]bool),
 		est:        newEstimator(),
 		conflict:   opts.CopyConflict,
 	}
@@ -328,6 +336,10 @@ func (s *Scheduler) applyLocked(j *job.Job) (prev *job.Job, applied bool) {
 	}
 	if j.State == job.StateQueued {
 		delete(s.started, j.ID)
+		delete(s.firstSeen, j.ID)
+	}
+	if j.State != job.StateSubmitting && j.State != job.StateWaiting {
+		delete(s.urgent, j.ID)
 	}
 	s.live[j.ID] = j
 	delete(s.forgotten, j.ID)
@@ -339,10 +351,12 @@ func (s *Scheduler) applyLocked(j *job.Job) (prev *job.Job, applied bool) {
 func (s *Scheduler) forgetLocked(id string) {
 	delete(s.live, id)
 	delete(s.started, id)
+	delete(s.firstSeen, id)
 	delete(s.recovering, id)
 	delete(s.ambiguous, id)
 	delete(s.cancelOK, id)
 	delete(s.throttles, id)
+	delete(s.urgent, id)
 }
 
 func (s *Scheduler) get(id string) *job.Job {

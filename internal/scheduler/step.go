@@ -589,6 +589,15 @@ func (s *Scheduler) succeeded(ctx context.Context, id string) error {
 	now := s.opts.Clock.Now()
 	// Read before the update: track forgets the start of a terminal job.
 	start, started := s.copyStarted(id)
+	// The copy ended between the last poll and this one: learn its
+	// duration from when the last poll expected it to end, not from when
+	// this one happened to look.
+	end := now
+	if last := s.get(id); last != nil && !last.ProgressTime.IsZero() && last.Remaining > 0 {
+		if e := last.ProgressTime.Add(last.Remaining); e.Before(now) {
+			end = e
+		}
+	}
 	j, err := s.update(ctx, id, func(j *job.Job) error {
 		if j.State != job.StateCopying && j.State != job.StateWaiting || j.CancelRequested {
 			return errSkip // a cancel recorded by another writer: the job's step cancels
@@ -605,8 +614,8 @@ func (s *Scheduler) succeeded(ctx context.Context, id string) error {
 	if err != nil {
 		return ignoreSkip(err)
 	}
-	if started {
-		d := now.Sub(start)
+	if started && end.After(start) {
+		d := end.Sub(start)
 		s.est.observe(j.Route(), j.SizeGiB, d)
 		if s.opts.Observer != nil {
 			s.opts.Observer.CopyFinished(j.Route(), d)

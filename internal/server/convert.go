@@ -27,6 +27,7 @@ func toPB(j *job.Job, now time.Time) *pb.Job {
 	out := &pb.Job{
 		Id:                     j.ID,
 		Policy:                 j.Policy,
+		Priority:               j.Priority,
 		SourceRegion:           j.SourceRegion,
 		SourceImageId:          j.SourceImageID,
 		SourceImageName:        j.SourceImageName,

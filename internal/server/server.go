@@ -81,7 +81,9 @@ type Server struct {
 	store state.Store
 	sched Jobs
 	cloud cloud.Provider
-	opts  Options
+	// lookup batches the Copy RPC's source lookups.
+	lookup *sourceLookup
+	opts   Options
 
 	stopping chan struct{}
 	stopOnce sync.Once
@@ -97,7 +99,7 @@ func New(store state.Store, sched Jobs, provider cloud.Provider, opts Options) *
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{store: store, sched: sched, cloud: provider, opts: opts, stopping: make(chan struct{})}
+	return &Server{store: store, sched: sched, cloud: provider, lookup: newSourceLookup(provider), opts: opts, stopping: make(chan struct{})}
 }
 
 // Stop ends every Copy and Watch stream with UNAVAILABLE, so that a
@@ -183,6 +185,7 @@ func (s *Server) copyRequest(ctx context.Context, req *pb.CopyRequest) (*state.R
 			Encrypted:              req.GetEncrypted(),
 			KMSKeyID:               req.GetKmsKeyId(),
 			Tags:                   req.GetTags(),
+			Priority:               req.GetPriority(),
 			State:                  job.StateQueued,
 			CreateTime:             now,
 		})
@@ -226,8 +229,9 @@ func copyFingerprint(req *pb.CopyRequest) (fingerprint, summary string) {
 		KMSKeyID                    string
 		Tags                        map[string]string // encoded with sorted keys
 		AllowDuplicate              bool
+		Priority                    int32 `json:",omitempty"` // omitted at 0: ids recorded before it keep their fingerprint
 	}{req.GetSourceRegion(), req.GetSourceImageId(), dests, req.GetDestinationImageName(), req.GetDestinationDescription(),
-		req.GetEncrypted(), req.GetKmsKeyId(), req.GetTags(), req.GetAllowDuplicate()})
+		req.GetEncrypted(), req.GetKmsKeyId(), req.GetTags(), req.GetAllowDuplicate(), req.GetPriority()})
 	sum := sha256.Sum256(b)
 	summary = fmt.Sprintf("copy %s from %s to %s", req.GetSourceImageId(), req.GetSourceRegion(), strings.Join(dests, ", "))
 	if n := req.GetDestinationImageName(); n != "" {
@@ -239,19 +243,17 @@ func copyFingerprint(req *pb.CopyRequest) (fingerprint, summary string) {
 // sourceImage looks the source up in ECS: it must exist and be Available.
 func (s *Server) sourceImage(ctx context.Context, region, id string) (cloud.Image, error) {
 	// Only the account's own custom images can be copied to another region:
-	// public, shared-in and marketplace images are not sources.
-	imgs, err := s.cloud.DescribeImages(ctx, cloud.ImageQuery{Region: region, IDs: []string{id}, OwnerAlias: "self",
-		Statuses: append(slices.Clone(cloud.AllStatuses), cloud.StatusDeprecated)})
+	// public, shared-in and marketplace images are not sources (the lookup
+	// asks for ImageOwnerAlias=self).
+	im, ok, err := s.lookup.lookup(ctx, region, id)
 	if err != nil {
 		return cloud.Image{}, fmt.Errorf("look up source image %s in %s: %w", id, region, err)
 	}
-	for _, im := range imgs {
-		if im.ID == id {
-			if im.Status != cloud.StatusAvailable {
-				return im, fmt.Errorf("source image %s in %s is %s; only Available images can be copied: %w", id, region, im.Status, errdefs.ErrFailedPrecondition)
-			}
-			return im, nil
+	if ok {
+		if im.Status != cloud.StatusAvailable {
+			return im, fmt.Errorf("source image %s in %s is %s; only Available images can be copied: %w", id, region, im.Status, errdefs.ErrFailedPrecondition)
 		}
+		return im, nil
 	}
 	return cloud.Image{}, fmt.Errorf("source image %s is not one of this account's custom images in %s: %w", id, region, errdefs.ErrNotFound)
 }

@@ -156,6 +156,8 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"shared-in image", with(func(r *pb.CopyRequest) { r.SourceImageId = "m-bp1s8h4r3d0i6m4g2e1s" }), codes.NotFound, "custom images"},
 		{"request id too long", with(func(r *pb.CopyRequest) { r.RequestId = strings.Repeat("r", 65) }), codes.InvalidArgument, "request_id"},
 		{"request id with a space", with(func(r *pb.CopyRequest) { r.RequestId = "my request" }), codes.InvalidArgument, "request_id"},
+		{"priority too high", with(func(r *pb.CopyRequest) { r.Priority = 1001 }), codes.InvalidArgument, "priority"},
+		{"priority too low", with(func(r *pb.CopyRequest) { r.Priority = -1001 }), codes.InvalidArgument, "priority"},
 		{"request id not ASCII", with(func(r *pb.CopyRequest) { r.RequestId = "réq" }), codes.InvalidArgument, "printable ASCII"},
 		{"NUL in description", with(func(r *pb.CopyRequest) { r.DestinationDescription = "nul\x00here" }), codes.InvalidArgument, "U+0000"},
 		{"newline in description", with(func(r *pb.CopyRequest) { r.DestinationDescription = "two\nlines" }), codes.InvalidArgument, "destination_description"},

@@ -129,7 +129,13 @@ func checkJobIDs(field string, ids []string) error {
 	return nil
 }
 
+// MaxCopyPriority bounds CopyRequest.priority either way.
+const MaxCopyPriority = 1000
+
 func (s *Server) validateCopy(r *pb.CopyRequest) error {
+	if p := r.GetPriority(); p < -MaxCopyPriority || p > MaxCopyPriority {
+		return errdefs.Invalid("priority", "%d is out of range: want -%d to %d", p, MaxCopyPriority, MaxCopyPriority)
+	}
 	if id := r.GetRequestId(); id != "" {
 		if err := state.ValidRequestID(id); err != nil {
 			return errdefs.Invalid("request_id", "%q %v", clip(id), err)

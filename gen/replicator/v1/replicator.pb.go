@@ -501,8 +501,11 @@ type Job struct {
 	// time the daemon extrapolated over, in its own clock, so a client can
 	// carry the extrapolation on without comparing clocks with the daemon.
 	ObservedRemaining *durationpb.Duration `protobuf:"bytes,34,opt,name=observed_remaining,json=observedRemaining,proto3" json:"observed_remaining,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Queue order within the job's tier (ad-hoc, or its policy's priority):
+	// higher goes first.
+	Priority      int32 `protobuf:"varint,35,opt,name=priority,proto3" json:"priority,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -773,6 +776,13 @@ func (x *Job) GetObservedRemaining() *durationpb.Duration {
 	return nil
 }
 
+func (x *Job) GetPriority() int32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
 type CopyRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	SourceRegion string                 `protobuf:"bytes,1,opt,name=source_region,json=sourceRegion,proto3" json:"source_region,omitempty"`
@@ -806,8 +816,12 @@ type CopyRequest struct {
 	// destination_image_name matches a job of any name; encrypted matches only
 	// encrypted jobs (with the same kms_key_id when one is given).
 	AllowDuplicate bool `protobuf:"varint,11,opt,name=allow_duplicate,json=allowDuplicate,proto3" json:"allow_duplicate,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Order among the ad-hoc copies queued for one region: higher goes
+	// first (-1000 to 1000; default 0). A copy that outranks copies ECS
+	// already holds Waiting is submitted at once, behind them.
+	Priority      int32 `protobuf:"varint,12,opt,name=priority,proto3" json:"priority,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CopyRequest) Reset() {
@@ -915,6 +929,13 @@ func (x *CopyRequest) GetAllowDuplicate() bool {
 		return x.AllowDuplicate
 	}
 	return false
+}
+
+func (x *CopyRequest) GetPriority() int32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
 }
 
 type CopyResponse struct {
@@ -2853,7 +2874,7 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\x0ePostCopyAction\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04done\x18\x02 \x01(\bR\x04done\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"\xdb\f\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\xf7\f\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06policy\x18\x02 \x01(\tR\x06policy\x12#\n" +
@@ -2894,10 +2915,11 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\x12progress_estimated\x18\x1f \x01(\bR\x11progressEstimated\x12?\n" +
 	"\rprogress_time\x18  \x01(\v2\x1a.google.protobuf.TimestampR\fprogressTime\x12:\n" +
 	"\x19observed_progress_percent\x18! \x01(\x05R\x17observedProgressPercent\x12H\n" +
-	"\x12observed_remaining\x18\" \x01(\v2\x19.google.protobuf.DurationR\x11observedRemaining\x1a7\n" +
+	"\x12observed_remaining\x18\" \x01(\v2\x19.google.protobuf.DurationR\x11observedRemaining\x12\x1a\n" +
+	"\bpriority\x18# \x01(\x05R\bpriority\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x89\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa5\x04\n" +
 	"\vCopyRequest\x12#\n" +
 	"\rsource_region\x18\x01 \x01(\tR\fsourceRegion\x12&\n" +
 	"\x0fsource_image_id\x18\x02 \x01(\tR\rsourceImageId\x12/\n" +
@@ -2912,7 +2934,8 @@ const file_replicator_v1_replicator_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\n" +
 	" \x01(\tR\trequestId\x12'\n" +
-	"\x0fallow_duplicate\x18\v \x01(\bR\x0eallowDuplicate\x1a7\n" +
+	"\x0fallow_duplicate\x18\v \x01(\bR\x0eallowDuplicate\x12\x1a\n" +
+	"\bpriority\x18\f \x01(\x05R\bpriority\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa2\x01\n" +

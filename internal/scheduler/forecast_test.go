@@ -1,0 +1,172 @@
+package scheduler
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/replicatord/replicatord/internal/clock"
+	"github.com/replicatord/replicatord/internal/cloud"
+	"github.com/replicatord/replicatord/internal/ecsemu"
+	"github.com/replicatord/replicatord/internal/job"
+)
+
+// TestForecastReplaysECSQueue: running copies end when ECS said, waiting
+// ones start first come, first served as slots free, and the dry time is
+// when the first slot has nothing left to start.
+func TestForecastReplaysECSQueue(t *testing.T) {
+	clk := clock.NewFake(epoch)
+	s := New(nil, nil, Options{Clock: clk, SlotsPerRegion: 2})
+	defer s.Stop(context.Background())
+	now := clk.Now()
+	gib := func(d time.Duration) int64 { return int64(d / (defaultSecPerGiB * time.Second)) } // the prior's size for d
+	add := func(id string, st job.State, status string, remaining time.Duration, size int64, submitted time.Duration) {
+		s.live[id] = &job.Job{ID: id, State: st, CloudStatus: status, Remaining: remaining, ProgressTime: now,
+			SizeGiB: size, DestinationRegion: "cn-shanghai", SourceRegion: srcRegion, SubmitTime: now.Add(submitted)}
+	}
+	add("run-a", job.StateCopying, cloud.StatusCreating, 10*time.Minute, 100, -time.Hour)
+	add("run-b", job.StateCopying, cloud.StatusCreating, 30*time.Minute, 100, -time.Hour)
+	add("wait-2", job.StateWaiting, "", 0, gib(20*time.Minute), -time.Minute)   // accepted second
+	add("wait-1", job.StateWaiting, "", 0, gib(15*time.Minute), -2*time.Minute) // accepted first
+	add("other", job.StateCopying, cloud.StatusCreating, time.Minute, 10, -time.Hour)
+	s.live["other"].DestinationRegion = "cn-beijing"
+
+	f := s.regionForecast("cn-shanghai", now)
+	if len(f.queue) != 2 || f.queue[0].j.ID != "wait-1" || f.queue[1].j.ID != "wait-2" {
+		t.Fatalf("queue = %+v, want wait-1 then wait-2 (ECS's order)", f.queue)
+	}
+	// wait-1 takes run-a's slot at 10m and ends at 25m; wait-2 takes that
+	// slot again at 25m (run-b's frees at 30m) and ends at 45m.
+	want := []time.Duration{10 * time.Minute, 25 * time.Minute, 30 * time.Minute, 45 * time.Minute}
+	if len(f.ends) != len(want) {
+		t.Fatalf("ends = %v, want %v", f.ends, want)
+	}
+	for i, w := range want {
+		if got := f.ends[i].Sub(now); got != w {
+			t.Errorf("end %d = %s, want %s", i, got, w)
+		}
+	}
+	if got := f.queue[1].start.Sub(now); got != 25*time.Minute {
+		t.Errorf("wait-2 starts at %s, want 25m", got)
+	}
+	if got := f.dry.Sub(now); got != 30*time.Minute {
+		t.Errorf("dry at %s, want 30m (run-b's slot has nothing left)", got)
+	}
+	if n := f.waitingAt(now.Add(20 * time.Minute)); n != 1 {
+		t.Errorf("waiting after 20m = %d, want 1", n)
+	}
+	// A region with a free slot is dry now.
+	delete(s.live, "run-b")
+	delete(s.live, "wait-1")
+	delete(s.live, "wait-2")
+	if f := s.regionForecast("cn-shanghai", now); !f.dry.Equal(now) {
+		t.Errorf("with a slot free, dry at %s, want now", f.dry.Sub(now))
+	}
+}
+
+// gatedDescribe holds DescribeImages calls while held is set, telling
+// entered when one arrives.
+type gatedDescribe struct {
+	cloud.Provider
+	mu      sync.Mutex
+	hold    bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedDescribe) DescribeImages(ctx context.Context, q cloud.ImageQuery) ([]cloud.Image, error) {
+	g.mu.Lock()
+	hold := g.hold
+	g.hold = false
+	g.mu.Unlock()
+	if hold {
+		g.entered <- struct{}{}
+		<-g.release
+	}
+	return g.Provider.DescribeImages(ctx, q)
+}
+
+// TestCopyAcceptedDuringPollIsPolled is the regression test of the
+// poll-pending bug: a copy accepted while its region's poll is in flight
+// used to wait for poll_max, because the running poll counted as the
+// pending one and planned its successor from the copies it had taken.
+// The copy must be seen done soon after it ends, long before the other
+// copy of the region (an hour) ends or poll_max (two hours) passes.
+func TestCopyAcceptedDuringPollIsPolled(t *testing.T) {
+	g := &gatedDescribe{entered: make(chan struct{}), release: make(chan struct{})}
+	h := newHarness(t, ecsemu.Config{Images: images(180, 20)}, Options{SlotsPerRegion: 5, PollMax: 2 * time.Hour}, func(h *harness) {
+		h.wrap = func(p cloud.Provider) cloud.Provider { g.Provider = p; return g }
+	})
+	long, short := newJob(0, 180, "cn-shanghai"), newJob(1, 20, "cn-shanghai")
+	g.mu.Lock()
+	g.hold = true
+	g.mu.Unlock()
+	h.submit(long)
+	// The first copy starts at once on a route with no history, so a poll
+	// comes within PollMin; it is held in flight.
+	h.waitFor("the first copy accepted", func() bool { return h.job(long.ID).State == job.StateWaiting })
+	h.settle()
+	h.clk.Step(time.Second) // PollMin
+	select {
+	case <-g.entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no poll within PollMin of the first copy")
+	}
+	if err := h.s.Submit(context.Background(), short); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the second copy accepted while the poll runs", func() bool { return h.job(short.ID).State == job.StateWaiting })
+	close(g.release)
+	// The short copy takes 20 GiB at 50 MiB/s: under 7 minutes.
+	h.runUntil("the short copy seen done", 30*time.Second, 30, func() bool { return h.job(short.ID).State == job.StateSucceeded })
+	if st := h.job(long.ID).State; st != job.StateCopying {
+		t.Fatalf("the long copy is %s, want still COPYING (the short one must not wait for it)", st)
+	}
+	if waited := h.clk.Now().Sub(epoch); waited > 15*time.Minute {
+		t.Fatalf("the short copy was seen done after %s", waited)
+	}
+}
+
+// TestLookaheadInTime: beyond the slots, a copy is submitted only once it
+// is expected to wait at ECS no longer than LookaheadTime; the scheduler
+// finds that moment from its forecast, without a poll.
+func TestLookaheadInTime(t *testing.T) {
+	h := newHarness(t, ecsemu.Config{Images: images(40, 40, 40, 40, 40, 40)},
+		Options{SlotsPerRegion: 2, Lookahead: 10, LookaheadTime: 10 * time.Minute, DetectLag: 5 * time.Minute, PollMax: 2 * time.Hour})
+	var jobs []*job.Job
+	for i := 0; i < 6; i++ {
+		jobs = append(jobs, newJob(i, 40, "cn-shanghai"))
+	}
+	h.submit(jobs...)
+	inECS := func() int { // from the emulator's books: no API call to count
+		n := 0
+		for _, c := range h.emu.Stats().Copies["cn-shanghai"] {
+			n += c
+		}
+		return n
+	}
+	// 40 GiB copies take about 14 minutes: the slots' first ends are more
+	// than LookaheadTime away, so ECS holds only the two running ones.
+	h.runUntil("the slots filled", time.Second, 5, func() bool { return h.states(ids(jobs))[job.StateCopying] == 2 })
+	if n := inECS(); n != 2 {
+		t.Fatalf("ECS holds %d copies at the start, want 2 (none may wait over 10m)", n)
+	}
+	polls := h.emu.Stats().Calls["DescribeImages"]["200"]
+	// Five minutes in, the first ends are 9 minutes away: copies to take
+	// the slots then are submitted, with no poll needed to decide it.
+	h.runUntil("the look-ahead submitted", 30*time.Second, 12, func() bool { return inECS() > 2 })
+	if got := h.emu.Stats().Calls["DescribeImages"]["200"]; got != polls {
+		t.Errorf("%d polls to decide the look-ahead, want none", got-polls)
+	}
+	if at := h.clk.Now().Sub(epoch); at < 3*time.Minute {
+		t.Errorf("look-ahead submitted at %s, want only once the wait is under 10m (about 4m)", at)
+	}
+	h.runUntil("all copies done", time.Minute, 120, h.allTerminal(ids(jobs)))
+	if st := h.states(ids(jobs)); st[job.StateSucceeded] != 6 {
+		t.Fatalf("states = %v, want 6 SUCCEEDED", st)
+	}
+	if n := inECS(); n != 6 {
+		t.Fatalf("ECS holds %d copies, want exactly 6", n)
+	}
+}
