@@ -493,17 +493,6 @@ type progressSample struct {
 	p int32
 }
 
-// remainingFromRate estimates the time left from the progress made since
-// ECS started the copy.
-func (s *Scheduler) remainingFromRate(j *job.Job, im cloud.Image, now time.Time) time.Duration {
-	start, ok := s.copyStarted(j.ID)
-	if !ok || im.ProgressPercent <= 0 || im.ProgressPercent >= 100 {
-		return 0
-	}
-	elapsed := now.Sub(start)
-	return time.Duration(float64(elapsed) * float64(100-im.ProgressPercent) / float64(im.ProgressPercent))
-}
-
 // markStarted records when a copy started, the first time a poll sees it
 // Creating. The poll may come late: progress p with time r left means the
 // copy has run r*p/(100-p) already.
