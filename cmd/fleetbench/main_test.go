@@ -79,6 +79,8 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--fail-rate", "1.5"}, "--fail-rate 1.5: want a share from 0 to 1"},
 		{[]string{"--fail-rate", "-0.1"}, "--fail-rate -0.1"},
 		{[]string{"--fail-rate", "NaN"}, "--fail-rate NaN"},
+		{[]string{"--lookahead-time", "0s"}, "--lookahead-time 0s"},
+		{[]string{"--detection-lag", "-1m"}, "--detection-lag -1m0s: want positive durations"},
 		{[]string{"--fail-rate", "ten"}, "invalid value"},
 	} {
 		var out, errOut bytes.Buffer

@@ -221,6 +221,10 @@ func TestParseErrors(t *testing.T) {
 			`policies.yaml:9:43: scheduler.region_slots.cn-beijing: 0 is out of range (must be at least 1)`,
 			`policies.yaml:10:18: scheduler.copy_conflict: expected true or false, got "maybe"`,
 		}},
+		{"scheduler look-ahead and lag", "version: 1\nscheduler:\n  lookahead_time: 0s\n  detection_lag: soon\n", []string{
+			`policies.yaml:3:19: scheduler.lookahead_time: must be above 0`,
+			`policies.yaml:4:18: scheduler.detection_lag: "soon" is not a duration; write it like 90s, 10m or 1h30m`,
+		}},
 		{"scheduler durations", "version: 1\nscheduler:\n  retry_base: 0s\n  quota_wait: 2h\n  call_timeout: 30\n", []string{
 			`policies.yaml:3:15: scheduler.retry_base: 0s is out of range (must be from 10ms to 2m0s)`,
 			`policies.yaml:4:15: scheduler.quota_wait: 2h0m0s is out of range (must be from 1s to 1h0m0s)`,

@@ -99,8 +99,10 @@ func (s *Scheduler) regionForecast(region string, now time.Time, extra ...*job.J
 
 // expectedEndLocked is when a running copy is expected to end: from the
 // time left ECS last reported (counted from when it said so), else from
-// its start and the route's learned copy time; never before now (a copy
-// past its expected end may end any moment). s.mu is held.
+// its start and the route's learned copy time. A copy already past that
+// is expected after half as long again as it has overrun (at least
+// PollMin): the polls that look for it back off geometrically, so a copy
+// stuck at 99% costs a few calls, not one every PollMin. s.mu is held.
 func (s *Scheduler) expectedEndLocked(j *job.Job, now time.Time) time.Time {
 	var end time.Time
 	switch {
@@ -115,8 +117,8 @@ func (s *Scheduler) expectedEndLocked(j *job.Job, now time.Time) time.Time {
 		}
 		end = start.Add(s.est.duration(j))
 	}
-	if end.Before(now) {
-		end = now
+	if !end.After(now) {
+		end = now.Add(max(s.opts.PollMin, now.Sub(end)/2))
 	}
 	return end
 }

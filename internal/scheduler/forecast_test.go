@@ -170,3 +170,27 @@ func TestLookaheadInTime(t *testing.T) {
 		t.Fatalf("ECS holds %d copies, want exactly 6", n)
 	}
 }
+
+// TestForecastBacksOffOverdueCopy: a copy past its expected end is
+// expected again after half its overrun (at least PollMin), so polls for
+// a stuck copy back off instead of coming every PollMin.
+func TestForecastBacksOffOverdueCopy(t *testing.T) {
+	clk := clock.NewFake(epoch)
+	s := New(nil, nil, Options{Clock: clk, SlotsPerRegion: 1, PollMin: time.Second})
+	defer s.Stop(context.Background())
+	now := clk.Now()
+	s.live["stuck"] = &job.Job{ID: "stuck", State: job.StateCopying, CloudStatus: cloud.StatusCreating, DestinationRegion: "cn-shanghai",
+		SourceRegion: srcRegion, SizeGiB: 10, Remaining: time.Minute, ProgressTime: now.Add(-11 * time.Minute)}
+	f := s.regionForecast("cn-shanghai", now)
+	if got := f.ends[0].Sub(now); got != 5*time.Minute {
+		t.Errorf("10m overdue: expected in %s, want 5m", got)
+	}
+	at, ok := s.planPoll("cn-shanghai", f, false)
+	if !ok || at.Sub(now) < 5*time.Minute {
+		t.Errorf("next poll in %s (%v), want after the backed-off end", at.Sub(now), ok)
+	}
+	s.live["stuck"].ProgressTime = now.Add(-time.Minute) // just due
+	if got := s.regionForecast("cn-shanghai", now).ends[0].Sub(now); got != time.Second {
+		t.Errorf("just due: expected in %s, want PollMin (1s)", got)
+	}
+}

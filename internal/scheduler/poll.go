@@ -186,7 +186,9 @@ func (s *Scheduler) planPoll(region string, f forecast, queued bool) (time.Time,
 		}
 	}
 	for _, q := range f.queue {
-		if q.urgent {
+		// An urgent copy expected to start: look then. Once it is due, the
+		// end that frees its slot is what to look for (above).
+		if q.urgent && q.start.After(f.now) {
 			limit = minTime(limit, q.start)
 			break
 		}
