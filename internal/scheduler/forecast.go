@@ -21,6 +21,8 @@ type forecast struct {
 	dry   time.Time   // when a slot first goes idle with nothing waiting (now: one is idle)
 	queue []queued    // the copies ECS holds Waiting, in ECS's order, with their expected starts
 	busy  bool        // any copy is in ECS
+	// queued counts the region's jobs QUEUED here, still to submit.
+	queued int
 }
 
 // queued is one copy waiting at ECS and when it is expected to start.
@@ -36,6 +38,7 @@ func (s *Scheduler) regionForecast(region string, now time.Time, extra ...*job.J
 	slots := s.opts.slots(region)
 	var running []time.Time
 	var waiting []*job.Job
+	queuedHere := 0
 	urgent := map[string]bool{}
 	s.mu.Lock()
 	for id := range s.urgent {
@@ -52,6 +55,8 @@ func (s *Scheduler) regionForecast(region string, now time.Time, extra ...*job.J
 			running = append(running, s.expectedEndLocked(j, now))
 		case j.State == job.StateSubmitting || j.State == job.StateWaiting:
 			waiting = append(waiting, j)
+		case j.State == job.StateQueued:
+			queuedHere++
 		}
 	}
 	s.mu.Unlock()
@@ -63,7 +68,7 @@ func (s *Scheduler) regionForecast(region string, now time.Time, extra ...*job.J
 	})
 	waiting = append(waiting, extra...)
 
-	f := forecast{now: now, busy: len(running)+len(waiting) > 0}
+	f := forecast{now: now, busy: len(running)+len(waiting) > 0, queued: queuedHere}
 	free := make(timeHeap, 0, slots+len(running))
 	for _, end := range running {
 		free = append(free, end)

@@ -144,7 +144,7 @@ func together(fns []func() error) error {
 func (s *Scheduler) replan(region string, look time.Duration) {
 	now := s.opts.Clock.Now()
 	f := s.regionForecast(region, now)
-	at, ok := s.planPoll(region, f, s.queuedIn(region) > 0)
+	at, ok := s.planPoll(region, f, f.queued > 0)
 	if !ok {
 		return
 	}
@@ -216,19 +216,6 @@ func minTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-// queuedIn counts the region's QUEUED jobs.
-func (s *Scheduler) queuedIn(region string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, j := range s.live {
-		if j.DestinationRegion == region && j.State == job.StateQueued {
-			n++
-		}
-	}
-	return n
 }
 
 // schedulePoll makes the region's next poll come within d.
