@@ -24,7 +24,7 @@ import (
 // etcdBinary finds etcd's server for the HA tests: $ETCD, else
 // tools/bin/etcd (make tools builds it from tools/etcd). Without it the
 // test is skipped, except in CI (CI=true), where it must run.
-func etcdBinary(t *testing.T) string {
+func etcdBinary(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("ETCD"); p != "" {
 		return p
@@ -85,7 +85,7 @@ func startEtcdWith(t *testing.T, scheme string, tc *tls.Config, extra ...string)
 	}
 }
 
-func etcdClient(t *testing.T, endpoint string, tc *tls.Config) *clientv3.Client {
+func etcdClient(t testing.TB, endpoint string, tc *tls.Config) *clientv3.Client {
 	t.Helper()
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, TLS: tc, Logger: zap.NewNop()})
 	if err != nil {

@@ -99,7 +99,7 @@ func buildTools() (string, error) {
 // freePort returns a loopback address with a port nobody listened on a
 // moment ago. The daemon prints the address it was given, not the one it
 // bound, so it needs a concrete port.
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
