@@ -193,6 +193,7 @@ type runtimeConfig struct {
 	CancelNotSupportedRate float64            `json:"cancelNotSupportedRate"`
 	ThrottleRate           float64            `json:"throttleRate"`
 	ThrottleCode           string             `json:"throttleCode"`
+	ThrottleBurst          int                `json:"throttleBurst"`
 	CopySlotsPerRegion     int                `json:"copySlotsPerRegion"` // read-only
 }
 
@@ -211,6 +212,7 @@ type runtimePatch struct {
 	CancelNotSupportedRate *float64            `json:"cancelNotSupportedRate"`
 	ThrottleRate           *float64            `json:"throttleRate"`
 	ThrottleCode           *string             `json:"throttleCode"`
+	ThrottleBurst          *int                `json:"throttleBurst"`
 }
 
 func runtimeView(c Config) runtimeConfig {
@@ -219,7 +221,7 @@ func runtimeView(c Config) runtimeConfig {
 		StartupDelay: c.StartupDelay.String(), MaxImageSizeGiB: c.MaxImageSizeGiB, ImageQuotaPerRegion: c.ImageQuotaPerRegion,
 		ComplianceRule: c.ComplianceRule, DeniedRoutes: append([]string{}, c.DeniedRoutes...), CopyConflict: c.CopyConflict,
 		CreateFailedRate: c.CreateFailedRate, CancelNotSupportedRate: c.CancelNotSupportedRate,
-		ThrottleRate: c.ThrottleRate, ThrottleCode: c.ThrottleCode, CopySlotsPerRegion: c.CopySlotsPerRegion,
+		ThrottleRate: c.ThrottleRate, ThrottleCode: c.ThrottleCode, ThrottleBurst: c.ThrottleBurst, CopySlotsPerRegion: c.CopySlotsPerRegion,
 	}
 }
 
@@ -266,6 +268,9 @@ func (e *Emulator) applyPatch(p runtimePatch) (runtimeConfig, error) {
 	if p.ThrottleCode != nil {
 		c.ThrottleCode = *p.ThrottleCode
 	}
+	if p.ThrottleBurst != nil {
+		c.ThrottleBurst = *p.ThrottleBurst
+	}
 	// Faults live in e.faults (SetFaults may hold names New would refuse)
 	// and images were validated by New: neither is checked again.
 	c.Faults, c.Images = nil, []FixtureImage{}
@@ -274,7 +279,7 @@ func (e *Emulator) applyPatch(p runtimePatch) (runtimeConfig, error) {
 		return runtimeConfig{}, err
 	}
 	checked.Faults, checked.Images = e.cfg.Faults, e.cfg.Images
-	if checked.ThrottleRate != e.cfg.ThrottleRate {
+	if checked.ThrottleRate != e.cfg.ThrottleRate || checked.ThrottleBurst != e.cfg.ThrottleBurst {
 		e.limiters = map[string]*rate.Limiter{}
 	}
 	e.cfg = checked

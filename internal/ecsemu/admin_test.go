@@ -152,12 +152,27 @@ func TestAdminConfig(t *testing.T) {
 		"bad share":     `{"createFailedRate":2}`,
 		"unknown field": `{"slots":3}`,
 		"bad duration":  `{"startupDelay":"soon"}`,
+		"bad burst":     `{"throttleBurst":-1}`,
 	} {
 		var e map[string]string
 		if code := r.admin("PUT", "/_ecsemu/config", body, &e); code != 400 || e["error"] == "" {
 			t.Fatalf("%s: %d %v", name, code, e)
 		}
 	}
+}
+
+// PUT throttleBurst resizes the bucket at run time: three calls pass at a
+// rate of one a minute, the fourth is throttled.
+func TestAdminConfigThrottleBurst(t *testing.T) {
+	r := newRig(t, nil)
+	var cfg map[string]any
+	if code := r.admin("PUT", "/_ecsemu/config", `{"throttleRate":1,"throttleBurst":3}`, &cfg); code != 200 || cfg["throttleBurst"].(float64) != 3 {
+		t.Fatalf("PUT config %d %v", code, cfg)
+	}
+	for range 3 {
+		r.c.ok("DescribeRegions")
+	}
+	r.c.fails(400, "Throttling.User", "DescribeRegions")
 }
 
 // POST /_ecsemu/images adds a source image at run time (a new build for a
