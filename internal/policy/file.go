@@ -23,8 +23,8 @@ const (
 	DefaultDataDir            = ".replicatord"
 	DefaultCopySlotsPerRegion = 5
 	DefaultLookahead          = 30
-	DefaultLookaheadTime      = 40 * time.Minute
-	DefaultDetectionLag       = 30 * time.Minute
+	DefaultLookaheadTime      = 25 * time.Minute
+	DefaultDetectionLag       = 15 * time.Minute
 	DefaultMaxAttempts        = 5
 	DefaultMaxRetries         = 10
 	DefaultAPIRatePerSecond   = 13
