@@ -85,7 +85,9 @@ func (s *Scheduler) dispatch(ctx context.Context, region string) error {
 // submitted now. A copy slot that is idle always does. Beyond the slots,
 // ECS is kept holding enough Waiting copies to last until the next poll
 // with two copy-ends of margin (planPoll looks before the last but one
-// starts), but none expected to wait longer than LookaheadTime: the rest
+// starts), one more for each copy the region's failure share says will
+// end CreateFailed (it frees its slot early), but none expected to wait
+// longer than LookaheadTime: the rest
 // stays QUEUED here, where it is cheap to reorder or cancel. A candidate
 // that outranks a copy ECS holds Waiting goes in at once (urgent): it waits
 // behind them, at most LookaheadTime, and the poll plan looks when it is
@@ -106,9 +108,11 @@ func (s *Scheduler) wantMore(region string, now time.Time, cand *job.Job) (urgen
 	if f.dry.Sub(now) > s.opts.LookaheadTime {
 		return false, false, f.dry.Add(-s.opts.LookaheadTime)
 	}
-	// The poll the detection lag allows, were ECS's queue long enough.
+	// The poll the detection lag allows, were ECS's queue long enough:
+	// two copies still Waiting then, and one more for each copy expected
+	// to fail (it frees its slot early).
 	next := f.lastEndBy(s.lagLimit(f)).Add(s.opts.PollMin)
-	return false, f.waitingAt(next) < 2, time.Time{}
+	return false, f.waitingAt(next) < 2+s.est.failures(region, f.inECS), time.Time{}
 }
 
 // outranks reports whether a goes before b whatever their sizes: an

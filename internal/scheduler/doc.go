@@ -62,8 +62,10 @@
 // ECS's RemainTime says, refined by its progress rate; each waiting one
 // starts as a slot frees and takes the route's learned copy time) and
 // submits a copy (dispatch, wantMore) when a slot is idle, or when ECS's
-// queue would not last until the next poll with two copy-ends of margin,
-// but never one expected to wait at ECS longer than LookaheadTime, and at
+// queue would not last until the next poll with two copy-ends of margin
+// (one more per copy expected to end CreateFailed, from the region's
+// learned failure share: a failed copy frees its slot early), but never
+// one expected to wait at ECS longer than LookaheadTime, and at
 // most Lookahead beyond the slots. When the next copy may go only later, a
 // timer wakes admission then; no poll is needed to decide it. Everything
 // else stays QUEUED here, where it is cheap to reorder or cancel. The

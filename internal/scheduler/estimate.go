@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"math"
 	"sync"
 	"time"
 
@@ -8,18 +9,54 @@ import (
 )
 
 // estimator learns each route's copy rate from finished copies, to order the
-// queue (longest first) and to estimate plan durations.
+// queue (longest first) and to estimate plan durations, and each
+// destination region's share of copies that end CreateFailed.
 type estimator struct {
 	mu sync.Mutex
 	// secPerGiB per route, exponentially weighted.
 	secPerGiB map[string]float64
 	overall   float64
+	// failShare per destination region, exponentially weighted over the
+	// copies that ended there (Available or CreateFailed).
+	failShare map[string]float64
 }
 
 // defaultSecPerGiB is the prior before any copy finished: about 50 MiB/s.
 const defaultSecPerGiB = 20.0
 
-func newEstimator() *estimator { return &estimator{secPerGiB: map[string]float64{}} }
+func newEstimator() *estimator {
+	return &estimator{secPerGiB: map[string]float64{}, failShare: map[string]float64{}}
+}
+
+// failWeight is the weight of one copy's outcome in failShare: about the
+// last 20 copies of the region count.
+const failWeight = 0.05
+
+// observeOutcome learns from a copy that ended in region, failed or not.
+func (e *estimator) observeOutcome(region string, failed bool) {
+	v := 0.0
+	if failed {
+		v = 1
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.failShare[region] = (1-failWeight)*e.failShare[region] + failWeight*v
+}
+
+// failures is how many of n copies in region are expected to end
+// CreateFailed, rounded up: each frees its slot before its expected end,
+// so ECS starts the next Waiting copy sooner than the forecast says.
+func (e *estimator) failures(region string, n int) int {
+	e.mu.Lock()
+	share := e.failShare[region]
+	e.mu.Unlock()
+	// Below one copy in a hundred the share is the prior's residue, not
+	// a rate worth a margin.
+	if share < 0.01 || n <= 0 {
+		return 0
+	}
+	return int(math.Ceil(share * float64(n)))
+}
 
 func (e *estimator) observe(route string, sizeGiB int64, d time.Duration) {
 	if sizeGiB <= 0 || d <= 0 {

@@ -21,6 +21,7 @@ type forecast struct {
 	dry   time.Time   // when a slot first goes idle with nothing waiting (now: one is idle)
 	queue []queued    // the copies ECS holds Waiting, in ECS's order, with their expected starts
 	busy  bool        // any copy is in ECS
+	inECS int         // how many: running and waiting
 	// queued counts the region's jobs QUEUED here, still to submit.
 	queued int
 }
@@ -68,7 +69,7 @@ func (s *Scheduler) regionForecast(region string, now time.Time, extra ...*job.J
 	})
 	waiting = append(waiting, extra...)
 
-	f := forecast{now: now, busy: len(running)+len(waiting) > 0, queued: queuedHere}
+	f := forecast{now: now, busy: len(running)+len(waiting) > 0, inECS: len(running) + len(waiting), queued: queuedHere}
 	free := make(timeHeap, 0, slots+len(running))
 	for _, end := range running {
 		free = append(free, end)

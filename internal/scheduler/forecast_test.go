@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -192,5 +193,71 @@ func TestForecastBacksOffOverdueCopy(t *testing.T) {
 	s.live["stuck"].ProgressTime = now.Add(-time.Minute) // just due
 	if got := s.regionForecast("cn-shanghai", now).ends[0].Sub(now); got != time.Second {
 		t.Errorf("just due: expected in %s, want PollMin (1s)", got)
+	}
+}
+
+// TestFailuresWidenTheLookahead: a copy that ends CreateFailed frees its
+// slot early, so ECS starts the next Waiting copy sooner than the forecast
+// says. In a region whose copies fail, admission keeps one more copy
+// Waiting per expected failure, and the poll plan looks that many starts
+// earlier.
+func TestFailuresWidenTheLookahead(t *testing.T) {
+	clk := clock.NewFake(epoch)
+	s := New(nil, nil, Options{Clock: clk, SlotsPerRegion: 2, PollMin: time.Second, DetectLag: 5 * time.Minute,
+		LookaheadTime: 2 * time.Hour, PollMax: time.Hour})
+	defer s.Stop(context.Background())
+	now := clk.Now()
+	const region = "cn-shanghai"
+	// Two running copies end at 10m and 12m; four Waiting ones of 10m
+	// each start at 10m, 12m, 20m and 22m.
+	for i, left := range []time.Duration{10 * time.Minute, 12 * time.Minute} {
+		id := fmt.Sprintf("run%d", i)
+		s.live[id] = &job.Job{ID: id, State: job.StateCopying, CloudStatus: cloud.StatusCreating, DestinationRegion: region,
+			SourceRegion: srcRegion, SizeGiB: 30, Remaining: left, ProgressTime: now}
+	}
+	for i := 0; i < 4; i++ {
+		id := fmt.Sprintf("wait%d", i)
+		s.live[id] = &job.Job{ID: id, State: job.StateWaiting, CloudStatus: cloud.StatusWaiting, DestinationRegion: region,
+			SourceRegion: srcRegion, SizeGiB: 30, SubmitTime: now.Add(time.Duration(i) * time.Second)}
+	}
+	cand := &job.Job{ID: "next", State: job.StateQueued, DestinationRegion: region, SourceRegion: srcRegion, SizeGiB: 30}
+	nextPoll := func(lag time.Duration) time.Duration {
+		s.opts.DetectLag = lag
+		defer func() { s.opts.DetectLag = 5 * time.Minute }()
+		at, ok := s.planPoll(region, s.regionForecast(region, now), true)
+		if !ok {
+			t.Fatal("no poll planned with copies in ECS")
+		}
+		return at.Sub(now)
+	}
+
+	// No failures seen. Admission: the poll the 5m lag allows comes just
+	// after the end at 12m, and two copies are still Waiting then, enough.
+	// The poll plan with a 30m lag: before the last but one Waiting copy
+	// starts (20m), just after the end then.
+	if _, more, _ := s.wantMore(region, now, cand); more {
+		t.Fatal("no failures: admission wants more than two copies Waiting at the next poll")
+	}
+	if got := nextPoll(30 * time.Minute); got != 20*time.Minute+time.Second {
+		t.Errorf("no failures: next poll in %s, want 20m1s", got)
+	}
+
+	// One copy in ten has failed here: of the six in ECS, one is
+	// expected to fail.
+	for i := 0; i < 100; i++ {
+		s.est.observeOutcome(region, i%10 == 0)
+	}
+	if got := s.est.failures(region, 6); got != 1 {
+		t.Fatalf("expected failures of 6 copies = %d, want 1 (a share of about 0.1)", got)
+	}
+	if _, more, _ := s.wantMore(region, now, cand); !more {
+		t.Error("copies failing: admission does not keep a third copy Waiting")
+	}
+	if got := nextPoll(30 * time.Minute); got != 12*time.Minute+time.Second {
+		t.Errorf("copies failing: next poll in %s, want 12m1s (one start earlier)", got)
+	}
+	// Another region learns nothing from this one.
+	if got := s.est.failures("cn-beijing", 6); got != 0 {
+		t.Errorf("failures expected in a region with no outcome = %d, want 0", got)
 	}
 }

@@ -176,7 +176,9 @@ func (s *Scheduler) planPoll(region string, f forecast, queued bool) (time.Time,
 		// there are few left to batch; see each one promptly.
 		limit = minTime(limit, f.ends[0])
 	} else {
-		switch w := len(f.queue); {
+		// Copies expected to fail start the waiting ones sooner: look
+		// as many starts earlier.
+		switch w := len(f.queue) - s.est.failures(region, f.inECS); {
 		case w >= 2:
 			limit = minTime(limit, f.queue[w-2].start)
 		case w == 1:
@@ -397,6 +399,9 @@ func (s *Scheduler) observeFailed(ctx context.Context, j *job.Job, im cloud.Imag
 		if err != nil && cloud.ClassOf(err) != cloud.ClassNotFound {
 			return observation{look: s.opts.PollMin}, nil // try the cleanup again soon
 		}
+	}
+	if im.Status == cloud.StatusCreateFailed {
+		s.est.observeOutcome(j.DestinationRegion, true)
 	}
 	return observation{}, s.recopy(ctx, j, &job.Error{Code: "CreateFailed", Message: "ECS reported the copy " + j.DestinationImageID + " as " + im.Status})
 }

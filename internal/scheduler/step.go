@@ -614,6 +614,7 @@ func (s *Scheduler) succeeded(ctx context.Context, id string) error {
 	if err != nil {
 		return ignoreSkip(err)
 	}
+	s.est.observeOutcome(j.DestinationRegion, false)
 	if started && end.After(start) {
 		d := end.Sub(start)
 		s.est.observe(j.Route(), j.SizeGiB, d)
