@@ -223,14 +223,15 @@ func copyAccepted(ctx context.Context, client pb.ReplicatorServiceClient, req *p
 
 // BenchmarkHAFailover measures failover on 3 replicas over a 3-member
 // etcd cluster (fsync on) with the default lease_ttl of 5 s, over ecsemu.
-// Each sample: the leader is stopped, and a detached Copy is sent at once
-// through a surviving replica on a connection dialled beforehand; the
-// sample runs from the instant the signal is sent to that Copy returning,
-// i.e. until the new leader's scheduler has picked up the job from the
-// store and ECS has accepted its CopyImage (the job has a destination
-// image id, durably recorded). So it is "the new leader makes progress",
-// including the lease running out, the election, the new leader starting
-// its scheduler, and one copy submission. The stopped replica is then
+// Each sample: the leader is sent the signal and, as soon as it has
+// exited, a detached Copy is sent through a surviving replica on a
+// connection dialled beforehand. The sample runs from the instant the
+// signal is sent (so it includes the old leader's exit) to that Copy
+// returning, i.e. until the new leader's scheduler has picked the job up
+// from the store and ECS has accepted its CopyImage (the job has a
+// destination image id, durably recorded): "the new leader makes
+// progress", including the lease running out, the election, the new
+// leader starting its scheduler and one copy submission. The stopped replica is then
 // started again, as its supervisor would, so that two followers are there
 // for the next sample. "SIGKILL" is a crash (≥ 10 samples per run: the
 // lease must expire); "SIGTERM" a graceful stop, where the leader resigns.
@@ -298,15 +299,16 @@ func failoverOnce(b *testing.B, e *env, reps map[string]*replica, sig syscall.Si
 	if err := old.p.cmd.Process.Signal(sig); err != nil {
 		b.Fatal(err)
 	}
+	// The Copy goes in once the old leader is gone, so that only a new
+	// leader can submit it (a resigning one still leads for a moment).
+	code := old.p.wait(30 * time.Second)
 	err := copyAccepted(ctx, client, copyReq(benchRegions[n%len(benchRegions)]))
 	took := time.Since(begin)
 	b.StopTimer()
 	if err != nil {
 		b.Fatalf("copy through %s after stopping leader %s: %v", via.id, leader, err)
 	}
-	if sig == syscall.SIGKILL {
-		old.p.kill9() // reaps it
-	} else if code := old.p.wait(30 * time.Second); code != 0 {
+	if sig == syscall.SIGTERM && code != 0 {
 		b.Fatalf("leader %s exited %d on SIGTERM", leader, code)
 	}
 	reps[leader] = e.startReplica(leader)
