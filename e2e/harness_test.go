@@ -165,7 +165,7 @@ func (p *proc) stop() int {
 
 // env is one test's world: an emulator process and a daemon's files.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	emu      *proc
 	endpoint string
 	dir      string
@@ -181,7 +181,7 @@ func credsEnv() []string {
 
 // newEnv starts ecsemu (extra flags appended) and writes a daemon config
 // pointing at it.
-func newEnv(t *testing.T, emuFlags ...string) *env {
+func newEnv(t testing.TB, emuFlags ...string) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir()}
 	args := append([]string{"--listen", "127.0.0.1:0", "--time-scale", "100", "--seed", "7"}, emuFlags...)
@@ -264,7 +264,7 @@ type jsonJob struct {
 }
 
 // jobsIn parses protojson lines ({"job": {...}}) into the latest state per job.
-func jobsIn(t *testing.T, out string) map[string]jsonJob {
+func jobsIn(t testing.TB, out string) map[string]jsonJob {
 	t.Helper()
 	jobs := map[string]jsonJob{}
 	for _, l := range strings.Split(out, "\n") {

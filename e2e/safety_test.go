@@ -122,7 +122,7 @@ func (p planItem) String() string {
 }
 
 // parsePlan reads `replctl plan -o json` (the whole response on one line).
-func parsePlan(t *testing.T, out string) []planItem {
+func parsePlan(t testing.TB, out string) []planItem {
 	t.Helper()
 	var resp struct {
 		Items []planItem `json:"items"`

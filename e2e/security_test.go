@@ -122,7 +122,7 @@ func tokenFile(t *testing.T, tokens ...string) string {
 
 // run runs a program to completion and returns its combined output and
 // exit code.
-func run(t *testing.T, env []string, name string, args ...string) (string, int) {
+func run(t testing.TB, env []string, name string, args ...string) (string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
