@@ -40,13 +40,22 @@
 //
 // # Watch
 //
-// Watch reads meta/ once, refuses a revision newer than the store's or
-// older than meta/compacted (errdefs.ErrOutOfRange), then runs an etcd
-// watch of P jobs/ from fromRevision+1: etcd sends the retained history
-// and then live changes, in revision order. Deletes (removals) are not
-// changes and are not sent. etcd's own compaction (the cluster's
-// --auto-compaction-*) surfaces as ErrCompacted and becomes
-// errdefs.ErrOutOfRange: the client lists again.
+// Watch reads meta/ once and refuses a revision newer than the store's or
+// older than meta/compacted (errdefs.ErrOutOfRange). Watchers share the
+// store's hub (hub.go): one etcd watch of P jobs/, started from the first
+// watcher's revision, whose changes are decoded once and handed to every
+// watcher, with the last 4,096 kept so that a watcher starting a little
+// behind (a list taken a moment ago, a stream resuming) joins it. Sends
+// never block the hub: a watcher without room in its buffer (1,024) for a
+// whole revision's changes is dropped with errdefs.ErrAborted and resumes
+// from its last revision, as with bbolt; with a watch per watcher, a
+// thousand Watch streams cost a thousand copies of every change on the
+// wire and a thousand decodes. A watcher from before the hub's history
+// runs an etcd watch of its own from fromRevision+1, which etcd serves
+// from its history and then live. Either way changes come in revision
+// order; deletes (removals) are not changes and are not sent. etcd's own
+// compaction (the cluster's --auto-compaction-*) surfaces as ErrCompacted
+// and becomes errdefs.ErrOutOfRange: the client lists again.
 //
 // # Retention
 //

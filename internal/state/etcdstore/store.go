@@ -48,7 +48,8 @@ type Store struct {
 
 	mu       sync.Mutex
 	closed   bool
-	watchers map[*watcher]struct{}
+	watchers map[*watcher]struct{} // the watches of their own
+	hub      *hub                  // the shared watch, nil until a Watch
 	corrupt  map[string]bool
 }
 
@@ -451,7 +452,11 @@ func (s *Store) Close() error {
 	for w := range s.watchers {
 		ws = append(ws, w)
 	}
+	h := s.hub
 	s.mu.Unlock()
+	if h != nil {
+		h.end(fmt.Errorf("etcd store %s closed: %w", s.p, errdefs.ErrUnavailable))
+	}
 	for _, w := range ws {
 		w.finish(fmt.Errorf("etcd store %s closed: %w", s.p, errdefs.ErrUnavailable))
 		<-w.done

@@ -17,8 +17,10 @@ import (
 // watchBuffer is each watcher's channel; etcd buffers beyond it.
 const watchBuffer = 64
 
-// Watch streams the changes of jobs with a revision above fromRevision
-// through an etcd watch of jobs/ (see the package doc).
+// Watch streams the changes of jobs with a revision above fromRevision:
+// from the store's hub, its one etcd watch of jobs/ shared by every
+// watcher within its history, else through an etcd watch of its own (see
+// the package doc).
 func (s *Store) Watch(ctx context.Context, fromRevision int64) (state.Watcher, error) {
 	if fromRevision < 0 {
 		return nil, errdefs.Invalid("revision", "must not be negative, got %d", fromRevision)
@@ -48,6 +50,10 @@ func (s *Store) Watch(ctx context.Context, fromRevision int64) (state.Watcher, e
 		return nil, fmt.Errorf("watch from revision %d: compacted, the oldest retained change is revision %d; list again and watch from its revision: %w",
 			fromRevision, compacted+1, errdefs.ErrOutOfRange)
 	}
+	if w, err := s.joinHub(ctx, fromRevision, rev); w != nil || err != nil {
+		return w, err
+	}
+	// Further back than the hub's history: a watch of its own.
 	wctx, cancel := context.WithCancel(ctx)
 	w := &watcher{s: s, ch: make(chan state.Event, watchBuffer), done: make(chan struct{}), cancel: cancel}
 	s.mu.Lock()
@@ -137,11 +143,17 @@ func (w *watcher) run(ctx context.Context, wch clientv3.WatchChan) {
 }
 
 func (w *watcher) classify(ctx context.Context, err error) error {
+	return w.s.classifyWatchErr(ctx, err)
+}
+
+// classifyWatchErr is the error that ends a watch on err from etcd (nil:
+// the watch's own context is done).
+func (s *Store) classifyWatchErr(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(err, rpctypes.ErrCompacted):
 		return fmt.Errorf("watch: the history was compacted by etcd; list again and watch from its revision: %v: %w", err, errdefs.ErrOutOfRange)
 	case ctx.Err() != nil:
 		return nil
 	}
-	return fmt.Errorf("etcd store %s: watch: %v: %w", w.s.p, err, errdefs.ErrAborted)
+	return fmt.Errorf("etcd store %s: watch: %v: %w", s.p, err, errdefs.ErrAborted)
 }
