@@ -139,7 +139,8 @@ func TestEtcdClusterExits(t *testing.T) {
 }
 
 // TestTinyFleetEtcd runs the benchmark with --etcd on a tiny fleet: a
-// 3-member cluster of real etcd processes, replicatord on it and on bbolt.
+// 3-member cluster of real etcd processes, replicatord on it (a leader and
+// a follower, --replicas 2) and on bbolt.
 // Every copy succeeds exactly once in each, and the etcd row sits in the
 // table next to bbolt's with its difference. It asserts no timing.
 //
@@ -155,7 +156,7 @@ func TestTinyFleetEtcd(t *testing.T) {
 	defer cancel()
 	var out, errOut bytes.Buffer
 	code := run(ctx, []string{"--images", "3", "--regions", "2", "--wall-target", "1s", "--timeout", "90s",
-		"--etcd", bin, "--etcd-members", "3", "--markdown", "-v"}, &out, &errOut)
+		"--etcd", bin, "--etcd-members", "3", "--replicas", "2", "--markdown", "-v"}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("exit %d\nstderr: %s\nstdout: %s", code, errOut.String(), out.String())
 	}
@@ -164,9 +165,9 @@ func TestTinyFleetEtcd(t *testing.T) {
 		"run 1: makespan",
 		"etcd run 1: makespan",
 		"| replicatord |",
-		"| replicatord on etcd (3 members) |",
+		"| replicatord on etcd (3 members, 2 replicas) |",
 		" vs bbolt) |",
-		"replicatord on etcd (3 members): a fresh cluster of real etcd processes",
+		"replicatord on etcd (3 members, 2 replicas): a fresh cluster of real etcd processes",
 		"issue 14's target of 0.01",
 	} {
 		if !strings.Contains(s, want) {
@@ -186,5 +187,36 @@ func TestTinyFleetEtcd(t *testing.T) {
 		if strings.HasPrefix(l, "| replicatord on etcd") && strings.Count(l, " min") < 3 {
 			t.Errorf("etcd row without detection lag and urgent latency: %s", l)
 		}
+	}
+}
+
+// The etcd row is summarised like bbolt's and shows the difference of the
+// median ratios; the note under the table holds it against issue 14's 0.01.
+func TestEtcdRowDifference(t *testing.T) {
+	h := time.Hour
+	runs := func(ms ...time.Duration) []daemonRun {
+		var rs []daemonRun
+		for _, m := range ms {
+			rs = append(rs, daemonRun{Makespan: m, Drive: &driveResult{Succeeded: 10}, Calls: calls{"CopyImage": {"200": 10}}})
+		}
+		return rs
+	}
+	lb := 10 * h
+	bbolt := runs(10*h+6*time.Minute, 10*h+12*time.Minute, 10*h+18*time.Minute) // 1.010, 1.020, 1.030
+	etcd := runs(10*h+27*time.Minute, 10*h+15*time.Minute, 10*h+21*time.Minute) // 1.045, 1.025, 1.035
+	o := &options{etcdMembers: 3, replicas: 1, runs: 3}
+	r := etcdRow(etcdName(o), etcd, bbolt, lb)
+	if r.name != "replicatord on etcd (3 members)" || r.ratio != "1.035 (1.025–1.045) (+0.015 vs bbolt)" {
+		t.Errorf("etcd row %q, ratio %q", r.name, r.ratio)
+	}
+	var out bytes.Buffer
+	printEtcdNote(&out, o, etcd, bbolt, lb)
+	if !strings.Contains(out.String(), "1.035 vs 1.020 on bbolt (medians of 3 runs): +0.015, NOT within issue 14's target of 0.01") {
+		t.Errorf("note: %s", out.String())
+	}
+	out.Reset()
+	printEtcdNote(&out, &options{etcdMembers: 1, replicas: 2, runs: 3}, runs(10*h+12*time.Minute+30*time.Second), bbolt, lb)
+	if s := out.String(); !strings.Contains(s, "replicatord on etcd (1 member, 2 replicas)") || !strings.Contains(s, "+0.001, within issue 14's target") {
+		t.Errorf("note: %s", s)
 	}
 }
