@@ -355,3 +355,27 @@ func TestStatusBboltOneMember(t *testing.T) {
 		t.Fatalf("status = %+v, want %s alone, leading, with the file's sha256", st, want)
 	}
 }
+
+// TestHACopyToSeveralRegions: one Copy to three regions on etcd makes
+// three jobs in one transaction, so at one revision; the leader's
+// scheduler carries out all three. Its change feed once took the second
+// and third for an event it had passed, and left them QUEUED.
+func TestHACopyToSeveralRegions(t *testing.T) {
+	etcd := startEtcd(t)
+	e := newEnv(t)
+	e.writeConfig(fmt.Sprintf("store:\n  backend: etcd\n  etcd:\n    endpoints: [%q]\n    insecure: true\n    lease_ttl: 2s\n", etcd))
+	r := e.startReplica("r1")
+	r.p.waitLine("leading", 30*time.Second)
+	out, code := e.on(r, "copy", imgAlinux, "--from", source, "--to", "cn-beijing,cn-shanghai,cn-qingdao", "--detach", "-o", "json")
+	if code != 0 {
+		t.Fatalf("copy: exit %d: %s", code, out)
+	}
+	jobs := jobsIn(t, out)
+	if len(jobs) != 3 {
+		t.Fatalf("jobs %v, want 3", jobs)
+	}
+	e.socket = r.socket
+	for id := range jobs {
+		e.waitState(id, "JOB_STATE_SUCCEEDED", 90*time.Second)
+	}
+}

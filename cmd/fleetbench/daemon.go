@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -35,10 +36,15 @@ type daemonConfig struct {
 	DetectionLag  time.Duration
 	CopyConflict  bool
 	Lookahead     int // <0: the daemon's default
+	// Etcd: the client URLs of the etcd cluster to keep the jobs in
+	// (store.backend etcd, plain HTTP on loopback); empty: bbolt in the
+	// data directory.
+	Etcd []string
 }
 
-// writeConfig writes the daemon's config file into dir: state in dir/data,
-// the cloud at the emulator, the scheduler scaled with time.
+// writeConfig writes the daemon's config file into dir: state in dir/data
+// (or in etcd, with c.Etcd; the socket stays in dir/data), the cloud at the
+// emulator, the scheduler scaled with time.
 func writeConfig(dir, endpoint string, c daemonConfig) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: 1\ndaemon:\n  data_dir: %s\n  log_level: info\n", filepath.Join(dir, "data"))
@@ -48,6 +54,14 @@ func writeConfig(dir, endpoint string, c daemonConfig) (string, error) {
 	fmt.Fprintf(&b, "  lookahead_time: %s\n  detection_lag: %s\n", c.LookaheadTime, c.DetectionLag)
 	if c.Lookahead >= 0 {
 		fmt.Fprintf(&b, "  lookahead: %d\n", c.Lookahead)
+	}
+	if len(c.Etcd) > 0 {
+		// insecure: the members listen on loopback only (etcdCluster).
+		eps := make([]string, len(c.Etcd))
+		for i, ep := range c.Etcd {
+			eps[i] = strconv.Quote(ep)
+		}
+		fmt.Fprintf(&b, "store:\n  backend: etcd\n  etcd:\n    endpoints: [%s]\n    insecure: true\n", strings.Join(eps, ", "))
 	}
 	path := filepath.Join(dir, "replicatord.yaml")
 	return path, os.WriteFile(path, []byte(b.String()), 0o600)
@@ -63,20 +77,32 @@ type daemonProc struct {
 }
 
 // startDaemon runs bin with the config and waits until it serves gRPC.
-func startDaemon(bin, config, dir, keyID, secret string) (*daemonProc, error) {
+// member, when not empty, is the replica's REPLICATORD_MEMBER_ID (etcd);
+// dataDir, when not empty, overrides the config's data_dir (a second
+// replica on the same config file: the same config hash).
+func startDaemon(bin, config, dir, keyID, secret, member, dataDir string) (*daemonProc, error) {
 	logf, err := os.Create(filepath.Join(dir, "replicatord.log"))
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--config", config)
-	// The daemon's own environment, minus any real cloud credentials, plus
-	// the emulator's key.
+	args := []string{"--config", config}
+	socket := filepath.Join(dir, "data", "replicatord.sock")
+	if dataDir != "" {
+		args = append(args, "--data-dir", dataDir)
+		socket = filepath.Join(dataDir, "replicatord.sock")
+	}
+	cmd := exec.Command(bin, args...)
+	// The daemon's own environment, minus any real cloud credentials and
+	// etcd identity, plus the emulator's key.
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "ALIBABA_CLOUD_") {
+		if !strings.HasPrefix(kv, "ALIBABA_CLOUD_") && !strings.HasPrefix(kv, "REPLICATORD_ETCD_") && !strings.HasPrefix(kv, "REPLICATORD_MEMBER_ID=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
 	cmd.Env = append(cmd.Env, "ALIBABA_CLOUD_ACCESS_KEY_ID="+keyID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET="+secret)
+	if member != "" {
+		cmd.Env = append(cmd.Env, "REPLICATORD_MEMBER_ID="+member)
+	}
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -87,7 +113,7 @@ func startDaemon(bin, config, dir, keyID, secret string) (*daemonProc, error) {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	d := &daemonProc{cmd: cmd, Socket: filepath.Join(dir, "data", "replicatord.sock"), log: logf, done: make(chan struct{})}
+	d := &daemonProc{cmd: cmd, Socket: socket, log: logf, done: make(chan struct{})}
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(out)

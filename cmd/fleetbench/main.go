@@ -3,7 +3,7 @@
 // images copied to several regions; and compares it with the way Terraform
 // and Packer copy the same fleet and with a user's smart script.
 //
-//	go run ./cmd/fleetbench [--runs 3] [--markdown] [--fail-rate 0.1 | --copy-conflict | --images 400]
+//	go run ./cmd/fleetbench [--runs 3] [--markdown] [--fail-rate 0.1 | --copy-conflict | --images 400] [--etcd tools/bin/etcd]
 //
 // # Design
 //
@@ -53,6 +53,16 @@
 // from the emulator's CopyFailures, and the report counts for replicatord
 // and the script the copies that ended Available, the failed attempts and
 // the copies given up. The Terraform model ignores it.
+//
+// With --etcd (an etcd server binary) every run also runs replicatord with
+// store.backend etcd (issue 14) on a fresh emulator: same fleet, scale and
+// scheduler settings, over a fresh cluster of --etcd-members real etcd
+// processes on loopback (etcd.go: fsync on, own data directories under
+// the run's, killed and removed after it; ready once a linearizable read
+// answers). The daemon is replica r1 and the fleet is submitted once it
+// leads; --replicas 2 adds a follower, r2. Its row, "replicatord on etcd",
+// is summarised like replicatord's and shows the difference of the median
+// ratios to the lower bound from bbolt's (issue 14's target: within 0.01).
 package main
 
 import (
@@ -87,6 +97,10 @@ type options struct {
 	pollMin, pollMax                        time.Duration
 	lookaheadTime, detectionLag             time.Duration
 	timeout                                 time.Duration
+	// etcd: an etcd server binary; with it every run also runs
+	// replicatord on a fresh cluster of etcdMembers, with replicas daemons.
+	etcd                  string
+	etcdMembers, replicas int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -116,6 +130,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.pollMax, "poll-max", policy.DefaultPollMax, "replicatord scheduler.poll_max in emulated time (divided by the time scale)")
 	fs.DurationVar(&o.tfTimeout, "terraform-timeout", defaultTerraform.CreateTimeout, "create timeout of the modeled alicloud_image_copy (emulated)")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up on a replicatord run after this wall time")
+	fs.StringVar(&o.etcd, "etcd", "", "an etcd server binary (make tools builds tools/bin/etcd): every run also runs replicatord with store.backend etcd on a fresh cluster of --etcd-members real etcd processes on loopback (fsync on)")
+	fs.IntVar(&o.etcdMembers, "etcd-members", 3, "members of the etcd cluster, with --etcd")
+	fs.IntVar(&o.replicas, "replicas", 1, "replicatord processes on etcd, with --etcd: 2 runs a follower alongside the measured leader")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: fleetbench [flags]\n\nfleetbench copies a fleet of images with replicatord against the ECS emulator and\nreports makespan against the lower bound, API calls per copy, throttling, and the\ndaemon's CPU and memory, next to a smart script and Packer run for real over HTTP\nand a modeled Terraform run.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -153,7 +170,29 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	case o.tfTimeout <= 0 || o.timeout <= 0:
 		return nil, errors.New("--terraform-timeout and --timeout must be positive")
 	}
+	if err := checkEtcdFlags(o, fs); err != nil {
+		return nil, err
+	}
 	return o, nil
+}
+
+// checkEtcdFlags checks --etcd, --etcd-members and --replicas.
+func checkEtcdFlags(o *options, fs *flag.FlagSet) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case o.etcd == "" && (set["etcd-members"] || set["replicas"]):
+		return errors.New("--etcd-members and --replicas are for the run on etcd: add --etcd PATH (an etcd server binary; make tools builds tools/bin/etcd)")
+	case set["etcd"] && o.etcd == "":
+		return errors.New("--etcd: empty path; want an etcd server binary (make tools builds tools/bin/etcd)")
+	case o.etcdMembers < 1 || o.etcdMembers > 9:
+		return fmt.Errorf("--etcd-members %d: want 1 to 9", o.etcdMembers)
+	case o.replicas < 1 || o.replicas > 2:
+		return fmt.Errorf("--replicas %d: want 1 or 2", o.replicas)
+	case o.etcd != "":
+		return checkEtcdBinary(o.etcd)
+	}
+	return nil
 }
 
 func main() {
@@ -225,19 +264,31 @@ func bench(ctx context.Context, o *options, out io.Writer) error {
 		}
 	}
 
-	var runs []daemonRun
+	var runs, etcdRuns []daemonRun
 	var scripts []peerRun
 	for i := 0; i < o.runs; i++ {
 		rdir := filepath.Join(dir, fmt.Sprintf("run%d", i+1))
 		if err := os.MkdirAll(rdir, 0o700); err != nil {
 			return err
 		}
-		r, err := runDaemon(ctx, o, f, b, scale, cfg, bin, rdir)
+		r, err := runDaemon(ctx, o, f, b, scale, cfg, bin, rdir, false)
 		if err != nil {
 			return fmt.Errorf("run %d: %w", i+1, err)
 		}
-		printDaemonRun(out, o, i+1, r, b)
+		printDaemonRun(out, o, "run", i+1, r, b)
 		runs = append(runs, r)
+		if o.etcd != "" {
+			edir := filepath.Join(dir, fmt.Sprintf("run%d-etcd", i+1))
+			if err := os.MkdirAll(edir, 0o700); err != nil {
+				return err
+			}
+			r, err := runDaemon(ctx, o, f, b, scale, cfg, bin, edir, true)
+			if err != nil {
+				return fmt.Errorf("run %d on etcd: %w", i+1, err)
+			}
+			printDaemonRun(out, o, "etcd run", i+1, r, b)
+			etcdRuns = append(etcdRuns, r)
+		}
 		sc, err := runScript(ctx, o, f, scale, defaultScript)
 		if err != nil {
 			return fmt.Errorf("smart script, run %d: %w", i+1, err)
@@ -268,16 +319,22 @@ func bench(ctx context.Context, o *options, out io.Writer) error {
 	if o.verbose {
 		fmt.Fprintf(out, "  packer calls by action and answer: %v\n", map[string]map[string]int64(pk.Calls))
 	}
-	rows := []row{
-		daemonRow(runs, b.Makespan),
+	rows := []row{daemonRow("replicatord", runs, b.Makespan)}
+	if o.etcd != "" {
+		rows = append(rows, etcdRow(etcdName(o), etcdRuns, runs, b.Makespan))
+	}
+	rows = append(rows,
 		scriptRow(scripts, b.Makespan, true),
 		packerRow(pk, fb.Makespan),
 		modelRow("terraform pattern", tf, fb.Makespan),
 		modelRow("terraform pattern, no create timeout", tfLong, fb.Makespan),
-	}
+	)
 	fmt.Fprintln(out)
 	printTable(out, rows)
 	printNotes(out, o, f, tf, tp)
+	if o.etcd != "" {
+		printEtcdNote(out, o, etcdRuns, runs, b.Makespan)
+	}
 	if o.markdown {
 		fmt.Fprintln(out)
 		printMarkdown(out, rows)
@@ -286,9 +343,9 @@ func bench(ctx context.Context, o *options, out io.Writer) error {
 }
 
 // printDaemonRun prints one replicatord run's line (and with -v its detail).
-func printDaemonRun(out io.Writer, o *options, n int, r daemonRun, b bound) {
-	fmt.Fprintf(out, "run %d: makespan %s = %.3f x lower bound; %d/%d succeeded, %d failed attempts, %d failed; urgent copy %s; %d API calls; daemon CPU %.1f s, peak RSS %.0f MiB\n",
-		n, fmtHours(r.Makespan), float64(r.Makespan)/float64(b.Makespan), r.Drive.Succeeded, r.Drive.Submitted, r.FailedAttempts, r.Drive.Failed,
+func printDaemonRun(out io.Writer, o *options, label string, n int, r daemonRun, b bound) {
+	fmt.Fprintf(out, "%s %d: makespan %s = %.3f x lower bound; %d/%d succeeded, %d failed attempts, %d failed; urgent copy %s; %d API calls; daemon CPU %.1f s, peak RSS %.0f MiB\n",
+		label, n, fmtHours(r.Makespan), float64(r.Makespan)/float64(b.Makespan), r.Drive.Succeeded, r.Drive.Submitted, r.FailedAttempts, r.Drive.Failed,
 		urgentNote(r.UrgentSeen, r.Urgent, "COPYING"), r.Calls.total(), r.Usage.CPU.Seconds(), float64(r.Usage.MaxRSS)/(1<<20))
 	if len(r.Drive.SubmitErrors) > 0 {
 		fmt.Fprintf(out, "  %d Copy calls failed, first: %s\n", len(r.Drive.SubmitErrors), r.Drive.SubmitErrors[0])
@@ -323,20 +380,44 @@ func printNotes(out io.Writer, o *options, f *fleet, tf modelRun, tp terraformPa
 	fmt.Fprintf(out, "targets (issue 12): makespan <= 1.01 x lower bound, <= 1.2 API calls per copy, 0 throttled, 0 failed, p95 detection lag <= 15 min, urgent copy COPYING <= 30 min (emulated).\n")
 }
 
-// runDaemon is one measured replicatord run on a fresh emulator.
-func runDaemon(ctx context.Context, o *options, f *fleet, b bound, scale float64, cfg daemonConfig, bin, dir string) (daemonRun, error) {
+// runDaemon is one measured replicatord run on a fresh emulator. onEtcd:
+// its store is a fresh cluster of --etcd-members etcd processes in
+// dir/etcd (stopped and its data removed after the run), the daemon is
+// replica r1 and the fleet is submitted only once it leads, so that the
+// makespan holds no election; with --replicas 2 a follower, r2, runs
+// alongside on the same config file.
+func runDaemon(ctx context.Context, o *options, f *fleet, b bound, scale float64, cfg daemonConfig, bin, dir string, onEtcd bool) (daemonRun, error) {
 	emu, err := startEmulator(f, scale, o.throttle, int64(o.seed))
 	if err != nil {
 		return daemonRun{}, err
 	}
 	defer emu.close()
+	member := ""
+	if onEtcd {
+		cl, err := startEtcdCluster(ctx, o.etcd, o.etcdMembers, filepath.Join(dir, "etcd"))
+		if err != nil {
+			return daemonRun{}, err
+		}
+		defer cl.stop()
+		cfg.Etcd, member = cl.Endpoints(), "r1"
+	}
 	config, err := writeConfig(dir, emu.Endpoint, cfg)
 	if err != nil {
 		return daemonRun{}, err
 	}
-	d, err := startDaemon(bin, config, dir, emu.KeyID, emu.Secret)
+	d, err := startDaemon(bin, config, dir, emu.KeyID, emu.Secret, member, "")
 	if err != nil {
 		return daemonRun{}, err
+	}
+	defer d.kill() // a no-op once stopped
+	var follower *daemonProc
+	if onEtcd {
+		if follower, err = startReplicas(ctx, o, d, bin, config, dir, emu); err != nil {
+			return daemonRun{}, err
+		}
+		if follower != nil {
+			defer follower.kill()
+		}
 	}
 	dctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
@@ -346,8 +427,13 @@ func runDaemon(ctx context.Context, o *options, f *fleet, b bound, scale float64
 	}
 	res, err := drive(dctx, d.Socket, f, urgent)
 	if err != nil {
-		d.kill()
 		return daemonRun{}, fmt.Errorf("%w (daemon log: %s)", err, filepath.Join(dir, "replicatord.log"))
+	}
+	if follower != nil {
+		// First, so that it does not take over from the leader stopping.
+		if _, err := follower.stop(); err != nil {
+			return daemonRun{}, fmt.Errorf("follower: %w", err)
+		}
 	}
 	u, err := d.stop()
 	if err != nil {

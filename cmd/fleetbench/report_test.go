@@ -61,7 +61,7 @@ func TestDaemonRowFailedCopyAccounting(t *testing.T) {
 		}
 	}
 	h := time.Hour
-	r := daemonRow([]daemonRun{run(10*h, 1201, 120, 0, 0), run(10*h+30*time.Minute, 1199, 125, 2, 1), run(10*h+6*time.Minute, 1201, 118, 0, 0)}, 10*h)
+	r := daemonRow("replicatord", []daemonRun{run(10*h, 1201, 120, 0, 0), run(10*h+30*time.Minute, 1199, 125, 2, 1), run(10*h+6*time.Minute, 1201, 118, 0, 0)}, 10*h)
 	// The throttled count in brackets is the median run's (the third).
 	if want := "1201 (1199–1201) / 120 (118–125) / 0 (0–2) (0)"; r.copies != want {
 		t.Errorf("copies %q, want %q", r.copies, want)
@@ -72,7 +72,7 @@ func TestDaemonRowFailedCopyAccounting(t *testing.T) {
 	if r.urgent != "never started in 3 of 3 runs" {
 		t.Errorf("urgent %q: no run saw the urgent job COPYING", r.urgent)
 	}
-	bad := daemonRow([]daemonRun{run(10*h, 1199, 125, 2, 1)}, 10*h)
+	bad := daemonRow("replicatord", []daemonRun{run(10*h, 1199, 125, 2, 1)}, 10*h)
 	if bad.ratio != "1.000 *" || bad.copies != "1199 / 125 / 2 (1)" {
 		t.Errorf("a run with final failures: ratio %q copies %q", bad.ratio, bad.copies)
 	}

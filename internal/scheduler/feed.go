@@ -103,7 +103,10 @@ func (s *Scheduler) onEvent(ctx context.Context, rev int64, j *job.Job) error {
 	stale := rev <= s.feedWindow && !known && !gone && !j.State.Terminal()
 	// The usual case: this process's own write, tracked already. Or an
 	// event the feed has passed (never sent twice; guarded all the same).
-	seen := known && have.Revision >= rev || rev <= s.feedRev
+	// Below feedRev, not at it: the jobs of one Create share its revision
+	// on etcd (one transaction), so an event at feedRev may be another
+	// job's than the one handled; that one is known at rev already.
+	seen := known && have.Revision >= rev || rev < s.feedRev
 	s.mu.Unlock()
 	cur := j
 	switch {
