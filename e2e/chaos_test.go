@@ -838,7 +838,10 @@ func (w *watcher) stream(ctx context.Context, client pb.ReplicatorServiceClient,
 			if inSnapshot {
 				w.problem("change at revision %d before snapshot_complete", m.GetRevision())
 			}
-			if m.GetRevision() <= prev {
+			// Equal revisions are allowed: one transaction may change
+			// several jobs (etcd), and a resume sends the changes at
+			// from_revision again.
+			if m.GetRevision() < prev {
 				w.problem("revision %d after %d on one stream (from_revision %d)", m.GetRevision(), prev, from)
 			}
 			prev = m.GetRevision()

@@ -638,3 +638,47 @@ func TestCopyForceRequestIDAndOutcome(t *testing.T) {
 		t.Errorf("a bad --request-id was sent")
 	}
 }
+
+// A stream that breaks between two jobs changed at one revision (one
+// transaction, as the etcd store makes a Copy's jobs): watch resumes from
+// that revision, the daemon sends both again, and the one already shown
+// is not shown twice.
+func TestWatchResumeSkipsWhatItShowed(t *testing.T) {
+	reqs := make(chan *replicatorv1.WatchRequest, 10)
+	var calls int
+	a := withRev(sampleJob("j-0001", "cn-shanghai", stQueued, 0), 20)
+	b := withRev(sampleJob("j-0002", "cn-beijing", stQueued, 0), 20)
+	srv := &fakeServer{watch: func(r *replicatorv1.WatchRequest, st grpc.ServerStreamingServer[replicatorv1.WatchResponse]) error {
+		calls++
+		reqs <- r
+		if calls == 1 {
+			_ = st.Send(&replicatorv1.WatchResponse{Revision: 20, Job: a})
+			return status.Error(codes.Unavailable, "connection reset")
+		}
+		for _, j := range []*replicatorv1.Job{a, b} { // the changes at from_revision again
+			if err := st.Send(&replicatorv1.WatchResponse{Revision: 20, Job: j}); err != nil {
+				return err
+			}
+		}
+		<-st.Context().Done()
+		return nil
+	}}
+	addr := serve(t, srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	out, errb := newSyncBuffer(), newSyncBuffer()
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"--address", addr, "watch", "--from-revision", "19", "-o", "json"}, testEnv(out, errb, nil))
+	}()
+	out.waitForText(t, "j-0002")
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("watch interrupted: exit %d, want 0", code)
+	}
+	if r1, r2 := <-reqs, <-reqs; r1.FromRevision != 19 || r2.FromRevision != 20 {
+		t.Errorf("from_revision of the two calls = %d, %d, want 19, 20", r1.FromRevision, r2.FromRevision)
+	}
+	if n1, n2 := strings.Count(out.String(), "j-0001"), strings.Count(out.String(), "j-0002"); n1 != 1 || n2 != 1 {
+		t.Errorf("j-0001 shown %d times, j-0002 %d times, want once each:\n%s", n1, n2, out.String())
+	}
+}

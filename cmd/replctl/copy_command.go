@@ -185,8 +185,8 @@ func (a *app) copy(ctx context.Context, req *replicatorv1.CopyRequest, groupBy s
 	noted := false
 	handle := func(m proto.Message) (bool, error) {
 		r := m.(*replicatorv1.CopyResponse)
-		f.rev = max(f.rev, r.GetRevision())
 		j := r.GetJob()
+		f.saw(r.GetRevision(), j.GetId())
 		if r.GetReplayed() && !noted {
 			noted = true
 			f.out.note("request id " + req.GetRequestId() + " was answered before: following its jobs, nothing new is copied")

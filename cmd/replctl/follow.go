@@ -30,6 +30,24 @@ type follower struct {
 	// rev is the revision to resume a watch from: the last change seen,
 	// or the snapshot's revision once the snapshot is complete.
 	rev int64
+	// atRev holds the jobs already shown at rev. A resumed watch sends the
+	// changes at its from_revision again (one transaction may change
+	// several jobs at one revision, and the broken stream may have missed
+	// some): those already shown are skipped.
+	atRev map[string]bool
+}
+
+// saw records the change of job id (none: "") at rev as shown.
+func (f *follower) saw(rev int64, id string) {
+	if rev > f.rev {
+		f.rev, f.atRev = rev, nil
+	}
+	if rev == f.rev && id != "" {
+		if f.atRev == nil {
+			f.atRev = map[string]bool{}
+		}
+		f.atRev[id] = true
+	}
 }
 
 // opener starts a stream with the given context and returns its receive
@@ -143,7 +161,7 @@ func (f *follower) watch(ctx context.Context, client replicatorv1.ReplicatorServ
 		switch {
 		case errors.Is(err, errdefs.ErrOutOfRange) && f.rev != 0:
 			f.out.note(fmt.Sprintf("revision %d is no longer retained (compacted); restarting from a fresh snapshot", f.rev))
-			f.rev = 0
+			f.rev, f.atRev = 0, nil
 			continue
 		case errors.Is(err, io.EOF) || (connected && errors.Is(err, errdefs.ErrUnavailable)) || (received && errors.Is(err, errdefs.ErrInternal)):
 			// The daemon went away (restart, network); it keeps the history,
@@ -180,7 +198,8 @@ func (f *follower) watchOnce(ctx context.Context, client replicatorv1.Replicator
 		}
 		return recvOf(stream), nil
 	}
-	inSnapshot := req.GetFromRevision() == 0
+	from := req.GetFromRevision()
+	inSnapshot := from == 0
 	return f.pump(ctx, open, func(m proto.Message) (bool, error) {
 		w := m.(*replicatorv1.WatchResponse)
 		if !*received {
@@ -190,9 +209,12 @@ func (f *follower) watchOnce(ctx context.Context, client replicatorv1.Replicator
 		switch {
 		case w.GetSnapshotComplete():
 			inSnapshot = false
-			f.rev = max(f.rev, w.GetRevision())
+			f.saw(w.GetRevision(), "")
 		case !w.GetSnapshot() && !inSnapshot:
-			f.rev = max(f.rev, w.GetRevision())
+			if from > 0 && w.GetRevision() == from && f.atRev[w.GetJob().GetId()] {
+				return false, nil // shown before the stream broke
+			}
+			f.saw(w.GetRevision(), w.GetJob().GetId())
 		}
 		if err := f.show(w, w.GetJob()); err != nil {
 			return true, err

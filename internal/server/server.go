@@ -292,7 +292,11 @@ func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[p
 		// skips the changes the snapshot already holds.
 		return state.Follow(ctx, s.store, s.followOptions(f, rev, changed, 0, nil), s.sendWatch(stream))
 	}
-	return state.Follow(ctx, s.store, s.followOptions(f, from, nil, 0, nil), s.sendWatch(stream))
+	// A resume sends the changes at from_revision again, then the later
+	// ones: one transaction may change several jobs at one revision (on
+	// etcd, the jobs of one Copy), and a stream that broke between them
+	// left the client with only some. Those it has come again, unchanged.
+	return state.Follow(ctx, s.store, s.followOptions(f, from-1, nil, 0, nil), s.sendWatch(stream))
 }
 
 // followOptions are the state.FollowOptions of a stream: it ends when the

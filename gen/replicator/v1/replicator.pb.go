@@ -1019,8 +1019,13 @@ type WatchRequest struct {
 	Policy            string `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
 	SourceImageId     string `protobuf:"bytes,3,opt,name=source_image_id,json=sourceImageId,proto3" json:"source_image_id,omitempty"`
 	DestinationRegion string `protobuf:"bytes,4,opt,name=destination_region,json=destinationRegion,proto3" json:"destination_region,omitempty"`
-	// Resume after this revision: every retained change with a higher
-	// revision is sent. 0 means: send a snapshot of the current jobs first.
+	// Resume from this revision, the revision of the last change received:
+	// the changes at this revision are sent again, then every retained
+	// change with a higher revision. One transaction may change several jobs
+	// at one revision (with the etcd store, the jobs one Copy creates), and
+	// a stream that broke between them delivered only some; the others come
+	// now, and those already received come again unchanged (keep each job's
+	// newest revision). 0 means: send a snapshot of the current jobs first.
 	// OUT_OF_RANGE when the revision was compacted away.
 	FromRevision  int64 `protobuf:"varint,5,opt,name=from_revision,json=fromRevision,proto3" json:"from_revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
