@@ -178,9 +178,29 @@ func (f *haFleet) follower() int {
 }
 
 // pickFollower and pickAny choose the replica of a watcher's next stream.
+// pickFollower waits (10 s at most) for a running replica to have logged
+// that it leads, so that a stream started during an election does not
+// land on its winner.
 func (f *haFleet) pickFollower() (string, pb.ReplicatorServiceClient) {
-	i := f.follower()
-	return f.ids[i], f.clients[i]
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		led := -1
+		for i := range f.ids {
+			if f.hasLed(i) {
+				led = i
+			}
+		}
+		if led >= 0 || time.Now().After(deadline) {
+			f.mu.Lock()
+			if led >= 0 {
+				f.leader = led
+			}
+			f.mu.Unlock()
+			i := f.follower()
+			return f.ids[i], f.clients[i]
+		}
+		time.Sleep(50 * time.Millisecond) // poll the replicas' logs
+	}
 }
 
 func (f *haFleet) pickAny() (string, pb.ReplicatorServiceClient) {
@@ -287,6 +307,8 @@ func TestHAChaos(t *testing.T) {
 		copyFails  int
 		kills      int
 		inFlight   int // events that found copies in flight
+		// whether a follower the follower watcher streamed through was killed
+		followerKilled bool
 	)
 	violate := func(format string, args ...any) { violations = append(violations, fmt.Sprintf(format, args...)) }
 	// live waits until the moment, restarting replicas that die unasked.
@@ -393,19 +415,34 @@ func TestHAChaos(t *testing.T) {
 		case "etcd":
 			etcd.Restart(member)
 		case "watched":
-			// Kill the replica the follower's Watch runs through: the
-			// stream fails over to another replica, resuming.
-			watchers[0].mu.Lock()
-			via := watchers[0].via
-			watchers[0].mu.Unlock()
-			i := slices.Index(f.ids, via)
-			if i < 0 {
-				t.Fatalf("the follower watcher streams through %q", via)
+			// Kill the follower the follower's Watch runs through: the
+			// stream fails over to another replica, resuming. Its replica
+			// may have won an election since it connected; then the
+			// leader dies first and the watch reconnects to a follower.
+			fw := watchers[0]
+			for try := 0; ; try++ {
+				fw.mu.Lock()
+				via, streams := fw.via, fw.streams
+				fw.mu.Unlock()
+				i := slices.Index(f.ids, via)
+				if i < 0 {
+					t.Fatalf("the follower watcher streams through %q", via)
+				}
+				f.setDown(i)
+				f.reps[i].p.kill9()
+				kills++
+				f.start(i)
+				if i != L {
+					followerKilled = true
+					break
+				}
+				if try == 3 {
+					violate("round %d: the follower watcher's replica led at each of 4 tries", round)
+					break
+				}
+				L = f.waitLeader(-1, 60*time.Second)
+				fw.waitStreams(streams+1, 60*time.Second, t)
 			}
-			f.setDown(i)
-			f.reps[i].p.kill9()
-			kills++
-			f.start(i)
 		}
 		t.Logf("round %d: %s (leader was %s) after %s, jobs not finished: %s", round, ev, f.ids[L], up.Round(time.Millisecond), fmtCounts(busy))
 		planted.forge(e, round)
@@ -416,6 +453,7 @@ func TestHAChaos(t *testing.T) {
 	for _, c := range calls {
 		submit(c)
 	}
+	stormEnd := time.Now()
 	t.Logf("storm done after %s: %d kills, %d ad-hoc jobs, %d cancels (%d acknowledged, %d refused or failed: %s), %d copy calls failed, replicas exited unasked: %v",
 		time.Since(began).Round(time.Millisecond), kills, len(adhocJobs), cancels, len(cancelled), cancelFail, fmtCounts(cancelErrs), copyFails, f.exits)
 
@@ -423,7 +461,9 @@ func TestHAChaos(t *testing.T) {
 	f.waitLeader(-1, 60*time.Second)
 	client := f.clients[f.follower()]
 	e.waitQuiet(client, quiesce)
+	quiet := time.Now()
 	jobs := e.waitPolicyConverged(client, quiesce)
+	t.Logf("quiet %s after the storm, the policy converged %s later", quiet.Sub(stormEnd).Round(time.Millisecond), time.Since(quiet).Round(time.Millisecond))
 	f.reap()
 
 	stopUntracked()
@@ -455,15 +495,29 @@ func TestHAChaos(t *testing.T) {
 	if inFlight < len(events)/2 {
 		violate("only %d of %d events found copies in flight: the storm is too small to test failover mid-copy", inFlight, len(events))
 	}
+	if !followerKilled {
+		violate("the follower watcher's follower was never killed")
+	}
 	if fw := watchers[0]; fw.failovers == 0 {
 		violate("the follower's Watch stream never failed over to another replica (streams %d)", fw.streams)
 	}
-	// Every replica agrees on one leader and the three members at the end.
+	// Every replica agrees on one leader and the three members at the end
+	// (a killed replica's member entry lasts until its lease runs out).
 	L := f.waitLeader(-1, 60*time.Second)
 	for i := range f.ids {
-		st, err := f.clients[i].GetStatus(context.Background(), &pb.GetStatusRequest{}, grpc.WaitForReady(true))
-		if err != nil || st.GetLeader() != f.ids[L] || len(st.GetMembers()) != len(f.ids) {
-			violate("status via %s at the end: leader %q, %d members (err %v); want %s and %d", f.ids[i], st.GetLeader(), len(st.GetMembers()), err, f.ids[L], len(f.ids))
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			st, err := f.clients[i].GetStatus(sctx, &pb.GetStatusRequest{}, grpc.WaitForReady(true))
+			cancel()
+			if err == nil && st.GetLeader() == f.ids[L] && len(st.GetMembers()) == len(f.ids) {
+				break
+			}
+			if time.Now().After(deadline) {
+				violate("status via %s at the end: leader %q, %d members (err %v); want %s and %d", f.ids[i], st.GetLeader(), len(st.GetMembers()), err, f.ids[L], len(f.ids))
+				break
+			}
+			time.Sleep(200 * time.Millisecond) // poll, as an operator would
 		}
 	}
 
@@ -486,5 +540,23 @@ func TestHAChaos(t *testing.T) {
 			break
 		}
 		t.Errorf("violation: %s", v)
+	}
+}
+
+// waitStreams waits until the watcher has opened n streams.
+func (w *watcher) waitStreams(n int, timeout time.Duration, t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		w.mu.Lock()
+		got := w.streams
+		w.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("watcher %s opened %d streams after %s, want %d", w.name, got, timeout, n)
+		}
+		time.Sleep(50 * time.Millisecond) // poll the watcher's count
 	}
 }
