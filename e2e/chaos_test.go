@@ -36,7 +36,7 @@ import (
 // random choice is logged; -chaos.seed replays a run's choices (process
 // timing still varies).
 var (
-	chaosSeed   = flag.Int64("chaos.seed", 0, "seed of TestChaos's random choices (0 = from the clock)")
+	chaosSeed   = flag.Int64("chaos.seed", 0, "seed of the random choices of TestChaos and TestHAChaos (0 = from the clock)")
 	chaosReport = flag.String("chaos.report", "", "write TestChaos's report as a markdown table to this file")
 	chaosSoak   = flag.Bool("chaos.soak", false, "TestChaos runs as a long soak: more jobs, more kills, a longer run")
 )
@@ -343,7 +343,10 @@ func copyDetached(client pb.ReplicatorServiceClient, image string, dests []strin
 	// would. Any other failure is not: jobs may exist.
 	for try := 0; try < 5; try++ {
 		ids, err = copyDetachedOnce(client, image, dests)
-		if err == nil || len(ids) > 0 || !strings.Contains(status.Convert(err).Message(), "look up source image") {
+		// A replica just started may not know the regions yet: that
+		// refusal, too, comes before any job.
+		msg := status.Convert(err).Message()
+		if err == nil || len(ids) > 0 || !strings.Contains(msg, "look up source image") && !strings.Contains(msg, "cannot check region") {
 			return ids, err
 		}
 		time.Sleep(time.Duration(250<<try) * time.Millisecond) // a client's retry backoff
@@ -673,6 +676,7 @@ func (p *plantedSet) drop(images []ecsImage) []ecsImage {
 type untrackedChecker struct {
 	e       *env
 	client  pb.ReplicatorServiceClient
+	pick    func() pb.ReplicatorServiceClient // if set, the client of each check (HA: a replica that is up)
 	planted *plantedSet
 
 	mu        sync.Mutex
@@ -700,12 +704,16 @@ func (u *untrackedChecker) once(ctx context.Context) {
 		return
 	}
 	found := map[string]string{}
+	client := u.client
+	if u.pick != nil {
+		client = u.pick()
+	}
 	for _, im := range images {
 		if im.tag(job.TagOwner) != job.DefaultOwner || u.planted.has(im.ImageID) || im.tag(job.TagJobID) == "" {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		resp, err := u.client.GetJob(cctx, &pb.GetJobRequest{JobId: im.tag(job.TagJobID)})
+		resp, err := client.GetJob(cctx, &pb.GetJobRequest{JobId: im.tag(job.TagJobID)})
 		cancel()
 		if err != nil {
 			if status.Code(err) == codes.NotFound {
@@ -766,6 +774,9 @@ type watcher struct {
 	name   string
 	resume bool   // resume with from_revision after a break; else a new snapshot
 	policy string // filter
+	// pick, if set, chooses the replica of each new stream (the HA test's
+	// watchers fail over from replica to replica); else run's client.
+	pick func() (string, pb.ReplicatorServiceClient)
 
 	mu         sync.Mutex
 	last       int64 // highest revision seen
@@ -774,6 +785,8 @@ type watcher struct {
 	messages   int
 	streams    int
 	outOfRange int
+	via        string // the replica of the current stream (with pick)
+	failovers  int    // streams resumed from a revision on another replica than the one before
 }
 
 func (w *watcher) problem(format string, args ...any) {
@@ -788,7 +801,18 @@ func (w *watcher) run(ctx context.Context, client pb.ReplicatorServiceClient) {
 			from = w.last
 		}
 		w.mu.Unlock()
-		err := w.stream(ctx, client, from)
+		c := client
+		if w.pick != nil {
+			var name string
+			name, c = w.pick()
+			w.mu.Lock()
+			if w.via != "" && name != w.via && from > 0 {
+				w.failovers++
+			}
+			w.via = name
+			w.mu.Unlock()
+		}
+		err := w.stream(ctx, c, from)
 		if status.Code(err) == codes.OutOfRange {
 			// Compacted: start over with a snapshot.
 			w.mu.Lock()
@@ -814,6 +838,7 @@ func (w *watcher) stream(ctx context.Context, client pb.ReplicatorServiceClient,
 	w.mu.Unlock()
 	inSnapshot := from == 0
 	var snapRev, prev int64 = 0, from
+	atPrev := map[string]bool{} // the jobs sent at revision prev
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -838,12 +863,17 @@ func (w *watcher) stream(ctx context.Context, client pb.ReplicatorServiceClient,
 			if inSnapshot {
 				w.problem("change at revision %d before snapshot_complete", m.GetRevision())
 			}
-			// Equal revisions are allowed: one transaction may change
-			// several jobs (etcd), and a resume sends the changes at
-			// from_revision again.
-			if m.GetRevision() < prev {
-				w.problem("revision %d after %d on one stream (from_revision %d)", m.GetRevision(), prev, from)
+			// Revisions never go back. Equal ones are allowed: one
+			// transaction may change several jobs (etcd), and a resume
+			// sends the changes at from_revision again; but each job once
+			// per revision.
+			switch r := m.GetRevision(); {
+			case r < prev || r == prev && atPrev[m.GetJob().GetId()]:
+				w.problem("revision %d after %d on one stream (from_revision %d)", r, prev, from)
+			case r > prev:
+				clear(atPrev)
 			}
+			atPrev[m.GetJob().GetId()] = true
 			prev = m.GetRevision()
 			w.apply(m.GetJob(), m.GetRevision())
 		}

@@ -31,7 +31,10 @@ type Store interface {
 	// one when it first sets CancelRequested on a job with a policy
 	// (from CancelledBy and CancelTime), and deletes it when that job is
 	// retried (CANCELLED or FAILED back to QUEUED) or its CancelLifted is
-	// first set, in the same transaction.
+	// first set, in the same transaction. Unlike Create it need not be
+	// atomic across jobs (each pair stands alone): a backend whose
+	// transactions are bounded (etcd's --max-txn-ops) stores the jobs in
+	// several, and an error may leave the earlier ones stored.
 	CreateUnlessCancelled(ctx context.Context, jobs ...*job.Job) (skipped []job.Tombstone, err error)
 	// Tombstones returns the tombstones of a policy.
 	Tombstones(ctx context.Context, policy string) ([]job.Tombstone, error)

@@ -37,6 +37,12 @@
 // A transaction holds up to about 4 operations per job; the cluster's
 // --max-txn-ops (default 128) bounds how many jobs one Create or
 // RemoveFinished may hold, and --max-request-bytes their size.
+// CreateUnlessCancelled (a policy run, one job per image and region, easily
+// hundreds) is split into transactions of at most (Options.MaxTxnOps-2)/3
+// jobs, 42 with etcd's default: each job stands alone there (its pair's
+// tombstone is compared in the transaction that creates it), so a run
+// stored in parts is as correct as one stored at once, and a run cut short
+// by an error leaves jobs the next run's plan counts as in progress.
 //
 // # Watch
 //

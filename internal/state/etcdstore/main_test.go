@@ -37,7 +37,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	e, err := startEtcd(dir)
+	e, err := startEtcd(dir, 20000) // ListLimitsAndTokens creates 1100 jobs in one Create
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "embedded etcd:", err)
 		return 1
@@ -53,13 +53,13 @@ func runMain(m *testing.M) int {
 }
 
 // startEtcd starts one etcd member on free 127.0.0.1 ports with its data
-// in dir.
-func startEtcd(dir string) (*embed.Etcd, error) {
+// in dir, refusing transactions of more than maxTxnOps operations.
+func startEtcd(dir string, maxTxnOps uint) (*embed.Etcd, error) {
 	cfg := embed.NewConfig()
 	cfg.Dir = dir
 	cfg.LogLevel = "error"
 	cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
-	cfg.MaxTxnOps = 20000 // ListLimitsAndTokens creates 1100 jobs in one Create
+	cfg.MaxTxnOps = maxTxnOps
 	cfg.MaxRequestBytes = 16 << 20
 	cfg.UnsafeNoFsync = true // test data in a temp dir; durability is etcd's own
 	urls := make([]url.URL, 2)

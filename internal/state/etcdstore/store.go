@@ -33,7 +33,19 @@ type Options struct {
 	// RevisionTimeout bounds the read behind Revision (5 s by default);
 	// on failure Revision returns the last revision it knew.
 	RevisionTimeout time.Duration
+	// MaxTxnOps is the cluster's --max-txn-ops (128 by default, etcd's
+	// own default): CreateUnlessCancelled splits a policy run's jobs into
+	// transactions that stay within it.
+	MaxTxnOps int
 }
+
+// DefaultMaxTxnOps is etcd's default --max-txn-ops.
+const DefaultMaxTxnOps = 128
+
+// opsPerCreatedJob bounds the operations (and compares) one job adds to a
+// create transaction: its record, its active and image index keys; the
+// compares are its absent key and its pair's tombstone.
+const opsPerCreatedJob = 3
 
 // Store is a state.Store over an etcd client. The client is the caller's:
 // Close ends the store's watches, not the client.
@@ -72,6 +84,9 @@ func New(ctx context.Context, cli *clientv3.Client, opts Options) (*Store, error
 	}
 	if opts.RevisionTimeout <= 0 {
 		opts.RevisionTimeout = 5 * time.Second
+	}
+	if opts.MaxTxnOps <= 0 {
+		opts.MaxTxnOps = DefaultMaxTxnOps
 	}
 	s := &Store{cli: cli, p: opts.Prefix, opts: opts, watchers: map[*watcher]struct{}{}}
 	k := s.metaRevKey()
@@ -261,6 +276,30 @@ func (s *Store) create(ctx context.Context, unlessCancelled bool, jobs []*job.Jo
 	if err := state.ValidateCreate(jobs); err != nil {
 		return nil, err
 	}
+	if !unlessCancelled {
+		return s.createTxn(ctx, false, jobs)
+	}
+	// A policy run creates a job per (image, region) pair: 60 of them
+	// already pass etcd's default of 128 operations in one transaction,
+	// which would fail the run every time. Each pair stands alone (its
+	// tombstone is compared in the transaction that creates its job), so
+	// the run is split into transactions within the limit.
+	per := max(1, (s.opts.MaxTxnOps-2)/opsPerCreatedJob) // room for the change key and the fence
+	var skipped []job.Tombstone
+	for len(jobs) > 0 {
+		n := min(per, len(jobs))
+		sk, err := s.createTxn(ctx, true, jobs[:n])
+		skipped = append(skipped, sk...)
+		if err != nil {
+			return skipped, err
+		}
+		jobs = jobs[n:]
+	}
+	return skipped, nil
+}
+
+// createTxn creates jobs in one transaction.
+func (s *Store) createTxn(ctx context.Context, unlessCancelled bool, jobs []*job.Job) ([]job.Tombstone, error) {
 	for {
 		if err := s.check(ctx); err != nil {
 			return nil, err
