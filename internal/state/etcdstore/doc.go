@@ -36,7 +36,9 @@
 //
 // A transaction holds up to about 4 operations per job; the cluster's
 // --max-txn-ops (default 128) bounds how many jobs one Create or
-// RemoveFinished may hold, and --max-request-bytes their size.
+// RemoveFinished may hold, and --max-request-bytes their size; a
+// transaction over either is refused as errdefs.ErrInvalidArgument (it
+// would be refused again: not ErrUnavailable, which callers retry).
 // CreateUnlessCancelled (a policy run, one job per image and region, easily
 // hundreds) is split into transactions of at most (Options.MaxTxnOps-2)/3
 // jobs, 42 with etcd's default: each job stands alone there (its pair's

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/replicatord/replicatord/internal/clock"
@@ -123,6 +124,12 @@ func (s *Store) etcdErr(ctx context.Context, op string, err error) error {
 	}
 	if cerr := ctx.Err(); cerr != nil {
 		return cerr
+	}
+	if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
+		// Permanent: the same transaction is refused again, so not
+		// Unavailable (which callers retry).
+		return fmt.Errorf("etcd store %s: %s: %v: one transaction holds too many jobs for the cluster's --max-txn-ops (%d here) or --max-request-bytes; copy to fewer destinations per call, or raise the cluster's limits: %w",
+			s.p, op, err, s.opts.MaxTxnOps, errdefs.ErrInvalidArgument)
 	}
 	return fmt.Errorf("etcd store %s: %s: %v: %w", s.p, op, err, errdefs.ErrUnavailable)
 }

@@ -2,7 +2,9 @@ package etcdstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/replicatord/replicatord/internal/clock"
+	"github.com/replicatord/replicatord/internal/errdefs"
 	"github.com/replicatord/replicatord/internal/job"
 	"github.com/replicatord/replicatord/internal/state/etcdstore"
 	"github.com/replicatord/replicatord/internal/state/statetest"
@@ -86,5 +89,20 @@ func TestPolicyRunWithinDefaultTxnLimit(t *testing.T) {
 		if j.Revision == 0 {
 			t.Fatalf("job %s has no revision after the run", j.ID)
 		}
+	}
+
+	// A Copy stays one transaction: one to 50 destinations is more than
+	// etcd takes. The refusal is permanent (not Unavailable, which callers
+	// retry), says what to do, and stores nothing.
+	var copy50 []*job.Job
+	for r := 0; r < 50; r++ {
+		copy50 = append(copy50, mk("m-big", fmt.Sprintf("r-%d", r)))
+	}
+	err = s.Create(ctx, copy50...)
+	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "--max-txn-ops") {
+		t.Fatalf("a Copy of 50 jobs: %v, want ErrInvalidArgument naming --max-txn-ops", err)
+	}
+	if after, err := s.Active(ctx); err != nil || len(after) != len(active) {
+		t.Fatalf("after the refused Copy: %d active jobs (%v), want %d", len(after), err, len(active))
 	}
 }
