@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -132,19 +131,7 @@ func (h *hub) run(ctx context.Context, wch clientv3.WatchChan) {
 			h.end(h.s.classifyWatchErr(ctx, err))
 			return
 		}
-		evs := make([]state.Event, 0, len(resp.Events))
-		for _, ev := range resp.Events {
-			if ev.Type != clientv3.EventTypePut {
-				continue // a removal is not a change
-			}
-			j, err := h.s.decode(ev.Kv)
-			if err != nil {
-				h.s.reportCorrupt(strings.TrimPrefix(string(ev.Kv.Key), h.s.p), err)
-				continue
-			}
-			evs = append(evs, state.Event{Revision: ev.Kv.ModRevision, Job: j})
-		}
-		h.publish(evs)
+		h.publish(h.s.changes(resp.Events))
 	}
 	if ctx.Err() == nil {
 		h.end(fmt.Errorf("etcd store %s: watch ended by the client: %w", h.s.p, errdefs.ErrUnavailable))

@@ -114,20 +114,12 @@ func (w *watcher) run(ctx context.Context, wch clientv3.WatchChan) {
 	}()
 	for resp := range wch {
 		if err := resp.Err(); err != nil {
-			w.finish(w.classify(ctx, err))
+			w.finish(w.s.classifyWatchErr(ctx, err))
 			return
 		}
-		for _, ev := range resp.Events {
-			if ev.Type != clientv3.EventTypePut {
-				continue // a removal is not a change
-			}
-			j, err := w.s.decode(ev.Kv)
-			if err != nil {
-				w.s.reportCorrupt(strings.TrimPrefix(string(ev.Kv.Key), w.s.p), err)
-				continue
-			}
+		for _, ev := range w.s.changes(resp.Events) {
 			select {
-			case w.ch <- state.Event{Revision: ev.Kv.ModRevision, Job: j}:
+			case w.ch <- ev:
 			case <-ctx.Done():
 				w.finish(nil)
 				return
@@ -142,8 +134,23 @@ func (w *watcher) run(ctx context.Context, wch clientv3.WatchChan) {
 	w.finish(nil)
 }
 
-func (w *watcher) classify(ctx context.Context, err error) error {
-	return w.s.classifyWatchErr(ctx, err)
+// changes decodes the job changes among an etcd watch response's events:
+// puts of jobs/ keys (a removal is not a change). A record that does not
+// decode is reported and skipped.
+func (s *Store) changes(evs []*clientv3.Event) []state.Event {
+	out := make([]state.Event, 0, len(evs))
+	for _, ev := range evs {
+		if ev.Type != clientv3.EventTypePut {
+			continue
+		}
+		j, err := s.decode(ev.Kv)
+		if err != nil {
+			s.reportCorrupt(strings.TrimPrefix(string(ev.Kv.Key), s.p), err)
+			continue
+		}
+		out = append(out, state.Event{Revision: ev.Kv.ModRevision, Job: j})
+	}
+	return out
 }
 
 // classifyWatchErr is the error that ends a watch on err from etcd (nil:
