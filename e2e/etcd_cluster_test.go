@@ -121,6 +121,20 @@ func (c *etcdCluster) waitHealthy(endpoints []string, timeout time.Duration) {
 		c.t.Fatal(err)
 	}
 	defer cli.Close()
+	waitEtcdAnswers(c.t, cli, timeout, func() string {
+		var logs strings.Builder
+		for _, m := range c.members {
+			b, _ := os.ReadFile(filepath.Join(filepath.Dir(m.dir), m.name+".log"))
+			fmt.Fprintf(&logs, "--- %s\n%s\n", m.name, b)
+		}
+		return logs.String()
+	})
+}
+
+// waitEtcdAnswers waits until a linearizable read through cli succeeds;
+// after timeout it fails the test with the last error and logs().
+func waitEtcdAnswers(t testing.TB, cli *clientv3.Client, timeout time.Duration, logs func() string) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -130,12 +144,7 @@ func (c *etcdCluster) waitHealthy(endpoints []string, timeout time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
-			var logs strings.Builder
-			for _, m := range c.members {
-				b, _ := os.ReadFile(filepath.Join(filepath.Dir(m.dir), m.name+".log"))
-				fmt.Fprintf(&logs, "--- %s\n%s\n", m.name, b)
-			}
-			c.t.Fatalf("etcd cluster does not answer after %s: %v\n%s", timeout, err, logs.String())
+			t.Fatalf("etcd does not answer after %s: %v\n%s", timeout, err, logs())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

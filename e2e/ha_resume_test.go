@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -17,11 +16,7 @@ import (
 // of them resumes with from_revision of the last change it got and still
 // receives the others: the changes at from_revision come again.
 func TestHAWatchResumeWithinARevision(t *testing.T) {
-	etcd := startEtcd(t)
-	e := newEnv(t)
-	e.writeConfig(fmt.Sprintf("store:\n  backend: etcd\n  etcd:\n    endpoints: [%q]\n    insecure: true\n    lease_ttl: 2s\n", etcd))
-	r := e.startReplica("r1")
-	r.p.waitLine("leading", 30*time.Second)
+	_, r := startLeader(t)
 	conn, err := grpc.NewClient("unix://"+r.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

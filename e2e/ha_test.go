@@ -68,21 +68,11 @@ func startEtcdWith(t *testing.T, scheme string, tc *tls.Config, extra ...string)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); log.Close() })
-	cli := etcdClient(t, client, tc)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := cli.Get(ctx, "health")
-		cancel()
-		if err == nil {
-			return client
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(log.Name())
-			t.Fatalf("etcd does not answer after 60 s: %v\n%s", err, b)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitEtcdAnswers(t, etcdClient(t, client, tc), 60*time.Second, func() string {
+		b, _ := os.ReadFile(log.Name())
+		return string(b)
+	})
+	return client
 }
 
 func etcdClient(t testing.TB, endpoint string, tc *tls.Config) *clientv3.Client {
@@ -361,11 +351,7 @@ func TestStatusBboltOneMember(t *testing.T) {
 // scheduler carries out all three. Its change feed once took the second
 // and third for an event it had passed, and left them QUEUED.
 func TestHACopyToSeveralRegions(t *testing.T) {
-	etcd := startEtcd(t)
-	e := newEnv(t)
-	e.writeConfig(fmt.Sprintf("store:\n  backend: etcd\n  etcd:\n    endpoints: [%q]\n    insecure: true\n    lease_ttl: 2s\n", etcd))
-	r := e.startReplica("r1")
-	r.p.waitLine("leading", 30*time.Second)
+	e, r := startLeader(t)
 	out, code := e.on(r, "copy", imgAlinux, "--from", source, "--to", "cn-beijing,cn-shanghai,cn-qingdao", "--detach", "-o", "json")
 	if code != 0 {
 		t.Fatalf("copy: exit %d: %s", code, out)
@@ -378,4 +364,16 @@ func TestHACopyToSeveralRegions(t *testing.T) {
 	for id := range jobs {
 		e.waitState(id, "JOB_STATE_SUCCEEDED", 90*time.Second)
 	}
+}
+
+// startLeader runs one replica, r1, on a one-member etcd (lease_ttl 2s)
+// and waits until it leads.
+func startLeader(t *testing.T) (*env, *replica) {
+	t.Helper()
+	etcd := startEtcd(t)
+	e := newEnv(t)
+	e.writeConfig(fmt.Sprintf("store:\n  backend: etcd\n  etcd:\n    endpoints: [%q]\n    insecure: true\n    lease_ttl: 2s\n", etcd))
+	r := e.startReplica("r1")
+	r.p.waitLine("leading", 30*time.Second)
+	return e, r
 }
