@@ -417,6 +417,10 @@ type regionStat struct {
 	// IdleBeforeLastStart is slot time left idle while copies were still
 	// to start in this region: lost capacity.
 	IdleBeforeLastStart time.Duration
+	// LastSeen is from the region's last end to the first poll after it
+	// (emulated): how late the client learned that the region was done.
+	// -1 when no poll came after it.
+	LastSeen time.Duration
 }
 
 // regionStats replays the trace of one run.
@@ -443,6 +447,7 @@ func regionStats(f *fleet, tr *trace, b bound, t0 time.Time, scale float64, fail
 		}
 		st := regionStat{Region: r, Copies: len(spans), Polls: len(polls[r]), Finish: finish, Bound: b.PerRegion[r],
 			IdleBeforeLastStart: time.Duration(f.Slots)*lastStart - busyBefore}
+		st.LastSeen = -1
 		// Classify each poll by what happened since the previous one.
 		prev := time.Duration(-1)
 		for _, pt := range polls[r] {
@@ -455,6 +460,9 @@ func regionStats(f *fleet, tr *trace, b bound, t0 time.Time, scale float64, fail
 				if s.at > prev && s.at <= at {
 					added = true
 				}
+			}
+			if at >= finish && st.LastSeen < 0 {
+				st.LastSeen = at - finish
 			}
 			switch {
 			case ended:
@@ -473,13 +481,17 @@ func regionStats(f *fleet, tr *trace, b bound, t0 time.Time, scale float64, fail
 }
 
 func printRegions(w io.Writer, stats []regionStat) {
-	fmt.Fprintf(w, "%-16s %7s %7s %22s %10s %8s %12s %16s\n", "region", "copies", "polls", "found end/submit/none", "finish", "/bound", "utilization", "idle slot-hours")
+	fmt.Fprintf(w, "%-16s %7s %7s %22s %10s %8s %12s %16s %10s\n", "region", "copies", "polls", "found end/submit/none", "finish", "/bound", "utilization", "idle slot-hours", "last seen")
 	for _, s := range stats {
 		ratio := 0.0
 		if s.Bound > 0 {
 			ratio = float64(s.Finish) / float64(s.Bound)
 		}
 		split := fmt.Sprintf("%d/%d/%d", s.PollsDone, s.PollsAfterSubmit, s.Polls-s.PollsDone-s.PollsAfterSubmit)
-		fmt.Fprintf(w, "%-16s %7d %7d %22s %10s %8.3f %11.1f%% %16.2f\n", s.Region, s.Copies, s.Polls, split, fmtHours(s.Finish), ratio, 100*s.Utilization, s.IdleBeforeLastStart.Hours())
+		seen := "never"
+		if s.LastSeen >= 0 {
+			seen = fmt.Sprintf("+%.1f min", s.LastSeen.Minutes())
+		}
+		fmt.Fprintf(w, "%-16s %7d %7d %22s %10s %8.3f %11.1f%% %16.2f %10s\n", s.Region, s.Copies, s.Polls, split, fmtHours(s.Finish), ratio, 100*s.Utilization, s.IdleBeforeLastStart.Hours(), seen)
 	}
 }

@@ -60,7 +60,10 @@
 // rest Waiting, first come, first served, with no priorities. The
 // scheduler replays that queue (forecast.go: each running copy ends when
 // ECS's RemainTime says, refined by its progress rate; each waiting one
-// starts as a slot frees and takes the route's learned copy time) and
+// starts as a slot frees and takes the route's learned copy time; ECS's
+// RemainTime is whole seconds, so every reading of a copy bounds its end
+// to a second and the scheduler keeps the intersection of them all,
+// remainingOf in poll.go) and
 // submits a copy (dispatch, wantMore) when a slot is idle, or when ECS's
 // queue would not last until the next poll with two copy-ends of margin
 // (one more per copy expected to end CreateFailed, from the region's

@@ -41,6 +41,7 @@ func (s *Scheduler) regionForecast(region string, now time.Time, extra ...*job.J
 	var waiting []*job.Job
 	queuedHere := 0
 	urgent := map[string]bool{}
+	wins := map[string]endWindow{}
 	s.mu.Lock()
 	for id := range s.urgent {
 		urgent[id] = true
@@ -56,6 +57,9 @@ func (s *Scheduler) regionForecast(region string, now time.Time, extra ...*job.J
 			running = append(running, s.expectedEndLocked(j, now))
 		case j.State == job.StateSubmitting || j.State == job.StateWaiting:
 			waiting = append(waiting, j)
+			if w, ok := s.endWin[j.ID]; ok {
+				wins[j.ID] = w
+			}
 		case j.State == job.StateQueued:
 			queuedHere++
 		}
@@ -90,9 +94,10 @@ func (s *Scheduler) regionForecast(region string, now time.Time, extra ...*job.J
 			start = now
 		}
 		end := start.Add(s.est.duration(j))
-		if j.CloudStatus == cloud.StatusWaiting && j.Remaining > 0 && !j.ProgressTime.IsZero() {
-			// ECS says when it plans to finish it.
-			end = maxTime(j.ProgressTime.Add(j.Remaining), start)
+		if w, ok := wins[j.ID]; ok && j.CloudStatus == cloud.StatusWaiting {
+			// ECS says when it plans to finish it, within a window; the
+			// replay places the end in it.
+			end = maxTime(minTime(maxTime(end, w.lo), w.hi), start)
 		}
 		f.queue = append(f.queue, queued{j, start, urgent[j.ID]})
 		f.ends = append(f.ends, end)

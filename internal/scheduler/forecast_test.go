@@ -261,3 +261,66 @@ func TestFailuresWidenTheLookahead(t *testing.T) {
 		t.Errorf("failures expected in a region with no outcome = %d, want 0", got)
 	}
 }
+
+// TestEndWindowNarrowsWithEachLook: RemainTime is whole seconds, so each
+// reading puts the end in a second; the end lies in every one of them, and
+// a poll at the middle that finds the copy still running halves what is
+// left. A reading that contradicts them all (ECS revised its plan) starts
+// afresh. Time is scaled as in the benchmark: a second is a long time.
+func TestEndWindowNarrowsWithEachLook(t *testing.T) {
+	clk := clock.NewFake(epoch)
+	s := New(nil, nil, Options{Clock: clk})
+	defer s.Stop(context.Background())
+	j := &job.Job{ID: "j", State: job.StateCopying, CloudStatus: cloud.StatusCreating, SizeGiB: 10,
+		SourceRegion: srcRegion, DestinationRegion: "cn-shanghai", SubmitTime: epoch.Add(-time.Minute)}
+	creating := func(remain time.Duration) cloud.Image {
+		return cloud.Image{Status: cloud.StatusCreating, RemainTime: remain}
+	}
+
+	// The copy ends 700 ms from now: ECS says 1 s.
+	if got := s.remainingOf(j, creating(time.Second), clk.Now()); got != 500*time.Millisecond {
+		t.Fatalf("first look: remaining %s, want 500ms (the middle of the second)", got)
+	}
+	// 500 ms on it has 200 ms left and ECS still says 1 s: the end is in
+	// the second half of the first second.
+	clk.Step(500 * time.Millisecond)
+	if got := s.remainingOf(j, creating(time.Second), clk.Now()); got != 250*time.Millisecond {
+		t.Fatalf("second look: remaining %s, want 250ms (the middle of what both readings allow)", got)
+	}
+	// ECS now plans 3 s: nothing of the old window is left, the new reading rules.
+	clk.Step(300 * time.Millisecond)
+	if got := s.remainingOf(j, creating(3*time.Second), clk.Now()); got != 2500*time.Millisecond {
+		t.Fatalf("revised plan: remaining %s, want 2.5s", got)
+	}
+}
+
+// TestFirstLookUnderWayBoundsTheStart: a copy the last poll saw Waiting and
+// this one sees under way started in between, so it ends a copy time after
+// that (with the learned time's margin), and its start is not put before
+// that poll however coarse RemainTime is. Without the bound, 49 % done with
+// "1 s" left would date the start most of a second back.
+func TestFirstLookUnderWayBoundsTheStart(t *testing.T) {
+	clk := clock.NewFake(epoch)
+	s := New(nil, nil, Options{Clock: clk})
+	defer s.Stop(context.Background())
+	j := &job.Job{ID: "j", State: job.StateWaiting, CloudStatus: cloud.StatusWaiting, SizeGiB: 10,
+		SourceRegion: srcRegion, DestinationRegion: "cn-shanghai", SubmitTime: epoch.Add(-time.Second), ProgressTime: epoch}
+	s.est.observe(j.Route(), j.SizeGiB, 300*time.Millisecond) // the route's copy time: 300 ms
+
+	// 100 ms after the Waiting look it is under way (still starting up: 0 %),
+	// ECS says 1 s left. It started after epoch, so it ends in
+	// (epoch+270ms, epoch+430ms] (300 ms ±10 %), inside ECS's second.
+	clk.Step(100 * time.Millisecond)
+	got := s.remainingOf(j, cloud.Image{Status: cloud.StatusCreating, RemainTime: time.Second}, clk.Now())
+	if want := 250 * time.Millisecond; got < want-time.Millisecond || got > want+time.Millisecond {
+		t.Errorf("remaining %s, want about %s (the middle of what the copy time allows)", got, want)
+	}
+
+	// A second copy, first seen 49 % done with "1 s" left.
+	k := j.Clone()
+	k.ID = "k"
+	s.markStarted(k.ID, clk.Now(), 49, time.Second, startedAfter(k))
+	if start, _ := s.copyStarted(k.ID); start.Before(epoch) {
+		t.Errorf("start %s before the poll that saw it Waiting (%s)", start.Sub(epoch), epoch)
+	}
+}

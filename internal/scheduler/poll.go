@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"sort"
 	"time"
@@ -149,6 +150,9 @@ func (s *Scheduler) replan(region string, look time.Duration) {
 		return
 	}
 	d := min(max(at.Sub(now), s.opts.PollMin), look)
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("next poll", "region", region, "in", d, "in_ecs", f.inECS, "waiting", len(f.queue), "queued", f.queued, "first_end", f.ends[0].Sub(now))
+	}
 	s.schedulePoll(region, d)
 }
 
@@ -336,11 +340,11 @@ func (s *Scheduler) observeMissing(ctx context.Context, j *job.Job, now time.Tim
 // from the observed rate), and when ECS said so.
 func (s *Scheduler) observeRunning(ctx context.Context, j *job.Job, im cloud.Image, now time.Time) error {
 	state := job.StateWaiting
+	remaining := s.remainingOf(j, im, now)
 	if im.Status == cloud.StatusCreating {
 		state = job.StateCopying
-		s.markStarted(j.ID, now, im.ProgressPercent, im.RemainTime)
+		s.markStarted(j.ID, now, im.ProgressPercent, remaining, startedAfter(j))
 	}
-	remaining := s.remainingOf(j, im, now)
 	if j.State == state && j.ProgressPercent == im.ProgressPercent && j.CloudStatus == im.Status && j.Remaining == remaining {
 		return nil
 	}
@@ -431,32 +435,66 @@ func (s *Scheduler) recopy(ctx context.Context, j *job.Job, why *job.Error) erro
 
 // remainingOf is how long a Waiting or Creating copy has left. ECS's
 // RemainTime is whole seconds, rounded up: the truth lies in the second
-// below it. Within that second the copy's own progress rate (from two
-// looks at it) places it better; without RemainTime the rate is all there
-// is. The second matters only when time is scaled, as in the benchmark,
-// where one second stands for many minutes; against ECS, RemainTime rules.
+// below it. Every poll's reading is such a second, and the copy's end lies
+// in all of them at once, so their intersection (endWin) narrows with
+// each look: a poll that comes at the middle of it and finds the copy
+// still running halves it. Within it the copy's own progress rate (from
+// two looks at it) places the end better; without RemainTime the rate is
+// all there is. The second matters only when time is scaled, as in the
+// benchmark, where one second stands for many minutes; against ECS,
+// RemainTime rules.
 func (s *Scheduler) remainingOf(j *job.Job, im cloud.Image, now time.Time) time.Duration {
 	r := im.RemainTime
-	if im.Status != cloud.StatusCreating {
-		if r >= time.Second {
-			return r - time.Second/2
+	var est time.Duration
+	ok := false
+	if im.Status == cloud.StatusCreating {
+		est, ok = s.remainingFromProgress(j, im.ProgressPercent, now)
+		if !ok && im.ProgressPercent > 0 && im.ProgressPercent < 100 {
+			// Progress is whole percents of the route's learned copy time.
+			est = time.Duration(float64(s.est.duration(j)) * (100 - float64(im.ProgressPercent) - 0.5) / 100)
+			ok = true
+		}
+	}
+	if r <= 0 {
+		if ok {
+			return est
 		}
 		return r
 	}
-	est, ok := s.remainingFromProgress(j, im.ProgressPercent, now)
-	if !ok && im.ProgressPercent > 0 && im.ProgressPercent < 100 {
-		// Progress is whole percents of the route's learned copy time.
-		est = time.Duration(float64(s.est.duration(j)) * (100 - float64(im.ProgressPercent) - 0.5) / 100)
-		ok = true
+	if im.Status == cloud.StatusCreating && j.CloudStatus != cloud.StatusCreating && s.est.known(j.Route()) {
+		// First seen under way: it started since the last look (or since
+		// ECS accepted it), so it ends a copy time after that.
+		if d, since := s.est.duration(j), startedAfter(j); !since.IsZero() && since.Before(now) {
+			s.narrowEnd(j.ID, since.Add(d-d/10), now.Add(d+d/10)) // ±10 %: d is learned
+		}
 	}
-	switch {
-	case r <= 0:
-		return est
-	case !ok:
-		return max(r-time.Second/2, time.Millisecond)
-	default:
-		return min(max(est, r-time.Second), r)
+	w := s.narrowEnd(j.ID, now.Add(r-time.Second), now.Add(r))
+	end := w.lo.Add(w.hi.Sub(w.lo) / 2)
+	if ok {
+		end = minTime(maxTime(now.Add(est), w.lo), w.hi)
 	}
+	return max(end.Sub(now), time.Millisecond)
+}
+
+// endWindow is the span (lo, hi] a copy's end lies in, as far as the
+// RemainTime readings tell. ECS plans a Waiting copy's end too (from the
+// slot it will take), so the readings of both states narrow one window.
+type endWindow struct{ lo, hi time.Time }
+
+// narrowEnd intersects a copy's end window with one more reading (lo, hi]
+// and returns it. A reading that contradicts the window starts it afresh:
+// ECS revised its plan (a copy ahead ended early, or the estimate moved).
+func (s *Scheduler) narrowEnd(id string, lo, hi time.Time) endWindow {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, ok := s.endWin[id]
+	if ok && lo.Before(w.hi) && w.lo.Before(hi) {
+		w.lo, w.hi = maxTime(w.lo, lo), minTime(w.hi, hi)
+	} else {
+		w = endWindow{lo, hi}
+	}
+	s.endWin[id] = w
+	return w
 }
 
 // remainingFromProgress extrapolates the copy's progress since the first
@@ -489,8 +527,9 @@ type progressSample struct {
 
 // markStarted records when a copy started, the first time a poll sees it
 // Creating. The poll may come late: progress p with time r left means the
-// copy has run r*p/(100-p) already.
-func (s *Scheduler) markStarted(id string, now time.Time, progress int32, remaining time.Duration) {
+// copy has run r*p/(100-p) already, but not since before after (the last
+// look that saw it Waiting, or its submit): with time scaled, r is coarse.
+func (s *Scheduler) markStarted(id string, now time.Time, progress int32, remaining time.Duration, after time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.started[id]; ok {
@@ -498,8 +537,20 @@ func (s *Scheduler) markStarted(id string, now time.Time, progress int32, remain
 	}
 	if progress > 0 && progress < 100 && remaining > 0 {
 		now = now.Add(-time.Duration(float64(remaining) * float64(progress) / float64(100-progress)))
+		if now.Before(after) {
+			now = after
+		}
 	}
 	s.started[id] = now
+}
+
+// startedAfter is the earliest a copy not yet seen Creating can have
+// started: the last look that saw it Waiting, else when ECS accepted it.
+func startedAfter(j *job.Job) time.Time {
+	if j.CloudStatus == cloud.StatusWaiting && j.ProgressTime.After(j.SubmitTime) {
+		return j.ProgressTime
+	}
+	return j.SubmitTime
 }
 
 func (s *Scheduler) copyStarted(id string) (time.Time, bool) {

@@ -37,6 +37,9 @@ type Scheduler struct {
 	// firstSeen is each copy's progress the first time a poll saw it
 	// under way, to extrapolate its rate.
 	firstSeen map[string]progressSample
+	// endWin bounds when each copy at ECS ends, from every RemainTime the
+	// polls read of it (see remainingOf).
+	endWin map[string]endWindow
 	// recovering holds jobs found SUBMITTING at start, or whose CopyImage
 	// failed ambiguously: ECS may hold their copy already, so they are
 	// looked up before CopyImage is sent again.
@@ -99,6 +102,7 @@ func New(store state.Store, provider cloud.Provider, opts Options) *Scheduler {
 		live:       make(map[string]*job.Job),
 		started:    make(map[string]time.Time),
 		firstSeen:  make(map[string]progressSample),
+		endWin:     make(map[string]endWindow),
 		recovering: make(map[string]bool),
 		ambiguous:  make(map[string]time.Time),
 		cancelOK:   make(map[string]bool),
@@ -337,6 +341,7 @@ func (s *Scheduler) applyLocked(j *job.Job) (prev *job.Job, applied bool) {
 	if j.State == job.StateQueued {
 		delete(s.started, j.ID)
 		delete(s.firstSeen, j.ID)
+		delete(s.endWin, j.ID)
 	}
 	if j.State != job.StateSubmitting && j.State != job.StateWaiting {
 		delete(s.urgent, j.ID)
@@ -352,6 +357,7 @@ func (s *Scheduler) forgetLocked(id string) {
 	delete(s.live, id)
 	delete(s.started, id)
 	delete(s.firstSeen, id)
+	delete(s.endWin, id)
 	delete(s.recovering, id)
 	delete(s.ambiguous, id)
 	delete(s.cancelOK, id)
