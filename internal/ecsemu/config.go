@@ -52,7 +52,10 @@ type Config struct {
 	// CopyConflict answers OperationDenied.ImageCopyConflict when the
 	// source image is already being copied.
 	CopyConflict bool
-	// CreateFailedRate is the share of copies that end CreateFailed.
+	// CreateFailedRate is the share of copies that end CreateFailed. Which
+	// ones is drawn from Seed, the source image, the destination and how
+	// many copies of that source the destination was given before (the
+	// attempt), so it does not depend on the order copies are sent in.
 	CreateFailedRate float64
 	// CancelNotSupportedRate is the share of CancelCopyImage calls on an
 	// in-flight copy answering CancelNotSupported.

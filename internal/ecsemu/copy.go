@@ -3,6 +3,9 @@ package ecsemu
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+	"math/rand"
 	"net/http"
 	"regexp"
 	"slices"
@@ -254,7 +257,7 @@ func errDryRun() *apiError {
 }
 
 // startCopy creates the copy image and queues its task. Its duration and
-// whether it fails are fixed now, from the route's rate and the seeded RNG.
+// whether it fails are fixed now, from the route's rate and its fate.
 func (e *Emulator) startCopy(src *image, dst string, now time.Time) *image {
 	rate := e.cfg.DefaultRateMiBps
 	if r, ok := e.cfg.RouteRates[src.Region+">"+dst]; ok {
@@ -264,9 +267,9 @@ func (e *Emulator) startCopy(src *image, dst string, now time.Time) *image {
 	scale := e.cfg.TimeScale
 	startup := time.Duration(float64(e.cfg.StartupDelay) / scale)
 	total := startup + time.Duration(float64(transfer)/scale)
-	// Two draws for every copy, so that changing the rate does not shift
-	// the sequence.
-	fails, at := e.rngCopy.Float64() < e.cfg.CreateFailedRate, 0.1+0.8*e.rngCopy.Float64()
+	key := src.ID + ">" + dst
+	fails, at := e.fate(key, e.copiesOf[key])
+	e.copiesOf[key]++
 	task := &copyTask{
 		sourceRegion: src.Region,
 		sourceID:     src.ID,
@@ -400,4 +403,18 @@ func deleteImage(e *Emulator, c *call) (any, *apiError) {
 	}
 	e.removeImage(im)
 	return requestIDBody{RequestId: c.rid}, nil
+}
+
+// fate is whether the n-th copy of a source image into a region (n from 0:
+// its attempt) ends CreateFailed, and after what share of its time. It is
+// drawn from the seed and those three alone, not from a sequence shared by
+// every copy, so that every client faces the same failures whatever order
+// it sends its copies in (a benchmark compares clients on the same
+// failures). The share is drawn whether or not the copy fails, so that
+// changing the rate does not move it.
+func (e *Emulator) fate(key string, n int) (fails bool, at float64) {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d\x00%s\x00%d", e.cfg.Seed, key, n)
+	r := rand.New(rand.NewSource(int64(h.Sum64())))
+	return r.Float64() < e.cfg.CreateFailedRate, 0.1 + 0.8*r.Float64()
 }

@@ -3,6 +3,7 @@ package ecsemu_test
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -289,6 +290,53 @@ func TestCreateFailedShareIsSeeded(t *testing.T) {
 	}
 	if other := outcomes(43); other == a {
 		t.Logf("seeds 42 and 43 happen to agree: %s", a)
+	}
+}
+
+// Which copies fail depends on the seed, the source, the destination and
+// the attempt, not on the order the copies are sent in: two clients that
+// send the same copies in opposite orders face the same failures, and a
+// second copy of a source into a region draws its own fate.
+func TestCreateFailedFateIgnoresOrder(t *testing.T) {
+	type copyOf struct{ src, dst string }
+	var plan []copyOf
+	for _, dst := range []string{"cn-beijing", "cn-shanghai", "cn-shenzhen", "ap-southeast-1"} {
+		for _, src := range []string{demoUbuntu, demoAlinux, demoWindows} {
+			plan = append(plan, copyOf{src, dst}, copyOf{src, dst}) // two attempts each
+		}
+	}
+	outcomes := func(reverse bool) map[copyOf]string {
+		r := newRig(t, func(cfg *ecsemu.Config) {
+			cfg.CreateFailedRate = 0.5
+			cfg.CopySlotsPerRegion = 20
+		})
+		order := slices.Clone(plan)
+		if reverse {
+			slices.Reverse(order)
+		}
+		ids := map[copyOf][]string{}
+		for _, c := range order {
+			ids[c] = append(ids[c], r.c.copyImage("cn-hangzhou", c.src, c.dst))
+		}
+		r.clk.Step(copyDuration(120))
+		out := map[copyOf]string{}
+		for c, list := range ids {
+			for _, id := range list { // the pair's copies in the order sent: attempt 0, 1
+				out[c] += r.c.statusOf(c.dst, id)[:1]
+			}
+		}
+		return out
+	}
+	forward, backward := outcomes(false), outcomes(true)
+	failed := 0
+	for c, f := range forward {
+		if b := backward[c]; f != b {
+			t.Errorf("%s into %s: %s sent in one order, %s in the other", c.src, c.dst, f, b)
+		}
+		failed += strings.Count(f, "C")
+	}
+	if failed == 0 || failed == 2*len(forward) {
+		t.Fatalf("a 50%% failure share failed %d of %d copies", failed, 2*len(forward))
 	}
 }
 

@@ -38,9 +38,12 @@
 // start depends only on the tasks ahead of it, and a cancellation at time t
 // only frees a slot from t on.
 //
-// Randomness (copy failures, CancelNotSupported, faults, generated ids) comes
-// from separate generators seeded from Config.Seed, so one kind of draw does
-// not shift another and a sequential run replays exactly.
+// Randomness (CancelNotSupported, faults, generated ids) comes from separate
+// generators seeded from Config.Seed, so one kind of draw does not shift
+// another and a sequential run replays exactly. A copy's fate (whether it
+// ends CreateFailed, and when) is drawn from the seed, its source, its
+// destination and its attempt alone (Emulator.fate), so every client that
+// sends the same copies meets the same failures, in whatever order.
 //
 // Choices the reference leaves open, made here:
 //   - ClientToken: the same token with the same parameters returns the same

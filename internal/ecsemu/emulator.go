@@ -46,7 +46,9 @@ type Emulator struct {
 	sessions map[string]session // STS credentials by access key id
 	nonces   map[string]time.Time
 	limiters map[string]*rate.Limiter
-	rngCopy  *rand.Rand
+	// copiesOf counts the copies of each source image made into each
+	// region ("source>region"): the n-th one's fate is drawn from it (fate).
+	copiesOf map[string]int
 	rngCanc  *rand.Rand
 	rngFault *rand.Rand
 	rngID    *rand.Rand
@@ -80,7 +82,6 @@ func New(cfg Config) (*Emulator, error) {
 		closed:   make(chan struct{}),
 		cfg:      cfg,
 		faults:   cfg.Faults,
-		rngCopy:  rand.New(rand.NewSource(cfg.Seed)),
 		rngCanc:  rand.New(rand.NewSource(cfg.Seed + 1)),
 		rngFault: rand.New(rand.NewSource(cfg.Seed + 2)),
 		rngID:    rand.New(rand.NewSource(cfg.Seed + 3)),
@@ -112,6 +113,7 @@ func (e *Emulator) resetState() {
 	e.tokens = map[string]tokenEntry{}
 	e.nonces = map[string]time.Time{}
 	e.limiters = map[string]*rate.Limiter{}
+	e.copiesOf = map[string]int{}
 	for _, f := range e.fixtures {
 		e.loadFixture(f)
 	}

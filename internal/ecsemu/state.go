@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -31,6 +33,9 @@ type stateFile struct {
 	Tokens   map[string]tokenState `json:"clientTokens"`
 	Sessions []session             `json:"stsSessions"`
 	Queues   map[string]queueState `json:"queues"`
+	// CopiesOf is Emulator.copiesOf: copies made of each source into each
+	// region, from which the next one's fate is drawn.
+	CopiesOf map[string]int `json:"copiesOf,omitempty"`
 }
 
 type imageState struct {
@@ -96,7 +101,7 @@ func (ts *taskState) task() *copyTask {
 
 // snapshot captures the state. mu is held.
 func (e *Emulator) snapshot(now time.Time) stateFile {
-	sf := stateFile{Version: stateVersion, Saved: now.UTC(), Tokens: map[string]tokenState{}, Queues: map[string]queueState{}}
+	sf := stateFile{Version: stateVersion, Saved: now.UTC(), Tokens: map[string]tokenState{}, Queues: map[string]queueState{}, CopiesOf: maps.Clone(e.copiesOf)}
 	for _, id := range sortedKeys(e.images) {
 		im := e.images[id]
 		is := imageState{ID: im.ID, Region: im.Region, Name: im.Name, Description: im.Description, Family: im.Family,
@@ -216,7 +221,15 @@ func (e *Emulator) restore(sf stateFile) error {
 		}
 		queues[region] = q
 	}
+	copiesOf := map[string]int{}
+	for k, n := range sf.CopiesOf {
+		if n < 0 || !strings.Contains(k, ">") {
+			return fmt.Errorf("copiesOf %q: %d copies (want source>region and a count of 0 or more)", k, n)
+		}
+		copiesOf[k] = n
+	}
 	e.images, e.byRegion, e.usedIDs, e.tokens, e.sessions, e.queues = images, byRegion, used, tokens, sessions, queues
+	e.copiesOf = copiesOf
 	e.nonces = map[string]time.Time{}
 	for _, q := range e.queues {
 		// Rebuilds tail from base and the tasks; the times come out the same.

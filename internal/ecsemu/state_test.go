@@ -139,6 +139,7 @@ func TestStateFileIsCreatedAtStartAndRefusedWhenBad(t *testing.T) {
 		{"two objects", `{"version":1}{}`, "data after"},
 		{"bad region", strings.Replace(string(good), `"region": "cn-hangzhou"`, `"region": "mars-1"`, 1), "unknown region"},
 		{"bad status", strings.Replace(string(good), `"status": "Available"`, `"status": "Shiny"`, 1), "Shiny"},
+		{"bad copy count", `{"version":1,"copiesOf":{"m-a>cn-beijing":-1}}`, `copiesOf "m-a>cn-beijing": -1`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
@@ -156,5 +157,29 @@ func TestStateFileIsCreatedAtStartAndRefusedWhenBad(t *testing.T) {
 	}
 	if _, err := ecsemu.New(ecsemu.Config{Credentials: map[string]string{"a": "b"}, StateFile: filepath.Join(dir, "no", "such", "dir", "s.json")}); err == nil {
 		t.Fatal("a state file in a missing directory was accepted")
+	}
+}
+
+// The attempt count a copy's fate is drawn from survives a restart: the
+// copies made after one fail exactly as they would have without it.
+func TestStateFileKeepsCopyFates(t *testing.T) {
+	fates := func(restartAfter int) string {
+		r := newRestartable(t, func(c *ecsemu.Config) { c.CreateFailedRate = 0.5; c.CopySlotsPerRegion = 20 })
+		var ids []string
+		for i := range 8 {
+			if i == restartAfter {
+				r.restart()
+			}
+			ids = append(ids, r.c.copyImage("cn-hangzhou", demoSrc, "cn-beijing"))
+		}
+		r.clk.Step(2 * time.Hour)
+		var b strings.Builder
+		for _, id := range ids {
+			b.WriteString(r.c.statusOf("cn-beijing", id)[:1])
+		}
+		return b.String()
+	}
+	if straight, restarted := fates(-1), fates(4); straight != restarted {
+		t.Fatalf("fates of 8 copies: %s without a restart, %s with one after 4", straight, restarted)
 	}
 }
