@@ -240,12 +240,10 @@ func start(ctx context.Context, fl *flags, stdout, stderr io.Writer) (_ *daemon,
 		d.notReady = nil
 		d.mu.Unlock()
 	}
-	if err := d.serve(stdout); err != nil {
+	if err := d.serve(stdout, ready); err != nil {
 		return nil, err
 	}
-	if ready {
-		d.setHealth(true)
-	} else {
+	if !ready {
 		fmt.Fprintf(stdout, "replicatord NOT_SERVING until the cloud answers: %v\n", d.cloudErr())
 		d.waitForCloud(fresh)
 	}
@@ -421,8 +419,10 @@ func (d *daemon) prepareTransport(dataDir string) error {
 	return nil
 }
 
-// serve starts the gRPC server; health turns SERVING once it listens.
-func (d *daemon) serve(stdout io.Writer) error {
+// serve starts the gRPC server; health turns SERVING (when ready) once it
+// listens and before "replicatord ready" is printed, so that a probe sent
+// after that line never sees NOT_SERVING.
+func (d *daemon) serve(stdout io.Writer, ready bool) error {
 	tc, addr := d.tc, d.tc.Address
 	// The metrics interceptors go first, so that they count every call,
 	// refused ones included, with the code the client gets.
@@ -466,6 +466,9 @@ func (d *daemon) serve(stdout io.Writer) error {
 			g.Stop()
 		}
 	})
+	if ready {
+		d.setHealth(true)
+	}
 	fmt.Fprintf(stdout, "replicatord ready: serving gRPC on %s\n", addr)
 	d.log.Info("ready", "listen", addr, "state", d.storePath())
 	return nil
