@@ -75,6 +75,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -296,8 +297,15 @@ func bench(ctx context.Context, o *options, out io.Writer) error {
 		fmt.Fprintf(out, "smart script run %d: makespan %s = %.3f x lower bound; %d/%d succeeded, %d failed attempts, %d given up, %d refused; urgent copy %s; %d API calls\n",
 			i+1, fmtHours(sc.Makespan), float64(sc.Makespan)/float64(b.Makespan), sc.Succeeded, sc.Copies, sc.FailedAttempts, sc.Failed, sc.refused(),
 			urgentNote(sc.UrgentSeen, sc.Urgent, "Creating"), sc.Calls.total())
+		if len(sc.GivenUp) > 0 {
+			fmt.Fprintf(out, "  given up (two failed attempts): %s\n", strings.Join(sc.GivenUp, ", "))
+		}
+		if sc.FailedAttempts > 0 {
+			printWorkBound(indent{out}, "smart script", sc.Makespan, sc.Regions, f.Slots, b)
+		}
 		if o.verbose {
 			fmt.Fprintf(out, "  smart script calls by action and answer: %v\n", map[string]map[string]int64(sc.Calls))
+			printRegions(indent{out}, sc.Regions)
 		}
 		scripts = append(scripts, sc)
 	}
@@ -352,6 +360,9 @@ func printDaemonRun(out io.Writer, o *options, label string, n int, r daemonRun,
 	}
 	if len(r.Drive.FailCodes) > 0 {
 		fmt.Fprintf(out, "  failed jobs by code: %v\n", r.Drive.FailCodes)
+	}
+	if r.FailedAttempts > 0 {
+		printWorkBound(indent{out}, "replicatord", r.Makespan, r.Regions, o.slots, b)
 	}
 	if o.verbose {
 		fmt.Fprintf(out, "  calls by action and answer: %v\n", map[string]map[string]int64(r.Calls))

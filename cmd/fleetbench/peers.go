@@ -64,6 +64,10 @@ type peerRun struct {
 	// Lags: Available in ECS to seen by the peer, per copy it saw succeed.
 	Lags  []time.Duration
 	Calls calls
+	// GivenUp lists the copies the script gave up ("region size GiB").
+	GivenUp []string
+	// Regions: the script's run per destination region (replayed).
+	Regions []regionStat
 }
 
 // newPeerProvider connects the SDK adapter to the emulator.
@@ -194,6 +198,7 @@ func runScript(ctx context.Context, o *options, f *fleet, scale float64, p scrip
 		out.ECSDone = max(out.ECSDone, end)
 	}
 	out.FailedAttempts = acceptedFailures(emu.trace, fails)
+	out.Regions = regionStats(f, emu.trace, f.lowerBound(), s.t0, scale, fails)
 	if out.UrgentSeen {
 		out.Urgent = time.Duration(float64(out.Urgent) * scale)
 	}
@@ -328,6 +333,9 @@ func (s *script) seen(id, status string, at time.Time) []*scriptCopy {
 	default:
 		s.out.Failed++
 		s.outstanding--
+		if c != nil {
+			s.out.GivenUp = append(s.out.GivenUp, fmt.Sprintf("%s %d GiB", c.t.region, c.t.im.SizeGiB))
+		}
 	}
 	if len(next) == 0 && c != nil {
 		if q := s.deferred[c.t.im.ID]; len(q) > 0 {

@@ -136,6 +136,16 @@ func TestScriptRecopiesFailedCopiesOnceAndAccountsForEvery(t *testing.T) {
 	if second < 1 || r.Calls["DeleteImage"]["200"] != int64(second) || r.FailedAttempts != second+r.Failed {
 		t.Fatalf("%d second attempts, %v deletes, %d failed attempts, %d given up", second, r.Calls["DeleteImage"], r.FailedAttempts, r.Failed)
 	}
+	if len(r.GivenUp) != r.Failed {
+		t.Fatalf("given up %d, listed %v", r.Failed, r.GivenUp)
+	}
+	var busy time.Duration
+	for _, st := range r.Regions {
+		busy += st.Busy
+	}
+	if len(r.Regions) != len(f.Regions) || busy <= 0 {
+		t.Fatalf("the script's regions %+v: want one per destination, with its work", r.Regions)
+	}
 	if !r.UrgentSeen || r.Urgent < 0 {
 		t.Fatalf("urgent copy seen %v after %s", r.UrgentSeen, r.Urgent)
 	}

@@ -414,9 +414,17 @@ type regionStat struct {
 	Finish                      time.Duration // emulated, from the first submit
 	Bound                       time.Duration
 	Utilization                 float64 // busy slot time / (slots × finish)
+	// Busy is the slot time of every accepted copy, failed attempts'
+	// included: the work the client made ECS do here.
+	Busy time.Duration
 	// IdleBeforeLastStart is slot time left idle while copies were still
 	// to start in this region: lost capacity.
 	IdleBeforeLastStart time.Duration
+	// Cover is how many polls would see every end (failed attempts'
+	// included) within coverLag, for a client that knew when each copy
+	// ends: the fewest windows of coverLag that hold all ends (greedy).
+	// It is the floor of the polls the detection-lag target needs.
+	Cover int
 	// LastSeen is from the region's last end to the first poll after it
 	// (emulated): how late the client learned that the region was done.
 	// -1 when no poll came after it.
@@ -445,8 +453,9 @@ func regionStats(f *fleet, tr *trace, b bound, t0 time.Time, scale float64, fail
 		for _, s := range spans {
 			busyBefore += max(0, min(s.end, lastStart)-s.start)
 		}
-		st := regionStat{Region: r, Copies: len(spans), Polls: len(polls[r]), Finish: finish, Bound: b.PerRegion[r],
+		st := regionStat{Region: r, Copies: len(spans), Polls: len(polls[r]), Finish: finish, Bound: b.PerRegion[r], Busy: busy,
 			IdleBeforeLastStart: time.Duration(f.Slots)*lastStart - busyBefore}
+		st.Cover = cover(spans, coverLag)
 		st.LastSeen = -1
 		// Classify each poll by what happened since the previous one.
 		prev := time.Duration(-1)
@@ -480,8 +489,30 @@ func regionStats(f *fleet, tr *trace, b bound, t0 time.Time, scale float64, fail
 	return out
 }
 
+// coverLag is issue 12's p95 completion detection lag target.
+const coverLag = 15 * time.Minute
+
+// cover is the fewest polls that see every span's end within lag: the
+// first poll lag after the first end, the next lag after the first end
+// it missed, and so on (greedy, which is optimal for windows on a line).
+func cover(spans []replayedCopy, lag time.Duration) int {
+	ends := make([]time.Duration, 0, len(spans))
+	for _, s := range spans {
+		ends = append(ends, s.end)
+	}
+	slices.Sort(ends)
+	n := 0
+	for i := 0; i < len(ends); n++ {
+		poll := ends[i] + lag
+		for i < len(ends) && ends[i] <= poll {
+			i++
+		}
+	}
+	return n
+}
+
 func printRegions(w io.Writer, stats []regionStat) {
-	fmt.Fprintf(w, "%-16s %7s %7s %22s %10s %8s %12s %16s %10s\n", "region", "copies", "polls", "found end/submit/none", "finish", "/bound", "utilization", "idle slot-hours", "last seen")
+	fmt.Fprintf(w, "%-16s %7s %7s %22s %10s %8s %12s %16s %10s %13s\n", "region", "copies", "polls", "found end/submit/none", "finish", "/bound", "utilization", "idle slot-hours", "last seen", "polls needed")
 	for _, s := range stats {
 		ratio := 0.0
 		if s.Bound > 0 {
@@ -492,6 +523,37 @@ func printRegions(w io.Writer, stats []regionStat) {
 		if s.LastSeen >= 0 {
 			seen = fmt.Sprintf("+%.1f min", s.LastSeen.Minutes())
 		}
-		fmt.Fprintf(w, "%-16s %7d %7d %22s %10s %8.3f %11.1f%% %16.2f %10s\n", s.Region, s.Copies, s.Polls, split, fmtHours(s.Finish), ratio, 100*s.Utilization, s.IdleBeforeLastStart.Hours(), seen)
+		fmt.Fprintf(w, "%-16s %7d %7d %22s %10s %8.3f %11.1f%% %16.2f %10s %13d\n", s.Region, s.Copies, s.Polls, split, fmtHours(s.Finish), ratio, 100*s.Utilization, s.IdleBeforeLastStart.Hours(), seen, s.Cover)
 	}
+	polls, need, copies := 0, 0, 0
+	for _, s := range stats {
+		polls, need, copies = polls+s.Polls, need+s.Cover, copies+s.Copies
+	}
+	if copies > 0 {
+		fmt.Fprintf(w, "polls needed: to see every end within %s, knowing when each ends, %d polls in all (%.2f per accepted copy) against %d made (%.2f)\n",
+			fmtMinutes(coverLag), need, float64(need)/float64(copies), polls, float64(polls)/float64(copies))
+	}
+}
+
+// workBound is the bound of the work a client made ECS do: the largest
+// region's busy slot time over its slots, at least the fleet's own bound.
+// With failures it differs between clients, because a copy given up makes
+// no further attempts: makespan over it compares their scheduling of the
+// work each chose, where the lower bound compares the makespans.
+func workBound(stats []regionStat, slots int, b bound) (time.Duration, string) {
+	best, region := b.Makespan, b.Region
+	for _, s := range stats {
+		if w := s.Busy / time.Duration(max(slots, 1)); w > best {
+			best, region = w, s.Region
+		}
+	}
+	return best, region
+}
+
+// printWorkBound prints, when copies failed, the bound of the work the
+// client made ECS do and its makespan over it.
+func printWorkBound(w io.Writer, who string, makespan time.Duration, stats []regionStat, slots int, b bound) {
+	wb, region := workBound(stats, slots, b)
+	fmt.Fprintf(w, "%s, bound of the work it made ECS do (failed attempts included): %s (region %s); makespan / it = %.3f\n",
+		who, fmtHours(wb), region, float64(makespan)/float64(wb))
 }

@@ -109,3 +109,44 @@ func TestWatcherRecordsWhenAJobStarts(t *testing.T) {
 		t.Errorf("a terminal at %s, want 9s", got)
 	}
 }
+
+// cover counts the fewest polls that see every end within the lag:
+// ends close together share a poll, and an end just past a poll's window
+// needs one of its own.
+func TestCoverCountsTheFewestPolls(t *testing.T) {
+	at := func(mins ...float64) []replayedCopy {
+		var cs []replayedCopy
+		for _, m := range mins {
+			cs = append(cs, replayedCopy{end: time.Duration(m * float64(time.Minute))})
+		}
+		return cs
+	}
+	for _, c := range []struct {
+		ends []float64
+		want int
+	}{
+		{nil, 0},
+		{[]float64{5}, 1},
+		{[]float64{0, 15, 15.1}, 2},            // a poll at 15 sees 0 and 15, not 15.1
+		{[]float64{40, 0, 3, 14, 20, 29.5}, 3}, // unsorted: {0, 3, 14}, {20, 29.5}, {40}
+		{[]float64{0, 16, 32, 48}, 4},          // evenly spread beyond the lag: one each
+	} {
+		if got := cover(at(c.ends...), 15*time.Minute); got != c.want {
+			t.Errorf("cover(%v) = %d, want %d", c.ends, got, c.want)
+		}
+	}
+}
+
+// workBound is the busiest region's slot time over its slots, never below
+// the fleet's own bound: a client whose failed attempts add work is
+// measured against the work it made ECS do.
+func TestWorkBoundCountsFailedAttempts(t *testing.T) {
+	b := bound{Makespan: 10 * time.Hour, Region: "cn-shanghai"}
+	stats := []regionStat{{Region: "cn-shanghai", Busy: 50 * time.Hour}, {Region: "cn-beijing", Busy: 55 * time.Hour}}
+	if got, r := workBound(stats, 5, b); got != 11*time.Hour || r != "cn-beijing" {
+		t.Errorf("workBound = %s in %s, want 11h in cn-beijing (55 slot-hours over 5 slots)", got, r)
+	}
+	if got, r := workBound(stats[:1], 5, b); got != 10*time.Hour || r != "cn-shanghai" {
+		t.Errorf("workBound with no extra work = %s in %s, want the fleet's bound, 10h in cn-shanghai", got, r)
+	}
+}
