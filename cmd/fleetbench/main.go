@@ -52,7 +52,16 @@
 // (seeded); the replay of ECS's queue (replay) ends those copies early,
 // from the emulator's CopyFailures, and the report counts for replicatord
 // and the script the copies that ended Available, the failed attempts and
-// the copies given up. The Terraform model ignores it.
+// the copies given up. The Terraform model ignores it. Failures add work,
+// and a copy given up adds less, so each client's run line also gives the
+// bound of the work it made ECS do (workBound: the busiest region's slot
+// time, failed attempts included, over its slots) and its makespan over it.
+//
+// With -v each client's run gets a per-region table replayed from the
+// accepted CopyImage calls and the polls (regionStats): finish, slot
+// utilization, idle slot time, what each poll found, how late the last end
+// was seen, and the polls a client that knew every end would need to see
+// each within 15 minutes, the detection-lag target (cover).
 //
 // With --etcd (an etcd server binary) every run also runs replicatord with
 // store.backend etcd (issue 14) on a fresh emulator: same fleet, scale and
