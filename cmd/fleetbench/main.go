@@ -375,6 +375,9 @@ func printDaemonRun(out io.Writer, o *options, label string, n int, r daemonRun,
 	}
 	if o.verbose {
 		fmt.Fprintf(out, "  calls by action and answer: %v\n", map[string]map[string]int64(r.Calls))
+		if len(r.Lags) > 0 {
+			fmt.Fprintf(out, "  completion detection lag p50 / p95: %s / %s\n", fmtMinutes(percentile(r.Lags, 50)), fmtMinutes(percentile(r.Lags, 95)))
+		}
 		printRegions(indent{out}, r.Regions)
 	}
 }

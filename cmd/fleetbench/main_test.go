@@ -39,6 +39,7 @@ func TestTinyFleet(t *testing.T) {
 		"completion unknown",
 		"| replicatord |",
 		"cn-shanghai", // per-region detail
+		"  completion detection lag p50 / p95: ",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)
