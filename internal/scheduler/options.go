@@ -18,7 +18,8 @@ type Options struct {
 	RegionSlots map[string]int
 	// Lookahead is how many copies beyond the slots may be submitted per
 	// region, held by ECS as Waiting (0 here; the config file's default is
-	// 30). Within it, LookaheadTime decides how many are (see wantMore).
+	// 30). Within it, LookaheadTime and the next poll decide how many are
+	// (see dispatch).
 	Lookahead int
 	// LookaheadTime is how long a copy may be expected to wait at ECS for
 	// a slot before it is submitted (20m): it bounds how long a copy of a
