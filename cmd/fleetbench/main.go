@@ -61,7 +61,9 @@
 // accepted CopyImage calls and the polls (regionStats): finish, slot
 // utilization, idle slot time, what each poll found, how late the last end
 // was seen, and the polls a client that knew every end would need to see
-// each within 15 minutes, the detection-lag target (cover).
+// each within 15 minutes, the detection-lag target (cover); a daemon run
+// also gets its detection lag p50 / p95, so one run can be read against
+// that target without the table.
 //
 // With --etcd (an etcd server binary) every run also runs replicatord with
 // store.backend etcd (issue 14) on a fresh emulator: same fleet, scale and
