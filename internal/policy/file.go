@@ -23,7 +23,7 @@ const (
 	DefaultDataDir            = ".replicatord"
 	DefaultCopySlotsPerRegion = 5
 	DefaultLookahead          = 30
-	DefaultLookaheadTime      = 25 * time.Minute
+	DefaultLookaheadTime      = 15 * time.Minute
 	DefaultDetectionLag       = 15 * time.Minute
 	DefaultMaxAttempts        = 5
 	DefaultMaxRetries         = 10

@@ -71,7 +71,7 @@ func TestParseValid(t *testing.T) {
 	}
 	s := f.Scheduler
 	if s.CopySlotsPerRegion != 5 || s.Lookahead != 30 || s.MaxAttempts != 5 || s.APIRatePerSecond != 13 || s.PollMin != 2*time.Second || s.PollMax != 45*time.Minute ||
-		s.LookaheadTime != 25*time.Minute || s.DetectionLag != 15*time.Minute ||
+		s.LookaheadTime != 15*time.Minute || s.DetectionLag != 15*time.Minute ||
 		s.RetryBase != time.Second || s.QuotaWait != time.Minute || s.CallTimeout != 30*time.Second {
 		t.Errorf("scheduler defaults = %+v", s)
 	}

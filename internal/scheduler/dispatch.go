@@ -48,9 +48,8 @@ func (s *Scheduler) dispatch(ctx context.Context, region string) error {
 		}
 		urgent, more, at := s.wantMore(region, now, queued[best])
 		if !more {
-			// ECS holds enough until the next poll, which tops it up, or
-			// until the candidate may wait at ECS no longer than
-			// LookaheadTime: look again then, from the forecast (no call).
+			// ECS holds LookaheadTime of work: look again when it holds
+			// less, from the forecast (no call).
 			if !at.IsZero() && (wake.IsZero() || at.Before(wake)) {
 				wake = at
 			}
@@ -83,18 +82,15 @@ func (s *Scheduler) dispatch(ctx context.Context, region string) error {
 
 // wantMore reports whether the region's look-ahead wants the candidate
 // submitted now. A copy slot that is idle always does. Beyond the slots,
-// ECS is kept holding enough Waiting copies to last until the next poll
-// with two copy-ends of margin (planPoll looks before the last but one
-// starts), one more for each copy the region's failure share says will
-// end CreateFailed (it frees its slot early), but none expected to wait
-// longer than LookaheadTime: the rest
-// stays QUEUED here, where it is cheap to reorder or cancel. A candidate
-// that outranks a copy ECS holds Waiting goes in at once (urgent): it waits
-// behind them, at most LookaheadTime, and the poll plan looks when it is
-// expected to start.
-//
-// When the answer is no only because the candidate would wait too long,
-// at is when it no longer would.
+// ECS is kept holding enough Waiting copies to last LookaheadTime: when the
+// forecast says its queue would run dry sooner, the candidate goes in;
+// otherwise at is when it would, and a timer wakes admission then, from
+// the forecast, with no call. So the queue is topped up as the forecast
+// says copies start, not only when a poll has seen them start, and polls
+// are left to see copies end (planPoll). The rest stays QUEUED here, where
+// it is cheap to reorder or cancel. A candidate that outranks a copy ECS
+// holds Waiting goes in at once (urgent): it waits behind them, at most
+// LookaheadTime, and the poll plan looks when it is expected to start.
 func (s *Scheduler) wantMore(region string, now time.Time, cand *job.Job) (urgent, more bool, at time.Time) {
 	f := s.regionForecast(region, now)
 	if !f.dry.After(now) {
@@ -108,11 +104,7 @@ func (s *Scheduler) wantMore(region string, now time.Time, cand *job.Job) (urgen
 	if f.dry.Sub(now) > s.opts.LookaheadTime {
 		return false, false, f.dry.Add(-s.opts.LookaheadTime)
 	}
-	// The poll the detection lag allows, were ECS's queue long enough:
-	// two copies still Waiting then, and one more for each copy expected
-	// to fail (it frees its slot early).
-	next := f.lastEndBy(s.lagLimit(f)).Add(s.opts.PollMin)
-	return false, f.waitingAt(next) < 2+s.est.failures(region, f.inECS), time.Time{}
+	return false, true, time.Time{}
 }
 
 // outranks reports whether a goes before b whatever their sizes: an

@@ -65,14 +65,12 @@
 // to a second and the scheduler keeps the intersection of them all,
 // remainingOf in poll.go) and
 // submits a copy (dispatch, wantMore) when a slot is idle, or when ECS's
-// queue would not last until the next poll with two copy-ends of margin
-// (one more per copy expected to end CreateFailed, from the region's
-// learned failure share: a failed copy frees its slot early), but never
-// one expected to wait at ECS longer than LookaheadTime, and at
-// most Lookahead beyond the slots. When the next copy may go only later, a
-// timer wakes admission then; no poll is needed to decide it. Everything
-// else stays QUEUED here, where it is cheap to reorder or cancel. The
-// queue order is: ad-hoc copies before policy backfill, then priority,
+// queue would run dry within LookaheadTime, at most Lookahead beyond the
+// slots. When the next copy may go only later, a timer wakes admission
+// then: the queue is topped up as the forecast says copies start, with no
+// poll needed to decide it, so polls are left to see copies end.
+// Everything else stays QUEUED here, where it is cheap to reorder or
+// cancel. The queue order is: ad-hoc copies before policy backfill, then priority,
 // then fairness between policies (the policy with the fewest copies in the
 // region goes first), then the longest estimated copy first (LPT, which
 // keeps the makespan close to the lower bound), then age. A queued copy
@@ -161,14 +159,18 @@
 // already gone (vanished, or failed and deleted).
 //
 // Polling (poll.go, planPoll): a poll is worth its call when something
-// has ended, so the next one comes just after an expected end: the latest
-// end within DetectLag of the first, no later than the start of the last
-// but one copy ECS holds Waiting while jobs are queued here (so an early
-// estimate still leaves no slot idle), at the expected start of an urgent
-// copy, and at the first end when nothing is queued (a region's last
-// copies). PollMin and PollMax bound the wait. Every poll plans its
-// successor when it ends, from the live view as it is then, so a copy
-// accepted while it ran is planned for too. The updates of copies still
+// has ended, so the next one comes after an expected end, a tenth of
+// DetectLag after the latest end within DetectLag of the first (copies
+// that start together end together, and a poll on the dot of a cluster's
+// forecast sees only part of it), no later than the forecast says ECS's
+// queue runs dry while jobs are queued here (earlier, by a quarter of
+// LookaheadTime, in a region whose copies fail: a failed copy frees its
+// slot before its expected end), at the expected start of an urgent copy,
+// and just after the first end in a region's last copies (nothing queued
+// here or Waiting at ECS; where copies fail, nothing queued here, so that
+// a failed copy's next attempt goes at once). PollMin and PollMax bound
+// the wait. Every poll plans its successor when it ends, from the live
+// view as it is then, so a copy accepted while it ran is planned for too. The updates of copies still
 // Waiting or Creating (progress, time left) act on nothing: a poll makes
 // them concurrently and the store commits them in one transaction; every
 // other outcome is written on its own before what depends on it.

@@ -134,17 +134,6 @@ func (s *Scheduler) expectedEndLocked(j *job.Job, now time.Time) time.Time {
 	return end
 }
 
-// waitingAt is how many waiting copies are expected to start after t.
-func (f forecast) waitingAt(t time.Time) int {
-	n := 0
-	for _, q := range f.queue {
-		if q.start.After(t) {
-			n++
-		}
-	}
-	return n
-}
-
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a

@@ -54,9 +54,6 @@ func TestForecastReplaysECSQueue(t *testing.T) {
 	if got := f.dry.Sub(now); got != 30*time.Minute {
 		t.Errorf("dry at %s, want 30m (run-b's slot has nothing left)", got)
 	}
-	if n := f.waitingAt(now.Add(20 * time.Minute)); n != 1 {
-		t.Errorf("waiting after 20m = %d, want 1", n)
-	}
 	// A region with a free slot is dry now.
 	delete(s.live, "run-b")
 	delete(s.live, "wait-1")
@@ -196,20 +193,24 @@ func TestForecastBacksOffOverdueCopy(t *testing.T) {
 	}
 }
 
-// TestFailuresWidenTheLookahead: a copy that ends CreateFailed frees its
-// slot early, so ECS starts the next Waiting copy sooner than the forecast
-// says. In a region whose copies fail, admission keeps one more copy
-// Waiting per expected failure, and the poll plan looks that many starts
-// earlier.
-func TestFailuresWidenTheLookahead(t *testing.T) {
+// TestLookaheadAndPollPlan: admission keeps LookaheadTime of work Waiting
+// at ECS from the forecast alone (a timer, not a poll, tops it up), and a
+// poll comes a tenth of the detection lag after the last end expected
+// before its limit, so that it sees a cluster of ends whole. A copy that
+// ends CreateFailed frees its slot early, so ECS starts the next Waiting
+// copy sooner than the forecast says: a region whose copies fail is looked
+// at before its queue runs dry, by a quarter of LookaheadTime or half the
+// time left.
+func TestLookaheadAndPollPlan(t *testing.T) {
 	clk := clock.NewFake(epoch)
-	s := New(nil, nil, Options{Clock: clk, SlotsPerRegion: 2, PollMin: time.Second, DetectLag: 5 * time.Minute,
+	s := New(nil, nil, Options{Clock: clk, SlotsPerRegion: 2, PollMin: time.Second, DetectLag: 15 * time.Minute,
 		LookaheadTime: 2 * time.Hour, PollMax: time.Hour})
 	defer s.Stop(context.Background())
 	now := clk.Now()
 	const region = "cn-shanghai"
 	// Two running copies end at 10m and 12m; four Waiting ones of 10m
-	// each start at 10m, 12m, 20m and 22m.
+	// each start at 10m, 12m, 20m and 22m and end at 20m, 22m, 30m and
+	// 32m: ECS's queue runs dry at 30m.
 	for i, left := range []time.Duration{10 * time.Minute, 12 * time.Minute} {
 		id := fmt.Sprintf("run%d", i)
 		s.live[id] = &job.Job{ID: id, State: job.StateCopying, CloudStatus: cloud.StatusCreating, DestinationRegion: region,
@@ -223,38 +224,67 @@ func TestFailuresWidenTheLookahead(t *testing.T) {
 	cand := &job.Job{ID: "next", State: job.StateQueued, DestinationRegion: region, SourceRegion: srcRegion, SizeGiB: 30}
 	nextPoll := func(lag time.Duration) time.Duration {
 		s.opts.DetectLag = lag
-		defer func() { s.opts.DetectLag = 5 * time.Minute }()
+		defer func() { s.opts.DetectLag = 15 * time.Minute }()
 		at, ok := s.planPoll(region, s.regionForecast(region, now), true)
 		if !ok {
 			t.Fatal("no poll planned with copies in ECS")
 		}
 		return at.Sub(now)
 	}
-
-	// No failures seen. Admission: the poll the 5m lag allows comes just
-	// after the end at 12m, and two copies are still Waiting then, enough.
-	// The poll plan with a 30m lag: before the last but one Waiting copy
-	// starts (20m), just after the end then.
-	if _, more, _ := s.wantMore(region, now, cand); more {
-		t.Fatal("no failures: admission wants more than two copies Waiting at the next poll")
+	// The same with nothing queued here.
+	lastPoll := func() time.Duration {
+		at, ok := s.planPoll(region, s.regionForecast(region, now), false)
+		if !ok {
+			t.Fatal("no poll planned with copies in ECS")
+		}
+		return at.Sub(now)
 	}
-	if got := nextPoll(30 * time.Minute); got != 20*time.Minute+time.Second {
-		t.Errorf("no failures: next poll in %s, want 20m1s", got)
+
+	// Admission: the queue runs dry within the 2h look-ahead, so the
+	// candidate goes in; with a 20m look-ahead it waits here until 10m,
+	// and says so, for a timer.
+	if _, more, _ := s.wantMore(region, now, cand); !more {
+		t.Error("queue dry in 30m, look-ahead 2h: admission does not want the candidate")
+	}
+	s.opts.LookaheadTime = 20 * time.Minute
+	if _, more, at := s.wantMore(region, now, cand); more || at.Sub(now) != 10*time.Minute {
+		t.Errorf("queue dry in 30m, look-ahead 20m: more %t, wake in %s; want false, 10m", more, at.Sub(now))
+	}
+	s.opts.LookaheadTime = 2 * time.Hour
+
+	// The poll plan, no failures. A 15m lag: the first end (10m) is to be
+	// seen by 25m; the last end before that is at 22m, and the poll comes
+	// 1m30s (a tenth of the lag) after it. A 30m lag: by 40m, but the
+	// queue runs dry at 30m, and the poll comes no later.
+	if got := nextPoll(15 * time.Minute); got != 23*time.Minute+30*time.Second {
+		t.Errorf("no failures, 15m lag: next poll in %s, want 23m30s", got)
+	}
+	if got := nextPoll(30 * time.Minute); got != 30*time.Minute {
+		t.Errorf("no failures, 30m lag: next poll in %s, want 30m (the queue runs dry)", got)
+	}
+	// Nothing queued here, four Waiting at ECS: not yet the region's
+	// last copies, the lag rules.
+	if got := lastPoll(); got != 23*time.Minute+30*time.Second {
+		t.Errorf("nothing queued, copies Waiting: next poll in %s, want 23m30s", got)
 	}
 
 	// One copy in ten has failed here: of the six in ECS, one is
-	// expected to fail.
+	// expected to fail. The poll comes half the 30m left before the
+	// queue runs dry (a quarter of the look-ahead is more): by 15m, which
+	// is 3m after the end at 12m.
 	for i := 0; i < 100; i++ {
 		s.est.observeOutcome(region, i%10 == 0)
 	}
 	if got := s.est.failures(region, 6); got != 1 {
 		t.Fatalf("expected failures of 6 copies = %d, want 1 (a share of about 0.1)", got)
 	}
-	if _, more, _ := s.wantMore(region, now, cand); !more {
-		t.Error("copies failing: admission does not keep a third copy Waiting")
+	if got := nextPoll(30 * time.Minute); got != 15*time.Minute {
+		t.Errorf("copies failing: next poll in %s, want 15m", got)
 	}
-	if got := nextPoll(30 * time.Minute); got != 12*time.Minute+time.Second {
-		t.Errorf("copies failing: next poll in %s, want 12m1s (one start earlier)", got)
+	// Where copies fail, each end is seen at once from the moment
+	// nothing is queued here: it may be a failure to copy again.
+	if got := lastPoll(); got != 10*time.Minute+time.Second {
+		t.Errorf("copies failing, nothing queued: next poll in %s, want 10m1s (just after the first end)", got)
 	}
 	// Another region learns nothing from this one.
 	if got := s.est.failures("cn-beijing", 6); got != 0 {

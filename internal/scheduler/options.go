@@ -18,12 +18,12 @@ type Options struct {
 	RegionSlots map[string]int
 	// Lookahead is how many copies beyond the slots may be submitted per
 	// region, held by ECS as Waiting (0 here; the config file's default is
-	// 30). Within it, LookaheadTime and the next poll decide how many are
-	// (see dispatch).
+	// 30). Within it, LookaheadTime decides how many are (see wantMore).
 	Lookahead int
 	// LookaheadTime is how long a copy may be expected to wait at ECS for
-	// a slot before it is submitted (20m): it bounds how long a copy of a
-	// higher priority, submitted later, waits behind ones ECS holds.
+	// a slot before it is submitted (40m here; the config file's default is
+	// 15m): it bounds how long a copy of a higher priority, submitted later,
+	// waits behind ones ECS holds.
 	LookaheadTime time.Duration
 	// DetectLag is how soon after a copy's expected end a poll comes to
 	// see it (30m), at most; polls come just after expected ends, so most

@@ -158,38 +158,43 @@ func (s *Scheduler) replan(region string, look time.Duration) {
 
 // planPoll is when the region is next worth a look (false: no copy in
 // ECS). A poll is worth its call when something has ended, so it comes
-// just after an expected end, the latest one that keeps three promises:
+// after an expected end, as late as three promises allow:
 //   - completion is seen within DetectLag of the first end after now, and
-//     at once when nothing is queued here (the region's last copies);
-//   - with jobs still queued here, ECS's queue is topped up before it runs
-//     dry, with two copy-ends of margin: the poll comes no later than the
-//     start of the last but one copy ECS holds Waiting (so an estimate
-//     that is early by a copy-end still leaves no slot idle);
+//     at once in the region's last copies (nothing queued here, nothing
+//     Waiting at ECS), each of which may be the fleet's last; where copies
+//     fail, at once as soon as nothing is queued here, for a failed
+//     copy's next attempt;
+//   - with jobs still queued here, ECS's queue is seen before it runs dry
+//     (admission tops it up from the forecast, so this matters only when
+//     the forecast is wrong); a region whose copies fail is seen a quarter
+//     of LookaheadTime earlier, since a failed copy frees its slot before
+//     its expected end;
 //   - a waiting copy that was let in ahead of the look-ahead (it outranks
 //     what ECS holds) is seen COPYING when it is expected to start.
 //
-// PollMax bounds the wait whatever the forecast says; PollMin is the
-// margin after the expected end, for the estimate's error.
+// Within those, the poll comes a tenth of DetectLag after the last end
+// expected before the limit: copies of similar size that start together
+// end together, and a poll on the dot of a cluster's forecast sees only
+// part of it, then needs another. PollMax bounds the wait whatever the
+// forecast says.
 func (s *Scheduler) planPoll(region string, f forecast, queued bool) (time.Time, bool) {
 	if !f.busy || len(f.ends) == 0 {
 		return time.Time{}, false
 	}
 	limit := s.lagLimit(f)
-	if !queued {
+	switch {
+	case !queued && (len(f.queue) == 0 || s.est.failures(region, f.inECS) > 0):
 		// The region's last copies: each end may be the fleet's last, and
-		// there are few left to batch; see each one promptly.
-		limit = minTime(limit, f.ends[0])
-	} else {
-		// Copies expected to fail start the waiting ones sooner: look
-		// as many starts earlier.
-		switch w := len(f.queue) - s.est.failures(region, f.inECS); {
-		case w >= 2:
-			limit = minTime(limit, f.queue[w-2].start)
-		case w == 1:
-			limit = minTime(limit, f.queue[0].start)
-		default:
-			limit = minTime(limit, f.dry)
+		// there are few left to batch; see each one promptly. Where
+		// copies fail, from the moment nothing is queued here: an end may
+		// be a failure, whose next attempt should go at once.
+		return f.ends[0].Add(s.opts.PollMin), true
+	case queued:
+		dry := f.dry
+		if s.est.failures(region, f.inECS) > 0 {
+			dry = dry.Add(-min(s.opts.LookaheadTime/4, dry.Sub(f.now)/2))
 		}
+		limit = minTime(limit, dry)
 	}
 	for _, q := range f.queue {
 		// An urgent copy expected to start: look then. Once it is due, the
@@ -199,7 +204,7 @@ func (s *Scheduler) planPoll(region string, f forecast, queued bool) (time.Time,
 			break
 		}
 	}
-	return f.lastEndBy(limit).Add(s.opts.PollMin), true
+	return minTime(f.lastEndBy(limit).Add(s.opts.DetectLag/10), limit), true
 }
 
 // lagLimit is the latest a poll may come and still see the first end
