@@ -160,13 +160,16 @@
 //
 // Polling (poll.go, planPoll): a poll is worth its call when something
 // has ended, so the next one comes after an expected end, a tenth of
-// DetectLag after the latest end within DetectLag of the first (copies
-// that start together end together, and a poll on the dot of a cluster's
-// forecast sees only part of it), no later than the forecast says ECS's
-// queue runs dry while jobs are queued here (earlier, by a quarter of
-// LookaheadTime, in a region whose copies fail: a failed copy frees its
-// slot before its expected end), at the expected start of an urgent copy,
-// and just after the first end in a region's last copies (nothing queued
+// DetectLag after the latest end within nine tenths of DetectLag of the
+// first (copies that start together end together, and a poll on the dot
+// of a cluster's forecast sees only part of it; the tenth left is for the
+// forecast's error). While jobs are queued here, admission's timer keeps
+// ECS's queue from running dry, so its dry time bounds the poll only where
+// that cannot work: in a region whose copies fail (earlier, by a quarter
+// of LookaheadTime: a failed copy frees its slot before its expected end),
+// or with Lookahead copies already beyond the slots. A poll also comes at
+// the expected start of an urgent copy, and just after the first end in a
+// region's last copies (nothing queued
 // here or Waiting at ECS; where copies fail, nothing queued here, so that
 // a failed copy's next attempt goes at once). PollMin and PollMax bound
 // the wait. Every poll plans its successor when it ends, from the live

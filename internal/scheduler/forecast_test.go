@@ -253,15 +253,27 @@ func TestLookaheadAndPollPlan(t *testing.T) {
 	s.opts.LookaheadTime = 2 * time.Hour
 
 	// The poll plan, no failures. A 15m lag: the first end (10m) is to be
-	// seen by 25m; the last end before that is at 22m, and the poll comes
-	// 1m30s (a tenth of the lag) after it. A 30m lag: by 40m, but the
-	// queue runs dry at 30m, and the poll comes no later.
+	// seen by 23m30s (nine tenths of the lag after it); the last end
+	// before that is at 22m, and the poll comes 1m30s (a tenth of the lag)
+	// after it, at that limit. A 30m lag: by 37m, but ECS already holds
+	// Lookahead (0 here) copies beyond the slots, admission cannot top its
+	// queue up, and the poll comes no later than it runs dry, at 30m.
 	if got := nextPoll(15 * time.Minute); got != 23*time.Minute+30*time.Second {
 		t.Errorf("no failures, 15m lag: next poll in %s, want 23m30s", got)
 	}
 	if got := nextPoll(30 * time.Minute); got != 30*time.Minute {
-		t.Errorf("no failures, 30m lag: next poll in %s, want 30m (the queue runs dry)", got)
+		t.Errorf("no failures, 30m lag, look-ahead full: next poll in %s, want 30m (the queue runs dry)", got)
 	}
+	// With room in the look-ahead, admission's timer tops the queue up
+	// before it runs dry, so the dry time does not bind: the poll comes
+	// a tenth of the lag (3m) after the last end within it (32m), at 35m.
+	// Bound to 30m, it would see the end at 30m, not the one at 32m, and
+	// stay there after the top-up (a plan only moves a poll earlier).
+	s.opts.Lookahead = 30
+	if got := nextPoll(30 * time.Minute); got != 35*time.Minute {
+		t.Errorf("no failures, 30m lag, room in the look-ahead: next poll in %s, want 35m", got)
+	}
+	s.opts.Lookahead = 0
 	// Nothing queued here, four Waiting at ECS: not yet the region's
 	// last copies, the lag rules.
 	if got := lastPoll(); got != 23*time.Minute+30*time.Second {

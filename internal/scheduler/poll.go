@@ -159,16 +159,20 @@ func (s *Scheduler) replan(region string, look time.Duration) {
 // planPoll is when the region is next worth a look (false: no copy in
 // ECS). A poll is worth its call when something has ended, so it comes
 // after an expected end, as late as three promises allow:
-//   - completion is seen within DetectLag of the first end after now, and
-//     at once in the region's last copies (nothing queued here, nothing
-//     Waiting at ECS), each of which may be the fleet's last; where copies
-//     fail, at once as soon as nothing is queued here, for a failed
-//     copy's next attempt;
+//   - completion is seen within DetectLag of the first end after now
+//     (aiming at nine tenths of it: the tenth left is for the forecast's
+//     error), and at once in the region's last copies (nothing queued
+//     here, nothing Waiting at ECS), each of which may be the fleet's
+//     last; where copies fail, at once as soon as nothing is queued here,
+//     for a failed copy's next attempt;
 //   - with jobs still queued here, ECS's queue is seen before it runs dry
-//     (admission tops it up from the forecast, so this matters only when
-//     the forecast is wrong); a region whose copies fail is seen a quarter
-//     of LookaheadTime earlier, since a failed copy frees its slot before
-//     its expected end;
+//     where the forecast cannot keep it topped up: copies fail (a failed
+//     copy frees its slot before its expected end, so the poll comes a
+//     quarter of LookaheadTime early), or ECS already holds Lookahead
+//     copies beyond the slots. Otherwise admission's timer tops the queue
+//     up before it runs dry, and a poll planned for today's dry time would
+//     come too early: a plan only ever moves a poll earlier
+//     (schedulePoll), so the top-up could not move it later;
 //   - a waiting copy that was let in ahead of the look-ahead (it outranks
 //     what ECS holds) is seen COPYING when it is expected to start.
 //
@@ -190,11 +194,14 @@ func (s *Scheduler) planPoll(region string, f forecast, queued bool) (time.Time,
 		// be a failure, whose next attempt should go at once.
 		return f.ends[0].Add(s.opts.PollMin), true
 	case queued:
-		dry := f.dry
-		if s.est.failures(region, f.inECS) > 0 {
-			dry = dry.Add(-min(s.opts.LookaheadTime/4, dry.Sub(f.now)/2))
+		fails := s.est.failures(region, f.inECS) > 0
+		if fails || f.inECS >= s.opts.slots(region)+s.opts.Lookahead {
+			dry := f.dry
+			if fails {
+				dry = dry.Add(-min(s.opts.LookaheadTime/4, dry.Sub(f.now)/2))
+			}
+			limit = minTime(limit, dry)
 		}
-		limit = minTime(limit, dry)
 	}
 	for _, q := range f.queue {
 		// An urgent copy expected to start: look then. Once it is due, the
@@ -208,9 +215,10 @@ func (s *Scheduler) planPoll(region string, f forecast, queued bool) (time.Time,
 }
 
 // lagLimit is the latest a poll may come and still see the first end
-// within DetectLag (and come within PollMax).
+// within DetectLag, less a tenth for the forecast's error (and come within
+// PollMax).
 func (s *Scheduler) lagLimit(f forecast) time.Time {
-	return minTime(f.ends[0].Add(s.opts.DetectLag), f.now.Add(s.opts.PollMax))
+	return minTime(f.ends[0].Add(s.opts.DetectLag-s.opts.DetectLag/10), f.now.Add(s.opts.PollMax))
 }
 
 // lastEndBy is the latest expected end not after limit (limit itself
