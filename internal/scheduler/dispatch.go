@@ -84,8 +84,9 @@ func (s *Scheduler) dispatch(ctx context.Context, region string) error {
 // submitted now. A copy slot that is idle always does. Beyond the slots,
 // ECS is kept holding enough Waiting copies to last LookaheadTime: when the
 // forecast says its queue would run dry sooner, the candidate goes in;
-// otherwise at is when it would, and a timer wakes admission then, from
-// the forecast, with no call. So the queue is topped up as the forecast
+// otherwise at is when it would (or when a spare, see spares, comes
+// within LookaheadTime), and a timer wakes admission then, from the
+// forecast, with no call. So the queue is topped up as the forecast
 // says copies start, not only when a poll has seen them start, and polls
 // are left to see copies end (planPoll). The rest stays QUEUED here, where
 // it is cheap to reorder or cancel. A candidate that outranks a copy ECS
@@ -102,9 +103,32 @@ func (s *Scheduler) wantMore(region string, now time.Time, cand *job.Job) (urgen
 		}
 	}
 	if f.dry.Sub(now) > s.opts.LookaheadTime {
-		return false, false, f.dry.Add(-s.opts.LookaheadTime)
+		spare, at := s.spares(region, f)
+		if !spare {
+			return false, true, time.Time{}
+		}
+		return false, false, minTime(f.dry.Add(-s.opts.LookaheadTime), at)
 	}
 	return false, true, time.Time{}
+}
+
+// spares reports whether ECS holds, beyond LookaheadTime's work, one
+// Waiting copy more per copy expected to fail in the region, and if so
+// until when (one of them then comes within LookaheadTime). A copy that
+// ends CreateFailed frees its slot at a random point of its time, which
+// no forecast foresees: with a spare Waiting, ECS gives the slot to it at
+// once instead of leaving it idle until a poll sees the failure.
+func (s *Scheduler) spares(region string, f forecast) (enough bool, until time.Time) {
+	n := s.est.failures(region, f.inECS)
+	if n == 0 {
+		return true, maxTime(f.dry, f.now)
+	}
+	limit := f.now.Add(s.opts.LookaheadTime)
+	k := sort.Search(len(f.queue), func(i int) bool { return f.queue[i].start.After(limit) })
+	if len(f.queue)-k < n {
+		return false, time.Time{}
+	}
+	return true, f.queue[len(f.queue)-n].start.Add(-s.opts.LookaheadTime)
 }
 
 // outranks reports whether a goes before b whatever their sizes: an

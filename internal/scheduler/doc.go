@@ -66,8 +66,10 @@
 // remainingOf in poll.go) and
 // submits a copy (dispatch, wantMore) when a slot is idle, or when ECS's
 // queue would run dry within LookaheadTime, at most Lookahead beyond the
-// slots. When the next copy may go only later, a timer wakes admission
-// then: the queue is topped up as the forecast says copies start, with no
+// slots; where copies fail, ECS also holds one Waiting copy more per copy
+// expected to fail (spares), since a failure frees its slot at a point no
+// forecast foresees. When the next copy may go only later, a timer wakes
+// admission then: the queue is topped up as the forecast says copies start, with no
 // poll needed to decide it, so polls are left to see copies end.
 // Everything else stays QUEUED here, where it is cheap to reorder or
 // cancel. The queue order is: ad-hoc copies before policy backfill, then priority,

@@ -198,9 +198,10 @@ func TestForecastBacksOffOverdueCopy(t *testing.T) {
 // poll comes a tenth of the detection lag after the last end expected
 // before its limit, so that it sees a cluster of ends whole. A copy that
 // ends CreateFailed frees its slot early, so ECS starts the next Waiting
-// copy sooner than the forecast says: a region whose copies fail is looked
-// at before its queue runs dry, by a quarter of LookaheadTime or half the
-// time left.
+// copy sooner than the forecast says: a region whose copies fail holds a
+// spare Waiting copy per expected failure beyond LookaheadTime's work, and
+// is looked at before its queue runs dry, by a quarter of LookaheadTime or
+// half the time left.
 func TestLookaheadAndPollPlan(t *testing.T) {
 	clk := clock.NewFake(epoch)
 	s := New(nil, nil, Options{Clock: clk, SlotsPerRegion: 2, PollMin: time.Second, DetectLag: 15 * time.Minute,
@@ -290,6 +291,20 @@ func TestLookaheadAndPollPlan(t *testing.T) {
 	if got := s.est.failures(region, 6); got != 1 {
 		t.Fatalf("expected failures of 6 copies = %d, want 1 (a share of about 0.1)", got)
 	}
+	// Admission keeps one spare Waiting copy per expected failure beyond
+	// the look-ahead's work: with 20m, the copy that starts at 22m is the
+	// spare, enough until 2m (when it comes within 20m); with 25m none
+	// starts later, and the candidate goes in although the queue runs dry
+	// only in 30m.
+	s.opts.LookaheadTime = 20 * time.Minute
+	if _, more, at := s.wantMore(region, now, cand); more || at.Sub(now) != 2*time.Minute {
+		t.Errorf("copies failing, look-ahead 20m, a spare: more %t, wake in %s; want false, 2m", more, at.Sub(now))
+	}
+	s.opts.LookaheadTime = 25 * time.Minute
+	if _, more, _ := s.wantMore(region, now, cand); !more {
+		t.Error("copies failing, look-ahead 25m, no spare: admission does not want the candidate")
+	}
+	s.opts.LookaheadTime = 2 * time.Hour
 	if got := nextPoll(30 * time.Minute); got != 15*time.Minute {
 		t.Errorf("copies failing: next poll in %s, want 15m", got)
 	}
