@@ -57,28 +57,27 @@
 // the same token. Either way no second copy is made.
 //
 // Admission: ECS runs `slots` copies per destination region and holds the
-// rest Waiting, first come, first served, with no priorities. The
-// scheduler replays that queue (forecast.go: each running copy ends when
-// ECS's RemainTime says, refined by its progress rate; each waiting one
-// starts as a slot frees and takes the route's learned copy time; ECS's
-// RemainTime is whole seconds, so every reading of a copy bounds its end
-// to a second and the scheduler keeps the intersection of them all,
-// remainingOf in poll.go) and
-// submits a copy (dispatch, wantMore) when a slot is idle, or when ECS's
-// queue would run dry within LookaheadTime, at most Lookahead beyond the
-// slots; where copies fail, ECS also holds one Waiting copy more per copy
-// expected to fail (spares), since a failure frees its slot at a point no
-// forecast foresees. When the next copy may go only later, a timer wakes
-// admission then: the queue is topped up as the forecast says copies start, with no
-// poll needed to decide it, so polls are left to see copies end.
+// rest Waiting, first come, first served, with no priorities. The scheduler
+// replays that queue (forecast.go: each running copy ends when ECS's
+// RemainTime says, refined by its progress rate; each waiting one starts as
+// a slot frees and takes the route's learned copy time; ECS's RemainTime is
+// whole seconds, so every reading of a copy bounds its end to a second and
+// the scheduler keeps the intersection of them all, remainingOf in poll.go)
+// and submits a copy (dispatch, wantMore) when a slot is idle, or when
+// ECS's queue would run dry within LookaheadTime, at most Lookahead beyond
+// the slots; where copies fail, ECS also holds one Waiting copy more per
+// copy expected to fail (spares), since a failure frees its slot at a point
+// no forecast foresees. When the next copy may go only later, a timer wakes
+// admission then: the queue is topped up as the forecast says copies start,
+// with no poll needed to decide it, so polls are left to see copies end.
 // Everything else stays QUEUED here, where it is cheap to reorder or
-// cancel. The queue order is: ad-hoc copies before policy backfill, then priority,
-// then fairness between policies (the policy with the fewest copies in the
-// region goes first), then the longest estimated copy first (LPT, which
-// keeps the makespan close to the lower bound), then age. A queued copy
-// that outranks one ECS holds Waiting is submitted at once (urgent): it
-// waits behind those, at most LookaheadTime, and a poll looks when it is
-// expected to start.
+// cancel. The queue order is: ad-hoc copies before policy backfill, then
+// priority, then fairness between policies (the policy with the fewest
+// copies in the region goes first), then the longest estimated copy first
+// (LPT, which keeps the makespan close to the lower bound), then age. A
+// queued copy that outranks one ECS holds Waiting is submitted at once
+// (urgent): it waits behind those, at most LookaheadTime, and a poll looks
+// when it is expected to start.
 //
 // Rate limits: every ECS call waits on a token bucket per action shared by
 // all workers (internal/ratelimit); a Throttling answer lowers that action's
@@ -160,23 +159,23 @@
 // is gone (cancelled). recopy fails a job directly only when its copy is
 // already gone (vanished, or failed and deleted).
 //
-// Polling (poll.go, planPoll): a poll is worth its call when something
-// has ended, so the next one comes after an expected end, a tenth of
-// DetectLag after the latest end within nine tenths of DetectLag of the
-// first (copies that start together end together, and a poll on the dot
-// of a cluster's forecast sees only part of it; the tenth left is for the
-// forecast's error). While jobs are queued here, admission's timer keeps
-// ECS's queue from running dry, so its dry time bounds the poll only where
-// that cannot work: in a region whose copies fail (earlier, by a quarter
-// of LookaheadTime: a failed copy frees its slot before its expected end),
-// or with Lookahead copies already beyond the slots. A poll also comes at
-// the expected start of an urgent copy, and just after the first end in a
-// region's last copies (nothing queued
-// here or Waiting at ECS; where copies fail, nothing queued here, so that
-// a failed copy's next attempt goes at once). PollMin and PollMax bound
-// the wait. Every poll plans its successor when it ends, from the live
-// view as it is then, so a copy accepted while it ran is planned for too. The updates of copies still
-// Waiting or Creating (progress, time left) act on nothing: a poll makes
-// them concurrently and the store commits them in one transaction; every
-// other outcome is written on its own before what depends on it.
+// Polling (poll.go, planPoll): a poll is worth its call when something has
+// ended, so the next one comes after an expected end, a tenth of DetectLag
+// after the latest end within nine tenths of DetectLag of the first (copies
+// that start together end together, and a poll on the dot of a cluster's
+// forecast sees only part of it; the tenth left is for the forecast's
+// error). While jobs are queued here, admission's timer keeps ECS's queue
+// from running dry, so its dry time bounds the poll only where that cannot
+// work: in a region whose copies fail (earlier, by a quarter of
+// LookaheadTime: a failed copy frees its slot before its expected end), or
+// with Lookahead copies already beyond the slots. A poll also comes at the
+// expected start of an urgent copy, and just after the first end in a
+// region's last copies (nothing queued here or Waiting at ECS; where copies
+// fail, nothing queued here, so that a failed copy's next attempt goes at
+// once). PollMin and PollMax bound the wait. Every poll plans its successor
+// when it ends, from the live view as it is then, so a copy accepted while
+// it ran is planned for too. The updates of copies still Waiting or
+// Creating (progress, time left) act on nothing: a poll makes them
+// concurrently and the store commits them in one transaction; every other
+// outcome is written on its own before what depends on it.
 package scheduler
