@@ -17,7 +17,7 @@ var errSkip = errors.New("skip")
 // picks (next) and admits (admit) one job at a time while slots are free.
 func (s *Scheduler) dispatch(ctx context.Context, region string) error {
 	now := s.opts.Clock.Now()
-	limit := s.opts.slots(region) + s.opts.Lookahead
+	limit := s.opts.inECSMax(region)
 
 	v := s.regionView(region)
 	defer func() { s.reportLoad(region) }()
@@ -121,7 +121,7 @@ func (s *Scheduler) wantMore(region string, now time.Time, cand *job.Job) (urgen
 func (s *Scheduler) spares(region string, f forecast) (enough bool, until time.Time) {
 	n := s.est.failures(region, f.inECS)
 	if n == 0 {
-		return true, maxTime(f.dry, f.now)
+		return true, f.dry
 	}
 	limit := f.now.Add(s.opts.LookaheadTime)
 	k := sort.Search(len(f.queue), func(i int) bool { return f.queue[i].start.After(limit) })

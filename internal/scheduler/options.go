@@ -118,6 +118,12 @@ func (o *Options) setDefaults() {
 	}
 }
 
+// inECSMax is how many copies admission lets a region have in ECS at
+// once: its slots and Lookahead Waiting beyond them.
+func (o *Options) inECSMax(region string) int {
+	return o.slots(region) + o.Lookahead
+}
+
 func (o *Options) slots(region string) int {
 	if n, ok := o.RegionSlots[region]; ok && n > 0 {
 		return n

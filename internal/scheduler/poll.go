@@ -186,16 +186,16 @@ func (s *Scheduler) planPoll(region string, f forecast, queued bool) (time.Time,
 		return time.Time{}, false
 	}
 	limit := s.lagLimit(f)
+	fails := s.est.failures(region, f.inECS) > 0
 	switch {
-	case !queued && (len(f.queue) == 0 || s.est.failures(region, f.inECS) > 0):
+	case !queued && (len(f.queue) == 0 || fails):
 		// The region's last copies: each end may be the fleet's last, and
 		// there are few left to batch; see each one promptly. Where
 		// copies fail, from the moment nothing is queued here: an end may
 		// be a failure, whose next attempt should go at once.
 		return f.ends[0].Add(s.opts.PollMin), true
 	case queued:
-		fails := s.est.failures(region, f.inECS) > 0
-		if fails || f.inECS >= s.opts.slots(region)+s.opts.Lookahead {
+		if fails || f.inECS >= s.opts.inECSMax(region) {
 			dry := f.dry
 			if fails {
 				dry = dry.Add(-min(s.opts.LookaheadTime/4, dry.Sub(f.now)/2))
