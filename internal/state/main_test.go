@@ -42,7 +42,7 @@ func runHelper(mode, path string) int {
 	switch mode {
 	case "hold":
 		fmt.Println("ready")
-		select {} // hold the lock until killed
+		holdUntilKilled()
 	case "update-then-hang":
 		j, err := d.Update(ctx, os.Getenv("STATE_TEST_JOB"), func(j *job.Job) error {
 			j.State = job.StateSubmitting
@@ -55,7 +55,7 @@ func runHelper(mode, path string) int {
 		}
 		// Update has returned: the change must survive the SIGKILL that follows.
 		fmt.Println("done", j.Revision)
-		select {}
+		holdUntilKilled()
 	case "restart":
 		// Reopen + Active is what a daemon restart costs before it can
 		// schedule again.
@@ -142,4 +142,14 @@ func mustCreate(t testing.TB, d *DB, jobs ...*job.Job) {
 
 func setState(s job.State) func(*job.Job) error {
 	return func(j *job.Job) error { j.State = s; return nil }
+}
+
+// holdUntilKilled blocks the helper until the test kills it. Not select{}:
+// with every goroutine blocked on channels the runtime reports a deadlock
+// and exits the helper, releasing the lock the test means it to hold (the
+// store's writer waits on channels only).
+func holdUntilKilled() {
+	for {
+		time.Sleep(time.Hour)
+	}
 }
