@@ -88,12 +88,13 @@ func randomHex(n int) string {
 }
 
 // trace records, for the analysis, when ECS accepted each copy (per
-// destination region) and how many DescribeImages each region got. It reads
-// the requests on their way into the emulator, without changing them.
+// destination region) and when each region was polled (DescribeImages by
+// image id). It reads the requests on their way into the emulator,
+// without changing them.
 type trace struct {
 	mu     sync.Mutex
 	copies map[string][]accepted  // region -> accepted CopyImage calls, in order
-	polls  map[string][]time.Time // region -> DescribeImages call times
+	polls  map[string][]time.Time // region -> poll times
 }
 
 func (t *trace) wrap(h http.Handler) http.Handler {
@@ -125,10 +126,14 @@ func (t *trace) wrap(h http.Handler) http.Handler {
 			}
 			return
 		case "DescribeImages":
-			t.mu.Lock()
-			r := params.Get("RegionId")
-			t.polls[r] = append(t.polls[r], time.Now())
-			t.mu.Unlock()
+			// A poll names its copies; a listing by tag (replicatord's
+			// adoption sweep of a new state file) is not one.
+			if params.Get("ImageId") != "" {
+				t.mu.Lock()
+				r := params.Get("RegionId")
+				t.polls[r] = append(t.polls[r], time.Now())
+				t.mu.Unlock()
+			}
 		}
 		h.ServeHTTP(w, r)
 	})

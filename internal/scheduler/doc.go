@@ -160,22 +160,28 @@
 // already gone (vanished, or failed and deleted).
 //
 // Polling (poll.go, planPoll): a poll is worth its call when something has
-// ended, so the next one comes after an expected end, a tenth of DetectLag
-// after the latest end within nine tenths of DetectLag of the first (copies
-// that start together end together, and a poll on the dot of a cluster's
-// forecast sees only part of it; the tenth left is for the forecast's
-// error). While jobs are queued here, admission's timer keeps ECS's queue
-// from running dry, so its dry time bounds the poll only where that cannot
-// work: in a region whose copies fail (earlier, by a quarter of
-// LookaheadTime: a failed copy frees its slot before its expected end), or
-// with Lookahead copies already beyond the slots. A poll also comes at the
-// expected start of an urgent copy, and just after the first end in a
-// region's last copies (nothing queued here or Waiting at ECS; where copies
-// fail, nothing queued here, so that a failed copy's next attempt goes at
-// once). PollMin and PollMax bound the wait. Every poll plans its successor
-// when it ends, from the live view as it is then, so a copy accepted while
-// it ran is planned for too. The updates of copies still Waiting or
-// Creating (progress, time left) act on nothing: a poll makes them
-// concurrently and the store commits them in one transaction; every other
-// outcome is written on its own before what depends on it.
+// ended, so the next one comes after an expected end. While jobs are
+// queued here it comes at the latest that still sees the first end within
+// seven eighths of DetectLag (the eighth left is for the forecast's
+// error): one call sees every end up to then, and ECS's queue, topped up
+// by admission's timer, keeps the slots busy meanwhile. With nothing
+// queued here the region's end is near, and any of its copies may be the
+// fleet's last: the poll comes a tenth of DetectLag after the latest end
+// within that limit (copies that start together end together, and a poll
+// on the dot of a cluster's forecast sees only part of it), and in the
+// region's last copies (nothing Waiting at ECS either) a tenth of
+// DetectLag after the first end. While jobs are queued, admission's timer
+// keeps ECS's queue from running dry, so its dry time bounds the poll
+// only where that cannot work: in a region whose copies fail (earlier, by
+// a quarter of LookaheadTime: a failed copy frees its slot before its
+// expected end), or with Lookahead copies already beyond the slots. A
+// poll also comes at the expected start of an urgent copy, and where
+// copies fail, just after the first end once nothing is queued here (so
+// that a failed copy's next attempt goes at once). PollMin and PollMax
+// bound the wait. Every poll plans its successor when it ends, from the
+// live view as it is then, so a copy accepted while it ran is planned for
+// too. The updates of copies still Waiting or Creating (progress, time
+// left) act on nothing: a poll makes them concurrently and the store
+// commits them in one transaction; every other outcome is written on its
+// own before what depends on it.
 package scheduler

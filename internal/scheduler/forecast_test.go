@@ -254,31 +254,46 @@ func TestLookaheadAndPollPlan(t *testing.T) {
 	s.opts.LookaheadTime = 2 * time.Hour
 
 	// The poll plan, no failures. A 15m lag: the first end (10m) is to be
-	// seen by 23m30s (nine tenths of the lag after it); the last end
-	// before that is at 22m, and the poll comes 1m30s (a tenth of the lag)
-	// after it, at that limit. A 30m lag: by 37m, but ECS already holds
-	// Lookahead (0 here) copies beyond the slots, admission cannot top its
-	// queue up, and the poll comes no later than it runs dry, at 30m.
-	if got := nextPoll(15 * time.Minute); got != 23*time.Minute+30*time.Second {
-		t.Errorf("no failures, 15m lag: next poll in %s, want 23m30s", got)
+	// seen by 23m7.5s (seven eighths of the lag after it). A 30m lag: by
+	// 36m15s, but ECS already holds Lookahead (0 here) copies beyond the
+	// slots, admission cannot top its queue up, and the poll comes no
+	// later than it runs dry, at 30m.
+	if got := nextPoll(15 * time.Minute); got != 23*time.Minute+7500*time.Millisecond {
+		t.Errorf("no failures, 15m lag: next poll in %s, want 23m7.5s", got)
 	}
 	if got := nextPoll(30 * time.Minute); got != 30*time.Minute {
 		t.Errorf("no failures, 30m lag, look-ahead full: next poll in %s, want 30m (the queue runs dry)", got)
 	}
 	// With room in the look-ahead, admission's timer tops the queue up
-	// before it runs dry, so the dry time does not bind: the poll comes
-	// a tenth of the lag (3m) after the last end within it (32m), at 35m.
-	// Bound to 30m, it would see the end at 30m, not the one at 32m, and
-	// stay there after the top-up (a plan only moves a poll earlier).
+	// before it runs dry, so the dry time does not bind, and with copies
+	// still queued here the poll comes at the lag's limit, 36m15s: it
+	// sees every end up to then (30m and 32m too), where one a tenth of
+	// the lag after the last end within it (35m) would leave the ends
+	// due after 35m to a poll of their own. Bound to 30m, it would see
+	// the end at 30m, not the one at 32m, and stay there after the
+	// top-up (a plan only moves a poll earlier).
 	s.opts.Lookahead = 30
-	if got := nextPoll(30 * time.Minute); got != 35*time.Minute {
-		t.Errorf("no failures, 30m lag, room in the look-ahead: next poll in %s, want 35m", got)
+	if got := nextPoll(30 * time.Minute); got != 36*time.Minute+15*time.Second {
+		t.Errorf("no failures, 30m lag, room in the look-ahead: next poll in %s, want 36m15s", got)
 	}
 	s.opts.Lookahead = 0
-	// Nothing queued here, four Waiting at ECS: not yet the region's
-	// last copies, the lag rules.
-	if got := lastPoll(); got != 23*time.Minute+30*time.Second {
-		t.Errorf("nothing queued, copies Waiting: next poll in %s, want 23m30s", got)
+	// Nothing queued here, four Waiting at ECS: the region's last copies
+	// are near, so the poll comes a tenth of the lag after the last end
+	// within the limit (22m, so 23m30s), and not after the limit itself.
+	if got := lastPoll(); got != 23*time.Minute+7500*time.Millisecond {
+		t.Errorf("nothing queued, copies Waiting: next poll in %s, want 23m7.5s", got)
+	}
+	s.opts.DetectLag = 30 * time.Minute
+	if got := lastPoll(); got != 35*time.Minute {
+		t.Errorf("nothing queued, copies Waiting, 30m lag: next poll in %s, want 35m (3m after the end at 32m)", got)
+	}
+	s.opts.DetectLag = 15 * time.Minute
+	// The region's last copies (nothing queued, nothing Waiting): each
+	// end may be the fleet's last; the poll comes a tenth of the lag
+	// after the first, which leaves the forecast that much room.
+	last := forecast{now: now, busy: true, inECS: 2, ends: []time.Time{now.Add(10 * time.Minute), now.Add(12 * time.Minute)}}
+	if at, ok := s.planPoll(region, last, false); !ok || at.Sub(now) != 11*time.Minute+30*time.Second {
+		t.Errorf("the region's last copies: next poll in %s (planned %t), want 11m30s", at.Sub(now), ok)
 	}
 
 	// One copy in ten has failed here: of the six in ECS, one is

@@ -26,8 +26,9 @@ type Options struct {
 	// waits behind ones ECS holds.
 	LookaheadTime time.Duration
 	// DetectLag is how soon after a copy's expected end a poll comes to
-	// see it (30m), at most; polls come just after expected ends, so most
-	// copies are seen sooner.
+	// see it (30m), at most: while jobs are queued a poll comes seven
+	// eighths of it after the first end it is for, and sees the ends up
+	// to then; near a region's end, sooner (planPoll).
 	DetectLag time.Duration
 	// Workers bounds concurrent steps (16).
 	Workers int
