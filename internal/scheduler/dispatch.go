@@ -117,9 +117,16 @@ func (s *Scheduler) wantMore(region string, now time.Time, cand *job.Job) (urgen
 // until when (one of them then comes within LookaheadTime). A copy that
 // ends CreateFailed frees its slot at a random point of its time, which
 // no forecast foresees: with a spare Waiting, ECS gives the slot to it at
-// once instead of leaving it idle until a poll sees the failure.
+// once instead of leaving it idle until a poll sees the failure. Until
+// priorEnds copies ended in the region, one spare is kept even with no
+// failure seen: the first failure would otherwise leave its slot idle
+// until the next poll, minutes where a spare costs one copy Waiting at
+// ECS, still cancellable there.
 func (s *Scheduler) spares(region string, f forecast) (enough bool, until time.Time) {
 	n := s.est.failures(region, f.inECS)
+	if n == 0 && s.est.unproven(region) {
+		n = 1
+	}
 	if n == 0 {
 		return true, f.dry
 	}

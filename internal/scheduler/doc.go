@@ -67,7 +67,9 @@
 // ECS's queue would run dry within LookaheadTime, at most Lookahead beyond
 // the slots; where copies fail, ECS also holds one Waiting copy more per
 // copy expected to fail (spares), since a failure frees its slot at a point
-// no forecast foresees. When the next copy may go only later, a timer wakes
+// no forecast foresees. The expected share is the region's or, where more,
+// the whole fleet's; until ten copies ended in a region it holds one spare
+// even with no failure seen. When the next copy may go only later, a timer wakes
 // admission then: the queue is topped up as the forecast says copies start,
 // with no poll needed to decide it, so polls are left to see copies end.
 // Everything else stays QUEUED here, where it is cheap to reorder or

@@ -17,15 +17,18 @@ type estimator struct {
 	secPerGiB map[string]float64
 	overall   float64
 	// failShare per destination region, exponentially weighted over the
-	// copies that ended there (Available or CreateFailed).
+	// copies that ended there (Available or CreateFailed); failAll the
+	// same over every region's, and ended counts each region's ends.
 	failShare map[string]float64
+	failAll   float64
+	ended     map[string]int
 }
 
 // defaultSecPerGiB is the prior before any copy finished: about 50 MiB/s.
 const defaultSecPerGiB = 20.0
 
 func newEstimator() *estimator {
-	return &estimator{secPerGiB: map[string]float64{}, failShare: map[string]float64{}}
+	return &estimator{secPerGiB: map[string]float64{}, failShare: map[string]float64{}, ended: map[string]int{}}
 }
 
 // failWeight is the weight of one copy's outcome in failShare: about the
@@ -41,14 +44,30 @@ func (e *estimator) observeOutcome(region string, failed bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.failShare[region] = (1-failWeight)*e.failShare[region] + failWeight*v
+	e.failAll = (1-failWeight)*e.failAll + failWeight*v
+	e.ended[region]++
+}
+
+// priorEnds is how many copies must end in a region before its own
+// outcomes alone size the spare Waiting copies (dispatch.go, spares).
+const priorEnds = 10
+
+// unproven reports whether too few copies ended in region to trust that
+// none will fail there.
+func (e *estimator) unproven(region string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.ended[region] < priorEnds
 }
 
 // failures is how many of n copies in region are expected to end
 // CreateFailed, rounded up: each frees its slot before its expected end,
-// so ECS starts the next Waiting copy sooner than the forecast says.
+// so ECS starts the next Waiting copy sooner than the forecast says. The
+// share is the region's or, where more, every region's: failures tend to
+// be the source's or the account's, seen first wherever copies end first.
 func (e *estimator) failures(region string, n int) int {
 	e.mu.Lock()
-	share := e.failShare[region]
+	share := math.Max(e.failShare[region], e.failAll)
 	e.mu.Unlock()
 	// Below one copy in a hundred the share is the prior's residue, not
 	// a rate worth a margin.

@@ -130,7 +130,7 @@ func TestCopyAcceptedDuringPollIsPolled(t *testing.T) {
 // is expected to wait at ECS no longer than LookaheadTime; the scheduler
 // finds that moment from its forecast, without a poll.
 func TestLookaheadInTime(t *testing.T) {
-	h := newHarness(t, ecsemu.Config{Images: images(40, 40, 40, 40, 40, 40)},
+	h := newHarness(t, ecsemu.Config{Images: images(40, 40, 40, 40, 40, 40), CopySlotsPerRegion: 2},
 		Options{SlotsPerRegion: 2, Lookahead: 10, LookaheadTime: 10 * time.Minute, DetectLag: 5 * time.Minute, PollMax: 2 * time.Hour})
 	var jobs []*job.Job
 	for i := 0; i < 6; i++ {
@@ -145,15 +145,16 @@ func TestLookaheadInTime(t *testing.T) {
 		return n
 	}
 	// 40 GiB copies take about 14 minutes: the slots' first ends are more
-	// than LookaheadTime away, so ECS holds only the two running ones.
+	// than LookaheadTime away, so ECS holds the two running ones and,
+	// before any copy ended in the region, one spare Waiting.
 	h.runUntil("the slots filled", time.Second, 5, func() bool { return h.states(ids(jobs))[job.StateCopying] == 2 })
-	if n := inECS(); n != 2 {
-		t.Fatalf("ECS holds %d copies at the start, want 2 (none may wait over 10m)", n)
+	if n := inECS(); n != 3 {
+		t.Fatalf("ECS holds %d copies at the start, want 3 (two running, one spare; no more may wait over 10m)", n)
 	}
 	polls := h.emu.Stats().Calls["DescribeImages"]["200"]
 	// Five minutes in, the first ends are 9 minutes away: copies to take
 	// the slots then are submitted, with no poll needed to decide it.
-	h.runUntil("the look-ahead submitted", 30*time.Second, 12, func() bool { return inECS() > 2 })
+	h.runUntil("the look-ahead submitted", 30*time.Second, 12, func() bool { return inECS() > 3 })
 	if got := h.emu.Stats().Calls["DescribeImages"]["200"]; got != polls {
 		t.Errorf("%d polls to decide the look-ahead, want none", got-polls)
 	}
@@ -242,15 +243,29 @@ func TestLookaheadAndPollPlan(t *testing.T) {
 	}
 
 	// Admission: the queue runs dry within the 2h look-ahead, so the
-	// candidate goes in; with a 20m look-ahead it waits here until 10m,
-	// and says so, for a timer.
+	// candidate goes in. With a 20m look-ahead, before ten copies ended
+	// here, one spare Waiting copy is kept beyond the look-ahead's work
+	// (the copy that starts at 22m), enough until 2m, when it comes
+	// within 20m; from the tenth end with no failure there is none, and
+	// the candidate waits here until 10m. Either way admission says
+	// when, for a timer.
 	if _, more, _ := s.wantMore(region, now, cand); !more {
 		t.Error("queue dry in 30m, look-ahead 2h: admission does not want the candidate")
 	}
 	s.opts.LookaheadTime = 20 * time.Minute
-	if _, more, at := s.wantMore(region, now, cand); more || at.Sub(now) != 10*time.Minute {
-		t.Errorf("queue dry in 30m, look-ahead 20m: more %t, wake in %s; want false, 10m", more, at.Sub(now))
+	wake := func(what string, want time.Duration) {
+		t.Helper()
+		if _, more, at := s.wantMore(region, now, cand); more || at.Sub(now) != want {
+			t.Errorf("queue dry in 30m, look-ahead 20m, %s: more %t, wake in %s; want false, %s", what, more, at.Sub(now), want)
+		}
 	}
+	wake("no end yet, a spare", 2*time.Minute)
+	for i := 0; i < priorEnds-1; i++ {
+		s.est.observeOutcome(region, false)
+	}
+	wake("nine ends, still a spare", 2*time.Minute)
+	s.est.observeOutcome(region, false)
+	wake("ten ends, no failure, no spare", 10*time.Minute)
 	s.opts.LookaheadTime = 2 * time.Hour
 
 	// The poll plan, no failures. A 15m lag: the first end (10m) is to be
@@ -329,9 +344,16 @@ func TestLookaheadAndPollPlan(t *testing.T) {
 	if got := lastPoll(); got != 10*time.Minute+time.Second {
 		t.Errorf("copies failing, nothing queued: next poll in %s, want 10m1s (just after the first end)", got)
 	}
-	// Another region learns nothing from this one.
-	if got := s.est.failures("cn-beijing", 6); got != 0 {
-		t.Errorf("failures expected in a region with no outcome = %d, want 0", got)
+	// Another region with no outcome of its own expects the fleet's
+	// share; once its own share is higher, its own.
+	if got := s.est.failures("cn-beijing", 6); got != 1 {
+		t.Errorf("failures expected in a region with no outcome = %d, want 1 (the fleet's share)", got)
+	}
+	for i := 0; i < 40; i++ {
+		s.est.observeOutcome("cn-beijing", i%2 == 0)
+	}
+	if got := s.est.failures("cn-beijing", 6); got < 3 {
+		t.Errorf("failures expected of 6 where half failed = %d, want at least 3 (the region's own share)", got)
 	}
 }
 
