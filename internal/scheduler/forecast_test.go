@@ -345,15 +345,20 @@ func TestLookaheadAndPollPlan(t *testing.T) {
 		t.Errorf("copies failing, nothing queued: next poll in %s, want 10m1s (just after the first end)", got)
 	}
 	// Another region with no outcome of its own expects the fleet's
-	// share; once its own share is higher, its own.
+	// share. Once the fleet's copies succeed (60 in cn-shenzhen), that
+	// share falls below one in a hundred: cn-beijing expects none, and
+	// cn-shanghai, whose own share is higher, still its own.
 	if got := s.est.failures("cn-beijing", 6); got != 1 {
 		t.Errorf("failures expected in a region with no outcome = %d, want 1 (the fleet's share)", got)
 	}
-	for i := 0; i < 40; i++ {
-		s.est.observeOutcome("cn-beijing", i%2 == 0)
+	for i := 0; i < 60; i++ {
+		s.est.observeOutcome("cn-shenzhen", false)
 	}
-	if got := s.est.failures("cn-beijing", 6); got < 3 {
-		t.Errorf("failures expected of 6 where half failed = %d, want at least 3 (the region's own share)", got)
+	if got := s.est.failures("cn-beijing", 6); got != 0 {
+		t.Errorf("failures expected in a region with no outcome, the fleet's copies succeeding = %d, want 0", got)
+	}
+	if got := s.est.failures(region, 6); got != 1 {
+		t.Errorf("failures expected of 6 where one in ten failed, the fleet's copies succeeding = %d, want 1 (the region's own share)", got)
 	}
 }
 
