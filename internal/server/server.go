@@ -272,9 +272,11 @@ func (s *Server) Watch(req *pb.WatchRequest, stream grpc.ServerStreamingServer[p
 	if from < 0 {
 		return errdefs.Invalid("from_revision", "must not be negative")
 	}
-	if cur := s.store.Revision(); from > cur {
-		return fmt.Errorf("from_revision %d is ahead of the store's revision %d (was the state file replaced?); watch without from_revision to start from a snapshot: %w", from, cur, errdefs.ErrOutOfRange)
-	}
+	// A from_revision ahead of the store is the store's Watch to refuse
+	// (OUT_OF_RANGE, in state.Follow below): it reads the revision when it
+	// can, where Store.Revision() on etcd answers its last good read while
+	// etcd does not answer, and would refuse a revision another replica
+	// wrote since.
 	if from == 0 {
 		// The snapshot is streamed a page at a time, in constant memory;
 		// every message carries the revision read before the first page,

@@ -67,7 +67,10 @@ type Store interface {
 	List(ctx context.Context, f Filter, limit int, pageToken string) (jobs []*job.Job, next string, rev int64, err error)
 	// Active returns every non-terminal job, read through an index.
 	Active(ctx context.Context) ([]*job.Job, error)
-	// Revision is the revision of the last committed change.
+	// Revision is the revision of the last committed change. A backend
+	// that must ask another process for it (etcd) answers its last good
+	// read when that process does not answer, so the value may be behind:
+	// check a client's revision against the store with Watch, not with it.
 	Revision() int64
 	// Watch streams every change with a revision above fromRevision: first
 	// the retained history, then live changes. It fails with

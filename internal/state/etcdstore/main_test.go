@@ -3,22 +3,19 @@ package etcdstore_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 
 	"github.com/replicatord/replicatord/internal/clock"
 	"github.com/replicatord/replicatord/internal/state"
 	"github.com/replicatord/replicatord/internal/state/etcdstore"
+	"github.com/replicatord/replicatord/internal/state/etcdstore/etcdtest"
 	"github.com/replicatord/replicatord/internal/state/statetest"
 )
 
@@ -37,54 +34,19 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	e, err := startEtcd(dir, 20000) // ListLimitsAndTokens creates 1100 jobs in one Create
+	e, err := etcdtest.Start(dir, 20000) // ListLimitsAndTokens creates 1100 jobs in one Create
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "embedded etcd:", err)
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer e.Close()
-	cli, err = clientv3.New(clientv3.Config{Endpoints: []string{e.Clients[0].Addr().String()}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	defer e.Stop()
+	cli, err = clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint()}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "etcd client:", err)
 		return 1
 	}
 	defer cli.Close()
 	return m.Run()
-}
-
-// startEtcd starts one etcd member on free 127.0.0.1 ports with its data
-// in dir, refusing transactions of more than maxTxnOps operations.
-func startEtcd(dir string, maxTxnOps uint) (*embed.Etcd, error) {
-	cfg := embed.NewConfig()
-	cfg.Dir = dir
-	cfg.LogLevel = "error"
-	cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
-	cfg.MaxTxnOps = maxTxnOps
-	cfg.MaxRequestBytes = 16 << 20
-	cfg.UnsafeNoFsync = true // test data in a temp dir; durability is etcd's own
-	urls := make([]url.URL, 2)
-	for i := range urls {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		urls[i] = url.URL{Scheme: "http", Host: l.Addr().String()}
-		l.Close()
-	}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = urls[:1], urls[:1]
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = urls[1:], urls[1:]
-	cfg.InitialCluster = cfg.Name + "=" + urls[1].String()
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return nil, err
-	}
-	select {
-	case <-e.Server.ReadyNotify():
-		return e, nil
-	case <-time.After(60 * time.Second):
-		e.Close()
-		return nil, fmt.Errorf("not ready after 60 s")
-	}
 }
 
 var stores atomic.Int64

@@ -207,7 +207,9 @@ func (s *Store) jobOps(old, j *job.Job) ([]clientv3.Op, error) {
 func (s *Store) changeOp() clientv3.Op { return clientv3.OpPut(s.metaRevKey(), "") }
 
 // Revision reads the revision of the store's last change from etcd, so
-// that every replica sees the others' changes.
+// that every replica sees the others' changes. When etcd does not answer
+// within RevisionTimeout it returns the last revision it read, which may
+// be behind the other replicas' writes (Watch checks a revision itself).
 func (s *Store) Revision() int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.RevisionTimeout)
 	defer cancel()

@@ -15,6 +15,7 @@ import (
 	"github.com/replicatord/replicatord/internal/errdefs"
 	"github.com/replicatord/replicatord/internal/job"
 	"github.com/replicatord/replicatord/internal/state/etcdstore"
+	"github.com/replicatord/replicatord/internal/state/etcdstore/etcdtest"
 	"github.com/replicatord/replicatord/internal/state/statetest"
 )
 
@@ -27,12 +28,12 @@ import (
 // within the limit, still leaving out the cancelled pair.
 func TestPolicyRunWithinDefaultTxnLimit(t *testing.T) {
 	ctx := context.Background()
-	e, err := startEtcd(t.TempDir(), 128) // etcd's default
+	e, err := etcdtest.Start(t.TempDir(), 128) // etcd's default
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.Close)
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Clients[0].Addr().String()}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	t.Cleanup(e.Stop)
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint()}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
