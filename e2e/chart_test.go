@@ -326,7 +326,7 @@ func TestChartRefusesBadValues(t *testing.T) {
 func TestChartEtcdBackend(t *testing.T) {
 	helm := opsTool(t, "HELM", "helm")
 	objs := renderChart(t, helm, "store.backend=etcd", "store.etcd.endpoints[0]=https://etcd-0.etcd:2379",
-		"store.etcd.credentialsSecretName=etcd-auth", "store.etcd.tlsSecretName=etcd-tls", "store.etcd.leaseTTL=3s")
+		"store.etcd.credentialsSecretName=etcd-auth", "store.etcd.tlsSecretName=etcd-tls", "store.etcd.leaseTTL=3s", "store.etcd.maxTxnOps=512")
 	sts := objs["StatefulSet"]
 	if sts.Spec.Replicas == nil || *sts.Spec.Replicas != 3 {
 		t.Errorf("replicas = %v, want 3 by default with etcd", sts.Spec.Replicas)
@@ -336,7 +336,7 @@ func TestChartEtcdBackend(t *testing.T) {
 	}
 	f, text := renderedConfig(t, objs)
 	if f.Store.Backend != policy.BackendEtcd || len(f.Store.Etcd.Endpoints) != 1 || f.Store.Etcd.LeaseTTL != 3*time.Second ||
-		f.Store.Etcd.TLS.CAFile != "/etc/replicatord/etcd-tls/ca.crt" || f.Store.Etcd.TLS.CertFile != "" || f.Store.Etcd.Insecure {
+		f.Store.Etcd.MaxTxnOps != 512 || f.Store.Etcd.TLS.CAFile != "/etc/replicatord/etcd-tls/ca.crt" || f.Store.Etcd.TLS.CertFile != "" || f.Store.Etcd.Insecure {
 		t.Errorf("store = %+v\n%s", f.Store, text)
 	}
 	c := sts.Spec.Template.Spec.Containers[0]

@@ -169,7 +169,7 @@ func (d *daemon) openEtcd(ctx context.Context) error {
 	d.closers = append(d.closers, func() { cli.Close() })
 	octx, cancel := context.WithTimeout(ctx, 2*e.DialTimeout+5*time.Second)
 	defer cancel()
-	base, err := etcdstore.New(octx, cli, etcdstore.Options{Prefix: e.Prefix, OnCorrupt: d.corruptRecord})
+	base, err := etcdstore.New(octx, cli, etcdstore.Options{Prefix: e.Prefix, MaxTxnOps: e.MaxTxnOps, OnCorrupt: d.corruptRecord})
 	if err != nil {
 		return fmt.Errorf("etcd store at %s: %w", strings.Join(e.Endpoints, ","), err)
 	}

@@ -37,7 +37,11 @@ type Etcd struct {
 	// LeaseTTL is the leader's session lease: how long a leader that
 	// stopped answering keeps leadership, and so the longest failover.
 	LeaseTTL time.Duration
-	TLS      EtcdTLS
+	// MaxTxnOps is the cluster's --max-txn-ops: a policy run's jobs are
+	// stored in transactions within it, and a Copy to more destinations
+	// than one transaction holds is refused, storing nothing.
+	MaxTxnOps int
+	TLS       EtcdTLS
 	// Insecure allows plain-HTTP endpoints (no TLS): the password and
 	// every job travel unencrypted. For tests and a loopback etcd only.
 	Insecure bool
@@ -56,10 +60,15 @@ const (
 	DefaultEtcdLeaseTTL    = 5 * time.Second
 	MinEtcdLeaseTTL        = 2 * time.Second
 	MaxEtcdLeaseTTL        = time.Minute
+	// etcd's own default --max-txn-ops; the least that holds one job's
+	// create (its three operations, the change key and the leader's fence).
+	DefaultEtcdMaxTxnOps = 128
+	MinEtcdMaxTxnOps     = 5
+	MaxEtcdMaxTxnOps     = 1 << 20
 )
 
 func defaultStore() Store {
-	return Store{Backend: BackendBbolt, Etcd: Etcd{Prefix: DefaultEtcdPrefix, DialTimeout: DefaultEtcdDialTimeout, LeaseTTL: DefaultEtcdLeaseTTL}}
+	return Store{Backend: BackendBbolt, Etcd: Etcd{Prefix: DefaultEtcdPrefix, DialTimeout: DefaultEtcdDialTimeout, LeaseTTL: DefaultEtcdLeaseTTL, MaxTxnOps: DefaultEtcdMaxTxnOps}}
 }
 
 // store decodes the store section.
@@ -112,6 +121,12 @@ func (d *decoder) etcd(n *yaml.Node, sc scope, o *Etcd) {
 			}
 			if o.LeaseTTL < MinEtcdLeaseTTL || o.LeaseTTL > MaxEtcdLeaseTTL || o.LeaseTTL%time.Second != 0 {
 				d.fieldErrorf(d.resolve(v), ks, "%s must be whole seconds from %s to %s (etcd leases count in seconds)", o.LeaseTTL, MinEtcdLeaseTTL, MaxEtcdLeaseTTL)
+			}
+		},
+		"max_txn_ops": func(_, v *yaml.Node, ks scope) {
+			var n int64
+			if d.intIn(v, ks, MinEtcdMaxTxnOps, MaxEtcdMaxTxnOps, &n) {
+				o.MaxTxnOps = int(n)
 			}
 		},
 		"insecure": func(_, v *yaml.Node, ks scope) { insecureNode = d.resolve(v); d.boolean(v, ks, &o.Insecure) },

@@ -35,8 +35,10 @@ type Options struct {
 	// on failure Revision returns the last revision it knew.
 	RevisionTimeout time.Duration
 	// MaxTxnOps is the cluster's --max-txn-ops (128 by default, etcd's
-	// own default): CreateUnlessCancelled splits a policy run's jobs into
-	// transactions that stay within it.
+	// own default; the daemon's store.etcd.max_txn_ops):
+	// CreateUnlessCancelled splits a policy run's jobs into transactions
+	// that stay within it. Set above the cluster's, every policy run of
+	// more jobs than the cluster takes at once is refused.
 	MaxTxnOps int
 }
 
@@ -128,7 +130,7 @@ func (s *Store) etcdErr(ctx context.Context, op string, err error) error {
 	if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
 		// Permanent: the same transaction is refused again, so not
 		// Unavailable (which callers retry).
-		return fmt.Errorf("etcd store %s: %s: %v: one transaction holds too many jobs for the cluster's --max-txn-ops (%d here) or --max-request-bytes; copy to fewer destinations per call, or raise the cluster's limits: %w",
+		return fmt.Errorf("etcd store %s: %s: %v: one transaction holds too many jobs for the cluster's --max-txn-ops (%d as store.etcd.max_txn_ops says) or --max-request-bytes; copy to fewer destinations per call, or raise the cluster's limits (and max_txn_ops with them): %w",
 			s.p, op, err, s.opts.MaxTxnOps, errdefs.ErrInvalidArgument)
 	}
 	return fmt.Errorf("etcd store %s: %s: %v: %w", s.p, op, err, errdefs.ErrUnavailable)

@@ -107,3 +107,53 @@ func TestPolicyRunWithinDefaultTxnLimit(t *testing.T) {
 		t.Fatalf("after the refused Copy: %d active jobs (%v), want %d", len(after), err, len(active))
 	}
 }
+
+// TestMaxTxnOpsFollowsTheCluster: a cluster run with a --max-txn-ops
+// below etcd's default refuses the policy runs of a store that assumes
+// the default, every time, until the store is told the cluster's limit
+// (store.etcd.max_txn_ops); then the same run is stored.
+func TestMaxTxnOpsFollowsTheCluster(t *testing.T) {
+	ctx := context.Background()
+	e, err := etcdtest.Start(t.TempDir(), 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Stop)
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint()}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fc := clock.NewFake(statetest.Epoch)
+	run := func() []*job.Job {
+		var jobs []*job.Job
+		for r := 0; r < 30; r++ {
+			fc.Step(time.Millisecond)
+			jobs = append(jobs, &job.Job{ID: job.NewID(fc.Now()), Policy: "p", SourceRegion: "cn-hangzhou", SourceImageID: "m-0",
+				DestinationRegion: fmt.Sprintf("r-%d", r), State: job.StateQueued})
+		}
+		return jobs
+	}
+	for _, tc := range []struct {
+		prefix    string
+		maxTxnOps int
+		ok        bool
+	}{{"/default/", 0, false}, {"/told/", 32, true}} {
+		s, err := etcdstore.New(ctx, c, etcdstore.Options{Prefix: tc.prefix, Clock: fc, MaxTxnOps: tc.maxTxnOps})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.CreateUnlessCancelled(ctx, run()...)
+		active, aerr := s.Active(ctx)
+		s.Close()
+		if aerr != nil {
+			t.Fatal(aerr)
+		}
+		switch {
+		case tc.ok && (err != nil || len(active) != 30):
+			t.Fatalf("MaxTxnOps %d against --max-txn-ops 32: %v, %d jobs stored, want 30", tc.maxTxnOps, err, len(active))
+		case !tc.ok && (!errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "max_txn_ops")):
+			t.Fatalf("MaxTxnOps %d against --max-txn-ops 32: %v, want ErrInvalidArgument naming max_txn_ops", tc.maxTxnOps, err)
+		}
+	}
+}
