@@ -2,34 +2,19 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
+	"crypto/tls"
 	"testing"
-	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
+	"github.com/replicatord/replicatord/internal/etcdcluster"
 )
 
-// etcdCluster is a cluster of real etcd server processes on loopback, for
-// the HA chaos test and benchmarks: members can be killed and restarted
-// on their own data directories, as an operator's supervisor would.
+// etcdCluster is a cluster of real etcd server processes on loopback
+// (internal/etcdcluster), for the HA chaos test and benchmarks: members
+// can be killed and restarted on their own data directories, as an
+// operator's supervisor would. A failure to start fails the test.
 type etcdCluster struct {
-	t       testing.TB
-	bin     string
-	fsync   bool
-	members []*etcdMember
-	initial string // --initial-cluster
-}
-
-type etcdMember struct {
-	name, dir, client, peer string
-	cmd                     *exec.Cmd
-	done                    chan struct{}
-	log                     *os.File
+	t testing.TB
+	*etcdcluster.Cluster
 }
 
 // startEtcdCluster starts n members and waits until the cluster answers
@@ -37,115 +22,48 @@ type etcdMember struct {
 // benchmarks keep etcd's fsync, as production does.
 func startEtcdCluster(t testing.TB, n int, fsync bool) *etcdCluster {
 	t.Helper()
-	c := &etcdCluster{t: t, bin: etcdBinary(t), fsync: fsync}
-	root := t.TempDir()
-	var initial []string
-	for i := 0; i < n; i++ {
-		m := &etcdMember{name: fmt.Sprintf("e%d", i), dir: filepath.Join(root, fmt.Sprintf("e%d", i)),
-			client: "http://" + freePort(t), peer: "http://" + freePort(t)}
-		c.members = append(c.members, m)
-		initial = append(initial, m.name+"="+m.peer)
-	}
-	c.initial = strings.Join(initial, ",")
-	for i := range c.members {
-		c.startMember(i, "new")
-	}
-	t.Cleanup(func() {
-		for i := range c.members {
-			c.Kill(i)
-		}
-	})
-	c.waitHealthy(c.Endpoints(), 60*time.Second)
-	return c
-}
-
-// Endpoints are the members' client URLs.
-func (c *etcdCluster) Endpoints() []string {
-	var eps []string
-	for _, m := range c.members {
-		eps = append(eps, m.client)
-	}
-	return eps
-}
-
-func (c *etcdCluster) startMember(i int, state string) {
-	c.t.Helper()
-	m := c.members[i]
-	args := []string{"--name", m.name, "--data-dir", m.dir,
-		"--listen-client-urls", m.client, "--advertise-client-urls", m.client,
-		"--listen-peer-urls", m.peer, "--initial-advertise-peer-urls", m.peer,
-		"--initial-cluster", c.initial, "--initial-cluster-state", state,
-		"--initial-cluster-token", "replicatord-e2e", "--log-level", "error"}
-	if !c.fsync {
-		args = append(args, "--unsafe-no-fsync")
-	}
-	m.cmd = exec.Command(c.bin, args...)
-	log, err := os.OpenFile(filepath.Join(filepath.Dir(m.dir), m.name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	c, err := etcdcluster.Start(context.Background(), etcdcluster.Options{
+		Binary: etcdBinary(t), Members: n, Dir: t.TempDir(), Fsync: fsync, Token: "replicatord-e2e"})
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
-	m.log = log
-	m.cmd.Stdout, m.cmd.Stderr = log, log
-	if err := m.cmd.Start(); err != nil {
-		c.t.Fatal(err)
-	}
-	m.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(m.cmd, m.done)
-}
-
-// Kill SIGKILLs member i (a no-op if it is not running).
-func (c *etcdCluster) Kill(i int) {
-	m := c.members[i]
-	if m.cmd == nil {
-		return
-	}
-	m.cmd.Process.Kill()
-	<-m.done
-	m.log.Close()
-	m.cmd = nil
+	t.Cleanup(c.Stop)
+	return &etcdCluster{t: t, Cluster: c}
 }
 
 // Restart starts member i again on its data directory and waits until
 // it answers.
 func (c *etcdCluster) Restart(i int) {
 	c.t.Helper()
-	c.startMember(i, "existing")
-	c.waitHealthy([]string{c.members[i].client}, 60*time.Second)
-}
-
-// waitHealthy waits until a linearizable read through endpoints succeeds.
-func (c *etcdCluster) waitHealthy(endpoints []string, timeout time.Duration) {
-	c.t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		c.t.Fatal(err)
+	if err := c.Cluster.Restart(context.Background(), i); err != nil {
+		c.t.Fatalf("%v\n%s", err, c.Logs())
 	}
-	defer cli.Close()
-	waitEtcdAnswers(c.t, cli, timeout, func() string {
-		var logs strings.Builder
-		for _, m := range c.members {
-			b, _ := os.ReadFile(filepath.Join(filepath.Dir(m.dir), m.name+".log"))
-			fmt.Fprintf(&logs, "--- %s\n%s\n", m.name, b)
-		}
-		return logs.String()
-	})
 }
 
-// waitEtcdAnswers waits until a linearizable read through cli succeeds;
-// after timeout it fails the test with the last error and logs().
-func waitEtcdAnswers(t testing.TB, cli *clientv3.Client, timeout time.Duration, logs func() string) {
+// startEtcd runs a one-member etcd server and returns its client URL
+// once it answers.
+func startEtcd(t *testing.T) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := cli.Get(ctx, "health")
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("etcd does not answer after %s: %v\n%s", timeout, err, logs())
-		}
-		time.Sleep(100 * time.Millisecond)
+	return startEtcdWith(t, nil)
+}
+
+// startEtcdWith runs a one-member etcd with the extra flags, its client
+// URL on https when tc (the client's TLS config) is set, and returns that
+// URL once it answers.
+func startEtcdWith(t *testing.T, tc *tls.Config, extra ...string) string {
+	t.Helper()
+	c, err := etcdcluster.Start(context.Background(), etcdcluster.Options{
+		Binary: etcdBinary(t), Members: 1, Dir: t.TempDir(), Token: "replicatord-e2e", ClientTLS: tc, Args: extra})
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(c.Stop)
+	return c.Endpoints()[0]
+}
+
+// etcdBinary finds etcd's server for the HA tests (etcdcluster.BinaryFor:
+// $ETCD, else tools/bin/etcd; skipped without it, except in CI).
+func etcdBinary(t testing.TB) string {
+	t.Helper()
+	return etcdcluster.BinaryFor(t, "..")
 }

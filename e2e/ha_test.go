@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -20,60 +19,6 @@ import (
 
 	"github.com/replicatord/replicatord/internal/transport/transporttest"
 )
-
-// etcdBinary finds etcd's server for the HA tests: $ETCD, else
-// tools/bin/etcd (make tools builds it from tools/etcd). Without it the
-// test is skipped, except in CI (CI=true), where it must run.
-func etcdBinary(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv("ETCD"); p != "" {
-		return p
-	}
-	if p, err := filepath.Abs(filepath.Join("..", "tools", "bin", "etcd")); err == nil {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("etcd not found ($ETCD unset, no tools/bin/etcd): run make tools")
-	}
-	t.Skip("etcd not found ($ETCD unset, no tools/bin/etcd): make tools builds it")
-	return ""
-}
-
-// startEtcd runs a one-member etcd server and returns its client URL
-// once it answers.
-func startEtcd(t *testing.T) string {
-	t.Helper()
-	return startEtcdWith(t, "http", nil)
-}
-
-// startEtcdWith runs etcd with its client URL on scheme and the extra
-// flags; tc is the TLS config of the readiness check (nil for http).
-func startEtcdWith(t *testing.T, scheme string, tc *tls.Config, extra ...string) string {
-	t.Helper()
-	bin := etcdBinary(t)
-	client, peer := scheme+"://"+freePort(t), "http://"+freePort(t)
-	args := append([]string{"--name", "e0", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
-		"--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "e0=" + peer,
-		"--unsafe-no-fsync", "--log-level", "error"}, extra...)
-	cmd := exec.Command(bin, args...)
-	log, err := os.Create(filepath.Join(t.TempDir(), "etcd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); log.Close() })
-	waitEtcdAnswers(t, etcdClient(t, client, tc), 60*time.Second, func() string {
-		b, _ := os.ReadFile(log.Name())
-		return string(b)
-	})
-	return client
-}
 
 func etcdClient(t testing.TB, endpoint string, tc *tls.Config) *clientv3.Client {
 	t.Helper()
@@ -275,7 +220,7 @@ func TestHAOverTLSWithAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	tc := &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{rootCert}, MinVersion: tls.VersionTLS12}
-	endpoint := startEtcdWith(t, "https", tc, "--cert-file", srv.CertFile, "--key-file", srv.KeyFile,
+	endpoint := startEtcdWith(t, tc, "--cert-file", srv.CertFile, "--key-file", srv.KeyFile,
 		"--trusted-ca-file", ca.CertFile, "--client-cert-auth")
 
 	// etcd's auth: root, and a user that may use the store's prefix only.

@@ -11,27 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replicatord/replicatord/internal/etcdcluster"
 	"github.com/replicatord/replicatord/internal/policy"
 )
 
-// etcdBinary finds etcd's server as e2e does: $ETCD, else tools/bin/etcd
-// (make tools builds it). Without it the test is skipped, except in CI
-// (CI=true), where it must run.
+// etcdBinary finds etcd's server as e2e does (etcdcluster.BinaryFor).
 func etcdBinary(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("ETCD"); p != "" {
-		return p
-	}
-	if p, err := filepath.Abs(filepath.Join("..", "..", "tools", "bin", "etcd")); err == nil {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("etcd not found ($ETCD unset, no tools/bin/etcd): run make tools")
-	}
-	t.Skip("etcd not found ($ETCD unset, no tools/bin/etcd): make tools builds it")
-	return ""
+	return etcdcluster.BinaryFor(t, filepath.Join("..", ".."))
 }
 
 func TestEtcdFlags(t *testing.T) {
@@ -130,7 +117,7 @@ func TestEtcdClusterExits(t *testing.T) {
 	defer cancel()
 	c, err := startEtcdCluster(ctx, bin, 3, filepath.Join(t.TempDir(), "etcd"))
 	if err == nil {
-		c.stop()
+		c.Stop()
 		t.Fatal("a cluster of /bin/false started")
 	}
 	if !strings.Contains(err.Error(), "--etcd "+bin) || !strings.Contains(err.Error(), "exited") {

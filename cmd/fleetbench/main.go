@@ -423,7 +423,7 @@ func runDaemon(ctx context.Context, o *options, f *fleet, b bound, scale float64
 		if err != nil {
 			return daemonRun{}, err
 		}
-		defer cl.stop()
+		defer cl.Stop()
 		cfg.Etcd, member = cl.Endpoints(), "r1"
 	}
 	config, err := writeConfig(dir, emu.Endpoint, cfg)
