@@ -170,9 +170,9 @@
 // queued here the region's end is near, and any of its copies may be the
 // fleet's last: the poll comes a tenth of DetectLag after the latest end
 // within that limit (copies that start together end together, and a poll
-// on the dot of a cluster's forecast sees only part of it), and in the
-// region's last copies (nothing Waiting at ECS either) a tenth of
-// DetectLag after the first end. While jobs are queued, admission's timer
+// on the dot of a cluster's forecast sees only part of it), so that the
+// region's last copy is seen a tenth of DetectLag after its end, with
+// the ends just before it in the same call. While jobs are queued, admission's timer
 // keeps ECS's queue from running dry, so its dry time bounds the poll
 // only where that cannot work: in a region whose copies fail (earlier, by
 // a quarter of LookaheadTime: a failed copy frees its slot before its

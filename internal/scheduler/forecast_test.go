@@ -304,12 +304,20 @@ func TestLookaheadAndPollPlan(t *testing.T) {
 		t.Errorf("nothing queued, copies Waiting, 30m lag: next poll in %s, want 35m", got)
 	}
 	s.opts.DetectLag = 15 * time.Minute
-	// The region's last copies (nothing queued, nothing Waiting): each
-	// end may be the fleet's last; the poll comes a tenth of the lag
-	// after the first, which leaves the forecast that much room.
-	last := forecast{now: now, busy: true, inECS: 2, ends: []time.Time{now.Add(10 * time.Minute), now.Add(12 * time.Minute)}}
-	if at, ok := s.planPoll(region, last, false); !ok || at.Sub(now) != 11*time.Minute+30*time.Second {
-		t.Errorf("the region's last copies: next poll in %s (planned %t), want 11m30s", at.Sub(now), ok)
+	// The region's last copies (nothing queued, nothing Waiting): the
+	// poll comes a tenth of the lag after the last end within the limit
+	// (12m, within 23m7.5s of the first), seeing both ends at 10m and
+	// 12m with one call; the end at 30m is beyond the limit and gets the
+	// next. So each poll's last end, and the region's last copy, is seen
+	// a tenth of the lag after it, which leaves the forecast that much
+	// room. (A poll after each end would make one call per end here.)
+	last := forecast{now: now, busy: true, inECS: 3, ends: []time.Time{now.Add(10 * time.Minute), now.Add(12 * time.Minute), now.Add(30 * time.Minute)}}
+	if at, ok := s.planPoll(region, last, false); !ok || at.Sub(now) != 13*time.Minute+30*time.Second {
+		t.Errorf("the region's last copies: next poll in %s (planned %t), want 13m30s", at.Sub(now), ok)
+	}
+	last = forecast{now: now, busy: true, inECS: 1, ends: []time.Time{now.Add(30 * time.Minute)}}
+	if at, ok := s.planPoll(region, last, false); !ok || at.Sub(now) != 31*time.Minute+30*time.Second {
+		t.Errorf("the region's last copy: next poll in %s (planned %t), want 31m30s", at.Sub(now), ok)
 	}
 
 	// One copy in ten has failed here: of the six in ECS, one is

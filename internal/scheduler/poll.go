@@ -161,10 +161,7 @@ func (s *Scheduler) replan(region string, look time.Duration) {
 // after an expected end, as late as three promises allow:
 //   - completion is seen within DetectLag of the first end after now
 //     (aiming at seven eighths of it: the eighth left is for the
-//     forecast's error), and promptly in the region's last copies
-//     (nothing queued here, nothing Waiting at ECS), each of which may be
-//     the fleet's last: a tenth of DetectLag after the first of them, the
-//     forecast's room; where copies fail, at once as soon as nothing is
+//     forecast's error); where copies fail, at once as soon as nothing is
 //     queued here, for a failed copy's next attempt;
 //   - with jobs still queued here, ECS's queue is seen before it runs dry
 //     where the forecast cannot keep it topped up: copies fail (a failed
@@ -180,11 +177,15 @@ func (s *Scheduler) replan(region string, look time.Duration) {
 // With jobs still queued here, the poll comes at that limit: every end
 // up to it is seen by one call, and ECS's queue, topped up by admission,
 // keeps the slots busy meanwhile. With none queued the region's end is
-// near, and each copy may hold up the fleet's last: the poll comes a
+// near, and its last copy may be the fleet's last: the poll comes a
 // tenth of DetectLag after the last end expected before the limit
 // (copies of similar size that start together end together, and a poll
-// on the dot of a cluster's forecast sees only part of it). PollMax
-// bounds the wait whatever the forecast says.
+// on the dot of a cluster's forecast sees only part of it), so the last
+// end of each poll's span, and so the region's last, is seen a tenth of
+// DetectLag after it, and the ends before it in the span with it. (A
+// poll a tenth of DetectLag after every one of the last copies' ends
+// spent a call per copy there, about two per region more than needed.)
+// PollMax bounds the wait whatever the forecast says.
 func (s *Scheduler) planPoll(region string, f forecast, queued bool) (time.Time, bool) {
 	if !f.busy || len(f.ends) == 0 {
 		return time.Time{}, false
@@ -192,15 +193,11 @@ func (s *Scheduler) planPoll(region string, f forecast, queued bool) (time.Time,
 	limit := s.lagLimit(f)
 	fails := s.est.failures(region, f.inECS) > 0
 	switch {
-	case !queued && (len(f.queue) == 0 || fails):
-		// The region's last copies: each end may be the fleet's last, and
-		// there are few left to batch; see each one promptly. Where
-		// copies fail, from the moment nothing is queued here, and at
-		// once: an end may be a failure, whose next attempt should go.
-		if fails {
-			return f.ends[0].Add(s.opts.PollMin), true
-		}
-		return f.ends[0].Add(max(s.opts.PollMin, s.opts.DetectLag/10)), true
+	case !queued && fails:
+		// Where copies fail, from the moment nothing is queued here, see
+		// each end at once: it may be a failure, whose next attempt
+		// should go.
+		return f.ends[0].Add(s.opts.PollMin), true
 	case queued:
 		if fails || f.inECS >= s.opts.inECSMax(region) {
 			dry := f.dry
@@ -219,7 +216,7 @@ func (s *Scheduler) planPoll(region string, f forecast, queued bool) (time.Time,
 		}
 	}
 	if !queued {
-		return minTime(f.lastEndBy(limit).Add(s.opts.DetectLag/10), limit), true
+		return minTime(f.lastEndBy(limit).Add(max(s.opts.PollMin, s.opts.DetectLag/10)), limit), true
 	}
 	return limit, true
 }
