@@ -432,3 +432,73 @@ func TestFirstLookUnderWayBoundsTheStart(t *testing.T) {
 		t.Errorf("start %s before the poll that saw it Waiting (%s)", start.Sub(epoch), epoch)
 	}
 }
+
+// gatedCopy lets the first CopyImage through and holds the others until
+// release is closed, telling held about each.
+type gatedCopy struct {
+	cloud.Provider
+	mu      sync.Mutex
+	calls   int
+	held    chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedCopy) CopyImage(ctx context.Context, req cloud.CopyRequest) (string, error) {
+	g.mu.Lock()
+	g.calls++
+	first := g.calls == 1
+	g.mu.Unlock()
+	if !first {
+		g.held <- struct{}{}
+		select {
+		case <-g.release:
+		case <-ctx.Done(): // the scheduler stopped: a failed test must not hang
+			return "", ctx.Err()
+		}
+	}
+	return g.Provider.CopyImage(ctx, req)
+}
+
+// TestStartLookWaitsForCopiesInFlight: the first copies of a region on a
+// route with no finished copy are looked at soon, to learn their time
+// left, but while copies admitted with them are still being sent the
+// look waits for them (within a tenth of LookaheadTime at most); the
+// last one accepted brings it to PollMin, and one call sees them all.
+// Looking after each, copies accepted a little apart took a poll each.
+func TestStartLookWaitsForCopiesInFlight(t *testing.T) {
+	g := &gatedCopy{held: make(chan struct{}, 2), release: make(chan struct{})}
+	h := newHarness(t, ecsemu.Config{Images: images(100, 100, 100)},
+		Options{SlotsPerRegion: 5, PollMin: time.Second, LookaheadTime: 40 * time.Minute, PollMax: 2 * time.Hour}, func(h *harness) {
+			h.wrap = func(p cloud.Provider) cloud.Provider { g.Provider = p; return g }
+		})
+	const region = "cn-shanghai"
+	jobs := []*job.Job{newJob(0, 100, region), newJob(1, 100, region), newJob(2, 100, region)}
+	h.submit(jobs...)
+	<-g.held
+	<-g.held
+	h.waitFor("one copy accepted, two in flight", func() bool {
+		n := 0
+		for _, j := range jobs {
+			if h.job(j.ID).State == job.StateWaiting {
+				n++
+			}
+		}
+		return n == 1
+	})
+	next := func() time.Duration {
+		h.s.mu.Lock()
+		defer h.s.mu.Unlock()
+		return h.s.nextPoll[region].Sub(h.clk.Now())
+	}
+	h.waitFor("a poll planned", func() bool { return next() > 0 })
+	if d := next(); d != 4*time.Minute {
+		t.Fatalf("with two copies in flight, the first look comes in %s, want 4m (a tenth of LookaheadTime; they make it sooner)", d)
+	}
+	polls := h.emu.Stats().Calls["DescribeImages"]["200"]
+	close(g.release)
+	h.waitFor("the look brought to PollMin by the last copy accepted", func() bool { return next() == time.Second })
+	h.runUntil("the three copies seen COPYING", time.Second, 5, func() bool { return h.states(ids(jobs))[job.StateCopying] == 3 })
+	if got := h.emu.Stats().Calls["DescribeImages"]["200"] - polls; got != 1 {
+		t.Errorf("%d polls to see the three copies under way, want 1", got)
+	}
+}
