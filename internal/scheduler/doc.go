@@ -179,8 +179,12 @@
 // expected end), or with Lookahead copies already beyond the slots. A
 // poll also comes at the expected start of an urgent copy, and where
 // copies fail, just after the first end once nothing is queued here (so
-// that a failed copy's next attempt goes at once). PollMin and PollMax
-// bound the wait. Every poll plans its successor when it ends, from the
+// that a failed copy's next attempt goes at once). A copy that starts at
+// once on a route with no finished copy is looked at within PollMin, to
+// learn its time left from ECS rather than from the prior; while copies
+// admitted with it are still being sent, the look waits for the last of
+// them (a tenth of LookaheadTime at most), so one call sees them all.
+// PollMin and PollMax bound the wait. Every poll plans its successor when it ends, from the
 // live view as it is then, so a copy accepted while it ran is planned for
 // too. The updates of copies still Waiting or Creating (progress, time
 // left) act on nothing: a poll makes them concurrently and the store
