@@ -184,9 +184,9 @@
 // learn its time left from ECS rather than from the prior; while copies
 // admitted with it are still being sent, the look waits for the last of
 // them (a tenth of LookaheadTime at most), so one call sees them all.
-// PollMin and PollMax bound the wait. Every poll plans its successor when it ends, from the
-// live view as it is then, so a copy accepted while it ran is planned for
-// too. The updates of copies still Waiting or Creating (progress, time
+// PollMin and PollMax bound the wait. Every poll plans its successor when
+// it ends, from the live view as it is then, so a copy accepted while it
+// ran is planned for too. The updates of copies still Waiting or Creating (progress, time
 // left) act on nothing: a poll makes them concurrently and the store
 // commits them in one transaction; every other outcome is written on its
 // own before what depends on it.

@@ -275,7 +275,7 @@ func (s *Scheduler) pollSoon(region string) {
 	for _, q := range f.queue {
 		if !q.start.After(now) && q.j.CloudStatus == "" && !s.est.known(q.j.Route()) {
 			look = s.opts.PollMin
-			if s.sending(region, now) {
+			if f.sending() {
 				look = max(s.opts.PollMin, s.opts.LookaheadTime/10)
 			}
 			break
@@ -284,13 +284,12 @@ func (s *Scheduler) pollSoon(region string) {
 	s.replan(region, look)
 }
 
-// sending reports whether a copy to region is being sent: a job
-// SUBMITTING and not backing off.
-func (s *Scheduler) sending(region string, now time.Time) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, j := range s.live {
-		if j.DestinationRegion == region && j.State == job.StateSubmitting && !j.NextAttemptTime.After(now) {
+// sending reports whether a copy of the forecast is still being sent: a
+// job SUBMITTING and not backing off (every such job of the region is in
+// its queue).
+func (f forecast) sending() bool {
+	for _, q := range f.queue {
+		if q.j.State == job.StateSubmitting && !q.j.NextAttemptTime.After(f.now) {
 			return true
 		}
 	}
